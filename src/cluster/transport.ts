@@ -1,0 +1,237 @@
+/**
+ * The one HTTP layer of cutover. Every request to every cluster goes through `Transport.request`:
+ * keep-alive pool (undici), auth, TLS verification (CA file or pinned CA fingerprint), typed errors,
+ * and retries — only for idempotent requests.
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { TLSSocket } from 'node:tls';
+import { checkServerIdentity } from 'node:tls';
+import { gzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { Agent, buildConnector, type Dispatcher, request as undiciRequest } from 'undici';
+import { ClusterError, parseErrorBody, TransportError } from './errors.js';
+import { redactUrl, scrub } from './redact.js';
+import { type RetryPolicy, TRANSPORT_RETRY, withRetry } from './retry.js';
+
+const gzipAsync = promisify(gzip);
+
+export type Auth =
+  | { username: string; password: string }
+  | { apiKey: string }
+  | { bearer: string };
+
+export interface TlsOptions {
+  /** PEM file of the CA that signed the cluster's HTTP certificate */
+  caFile?: string;
+  /** SHA-256 fingerprint (hex, colons optional) of a certificate in the server's chain: pins it */
+  caFingerprint?: string;
+  /** Turns certificate verification off. Never the default; the CLI prints a warning when set. */
+  insecure?: boolean;
+}
+
+export interface ClusterConfig {
+  url: string;
+  auth?: Auth;
+  tls?: TlsOptions;
+  /** per request, ms (default 120 s: a bulk under load may take long) */
+  requestTimeoutMs?: number;
+  /** sockets per origin (default 16) */
+  connections?: number;
+  retry?: RetryPolicy;
+}
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface RequestOptions {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD';
+  path: string;
+  query?: Query;
+  /** JSON value, or a prebuilt NDJSON string/Buffer when `ndjson` is set */
+  body?: unknown;
+  ndjson?: boolean;
+  gzip?: boolean;
+  /** safe to send twice (reads, PUT of the same state, versioned writes): enables transport retries */
+  idempotent?: boolean;
+  /** statuses that are answers, not errors (e.g. 404 for an existence check) */
+  okStatuses?: number[];
+  signal?: AbortSignal;
+}
+
+export interface Response<T = unknown> {
+  status: number;
+  body: T;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+function normalizeFingerprint(fp: string): string {
+  return fp.replace(/:/g, '').toLowerCase();
+}
+
+/** Pinning: accept the chain only when one of its certificates has the configured SHA-256 fingerprint. */
+function fingerprintConnector(fingerprint: string, base: Record<string, unknown>): buildConnector.connector {
+  const wanted = normalizeFingerprint(fingerprint);
+  // The chain is self-signed, so Node's verification cannot succeed on its own; the pin replaces it.
+  const connect = buildConnector({ ...base, rejectUnauthorized: false });
+  return (opts, callback) =>
+    connect(opts, (err, socket) => {
+      if (err || !socket) return callback(err, null as never);
+      const tls = socket as TLSSocket;
+      let cert = tls.getPeerCertificate?.(true);
+      const seen = new Set<string>();
+      let matched = false;
+      while (cert?.raw && !seen.has(cert.fingerprint256)) {
+        seen.add(cert.fingerprint256);
+        if (createHash('sha256').update(cert.raw).digest('hex') === wanted) matched = true;
+        cert = cert.issuerCertificate;
+      }
+      const leaf = tls.getPeerCertificate?.();
+      const hostErr = leaf ? checkServerIdentity(opts.hostname, leaf) : new Error('no peer certificate');
+      if (!matched || hostErr) {
+        socket.destroy();
+        const why = !matched ? 'no certificate in the chain matches the configured CA fingerprint' : hostErr?.message;
+        const e = new Error(`TLS verification failed: ${why}`) as Error & { code: string };
+        e.code = 'CUTOVER_TLS_PIN_MISMATCH';
+        return callback(e, null as never);
+      }
+      callback(null, socket);
+    });
+}
+
+export class Transport {
+  readonly origin: string;
+  /** URL safe to print */
+  readonly displayUrl: string;
+  private readonly basePath: string;
+  private readonly headers: Record<string, string>;
+  private readonly dispatcher: Dispatcher;
+  private readonly secrets: string[];
+  private readonly retry: RetryPolicy;
+  private readonly timeoutMs: number;
+
+  constructor(config: ClusterConfig) {
+    let url: URL;
+    try {
+      url = new URL(config.url);
+    } catch {
+      throw new TypeError(`cluster url is not a valid URL: ${redactUrl(config.url)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new TypeError(`cluster url must be http:// or https://, got ${url.protocol}`);
+    }
+    let auth = config.auth;
+    if (!auth && (url.username || url.password)) {
+      auth = { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+    }
+    url.username = '';
+    url.password = '';
+    this.origin = url.origin;
+    this.basePath = url.pathname.replace(/\/+$/, '');
+    this.displayUrl = redactUrl(url.toString());
+    this.headers = { accept: 'application/json' };
+    this.secrets = [];
+    if (auth && 'username' in auth) {
+      const token = Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
+      this.headers.authorization = `Basic ${token}`;
+      this.secrets.push(auth.password, token);
+    } else if (auth && 'apiKey' in auth) {
+      this.headers.authorization = `ApiKey ${auth.apiKey}`;
+      this.secrets.push(auth.apiKey);
+    } else if (auth && 'bearer' in auth) {
+      this.headers.authorization = `Bearer ${auth.bearer}`;
+      this.secrets.push(auth.bearer);
+    }
+    this.retry = config.retry ?? TRANSPORT_RETRY;
+    this.timeoutMs = config.requestTimeoutMs ?? 120_000;
+
+    const tlsBase: Record<string, unknown> = {};
+    if (config.tls?.caFile) tlsBase.ca = readFileSync(config.tls.caFile);
+    if (config.tls?.insecure) tlsBase.rejectUnauthorized = false;
+    const connect =
+      config.tls?.caFingerprint && !config.tls.insecure
+        ? fingerprintConnector(config.tls.caFingerprint, tlsBase)
+        : tlsBase;
+    this.dispatcher = new Agent({
+      connections: config.connections ?? 16,
+      keepAliveTimeout: 30_000,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      connect,
+    });
+  }
+
+  /** Remove anything secret from text that came back from the server or the network stack. */
+  scrub(text: string): string {
+    return scrub(text, this.secrets);
+  }
+
+  async request<T = unknown>(opts: RequestOptions): Promise<Response<T>> {
+    const run = () => this.once<T>(opts);
+    if (!opts.idempotent) return run();
+    return withRetry(
+      run,
+      (err) => err instanceof TransportError || (err instanceof ClusterError && err.transient),
+      this.retry,
+      { signal: opts.signal },
+    );
+  }
+
+  private async once<T>(opts: RequestOptions): Promise<Response<T>> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) qs.set(k, String(v));
+    const path = `${this.basePath}${opts.path}${qs.size ? `?${qs}` : ''}`;
+    const headers: Record<string, string> = { ...this.headers };
+    let body: string | Buffer | undefined;
+    if (opts.body !== undefined) {
+      if (opts.ndjson) {
+        body = opts.body as string | Buffer;
+        headers['content-type'] = 'application/x-ndjson';
+      } else {
+        body = JSON.stringify(opts.body);
+        headers['content-type'] = 'application/json';
+      }
+      if (opts.gzip) {
+        body = await gzipAsync(body);
+        headers['content-encoding'] = 'gzip';
+      }
+    }
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await undiciRequest(`${this.origin}${path}`, {
+        method: opts.method,
+        headers,
+        body,
+        dispatcher: this.dispatcher,
+        signal: opts.signal,
+      });
+    } catch (err) {
+      const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+      const code = e.code ?? e.cause?.code;
+      const message = this.scrub(e.cause?.message ? `${e.message}: ${e.cause.message}` : e.message);
+      throw new TransportError(message, code, opts.method, opts.path);
+    }
+    const text = opts.method === 'HEAD' ? '' : await res.body.text();
+    let parsed: unknown = text;
+    if (text.length > 0 && (text[0] === '{' || text[0] === '[')) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
+    }
+    if (res.statusCode >= 400 && !opts.okStatuses?.includes(res.statusCode)) {
+      const { type, reason, rootCause } = parseErrorBody(parsed);
+      throw new ClusterError(res.statusCode, type, this.scrub(reason), opts.method, opts.path, rootCause);
+    }
+    return { status: res.statusCode, body: parsed as T, headers: res.headers };
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+/** SHA-256 fingerprint of a PEM certificate, as printed by `openssl x509 -fingerprint -sha256` without colons. */
+export function certificateFingerprint(pem: string | Buffer): string {
+  return new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
+}

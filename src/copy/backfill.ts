@@ -1,0 +1,101 @@
+/** Copy every slice of the source into the target, `concurrency` slices at a time, resuming from checkpoints. */
+import type { Cluster } from '../cluster/client.js';
+import { RateLimiter } from '../ops/throttle.js';
+import type { CopyTotals, SliceCheckpoint, StateStore } from '../plan/state.js';
+import type { DeadLetterSink } from './dead-letters.js';
+import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './reader.js';
+import { copySlice, emptyCheckpoint, type SliceProgress, type Versioning } from './slice-copier.js';
+import type { TransformFn } from './transform.js';
+import { BulkWriter } from './writer.js';
+
+export interface BackfillOptions {
+  source: Cluster;
+  target: Cluster;
+  sourceIndex: string;
+  targetIndex: string;
+  /** = primary shards of the source: each slice is one shard */
+  slices: number;
+  batchDocs: number;
+  batchBytes: number;
+  concurrency: number;
+  maxDocsPerSecond: number;
+  keepAlive: string;
+  versioning: Versioning;
+  gzip: boolean;
+  transform: TransformFn;
+  store: StateStore;
+  deadLetters: DeadLetterSink;
+  signal?: AbortSignal;
+  onProgress?: (p: SliceProgress) => void;
+  onNotice?: (message: string) => void;
+}
+
+export function totalsOf(cps: SliceCheckpoint[], sourceDocs: number): CopyTotals {
+  const t: CopyTotals = { sourceDocs, copied: 0, conflicts: 0, dropped: 0, deadLetters: 0, bytes: 0, retries: 0 };
+  for (const cp of cps) {
+    t.copied += cp.copied;
+    t.conflicts += cp.conflicts;
+    t.dropped += cp.dropped;
+    t.deadLetters += cp.deadLetters;
+    t.bytes += cp.bytes;
+    t.retries += cp.retries;
+  }
+  return t;
+}
+
+export function loadCheckpoints(store: StateStore, slices: number): SliceCheckpoint[] {
+  return Array.from({ length: slices }, (_, i) => store.loadCheckpoint(i) ?? emptyCheckpoint(i));
+}
+
+export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
+  const caps = await o.source.capabilities();
+  const checkpoints = loadCheckpoints(o.store, o.slices);
+  const pit = caps.pit ? new PitSession(o.source, o.sourceIndex, o.keepAlive) : undefined;
+  const limiter = new RateLimiter(o.maxDocsPerSecond);
+  const writer = new BulkWriter(o.target, o.targetIndex, {
+    deadLetters: o.deadLetters,
+    maxBytes: o.batchBytes,
+    gzip: o.gzip,
+    signal: o.signal,
+    onRetry: (why, n, ms) => o.onNotice?.(`target refused ${n} document(s) for now (${why}); retrying in ${ms} ms`),
+  });
+  const readerOpts = {
+    batchDocs: o.batchDocs,
+    keepAlive: o.keepAlive,
+    withVersion: o.versioning === 'source-version',
+    signal: o.signal,
+    onContextLost: (s: number) => o.onNotice?.(`slice ${s}: search context expired (keep_alive ${o.keepAlive} outlived); reopening at the checkpoint`),
+  };
+  const makeReader = (slice: number): SliceReader =>
+    pit ? new PitSliceReader(o.source, pit, slice, o.slices, readerOpts) : new ScrollSliceReader(o.source, o.sourceIndex, slice, readerOpts);
+
+  const queue = checkpoints.filter((cp) => !cp.done);
+  let failure: unknown;
+  const worker = async () => {
+    for (let cp = queue.shift(); cp && failure === undefined; cp = queue.shift()) {
+      try {
+        await copySlice(cp, {
+          reader: makeReader(cp.slice),
+          writer,
+          transform: o.transform,
+          store: o.store,
+          limiter,
+          deadLetters: o.deadLetters,
+          versioning: o.versioning,
+          sourceIndex: o.sourceIndex,
+          signal: o.signal,
+          onProgress: o.onProgress,
+        });
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(o.concurrency, Math.max(1, queue.length)) }, worker));
+  } finally {
+    await pit?.close();
+  }
+  if (failure !== undefined) throw failure;
+  return checkpoints;
+}

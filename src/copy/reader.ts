@@ -1,0 +1,202 @@
+/**
+ * Reads one source shard in `_seq_no` order. A slice is exactly one primary shard (PIT `slice` with
+ * max = number of shards selects whole shards; scroll uses `preference=_shards:N`), so `_seq_no` is unique within
+ * it and a checkpoint "everything up to seq_no S is on the target" stays valid across PITs, scrolls, crashes and
+ * expired contexts: a document changed since carries a higher `_seq_no` and is simply read again.
+ */
+import type { Capabilities } from '../cluster/capabilities.js';
+import type { Cluster, Hit, SearchResponse } from '../cluster/client.js';
+import { ClusterError } from '../cluster/errors.js';
+import { TRANSPORT_RETRY, withRetry } from '../cluster/retry.js';
+
+export class IncompletePageError extends Error {
+  override readonly name = 'IncompletePageError';
+}
+
+export function isContextMissing(e: unknown): boolean {
+  if (!(e instanceof ClusterError)) return false;
+  if (e.type === 'search_context_missing_exception') return true;
+  if (e.rootCause?.some((c) => c.type === 'search_context_missing_exception')) return true;
+  return e.status === 404 && /search context|point in time|pit/i.test(e.reason);
+}
+
+function checkShards(res: SearchResponse, what: string): void {
+  if (res._shards.failed > 0) {
+    // An incomplete page would silently skip documents; never continue past one.
+    throw new IncompletePageError(`${what}: ${res._shards.failed} of ${res._shards.total} shards failed: ${JSON.stringify(res._shards.failures ?? []).slice(0, 300)}`);
+  }
+}
+
+/** One PIT shared by every slice; renewed once (not once per slice) when it expired. */
+export class PitSession {
+  private id?: string;
+  private generation = 0;
+  private opening?: Promise<void>;
+  renewals = 0;
+
+  constructor(
+    private readonly cluster: Cluster,
+    readonly index: string,
+    readonly keepAlive: string,
+  ) {}
+
+  async current(): Promise<{ id: string; generation: number }> {
+    if (!this.id) {
+      this.opening ??= this.cluster.openPit(this.index, this.keepAlive).then((id) => {
+        this.id = id;
+        this.generation++;
+        this.opening = undefined;
+      });
+      await this.opening;
+    }
+    return { id: this.id!, generation: this.generation };
+  }
+
+  /** Called by a slice that saw its PIT vanish; only the first caller of a generation reopens. */
+  async renew(seenGeneration: number): Promise<void> {
+    if (seenGeneration === this.generation && this.id) {
+      this.id = undefined;
+      this.renewals++;
+    }
+    await this.current();
+  }
+
+  /** The cluster may hand back a new id for the same PIT; the newest one must be used. */
+  update(id: string | undefined, generation: number): void {
+    if (id && generation === this.generation) this.id = id;
+  }
+
+  async close(): Promise<void> {
+    const id = this.id;
+    this.id = undefined;
+    if (id) await this.cluster.closePit(id).catch(() => undefined);
+  }
+}
+
+export interface ReaderOptions {
+  batchDocs: number;
+  keepAlive: string;
+  /** ask for _version too (versioning: source-version) */
+  withVersion: boolean;
+  signal?: AbortSignal;
+  onContextLost?: (slice: number) => void;
+}
+
+export interface SliceReader {
+  readonly slice: number;
+  /** the next page of documents with `_seq_no` > after, in `_seq_no` order; [] at the end */
+  next(after: number | null): Promise<Hit[]>;
+  close(): Promise<void>;
+}
+
+export class PitSliceReader implements SliceReader {
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly pit: PitSession,
+    readonly slice: number,
+    private readonly slices: number,
+    private readonly opts: ReaderOptions,
+  ) {}
+
+  async next(after: number | null): Promise<Hit[]> {
+    return withRetry(
+      async () => {
+        const { id, generation } = await this.pit.current();
+        const body: Record<string, unknown> = {
+          size: this.opts.batchDocs,
+          pit: { id, keep_alive: this.opts.keepAlive },
+          sort: [{ _seq_no: 'asc' }],
+          seq_no_primary_term: true,
+          track_total_hits: false,
+          version: this.opts.withVersion || undefined,
+        };
+        if (this.slices > 1) body.slice = { id: this.slice, max: this.slices };
+        if (after !== null) body.search_after = [after];
+        let res: SearchResponse;
+        try {
+          res = await this.cluster.search(undefined, body, undefined, this.opts.signal);
+        } catch (e) {
+          if (isContextMissing(e)) {
+            // keep_alive was outlived (a long pause): a new PIT and the same checkpoint lose nothing.
+            this.opts.onContextLost?.(this.slice);
+            await this.pit.renew(generation);
+          }
+          throw e;
+        }
+        checkShards(res, `slice ${this.slice}`);
+        this.pit.update(res.pit_id, generation);
+        return res.hits.hits;
+      },
+      (e) => isContextMissing(e) || e instanceof IncompletePageError,
+      TRANSPORT_RETRY,
+      { signal: this.opts.signal },
+    );
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * Fallback for clusters without PIT. A scroll page cannot be re-read once the scroll moved on, so any failure
+ * (or a request for a position other than where the scroll stands) starts a fresh scroll from the checkpoint.
+ */
+export class ScrollSliceReader implements SliceReader {
+  private scrollId?: string;
+  private position: number | null | undefined;
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly index: string,
+    readonly slice: number,
+    private readonly opts: ReaderOptions,
+  ) {}
+
+  async next(after: number | null): Promise<Hit[]> {
+    return withRetry(
+      async () => {
+        let res: SearchResponse;
+        try {
+          if (this.scrollId && this.position === after) {
+            res = await this.cluster.scroll(this.scrollId, this.opts.keepAlive);
+          } else {
+            await this.close();
+            res = await this.cluster.search(
+              this.index,
+              {
+                size: this.opts.batchDocs,
+                sort: [{ _seq_no: 'asc' }],
+                seq_no_primary_term: true,
+                version: this.opts.withVersion || undefined,
+                query: after === null ? { match_all: {} } : { range: { _seq_no: { gt: after } } },
+              },
+              { scroll: this.opts.keepAlive, preference: `_shards:${this.slice}` },
+              this.opts.signal,
+            );
+          }
+          checkShards(res, `slice ${this.slice}`);
+        } catch (e) {
+          this.scrollId = undefined;
+          if (isContextMissing(e)) this.opts.onContextLost?.(this.slice);
+          throw e;
+        }
+        this.scrollId = res._scroll_id;
+        const hits = res.hits.hits;
+        this.position = hits.length ? (hits[hits.length - 1]!._seq_no ?? null) : after;
+        return hits;
+      },
+      (e) => isContextMissing(e) || e instanceof IncompletePageError || (e instanceof ClusterError && e.transient),
+      TRANSPORT_RETRY,
+      { signal: this.opts.signal },
+    );
+  }
+
+  async close(): Promise<void> {
+    const id = this.scrollId;
+    this.scrollId = undefined;
+    if (id) await this.cluster.clearScroll(id).catch(() => undefined);
+  }
+}
+
+export function usesPit(caps: Capabilities): boolean {
+  return caps.pit !== null;
+}

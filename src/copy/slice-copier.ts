@@ -1,0 +1,122 @@
+/**
+ * Copies one slice: read a page, transform, write, and only then advance the checkpoint. The next page is read
+ * while the current one is written, so reading and writing overlap without more than two pages in memory.
+ */
+import type { Hit } from '../cluster/client.js';
+import type { RateLimiter } from '../ops/throttle.js';
+import type { SliceCheckpoint, StateStore } from '../plan/state.js';
+import type { DeadLetterSink } from './dead-letters.js';
+import type { SliceReader } from './reader.js';
+import { applyTransform, type DocMeta, TransformError, type TransformFn } from './transform.js';
+import type { BulkWriter, WriteOp, WriteResult } from './writer.js';
+
+export type Versioning = 'seqno' | 'source-version';
+
+export interface SliceProgress {
+  slice: number;
+  docs: number;
+  bytes: number;
+  result: WriteResult;
+  dropped: number;
+}
+
+export interface SliceCopyDeps {
+  reader: SliceReader;
+  writer: BulkWriter;
+  transform: TransformFn;
+  store: StateStore;
+  limiter: RateLimiter;
+  deadLetters: DeadLetterSink;
+  versioning: Versioning;
+  sourceIndex: string;
+  signal?: AbortSignal;
+  onProgress?: (p: SliceProgress) => void;
+}
+
+/** External version for a source hit: `_seq_no + 1` (never 0, never lower for a newer state of the doc). */
+export function versionOf(hit: Hit, versioning: Versioning): number {
+  if (versioning === 'source-version') {
+    if (typeof hit._version !== 'number') throw new Error(`hit ${hit._id} has no _version`);
+    return hit._version;
+  }
+  if (typeof hit._seq_no !== 'number') throw new Error(`hit ${hit._id} has no _seq_no (seq_no_primary_term missing)`);
+  return hit._seq_no + 1;
+}
+
+export function emptyCheckpoint(slice: number): SliceCheckpoint {
+  return { slice, after: null, done: false, copied: 0, conflicts: 0, dropped: 0, deadLetters: 0, bytes: 0, retries: 0, updatedAt: '' };
+}
+
+/** Transform a page into write ops; documents whose transform throws become dead letters, never vanish. */
+export async function toWriteOps(
+  hits: Hit[],
+  deps: Pick<SliceCopyDeps, 'transform' | 'versioning' | 'sourceIndex' | 'deadLetters'>,
+): Promise<{ ops: WriteOp[]; dropped: number; failed: number }> {
+  const ops: WriteOp[] = [];
+  let dropped = 0;
+  const failed: TransformError[] = [];
+  const failedHits: Hit[] = [];
+  for (const hit of hits) {
+    const meta: DocMeta = { id: hit._id, index: deps.sourceIndex, routing: hit._routing, seqNo: hit._seq_no, primaryTerm: hit._primary_term };
+    const version = versionOf(hit, deps.versioning);
+    try {
+      const doc = await applyTransform(deps.transform, hit._source ?? {}, meta);
+      if (doc === null) dropped++;
+      else ops.push({ kind: 'index', id: hit._id, routing: hit._routing, version, doc });
+    } catch (e) {
+      if (!(e instanceof TransformError)) throw e;
+      failed.push(e);
+      failedHits.push(hit);
+    }
+  }
+  if (failed.length) {
+    const at = new Date().toISOString();
+    deps.deadLetters.add(
+      failed.map((e, i) => ({
+        id: e.docId,
+        index: deps.sourceIndex,
+        routing: failedHits[i]?._routing,
+        status: 0,
+        type: 'transform_error',
+        reason: e.cause instanceof Error ? e.cause.message : String(e.cause),
+        doc: failedHits[i]?._source,
+        at,
+      })),
+    );
+  }
+  return { ops, dropped, failed: failed.length };
+}
+
+export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promise<SliceCheckpoint> {
+  if (cp.done) return cp;
+  let pending: Promise<Hit[]> = deps.reader.next(cp.after);
+  try {
+    for (;;) {
+      const hits = await pending;
+      if (hits.length === 0) {
+        cp.done = true;
+        deps.store.saveCheckpoint(cp);
+        return cp;
+      }
+      const last = hits[hits.length - 1]!._seq_no;
+      if (typeof last !== 'number') throw new Error('source hits carry no _seq_no');
+      pending = deps.reader.next(last);
+      // The prefetch may fail while we write; its error is taken when awaited, not as an unhandled rejection.
+      pending.catch(() => undefined);
+      await deps.limiter.take(hits.length, deps.signal);
+      const { ops, dropped, failed } = await toWriteOps(hits, deps);
+      const res = await deps.writer.write(ops);
+      cp.after = last;
+      cp.copied += res.written;
+      cp.conflicts += res.conflicts;
+      cp.dropped += dropped;
+      cp.deadLetters += res.deadLetters + failed;
+      cp.bytes += res.bytes;
+      cp.retries += res.retries;
+      deps.store.saveCheckpoint(cp);
+      deps.onProgress?.({ slice: cp.slice, docs: hits.length, bytes: res.bytes, result: res, dropped });
+    }
+  } finally {
+    await deps.reader.close();
+  }
+}

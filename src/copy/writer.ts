@@ -1,0 +1,201 @@
+/**
+ * The one writer. Backfill, live capture and reverse sync all end here, and versions decide who wins:
+ * every write carries an external version derived from the source, so an older state of a document can never
+ * overwrite a newer one, whatever order they arrive in.
+ */
+import type { BulkItemResult, Cluster } from '../cluster/client.js';
+import { ClusterError, isTransientFailure, TransportError } from '../cluster/errors.js';
+import { backoffDelay, ITEM_RETRY, type RetryPolicy, sleep } from '../cluster/retry.js';
+import type { DeadLetter, DeadLetterSink } from './dead-letters.js';
+import type { Doc } from './transform.js';
+
+export type WriteOp =
+  | { kind: 'index'; id: string; routing?: string; version: number; doc: Doc }
+  | { kind: 'delete'; id: string; routing?: string; version: number };
+
+export interface WriteResult {
+  /** created or updated on the target */
+  written: number;
+  deleted: number;
+  /** a newer (or the same) state was already there: not an error */
+  conflicts: number;
+  deadLetters: number;
+  retries: number;
+  bytes: number;
+}
+
+export class RetryBudgetExceeded extends Error {
+  override readonly name = 'RetryBudgetExceeded';
+}
+
+export interface WriterOptions {
+  deadLetters: DeadLetterSink;
+  maxBytes: number;
+  gzip?: boolean;
+  retry?: RetryPolicy;
+  signal?: AbortSignal;
+  onRetry?: (reason: string, items: number, delayMs: number) => void;
+}
+
+interface Encoded {
+  op: WriteOp;
+  ndjson: string;
+}
+
+export function emptyResult(): WriteResult {
+  return { written: 0, deleted: 0, conflicts: 0, deadLetters: 0, retries: 0, bytes: 0 };
+}
+
+export function addResults(a: WriteResult, b: WriteResult): WriteResult {
+  return {
+    written: a.written + b.written,
+    deleted: a.deleted + b.deleted,
+    conflicts: a.conflicts + b.conflicts,
+    deadLetters: a.deadLetters + b.deadLetters,
+    retries: a.retries + b.retries,
+    bytes: a.bytes + b.bytes,
+  };
+}
+
+export class BulkWriter {
+  private readonly retry: RetryPolicy;
+
+  constructor(
+    private readonly cluster: Cluster,
+    readonly index: string,
+    private readonly opts: WriterOptions,
+  ) {
+    this.retry = opts.retry ?? ITEM_RETRY;
+  }
+
+  private encode(op: WriteOp): Encoded {
+    const meta: Record<string, unknown> = { _index: this.index, _id: op.id, version: op.version, version_type: 'external' };
+    if (op.routing !== undefined) meta.routing = op.routing;
+    const ndjson =
+      op.kind === 'index'
+        ? `${JSON.stringify({ index: meta })}\n${JSON.stringify(op.doc)}\n`
+        : `${JSON.stringify({ delete: meta })}\n`;
+    return { op, ndjson };
+  }
+
+  /** Write all ops; returns only when each one is applied, a version conflict, or a dead letter. */
+  async write(ops: WriteOp[]): Promise<WriteResult> {
+    const result = emptyResult();
+    let pending = ops.map((op) => this.encode(op));
+    const started = Date.now();
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      const again: Encoded[] = [];
+      let why = '';
+      for (const chunk of this.chunks(pending)) {
+        const failed = await this.send(chunk, result);
+        if (failed.items.length) {
+          again.push(...failed.items);
+          why = failed.reason;
+        }
+      }
+      if (again.length === 0) break;
+      const delay = backoffDelay(attempt, this.retry);
+      if (Date.now() - started + delay > this.retry.budgetMs) {
+        throw new RetryBudgetExceeded(
+          `${again.length} document(s) still refused after ${Math.round((Date.now() - started) / 1000)} s of retries (${why}); nothing was lost: the checkpoint was not advanced, run again when the cluster recovers`,
+        );
+      }
+      result.retries += again.length;
+      this.opts.onRetry?.(why, again.length, delay);
+      await sleep(delay, this.opts.signal);
+      pending = again;
+    }
+    return result;
+  }
+
+  private *chunks(items: Encoded[]): Generator<Encoded[]> {
+    let chunk: Encoded[] = [];
+    let size = 0;
+    for (const it of items) {
+      if (chunk.length > 0 && size + it.ndjson.length > this.opts.maxBytes) {
+        yield chunk;
+        chunk = [];
+        size = 0;
+      }
+      chunk.push(it);
+      size += it.ndjson.length;
+    }
+    if (chunk.length) yield chunk;
+  }
+
+  /** Send one bulk; returns the items to retry. Splits on 413 instead of dropping. */
+  private async send(chunk: Encoded[], result: WriteResult): Promise<{ items: Encoded[]; reason: string }> {
+    const body = chunk.map((c) => c.ndjson).join('');
+    let res: Awaited<ReturnType<Cluster['bulk']>>;
+    try {
+      res = await this.cluster.bulk(body, { gzip: this.opts.gzip, signal: this.opts.signal });
+    } catch (e) {
+      if (e instanceof ClusterError && e.status === 413) {
+        if (chunk.length === 1) {
+          this.deadLetter(chunk, result, 413, 'request_entity_too_large', 'a single document is larger than the cluster accepts (http.max_content_length)');
+          return { items: [], reason: '' };
+        }
+        const half = Math.ceil(chunk.length / 2);
+        const a = await this.send(chunk.slice(0, half), result);
+        const b = await this.send(chunk.slice(half), result);
+        return { items: [...a.items, ...b.items], reason: a.reason || b.reason };
+      }
+      // A whole-request failure that may clear: resend everything (versions make a resend harmless).
+      if (e instanceof TransportError || (e instanceof ClusterError && e.transient)) {
+        return { items: chunk, reason: e instanceof ClusterError ? `${e.status} ${e.type}` : (e.code ?? e.message) };
+      }
+      throw e;
+    }
+    result.bytes += body.length;
+    const retry: Encoded[] = [];
+    let reason = '';
+    const dead: Array<{ enc: Encoded; item: BulkItemResult }> = [];
+    res.items.forEach((wrapper, i) => {
+      const item = Object.values(wrapper)[0];
+      const enc = chunk[i];
+      if (!item || !enc) return;
+      if (item.status >= 200 && item.status < 300) {
+        if (enc.op.kind === 'delete') result.deleted++;
+        else result.written++;
+      } else if (item.status === 409 && item.error?.type === 'version_conflict_engine_exception') {
+        result.conflicts++;
+      } else if (enc.op.kind === 'delete' && item.status === 404) {
+        // A versioned delete of an absent document still leaves its tombstone: the goal state is reached.
+        result.deleted++;
+      } else if (isTransientFailure(item.status, item.error?.type)) {
+        retry.push(enc);
+        reason = `${item.status} ${item.error?.type ?? ''}`.trim();
+      } else {
+        dead.push({ enc, item });
+      }
+    });
+    if (res.items.length !== chunk.length) {
+      throw new Error(`_bulk answered ${res.items.length} items for ${chunk.length} sent; refusing to guess which were applied`);
+    }
+    if (dead.length) {
+      const now = new Date().toISOString();
+      const letters: DeadLetter[] = dead.map(({ enc, item }) => ({
+        id: enc.op.id,
+        index: this.index,
+        routing: enc.op.routing,
+        version: enc.op.version,
+        status: item.status,
+        type: item.error?.type ?? 'unknown',
+        reason: item.error?.caused_by?.reason ? `${item.error.reason}: ${item.error.caused_by.reason}` : (item.error?.reason ?? ''),
+        doc: enc.op.kind === 'index' ? enc.op.doc : undefined,
+        at: now,
+      }));
+      this.opts.deadLetters.add(letters);
+      result.deadLetters += letters.length;
+    }
+    return { items: retry, reason };
+  }
+
+  private deadLetter(chunk: Encoded[], result: WriteResult, status: number, type: string, reason: string): void {
+    const at = new Date().toISOString();
+    this.opts.deadLetters.add(
+      chunk.map((c) => ({ id: c.op.id, index: this.index, routing: c.op.routing, version: c.op.version, status, type, reason, doc: c.op.kind === 'index' ? c.op.doc : undefined, at })),
+    );
+    result.deadLetters += chunk.length;
+  }
+}

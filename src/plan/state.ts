@@ -1,0 +1,124 @@
+/**
+ * The persisted state of one migration. It is written atomically after every step, so a crash at any moment
+ * leaves either the state before the step or after it; every step is idempotent against either.
+ */
+import { join } from 'node:path';
+import { readJson, writeJsonAtomic } from './atomic-file.js';
+
+/** The alias as it stood on the source before cutover: restored as is by rollback. */
+export interface AliasRecord {
+  alias: string;
+  isWriteIndex?: boolean;
+  filter?: unknown;
+  routing?: string;
+  indexRouting?: string;
+  searchRouting?: string;
+}
+
+/** Index settings cutover changes temporarily on the target; `null` means "was unset (default)". */
+export type TemporarySettings = Record<'index.number_of_replicas' | 'index.refresh_interval' | 'index.gc_deletes', string | null>;
+
+export type Phase =
+  | 'new'
+  | 'running'
+  | 'awaiting-cutover'
+  | 'cut-over'
+  | 'rolled-back'
+  | 'cleaned-up'
+  | 'failed';
+
+export interface CopyTotals {
+  sourceDocs: number;
+  copied: number;
+  conflicts: number;
+  dropped: number;
+  deadLetters: number;
+  bytes: number;
+  retries: number;
+}
+
+export interface MigrationState {
+  format: 1;
+  name: string;
+  phase: Phase;
+  /** step name -> ISO time it completed */
+  completed: Record<string, string>;
+  sourceIndex?: string;
+  targetIndex: string;
+  sourceShards?: number;
+  /** this migration created the target (so rollback/cleanup may reason about it) */
+  createdTarget?: boolean;
+  /** the target's own values, read before cutover changed them; kept until restored */
+  originalSettings?: TemporarySettings;
+  temporarySettingsApplied?: boolean;
+  aliases?: { records: AliasRecord[]; write?: string };
+  totals?: CopyTotals;
+  copyStartedAt?: string;
+  copyFinishedAt?: string;
+  countGate?: { source: number; target: number; expectedTarget: number; at: string };
+  cutoverAt?: string;
+  rolledBackAt?: string;
+  /** the old index is kept at least until then */
+  retainUntil?: string;
+  lastError?: { at: string; step: string; message: string };
+  updatedAt: string;
+}
+
+export interface SliceCheckpoint {
+  slice: number;
+  /** last source _seq_no whose document is acknowledged on the target; null: nothing yet */
+  after: number | null;
+  done: boolean;
+  copied: number;
+  conflicts: number;
+  dropped: number;
+  deadLetters: number;
+  bytes: number;
+  retries: number;
+  updatedAt: string;
+}
+
+export class StateStore {
+  constructor(readonly dir: string) {}
+
+  get statePath(): string {
+    return join(this.dir, 'state.json');
+  }
+  get lockPath(): string {
+    return join(this.dir, 'lock');
+  }
+  get auditPath(): string {
+    return join(this.dir, 'audit.jsonl');
+  }
+  get deadLetterPath(): string {
+    return join(this.dir, 'dead-letters.ndjson');
+  }
+  get reportPath(): string {
+    return join(this.dir, 'report.json');
+  }
+  checkpointPath(slice: number): string {
+    return join(this.dir, 'checkpoints', `slice-${slice}.json`);
+  }
+
+  load(): MigrationState | undefined {
+    return readJson<MigrationState>(this.statePath);
+  }
+
+  save(state: MigrationState): void {
+    state.updatedAt = new Date().toISOString();
+    writeJsonAtomic(this.statePath, state);
+  }
+
+  loadCheckpoint(slice: number): SliceCheckpoint | undefined {
+    return readJson<SliceCheckpoint>(this.checkpointPath(slice));
+  }
+
+  saveCheckpoint(cp: SliceCheckpoint): void {
+    cp.updatedAt = new Date().toISOString();
+    writeJsonAtomic(this.checkpointPath(cp.slice), cp);
+  }
+}
+
+export function newState(name: string, targetIndex: string): MigrationState {
+  return { format: 1, name, phase: 'new', completed: {}, targetIndex, updatedAt: new Date().toISOString() };
+}

@@ -1,0 +1,104 @@
+/**
+ * The migration spec: one file an operator writes, reviews and keeps. Every CLI flag maps onto a field here.
+ * The same zod schema validates input, gives the TypeScript types and generates schema/migration.schema.json.
+ */
+import { z } from 'zod';
+
+const secretRef = {
+  /** read the secret from this environment variable (preferred: secrets stay out of files) */
+  env: z.string().min(1).describe('environment variable holding the secret'),
+};
+
+export const authSchema = z
+  .union([
+    z.strictObject({
+      username: z.string().min(1),
+      password: z.string().min(1).optional().describe('inline password (prefer passwordEnv)'),
+      passwordEnv: secretRef.env.optional(),
+    }),
+    z.strictObject({ apiKey: z.string().min(1).optional(), apiKeyEnv: secretRef.env.optional() }),
+    z.strictObject({ bearer: z.string().min(1).optional(), bearerEnv: secretRef.env.optional() }),
+  ])
+  .describe('basic auth, API key (base64 id:key) or bearer token');
+
+export const clusterSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }).describe('http(s)://host:port of the cluster'),
+  auth: authSchema.optional(),
+  tls: z
+    .strictObject({
+      caFile: z.string().min(1).optional().describe('PEM file of the CA'),
+      caFingerprint: z
+        .string()
+        .regex(/^([0-9a-fA-F]{2}:?){32}$/, 'a SHA-256 fingerprint: 64 hex digits, colons optional')
+        .optional(),
+      insecure: z.boolean().optional().describe('turn certificate verification off (never the default)'),
+    })
+    .optional(),
+  requestTimeoutMs: z.number().int().positive().optional(),
+});
+
+const jsonObject = z.record(z.string(), z.unknown());
+
+export const specSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, 'lowercase letters, digits, ".", "_", "-"; 1 to 100 characters')
+    .describe('migration id: names the state directory and the lock'),
+  source: z.strictObject({
+    cluster: clusterSchema,
+    index: z.string().min(1).describe('source index, or an alias pointing at exactly one index'),
+  }),
+  target: z.strictObject({
+    cluster: clusterSchema.optional().describe('defaults to the source cluster'),
+    index: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._+-]*$/, 'a valid index name: lowercase, no spaces, not starting with _ - +')
+      .max(255),
+    mappings: z
+      .union([z.string().min(1), jsonObject])
+      .optional()
+      .describe('file path (JSON/YAML) or inline mappings; absent: copy the source mappings'),
+    settings: z
+      .union([z.string().min(1), jsonObject])
+      .optional()
+      .describe('file path or inline index settings; absent: copy the source settings that can be copied'),
+    mappingOverrides: jsonObject.optional().describe('deep-merged into the mappings (e.g. a changed field type)'),
+    settingOverrides: jsonObject.optional().describe('deep-merged into the settings (e.g. number_of_shards)'),
+    reuse: z.boolean().default(false).describe('accept an existing target whose mappings match'),
+  }),
+  aliases: z
+    .strictObject({
+      read: z.array(z.string().min(1)).default([]).describe('aliases the application reads through'),
+      write: z.string().min(1).optional().describe('alias the application writes through (may equal a read alias)'),
+    })
+    .optional(),
+  copy: z
+    .strictObject({
+      batchDocs: z.number().int().min(1).max(10_000).default(1000),
+      batchBytes: z.number().int().min(1024).max(100 * 1024 * 1024).default(8 * 1024 * 1024),
+      concurrency: z.number().int().min(1).max(64).default(4).describe('slices copied at once'),
+      maxDocsPerSecond: z.number().min(0).default(0).describe('0: unthrottled'),
+      keepAlive: z.string().regex(/^\d+[smh]$/, 'a duration like 5m').default('5m'),
+      versioning: z
+        .enum(['seqno', 'source-version'])
+        .default('seqno')
+        .describe('seqno: version = source _seq_no + 1; source-version: carry the source _version (app uses external versions)'),
+      maxDeadLetters: z.number().int().min(0).default(0).describe('dead letters tolerated before cutover is refused'),
+      sampleSize: z.number().int().min(0).max(10_000).default(200).describe('documents test-indexed before the copy'),
+      gzip: z.boolean().default(false),
+    })
+    .prefault({}),
+  transform: z.string().min(1).optional().describe('JS/TS module exporting default (doc, meta) => doc | null'),
+  cutover: z
+    .strictObject({
+      mode: z.enum(['auto', 'manual']).default('auto').describe('manual: wait for `cutover cutover`'),
+      retentionHours: z.number().min(0).default(72).describe('old index kept at least this long before cleanup'),
+    })
+    .prefault({}),
+  stateDir: z.string().min(1).default('.cutover').describe('state directory, relative to the spec file'),
+});
+
+export type SpecInput = z.input<typeof specSchema>;
+export type Spec = z.output<typeof specSchema>;
+export type ClusterSpec = z.output<typeof clusterSchema>;
+export type AuthSpec = z.output<typeof authSchema>;
