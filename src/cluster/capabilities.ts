@@ -26,7 +26,11 @@ export function parseVersion(v: string): { major: number; minor: number } {
 const atLeast = (v: { major: number; minor: number }, major: number, minor: number) =>
   v.major > major || (v.major === major && v.minor >= minor);
 
-export function capabilitiesFor(distribution: Distribution, version: string, modules: string[]): Capabilities {
+export function capabilitiesFor(
+  distribution: Distribution,
+  version: string,
+  modules: string[],
+): Capabilities {
   const v = parseVersion(version);
   const es = distribution === 'elasticsearch';
   return {

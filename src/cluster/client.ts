@@ -4,7 +4,13 @@
  */
 import { type Capabilities, capabilitiesFor, type Distribution } from './capabilities.js';
 import { ClusterError } from './errors.js';
-import { type ClusterConfig, type Query, type RequestOptions, type Response, Transport } from './transport.js';
+import {
+  type ClusterConfig,
+  type Query,
+  type RequestOptions,
+  type Response,
+  Transport,
+} from './transport.js';
 
 export interface Hit<S = Record<string, unknown>> {
   _index: string;
@@ -48,7 +54,9 @@ export type AliasAction =
   | { remove_index: { index: string } };
 
 export interface IndexAliases {
-  [index: string]: { aliases: Record<string, { is_write_index?: boolean; filter?: unknown; routing?: string }> };
+  [index: string]: {
+    aliases: Record<string, { is_write_index?: boolean; filter?: unknown; routing?: string }>;
+  };
 }
 
 export interface ClusterHealth {
@@ -88,7 +96,10 @@ export class Cluster {
 
   private async detect(): Promise<Capabilities> {
     const nodes = await this.get<{
-      nodes: Record<string, { version: string; distribution?: string; build_flavor?: string; modules?: Array<{ name: string }> }>;
+      nodes: Record<
+        string,
+        { version: string; distribution?: string; build_flavor?: string; modules?: Array<{ name: string }> }
+      >;
     }>('/_nodes/_local', { filter_path: 'nodes.*.version,nodes.*.distribution,nodes.*.modules.name' });
     const node = Object.values(nodes.nodes ?? {})[0];
     if (!node) throw new Error('cannot detect cluster version: _nodes/_local returned no node');
@@ -106,21 +117,39 @@ export class Cluster {
     }
     // OpenSearch 1.x+ reports "distribution" only via GET /; its node modules also give it away.
     const modules = (node.modules ?? []).map((m) => m.name);
-    if (node.distribution === 'opensearch' || modules.some((m) => m.startsWith('opensearch'))) distribution = 'opensearch';
+    if (node.distribution === 'opensearch' || modules.some((m) => m.startsWith('opensearch')))
+      distribution = 'opensearch';
     return capabilitiesFor(distribution, version, modules);
   }
 
   // ---- indices ---------------------------------------------------------------------------------
   async indexExists(index: string): Promise<boolean> {
-    const r = await this.request({ method: 'HEAD', path: `/${enc(index)}`, idempotent: true, okStatuses: [404] });
+    const r = await this.request({
+      method: 'HEAD',
+      path: `/${enc(index)}`,
+      idempotent: true,
+      okStatuses: [404],
+    });
     return r.status === 200;
   }
 
-  async createIndex(index: string, body: { settings?: unknown; mappings?: unknown; aliases?: unknown }): Promise<void> {
+  async createIndex(
+    index: string,
+    body: { settings?: unknown; mappings?: unknown; aliases?: unknown },
+  ): Promise<void> {
     await this.request({ method: 'PUT', path: `/${enc(index)}`, body });
   }
 
-  async getIndex(index: string): Promise<Record<string, { settings: { index: Record<string, unknown> }; mappings: Record<string, unknown>; aliases: Record<string, unknown> }>> {
+  async getIndex(index: string): Promise<
+    Record<
+      string,
+      {
+        settings: { index: Record<string, unknown> };
+        mappings: Record<string, unknown>;
+        aliases: Record<string, unknown>;
+      }
+    >
+  > {
     return this.get(`/${enc(index)}`);
   }
 
@@ -136,7 +165,10 @@ export class Cluster {
     await this.request({ method: 'PUT', path: `/${enc(index)}/_mapping`, body: mappings, idempotent: true });
   }
 
-  async getSettings(index: string, opts: { flat?: boolean; includeDefaults?: boolean } = {}): Promise<Record<string, { settings: Record<string, unknown>; defaults?: Record<string, unknown> }>> {
+  async getSettings(
+    index: string,
+    opts: { flat?: boolean; includeDefaults?: boolean } = {},
+  ): Promise<Record<string, { settings: Record<string, unknown>; defaults?: Record<string, unknown> }>> {
     return this.get(`/${enc(index)}/_settings`, {
       flat_settings: opts.flat ?? true,
       include_defaults: opts.includeDefaults || undefined,
@@ -150,7 +182,12 @@ export class Cluster {
   // ---- aliases -----------------------------------------------------------------------------------
   /** Indices an alias points at; an empty object when the alias does not exist. */
   async getAlias(alias: string): Promise<IndexAliases> {
-    const r = await this.request<IndexAliases>({ method: 'GET', path: `/_alias/${enc(alias)}`, idempotent: true, okStatuses: [404] });
+    const r = await this.request<IndexAliases>({
+      method: 'GET',
+      path: `/_alias/${enc(alias)}`,
+      idempotent: true,
+      okStatuses: [404],
+    });
     return r.status === 404 ? {} : r.body;
   }
 
@@ -164,22 +201,39 @@ export class Cluster {
   }
 
   // ---- documents ---------------------------------------------------------------------------------
-  async bulk(ndjson: string | Buffer, opts: { refresh?: boolean | 'wait_for'; gzip?: boolean; signal?: AbortSignal } = {}): Promise<BulkResponse> {
+  async bulk(
+    ndjson: string | Buffer,
+    opts: { refresh?: boolean | 'wait_for'; gzip?: boolean; signal?: AbortSignal } = {},
+  ): Promise<BulkResponse> {
     const r = await this.request<BulkResponse>({
       method: 'POST',
       path: '/_bulk',
       body: ndjson,
       ndjson: true,
       gzip: opts.gzip,
-      query: { refresh: opts.refresh === undefined ? undefined : String(opts.refresh), filter_path: 'took,errors,items.*._id,items.*._index,items.*.status,items.*.error,items.*._version,items.*._seq_no,items.*.result' },
+      query: {
+        refresh: opts.refresh === undefined ? undefined : String(opts.refresh),
+        filter_path:
+          'took,errors,items.*._id,items.*._index,items.*.status,items.*.error,items.*._version,items.*._seq_no,items.*.result',
+      },
       signal: opts.signal,
     });
     return r.body;
   }
 
-  async mget<S = Record<string, unknown>>(index: string, ids: Array<string | { _id: string; routing?: string }>): Promise<{ docs: Array<Hit<S> & { found: boolean }> }> {
+  async mget<S = Record<string, unknown>>(
+    index: string,
+    ids: Array<string | { _id: string; routing?: string }>,
+  ): Promise<{ docs: Array<Hit<S> & { found: boolean }> }> {
     const docs = ids.map((d) => (typeof d === 'string' ? { _id: d } : d));
-    return (await this.request<{ docs: Array<Hit<S> & { found: boolean }> }>({ method: 'POST', path: `/${enc(index)}/_mget`, body: { docs }, idempotent: true })).body;
+    return (
+      await this.request<{ docs: Array<Hit<S> & { found: boolean }> }>({
+        method: 'POST',
+        path: `/${enc(index)}/_mget`,
+        body: { docs },
+        idempotent: true,
+      })
+    ).body;
   }
 
   async count(index: string, query?: unknown): Promise<number> {
@@ -189,7 +243,8 @@ export class Cluster {
       body: query ? { query } : undefined,
       idempotent: true,
     });
-    if (r.body._shards.failed > 0) throw new Error(`_count on ${index} had ${r.body._shards.failed} failed shards`);
+    if (r.body._shards.failed > 0)
+      throw new Error(`_count on ${index} had ${r.body._shards.failed} failed shards`);
     return r.body.count;
   }
 
@@ -198,20 +253,35 @@ export class Cluster {
   }
 
   // ---- search ------------------------------------------------------------------------------------
-  async search<S = Record<string, unknown>>(index: string | undefined, body: unknown, query?: Query, signal?: AbortSignal): Promise<SearchResponse<S>> {
+  async search<S = Record<string, unknown>>(
+    index: string | undefined,
+    body: unknown,
+    query?: Query,
+    signal?: AbortSignal,
+  ): Promise<SearchResponse<S>> {
     const path = index === undefined ? '/_search' : `/${enc(index)}/_search`;
-    return (await this.request<SearchResponse<S>>({ method: 'POST', path, body, query, idempotent: true, signal })).body;
+    return (
+      await this.request<SearchResponse<S>>({ method: 'POST', path, body, query, idempotent: true, signal })
+    ).body;
   }
 
   /** Open a point in time on `index`; the PIT API differs between Elasticsearch and OpenSearch. */
   async openPit(index: string, keepAlive: string): Promise<string> {
     const caps = await this.capabilities();
     if (caps.pit === 'es') {
-      const r = await this.request<{ id: string }>({ method: 'POST', path: `/${enc(index)}/_pit`, query: { keep_alive: keepAlive } });
+      const r = await this.request<{ id: string }>({
+        method: 'POST',
+        path: `/${enc(index)}/_pit`,
+        query: { keep_alive: keepAlive },
+      });
       return r.body.id;
     }
     if (caps.pit === 'opensearch') {
-      const r = await this.request<{ pit_id: string }>({ method: 'POST', path: `/${enc(index)}/_search/point_in_time`, query: { keep_alive: keepAlive } });
+      const r = await this.request<{ pit_id: string }>({
+        method: 'POST',
+        path: `/${enc(index)}/_search/point_in_time`,
+        query: { keep_alive: keepAlive },
+      });
       return r.body.pit_id;
     }
     throw new Error(`${caps.distribution} ${caps.version} has no point-in-time API`);
@@ -228,11 +298,23 @@ export class Cluster {
 
   /** Scroll ids grow with the shard count: always sent in the body. A scroll page cannot be re-read, so no retry here. */
   async scroll<S = Record<string, unknown>>(scrollId: string, keepAlive: string): Promise<SearchResponse<S>> {
-    return (await this.request<SearchResponse<S>>({ method: 'POST', path: '/_search/scroll', body: { scroll: keepAlive, scroll_id: scrollId } })).body;
+    return (
+      await this.request<SearchResponse<S>>({
+        method: 'POST',
+        path: '/_search/scroll',
+        body: { scroll: keepAlive, scroll_id: scrollId },
+      })
+    ).body;
   }
 
   async clearScroll(scrollId: string): Promise<void> {
-    await this.request({ method: 'DELETE', path: '/_search/scroll', body: { scroll_id: scrollId }, okStatuses: [404], idempotent: true });
+    await this.request({
+      method: 'DELETE',
+      path: '/_search/scroll',
+      body: { scroll_id: scrollId },
+      okStatuses: [404],
+      idempotent: true,
+    });
   }
 
   // ---- cluster -----------------------------------------------------------------------------------
@@ -240,23 +322,36 @@ export class Cluster {
     return this.get(index ? `/_cluster/health/${enc(index)}` : '/_cluster/health', query, [408]);
   }
 
-  async clusterSettings(): Promise<{ persistent: Record<string, unknown>; transient: Record<string, unknown> }> {
+  async clusterSettings(): Promise<{
+    persistent: Record<string, unknown>;
+    transient: Record<string, unknown>;
+  }> {
     return this.get('/_cluster/settings', { flat_settings: true });
   }
 
-  async putClusterSettings(body: { persistent?: Record<string, unknown>; transient?: Record<string, unknown> }): Promise<void> {
+  async putClusterSettings(body: {
+    persistent?: Record<string, unknown>;
+    transient?: Record<string, unknown>;
+  }): Promise<void> {
     await this.request({ method: 'PUT', path: '/_cluster/settings', body, idempotent: true });
   }
 
-  async threadPools(pools = 'write,search'): Promise<Array<{ node_name: string; name: string; active: string; queue: string; rejected: string }>> {
-    return this.get(`/_cat/thread_pool/${pools}`, { format: 'json', h: 'node_name,name,active,queue,rejected' });
+  async threadPools(
+    pools = 'write,search',
+  ): Promise<Array<{ node_name: string; name: string; active: string; queue: string; rejected: string }>> {
+    return this.get(`/_cat/thread_pool/${pools}`, {
+      format: 'json',
+      h: 'node_name,name,active,queue,rejected',
+    });
   }
 
   async tasks(query: Query = {}): Promise<{ nodes: Record<string, { tasks: Record<string, unknown> }> }> {
     return this.get('/_tasks', query);
   }
 
-  async nodesStats(metrics = 'jvm,fs,breaker,indices'): Promise<{ nodes: Record<string, Record<string, unknown>> }> {
+  async nodesStats(
+    metrics = 'jvm,fs,breaker,indices',
+  ): Promise<{ nodes: Record<string, Record<string, unknown>> }> {
     return this.get(`/_nodes/stats/${metrics}`);
   }
 

@@ -13,7 +13,11 @@ export const TRANSPORT_RETRY: RetryPolicy = { initialMs: 200, maxMs: 5_000, budg
 /** Bulk items get at least 60 s: a cluster shedding load (429) often needs that long. */
 export const ITEM_RETRY: RetryPolicy = { initialMs: 250, maxMs: 10_000, budgetMs: 90_000 };
 
-export function backoffDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  policy: RetryPolicy,
+  random: () => number = Math.random,
+): number {
   const cap = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.max(0, attempt));
   // Full jitter keeps many slices that failed together from retrying together.
   return Math.max(10, Math.floor(random() * cap));

@@ -7,8 +7,8 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
 import { checkServerIdentity } from 'node:tls';
-import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import { Agent, buildConnector, type Dispatcher, request as undiciRequest } from 'undici';
 import { ClusterError, parseErrorBody, TransportError } from './errors.js';
 import { redactUrl, scrub } from './redact.js';
@@ -16,10 +16,7 @@ import { type RetryPolicy, TRANSPORT_RETRY, withRetry } from './retry.js';
 
 const gzipAsync = promisify(gzip);
 
-export type Auth =
-  | { username: string; password: string }
-  | { apiKey: string }
-  | { bearer: string };
+export type Auth = { username: string; password: string } | { apiKey: string } | { bearer: string };
 
 export interface TlsOptions {
   /** PEM file of the CA that signed the cluster's HTTP certificate */
@@ -89,7 +86,9 @@ function fingerprintConnector(fingerprint: string, base: Record<string, unknown>
       const hostErr = leaf ? checkServerIdentity(opts.hostname, leaf) : new Error('no peer certificate');
       if (!matched || hostErr) {
         socket.destroy();
-        const why = !matched ? 'no certificate in the chain matches the configured CA fingerprint' : hostErr?.message;
+        const why = !matched
+          ? 'no certificate in the chain matches the configured CA fingerprint'
+          : hostErr?.message;
         const e = new Error(`TLS verification failed: ${why}`) as Error & { code: string };
         e.code = 'CUTOVER_TLS_PIN_MISMATCH';
         return callback(e, null as never);

@@ -31,7 +31,15 @@ export interface BackfillOptions {
 }
 
 export function totalsOf(cps: SliceCheckpoint[], sourceDocs: number): CopyTotals {
-  const t: CopyTotals = { sourceDocs, copied: 0, conflicts: 0, dropped: 0, deadLetters: 0, bytes: 0, retries: 0 };
+  const t: CopyTotals = {
+    sourceDocs,
+    copied: 0,
+    conflicts: 0,
+    dropped: 0,
+    deadLetters: 0,
+    bytes: 0,
+    retries: 0,
+  };
   for (const cp of cps) {
     t.copied += cp.copied;
     t.conflicts += cp.conflicts;
@@ -57,17 +65,23 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
     maxBytes: o.batchBytes,
     gzip: o.gzip,
     signal: o.signal,
-    onRetry: (why, n, ms) => o.onNotice?.(`target refused ${n} document(s) for now (${why}); retrying in ${ms} ms`),
+    onRetry: (why, n, ms) =>
+      o.onNotice?.(`target refused ${n} document(s) for now (${why}); retrying in ${ms} ms`),
   });
   const readerOpts = {
     batchDocs: o.batchDocs,
     keepAlive: o.keepAlive,
     withVersion: o.versioning === 'source-version',
     signal: o.signal,
-    onContextLost: (s: number) => o.onNotice?.(`slice ${s}: search context expired (keep_alive ${o.keepAlive} outlived); reopening at the checkpoint`),
+    onContextLost: (s: number) =>
+      o.onNotice?.(
+        `slice ${s}: search context expired (keep_alive ${o.keepAlive} outlived); reopening at the checkpoint`,
+      ),
   };
   const makeReader = (slice: number): SliceReader =>
-    pit ? new PitSliceReader(o.source, pit, slice, o.slices, readerOpts) : new ScrollSliceReader(o.source, o.sourceIndex, slice, readerOpts);
+    pit
+      ? new PitSliceReader(o.source, pit, slice, o.slices, readerOpts)
+      : new ScrollSliceReader(o.source, o.sourceIndex, slice, readerOpts);
 
   const queue = checkpoints.filter((cp) => !cp.done);
   let failure: unknown;

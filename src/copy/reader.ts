@@ -23,7 +23,9 @@ export function isContextMissing(e: unknown): boolean {
 function checkShards(res: SearchResponse, what: string): void {
   if (res._shards.failed > 0) {
     // An incomplete page would silently skip documents; never continue past one.
-    throw new IncompletePageError(`${what}: ${res._shards.failed} of ${res._shards.total} shards failed: ${JSON.stringify(res._shards.failures ?? []).slice(0, 300)}`);
+    throw new IncompletePageError(
+      `${what}: ${res._shards.failed} of ${res._shards.total} shards failed: ${JSON.stringify(res._shards.failures ?? []).slice(0, 300)}`,
+    );
   }
 }
 
@@ -184,7 +186,8 @@ export class ScrollSliceReader implements SliceReader {
         this.position = hits.length ? (hits[hits.length - 1]!._seq_no ?? null) : after;
         return hits;
       },
-      (e) => isContextMissing(e) || e instanceof IncompletePageError || (e instanceof ClusterError && e.transient),
+      (e) =>
+        isContextMissing(e) || e instanceof IncompletePageError || (e instanceof ClusterError && e.transient),
       TRANSPORT_RETRY,
       { signal: this.opts.signal },
     );

@@ -39,12 +39,24 @@ export function versionOf(hit: Hit, versioning: Versioning): number {
     if (typeof hit._version !== 'number') throw new Error(`hit ${hit._id} has no _version`);
     return hit._version;
   }
-  if (typeof hit._seq_no !== 'number') throw new Error(`hit ${hit._id} has no _seq_no (seq_no_primary_term missing)`);
+  if (typeof hit._seq_no !== 'number')
+    throw new Error(`hit ${hit._id} has no _seq_no (seq_no_primary_term missing)`);
   return hit._seq_no + 1;
 }
 
 export function emptyCheckpoint(slice: number): SliceCheckpoint {
-  return { slice, after: null, done: false, copied: 0, conflicts: 0, dropped: 0, deadLetters: 0, bytes: 0, retries: 0, updatedAt: '' };
+  return {
+    slice,
+    after: null,
+    done: false,
+    copied: 0,
+    conflicts: 0,
+    dropped: 0,
+    deadLetters: 0,
+    bytes: 0,
+    retries: 0,
+    updatedAt: '',
+  };
 }
 
 /** Transform a page into write ops; documents whose transform throws become dead letters, never vanish. */
@@ -57,7 +69,13 @@ export async function toWriteOps(
   const failed: TransformError[] = [];
   const failedHits: Hit[] = [];
   for (const hit of hits) {
-    const meta: DocMeta = { id: hit._id, index: deps.sourceIndex, routing: hit._routing, seqNo: hit._seq_no, primaryTerm: hit._primary_term };
+    const meta: DocMeta = {
+      id: hit._id,
+      index: deps.sourceIndex,
+      routing: hit._routing,
+      seqNo: hit._seq_no,
+      primaryTerm: hit._primary_term,
+    };
     const version = versionOf(hit, deps.versioning);
     try {
       const doc = await applyTransform(deps.transform, hit._source ?? {}, meta);

@@ -13,7 +13,10 @@ export interface DocMeta {
 }
 
 export type Doc = Record<string, unknown>;
-export type TransformFn = (doc: Doc, meta: Readonly<DocMeta>) => Doc | null | undefined | Promise<Doc | null | undefined>;
+export type TransformFn = (
+  doc: Doc,
+  meta: Readonly<DocMeta>,
+) => Doc | null | undefined | Promise<Doc | null | undefined>;
 
 export class TransformError extends Error {
   override readonly name = 'TransformError';
@@ -21,7 +24,9 @@ export class TransformError extends Error {
     readonly docId: string,
     override readonly cause: unknown,
   ) {
-    super(`transform threw on document ${JSON.stringify(docId)}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(
+      `transform threw on document ${JSON.stringify(docId)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    );
   }
 }
 
@@ -36,7 +41,8 @@ export async function loadTransform(path: string | undefined): Promise<Transform
     throw new Error(`cannot load transform ${path}: ${(e as Error).message}`);
   }
   const fn = mod.default ?? mod.transform;
-  if (typeof fn !== 'function') throw new Error(`transform ${path} must export a default function (doc, meta) => doc | null`);
+  if (typeof fn !== 'function')
+    throw new Error(`transform ${path} must export a default function (doc, meta) => doc | null`);
   return fn as TransformFn;
 }
 
@@ -46,7 +52,8 @@ export async function applyTransform(fn: TransformFn, doc: Doc, meta: DocMeta): 
     // structuredClone keeps a transform that mutates its input from corrupting a retried or re-verified copy.
     const out = await fn(fn === identity ? doc : structuredClone(doc), meta);
     if (out === null || out === undefined) return null;
-    if (typeof out !== 'object' || Array.isArray(out)) throw new Error(`returned ${Array.isArray(out) ? 'an array' : typeof out}, expected an object or null`);
+    if (typeof out !== 'object' || Array.isArray(out))
+      throw new Error(`returned ${Array.isArray(out) ? 'an array' : typeof out}, expected an object or null`);
     return out;
   } catch (e) {
     throw new TransformError(meta.id, e);

@@ -69,7 +69,12 @@ export class BulkWriter {
   }
 
   private encode(op: WriteOp): Encoded {
-    const meta: Record<string, unknown> = { _index: this.index, _id: op.id, version: op.version, version_type: 'external' };
+    const meta: Record<string, unknown> = {
+      _index: this.index,
+      _id: op.id,
+      version: op.version,
+      version_type: 'external',
+    };
     if (op.routing !== undefined) meta.routing = op.routing;
     const ndjson =
       op.kind === 'index'
@@ -132,7 +137,13 @@ export class BulkWriter {
     } catch (e) {
       if (e instanceof ClusterError && e.status === 413) {
         if (chunk.length === 1) {
-          this.deadLetter(chunk, result, 413, 'request_entity_too_large', 'a single document is larger than the cluster accepts (http.max_content_length)');
+          this.deadLetter(
+            chunk,
+            result,
+            413,
+            'request_entity_too_large',
+            'a single document is larger than the cluster accepts (http.max_content_length)',
+          );
           return { items: [], reason: '' };
         }
         const half = Math.ceil(chunk.length / 2);
@@ -142,7 +153,10 @@ export class BulkWriter {
       }
       // A whole-request failure that may clear: resend everything (versions make a resend harmless).
       if (e instanceof TransportError || (e instanceof ClusterError && e.transient)) {
-        return { items: chunk, reason: e instanceof ClusterError ? `${e.status} ${e.type}` : (e.code ?? e.message) };
+        return {
+          items: chunk,
+          reason: e instanceof ClusterError ? `${e.status} ${e.type}` : (e.code ?? e.message),
+        };
       }
       throw e;
     }
@@ -170,7 +184,9 @@ export class BulkWriter {
       }
     });
     if (res.items.length !== chunk.length) {
-      throw new Error(`_bulk answered ${res.items.length} items for ${chunk.length} sent; refusing to guess which were applied`);
+      throw new Error(
+        `_bulk answered ${res.items.length} items for ${chunk.length} sent; refusing to guess which were applied`,
+      );
     }
     if (dead.length) {
       const now = new Date().toISOString();
@@ -181,7 +197,9 @@ export class BulkWriter {
         version: enc.op.version,
         status: item.status,
         type: item.error?.type ?? 'unknown',
-        reason: item.error?.caused_by?.reason ? `${item.error.reason}: ${item.error.caused_by.reason}` : (item.error?.reason ?? ''),
+        reason: item.error?.caused_by?.reason
+          ? `${item.error.reason}: ${item.error.caused_by.reason}`
+          : (item.error?.reason ?? ''),
         doc: enc.op.kind === 'index' ? enc.op.doc : undefined,
         at: now,
       }));
@@ -191,10 +209,26 @@ export class BulkWriter {
     return { items: retry, reason };
   }
 
-  private deadLetter(chunk: Encoded[], result: WriteResult, status: number, type: string, reason: string): void {
+  private deadLetter(
+    chunk: Encoded[],
+    result: WriteResult,
+    status: number,
+    type: string,
+    reason: string,
+  ): void {
     const at = new Date().toISOString();
     this.opts.deadLetters.add(
-      chunk.map((c) => ({ id: c.op.id, index: this.index, routing: c.op.routing, version: c.op.version, status, type, reason, doc: c.op.kind === 'index' ? c.op.doc : undefined, at })),
+      chunk.map((c) => ({
+        id: c.op.id,
+        index: this.index,
+        routing: c.op.routing,
+        version: c.op.version,
+        status,
+        type,
+        reason,
+        doc: c.op.kind === 'index' ? c.op.doc : undefined,
+        at,
+      })),
     );
     result.deadLetters += chunk.length;
   }

@@ -16,7 +16,10 @@ export interface AliasRecord {
 }
 
 /** Index settings cutover changes temporarily on the target; `null` means "was unset (default)". */
-export type TemporarySettings = Record<'index.number_of_replicas' | 'index.refresh_interval' | 'index.gc_deletes', string | null>;
+export type TemporarySettings = Record<
+  'index.number_of_replicas' | 'index.refresh_interval' | 'index.gc_deletes',
+  string | null
+>;
 
 export type Phase =
   | 'new'

@@ -28,12 +28,16 @@ function parseFile(path: string, what: string): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new SpecError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new SpecError(
+      `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   try {
     return /\.json$/i.test(path) ? JSON.parse(text) : YAML.parse(text);
   } catch (e) {
-    throw new SpecError(`${what} ${path} is not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+    throw new SpecError(
+      `${what} ${path} is not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -63,14 +67,18 @@ export function formatIssues(issues: z.core.$ZodIssue[], input: unknown): string
 /** Validate an in-memory spec (library use, or a file's content). `baseDir` resolves relative paths. */
 export function resolveSpec(input: unknown, baseDir: string, file = ''): LoadedSpec {
   const parsed = specSchema.safeParse(input);
-  if (!parsed.success) throw new SpecError(`invalid spec${file ? ` ${file}` : ''}:\n${formatIssues(parsed.error.issues, input)}`);
+  if (!parsed.success)
+    throw new SpecError(
+      `invalid spec${file ? ` ${file}` : ''}:\n${formatIssues(parsed.error.issues, input)}`,
+    );
   const spec = parsed.data;
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const objectOrFile = (v: string | Record<string, unknown> | undefined, what: string) => {
     if (v === undefined) return undefined;
     if (typeof v !== 'string') return v;
     const content = parseFile(abs(v), what);
-    if (!content || typeof content !== 'object' || Array.isArray(content)) throw new SpecError(`${what} ${v} must hold an object`);
+    if (!content || typeof content !== 'object' || Array.isArray(content))
+      throw new SpecError(`${what} ${v} must hold an object`);
     return content as Record<string, unknown>;
   };
   const stateDir = abs(spec.stateDir);
@@ -85,10 +93,14 @@ export function resolveSpec(input: unknown, baseDir: string, file = ''): LoadedS
   };
 }
 
-export function loadSpec(path: string, overrides: (spec: Record<string, unknown>) => void = () => {}): LoadedSpec {
+export function loadSpec(
+  path: string,
+  overrides: (spec: Record<string, unknown>) => void = () => {},
+): LoadedSpec {
   const file = resolve(path);
   const raw = parseFile(file, 'spec');
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new SpecError(`spec ${path} must be a YAML/JSON object`);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw new SpecError(`spec ${path} must be a YAML/JSON object`);
   overrides(raw as Record<string, unknown>);
   return resolveSpec(raw, dirname(file), file);
 }
@@ -107,9 +119,12 @@ function secret(inline: string | undefined, envName: string | undefined, field: 
 export function clusterConfig(c: ClusterSpec, field: string): ClusterConfig {
   let auth: Auth | undefined;
   const a = c.auth as Record<string, string | undefined> | undefined;
-  if (a && 'username' in a) auth = { username: a.username!, password: secret(a.password, a.passwordEnv, `${field}.auth.password`) };
-  else if (a && ('apiKey' in a || 'apiKeyEnv' in a)) auth = { apiKey: secret(a.apiKey, a.apiKeyEnv, `${field}.auth.apiKey`) };
-  else if (a && ('bearer' in a || 'bearerEnv' in a)) auth = { bearer: secret(a.bearer, a.bearerEnv, `${field}.auth.bearer`) };
+  if (a && 'username' in a)
+    auth = { username: a.username!, password: secret(a.password, a.passwordEnv, `${field}.auth.password`) };
+  else if (a && ('apiKey' in a || 'apiKeyEnv' in a))
+    auth = { apiKey: secret(a.apiKey, a.apiKeyEnv, `${field}.auth.apiKey`) };
+  else if (a && ('bearer' in a || 'bearerEnv' in a))
+    auth = { bearer: secret(a.bearer, a.bearerEnv, `${field}.auth.bearer`) };
   return { url: c.url, auth, tls: c.tls, requestTimeoutMs: c.requestTimeoutMs };
 }
 

@@ -62,37 +62,72 @@ export const specSchema = z.strictObject({
       .union([z.string().min(1), jsonObject])
       .optional()
       .describe('file path or inline index settings; absent: copy the source settings that can be copied'),
-    mappingOverrides: jsonObject.optional().describe('deep-merged into the mappings (e.g. a changed field type)'),
+    mappingOverrides: jsonObject
+      .optional()
+      .describe('deep-merged into the mappings (e.g. a changed field type)'),
     settingOverrides: jsonObject.optional().describe('deep-merged into the settings (e.g. number_of_shards)'),
     reuse: z.boolean().default(false).describe('accept an existing target whose mappings match'),
   }),
   aliases: z
     .strictObject({
       read: z.array(z.string().min(1)).default([]).describe('aliases the application reads through'),
-      write: z.string().min(1).optional().describe('alias the application writes through (may equal a read alias)'),
+      write: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('alias the application writes through (may equal a read alias)'),
     })
     .optional(),
   copy: z
     .strictObject({
       batchDocs: z.number().int().min(1).max(10_000).default(1000),
-      batchBytes: z.number().int().min(1024).max(100 * 1024 * 1024).default(8 * 1024 * 1024),
+      batchBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(100 * 1024 * 1024)
+        .default(8 * 1024 * 1024),
       concurrency: z.number().int().min(1).max(64).default(4).describe('slices copied at once'),
       maxDocsPerSecond: z.number().min(0).default(0).describe('0: unthrottled'),
-      keepAlive: z.string().regex(/^\d+[smh]$/, 'a duration like 5m').default('5m'),
+      keepAlive: z
+        .string()
+        .regex(/^\d+[smh]$/, 'a duration like 5m')
+        .default('5m'),
       versioning: z
         .enum(['seqno', 'source-version'])
         .default('seqno')
-        .describe('seqno: version = source _seq_no + 1; source-version: carry the source _version (app uses external versions)'),
-      maxDeadLetters: z.number().int().min(0).default(0).describe('dead letters tolerated before cutover is refused'),
-      sampleSize: z.number().int().min(0).max(10_000).default(200).describe('documents test-indexed before the copy'),
+        .describe(
+          'seqno: version = source _seq_no + 1; source-version: carry the source _version (app uses external versions)',
+        ),
+      maxDeadLetters: z
+        .number()
+        .int()
+        .min(0)
+        .default(0)
+        .describe('dead letters tolerated before cutover is refused'),
+      sampleSize: z
+        .number()
+        .int()
+        .min(0)
+        .max(10_000)
+        .default(200)
+        .describe('documents test-indexed before the copy'),
       gzip: z.boolean().default(false),
     })
     .prefault({}),
-  transform: z.string().min(1).optional().describe('JS/TS module exporting default (doc, meta) => doc | null'),
+  transform: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('JS/TS module exporting default (doc, meta) => doc | null'),
   cutover: z
     .strictObject({
       mode: z.enum(['auto', 'manual']).default('auto').describe('manual: wait for `cutover cutover`'),
-      retentionHours: z.number().min(0).default(72).describe('old index kept at least this long before cleanup'),
+      retentionHours: z
+        .number()
+        .min(0)
+        .default(72)
+        .describe('old index kept at least this long before cleanup'),
     })
     .prefault({}),
   stateDir: z.string().min(1).default('.cutover').describe('state directory, relative to the spec file'),

@@ -1,0 +1,538 @@
+/**
+ * The migration as a runbook: an ordered list of steps an operator would follow by hand, each idempotent and
+ * each recorded in the persisted state once done. `run` after a crash at any moment picks up at the first step
+ * not recorded; `plan` prints the same list without touching anything.
+ */
+import { Cluster } from '../cluster/client.js';
+import { backfill, loadCheckpoints, totalsOf } from '../copy/backfill.js';
+import { FileDeadLetters } from '../copy/dead-letters.js';
+import { loadTransform, type TransformFn } from '../copy/transform.js';
+import { aliasPlacement, inspectAliases, moveAliases, resolveIndex } from '../cutover/aliases.js';
+import {
+  applySettings,
+  COPY_SETTINGS,
+  canonical,
+  desiredTargetBody,
+  firstDifference,
+  readTemporaryKeys,
+  type TargetBody,
+} from '../cutover/target.js';
+import { type Reporter, silentReporter } from '../ops/reporter.js';
+import { clusterConfig, type LoadedSpec } from '../spec/load.js';
+import { sampleDryRun } from '../verify/sample.js';
+import { AuditLog } from './audit.js';
+import { GateError, PreflightError } from './errors.js';
+import { acquireLock, type Lock } from './lock.js';
+import { type MigrationState, newState, StateStore } from './state.js';
+
+export interface StepInfo {
+  name: string;
+  title: string;
+  /** what the step will change, in words an operator can check */
+  changes: string[];
+  done: boolean;
+}
+
+export interface RunOptions {
+  reporter?: Reporter;
+  signal?: AbortSignal;
+  takeOverLock?: boolean;
+  /** switch aliases now even when the spec says cutover.mode = manual (the `cutover` command) */
+  cutoverNow?: boolean;
+}
+
+export type RunOutcome = 'cut-over' | 'awaiting-cutover';
+
+interface Ctx {
+  spec: LoadedSpec;
+  source: Cluster;
+  target: Cluster;
+  store: StateStore;
+  state: MigrationState;
+  audit: AuditLog;
+  reporter: Reporter;
+  signal?: AbortSignal;
+  transform: TransformFn;
+  body?: TargetBody;
+  cutoverNow: boolean;
+}
+
+interface Step {
+  name: string;
+  title: string;
+  done(s: MigrationState): boolean;
+  changes(c: Omit<Ctx, 'transform'>): string[];
+  run(c: Ctx): Promise<'continue' | 'pause'>;
+}
+
+const sampleIndexOf = (target: string) => `${target}-cutover-sample`;
+
+const STEPS: Step[] = [
+  {
+    name: 'inspect',
+    title: 'Inspect source, aliases and target',
+    done: (s) => !!s.completed.inspect,
+    changes: () => [
+      'nothing: reads the source index, its aliases and shard count; checks the target name is free',
+    ],
+    async run(c) {
+      const sourceIndex = await resolveIndex(c.source, c.spec.source.index, 'source.index');
+      const aliasNames = [
+        ...(c.spec.aliases?.read ?? []),
+        ...(c.spec.aliases?.write ? [c.spec.aliases.write] : []),
+      ];
+      const records = await inspectAliases(c.source, aliasNames, sourceIndex);
+      if (sourceIndex === c.spec.target.index)
+        throw new PreflightError(`target.index: "${c.spec.target.index}" is the source index itself`);
+      const caps = await c.source.capabilities();
+      if (!caps.seqNoPrimaryTerm)
+        throw new PreflightError(
+          `source: ${caps.distribution} ${caps.version} does not return _seq_no on hits; cutover needs it for versioned copies`,
+        );
+      const body = await desiredTargetBody(c.source, sourceIndex, c.spec);
+      if (await c.target.indexExists(c.spec.target.index)) {
+        if (!c.spec.target.reuse) {
+          throw new PreflightError(
+            `target.index: "${c.spec.target.index}" already exists on ${c.target.displayUrl}; pick another name, delete it, or set target.reuse (--reuse-target) if its mappings match`,
+          );
+        }
+        const existing = Object.values(await c.target.getMapping(c.spec.target.index))[0]?.mappings ?? {};
+        if (canonical(existing) !== canonical(body.mappings)) {
+          throw new PreflightError(
+            `target.reuse: "${c.spec.target.index}" exists but its mappings differ from the spec's at ${firstDifference(existing, body.mappings)}`,
+          );
+        }
+        c.state.createdTarget = false;
+      }
+      c.state.sourceIndex = sourceIndex;
+      c.state.sourceShards = await c.source.primaryShards(sourceIndex);
+      c.state.aliases = { records, write: c.spec.aliases?.write };
+      c.audit.record({
+        event: 'inspected',
+        sourceIndex,
+        shards: c.state.sourceShards,
+        aliases: records.map((r) => r.alias),
+      });
+      return 'continue';
+    },
+  },
+  {
+    name: 'sample',
+    title: 'Dry run: index a sample into a scratch index with the target mapping',
+    done: (s) => !!s.completed.sample,
+    changes: (c) =>
+      c.spec.copy.sampleSize === 0
+        ? ['skipped (copy.sampleSize = 0)']
+        : [
+            `creates scratch index ${sampleIndexOf(c.spec.target.index)}, indexes ${c.spec.copy.sampleSize} transformed source documents, deletes it`,
+          ],
+    async run(c) {
+      if (c.spec.copy.sampleSize === 0 || c.state.createdTarget === false) return 'continue';
+      c.body ??= await desiredTargetBody(c.source, c.state.sourceIndex!, c.spec);
+      const r = await sampleDryRun(
+        c.source,
+        c.target,
+        c.state.sourceIndex!,
+        sampleIndexOf(c.spec.target.index),
+        c.body,
+        c.transform,
+        c.spec.copy.sampleSize,
+      );
+      c.audit.record({ event: 'sampled', sampled: r.sampled, rejected: r.rejected.length });
+      if (r.rejected.length > 0) {
+        const lines = r.rejected
+          .slice(0, 10)
+          .map((d) => `  id ${JSON.stringify(d.id)}: ${d.type}: ${d.reason}`);
+        throw new PreflightError(
+          `the target mapping rejects ${r.rejected.length} of ${r.sampled} sampled documents; nothing was changed:\n${lines.join('\n')}\nfix target.mappings/mappingOverrides or the transform`,
+        );
+      }
+      c.reporter.info(`sample of ${r.sampled} documents indexes cleanly into the target mapping`);
+      return 'continue';
+    },
+  },
+  {
+    name: 'create-target',
+    title: 'Create the target index',
+    done: (s) => !!s.completed['create-target'],
+    changes: (c) =>
+      c.spec.target.reuse
+        ? [`reuses ${c.spec.target.index} if it exists with matching mappings`]
+        : [
+            `creates index ${c.spec.target.index} on ${c.target.displayUrl} with the target mappings and settings`,
+          ],
+    async run(c) {
+      if (c.state.createdTarget === false) return 'continue';
+      c.body ??= await desiredTargetBody(c.source, c.state.sourceIndex!, c.spec);
+      if (await c.target.indexExists(c.spec.target.index)) {
+        // Only reachable after a crash between the create and the state write: it is ours if the mappings match.
+        const existing = Object.values(await c.target.getMapping(c.spec.target.index))[0]?.mappings ?? {};
+        if (canonical(existing) !== canonical(c.body.mappings))
+          throw new PreflightError(
+            `target.index: "${c.spec.target.index}" appeared with other mappings (${firstDifference(existing, c.body.mappings)})`,
+          );
+      } else {
+        await c.target.createIndex(c.spec.target.index, c.body);
+      }
+      c.state.createdTarget = true;
+      c.audit.record({ event: 'target-created', index: c.spec.target.index });
+      return 'continue';
+    },
+  },
+  {
+    name: 'tune-target',
+    title: 'Set copy-time settings on the target (recording the originals first)',
+    done: (s) => !!s.temporarySettingsApplied || !!s.completed.copy,
+    changes: (c) => [
+      `sets ${Object.entries(COPY_SETTINGS)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ')} on ${c.spec.target.index}; the original values are restored after the copy`,
+    ],
+    async run(c) {
+      // Originals are read once and persisted before anything changes, so a resume never mistakes the
+      // temporary values for the originals.
+      if (!c.state.originalSettings) {
+        c.state.originalSettings = await readTemporaryKeys(c.target, c.spec.target.index);
+        c.store.save(c.state);
+      }
+      await applySettings(c.target, c.spec.target.index, COPY_SETTINGS);
+      c.state.temporarySettingsApplied = true;
+      c.audit.record({
+        event: 'temporary-settings-applied',
+        original: c.state.originalSettings,
+        temporary: COPY_SETTINGS,
+      });
+      return 'continue';
+    },
+  },
+  {
+    name: 'copy',
+    title: 'Copy every document (PIT slices, versioned bulk writes, checkpoints)',
+    done: (s) => !!s.completed.copy,
+    changes: (c) => [
+      `writes every document of ${c.spec.source.index} into ${c.spec.target.index} with version_type=external, version = ${c.spec.copy.versioning === 'seqno' ? 'source _seq_no + 1' : 'source _version'}`,
+      `${c.spec.copy.concurrency} slice(s) at a time, ${c.spec.copy.batchDocs} docs / ${c.spec.copy.batchBytes} bytes per bulk${c.spec.copy.maxDocsPerSecond ? `, at most ${c.spec.copy.maxDocsPerSecond} docs/s` : ''}`,
+    ],
+    async run(c) {
+      const sourceIndex = c.state.sourceIndex!;
+      const slices = c.state.sourceShards!;
+      await c.source.refresh(sourceIndex).catch(() => undefined);
+      const sourceDocs = await c.source.count(sourceIndex);
+      const before = totalsOf(loadCheckpoints(c.store, slices), sourceDocs);
+      c.state.copyStartedAt ??= new Date().toISOString();
+      c.store.save(c.state);
+      c.reporter.copyStarted(
+        sourceDocs,
+        before.copied + before.conflicts + before.dropped + before.deadLetters,
+      );
+      try {
+        const cps = await backfill({
+          source: c.source,
+          target: c.target,
+          sourceIndex,
+          targetIndex: c.spec.target.index,
+          slices,
+          batchDocs: c.spec.copy.batchDocs,
+          batchBytes: c.spec.copy.batchBytes,
+          concurrency: c.spec.copy.concurrency,
+          maxDocsPerSecond: c.spec.copy.maxDocsPerSecond,
+          keepAlive: c.spec.copy.keepAlive,
+          versioning: c.spec.copy.versioning,
+          gzip: c.spec.copy.gzip,
+          transform: c.transform,
+          store: c.store,
+          deadLetters: new FileDeadLetters(c.store.deadLetterPath),
+          signal: c.signal,
+          onProgress: (p) => c.reporter.copyProgress(p),
+          onNotice: (m) => c.reporter.warn(m),
+        });
+        c.state.totals = totalsOf(cps, sourceDocs);
+      } finally {
+        c.reporter.copyFinished();
+      }
+      c.state.copyFinishedAt = new Date().toISOString();
+      c.audit.record({ event: 'copied', totals: c.state.totals });
+      return 'continue';
+    },
+  },
+  {
+    name: 'restore-target',
+    title: 'Restore the target settings recorded before the copy',
+    done: (s) => !!s.completed.copy && !s.temporarySettingsApplied,
+    changes: () => [
+      'puts back the recorded number_of_replicas, refresh_interval and gc_deletes of the target',
+    ],
+    async run(c) {
+      await restoreTargetSettings(c);
+      return 'continue';
+    },
+  },
+  {
+    name: 'gate',
+    title: 'Gate: dead letters within budget, counts equal after refresh',
+    done: (s) => !!s.completed.gate,
+    changes: () => [
+      'nothing: refreshes both indices and compares _count (source - dropped - dead letters = target)',
+    ],
+    async run(c) {
+      const t = c.state.totals!;
+      if (t.deadLetters > c.spec.copy.maxDeadLetters) {
+        throw new GateError(
+          `cutover refused: ${t.deadLetters} document(s) were rejected by the target (allowed: ${c.spec.copy.maxDeadLetters}); see ${c.store.deadLetterPath}. Fix the mapping or transform and re-copy, or raise copy.maxDeadLetters if this loss is acceptable`,
+        );
+      }
+      await c.source.refresh(c.state.sourceIndex!);
+      await c.target.refresh(c.spec.target.index);
+      const source = await c.source.count(c.state.sourceIndex!);
+      const target = await c.target.count(c.spec.target.index);
+      const expectedTarget = source - t.dropped - t.deadLetters;
+      c.state.countGate = { source, target, expectedTarget, at: new Date().toISOString() };
+      c.audit.record({ event: 'count-gate', ...c.state.countGate });
+      if (target !== expectedTarget) {
+        throw new GateError(
+          `cutover refused: target has ${target} documents, expected ${expectedTarget} (source ${source} - dropped ${t.dropped} - dead letters ${t.deadLetters}). Was the source written to during the copy? Run again to re-copy changes`,
+        );
+      }
+      c.reporter.info(`count gate passed: ${target} documents on the target`);
+      return 'continue';
+    },
+  },
+  {
+    name: 'switch-aliases',
+    title: 'Switch the aliases to the target in one atomic request',
+    done: (s) => !!s.completed['switch-aliases'],
+    changes: (c) => {
+      const names = [
+        ...new Set([
+          ...(c.spec.aliases?.read ?? []),
+          ...(c.spec.aliases?.write ? [c.spec.aliases.write] : []),
+        ]),
+      ];
+      const manual = c.spec.cutover.mode === 'manual' ? ' (waits for `cutover cutover`)' : '';
+      return names.length === 0
+        ? ['no aliases in the spec: nothing to switch']
+        : [
+            `one _aliases request: remove ${names.join(', ')} from the source, add them to ${c.spec.target.index}${manual}`,
+          ];
+    },
+    async run(c) {
+      if (c.spec.cutover.mode === 'manual' && !c.cutoverNow) {
+        c.state.phase = 'awaiting-cutover';
+        c.reporter.info('copy verified; waiting for `cutover cutover <spec>` to switch the aliases');
+        return 'pause';
+      }
+      const r = await moveAliases(
+        c.source,
+        c.state.aliases?.records ?? [],
+        c.state.sourceIndex!,
+        c.spec.target.index,
+      );
+      const now = new Date();
+      c.state.cutoverAt = now.toISOString();
+      c.state.retainUntil = new Date(now.getTime() + c.spec.cutover.retentionHours * 3_600_000).toISOString();
+      c.audit.record({
+        event: 'aliases-switched',
+        result: r,
+        to: c.spec.target.index,
+        retainUntil: c.state.retainUntil,
+      });
+      c.state.phase = 'cut-over';
+      return 'continue';
+    },
+  },
+];
+
+async function restoreTargetSettings(
+  c: Pick<Ctx, 'state' | 'target' | 'spec' | 'audit' | 'store'>,
+): Promise<void> {
+  if (!c.state.temporarySettingsApplied || !c.state.originalSettings) return;
+  await applySettings(c.target, c.spec.target.index, c.state.originalSettings);
+  c.state.temporarySettingsApplied = false;
+  c.store.save(c.state);
+  c.audit.record({ event: 'target-settings-restored', settings: c.state.originalSettings });
+}
+
+export class Migration {
+  readonly store: StateStore;
+  readonly audit: AuditLog;
+  readonly source: Cluster;
+  readonly target: Cluster;
+
+  constructor(readonly spec: LoadedSpec) {
+    this.store = new StateStore(spec.migrationDir);
+    this.audit = new AuditLog(this.store.auditPath);
+    this.source = new Cluster(clusterConfig(spec.source.cluster, 'source.cluster'));
+    this.target = spec.target.cluster
+      ? new Cluster(clusterConfig(spec.target.cluster, 'target.cluster'))
+      : this.source;
+  }
+
+  state(): MigrationState {
+    return this.store.load() ?? newState(this.spec.name, this.spec.target.index);
+  }
+
+  /** The runbook with what each step changes; reads the clusters, writes nothing. */
+  plan(): StepInfo[] {
+    const state = this.state();
+    const c = {
+      spec: this.spec,
+      source: this.source,
+      target: this.target,
+      store: this.store,
+      state,
+      audit: this.audit,
+      reporter: silentReporter,
+      cutoverNow: false,
+    };
+    return STEPS.map((s) => ({ name: s.name, title: s.title, changes: s.changes(c), done: s.done(state) }));
+  }
+
+  private lock(command: string, opts: RunOptions): Lock {
+    return acquireLock(this.store.lockPath, command, { takeOverStale: opts.takeOverLock });
+  }
+
+  /** Execute or resume. Returns when cut over, or when waiting for a manual cutover. */
+  async run(opts: RunOptions = {}, command = 'run'): Promise<RunOutcome> {
+    const lock = this.lock(command, opts);
+    const reporter = opts.reporter ?? silentReporter;
+    const state = this.state();
+    const transform = await loadTransform(this.spec.transformPath);
+    const c: Ctx = {
+      spec: this.spec,
+      source: this.source,
+      target: this.target,
+      store: this.store,
+      state,
+      audit: this.audit,
+      reporter,
+      signal: opts.signal,
+      transform,
+      cutoverNow: !!opts.cutoverNow,
+    };
+    if (state.phase === 'rolled-back' || state.phase === 'cleaned-up') {
+      lock.release();
+      throw new PreflightError(
+        `migration ${this.spec.name} was ${state.phase}; start a new one under another name`,
+      );
+    }
+    let current = '';
+    try {
+      state.phase = state.phase === 'cut-over' ? 'cut-over' : 'running';
+      this.audit.record({ event: 'run-started', command, resumed: Object.keys(state.completed).length > 0 });
+      for (const step of STEPS) {
+        if (step.done(state)) continue;
+        current = step.name;
+        reporter.step(step.name, step.title);
+        const r = await step.run(c);
+        if (r === 'pause') {
+          this.store.save(state);
+          return 'awaiting-cutover';
+        }
+        state.completed[step.name] = new Date().toISOString();
+        this.store.save(state);
+      }
+      state.phase = 'cut-over';
+      this.store.save(state);
+      return 'cut-over';
+    } catch (e) {
+      state.lastError = {
+        at: new Date().toISOString(),
+        step: current,
+        message: e instanceof Error ? e.message : String(e),
+      };
+      state.phase = 'failed';
+      this.store.save(state);
+      // Leave the target as an operator would want it while they investigate: with its own settings back.
+      await restoreTargetSettings(c).catch((err) =>
+        reporter.warn(
+          `could not restore target settings: ${(err as Error).message}; the next run restores them`,
+        ),
+      );
+      this.audit.record({ event: 'run-failed', step: current, error: state.lastError.message });
+      throw e;
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Move the aliases back onto the source in one request. The target is kept. */
+  async rollback(opts: RunOptions = {}): Promise<'aliases-restored' | 'nothing-to-move'> {
+    const lock = this.lock('rollback', opts);
+    try {
+      const state = this.state();
+      if (!state.sourceIndex)
+        throw new PreflightError(`migration ${this.spec.name} has not started: nothing to roll back`);
+      const records = state.aliases?.records ?? [];
+      let result: 'aliases-restored' | 'nothing-to-move' = 'nothing-to-move';
+      if (records.length) {
+        const where = await aliasPlacement(this.source, records, state.sourceIndex, this.spec.target.index);
+        if (where.placement === 'to') {
+          await moveAliases(this.source, records, this.spec.target.index, state.sourceIndex);
+          result = 'aliases-restored';
+        } else if (where.placement === 'mixed') {
+          throw new PreflightError(`aliases are split between indices (${where.detail}); fix them by hand`);
+        }
+      }
+      await restoreTargetSettings({
+        state,
+        target: this.target,
+        spec: this.spec,
+        audit: this.audit,
+        store: this.store,
+      });
+      state.phase = 'rolled-back';
+      state.rolledBackAt = new Date().toISOString();
+      this.store.save(state);
+      this.audit.record({ event: 'rolled-back', result });
+      return result;
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Delete the old (source) index: only after cutover, after the retention window, and when named exactly. */
+  async cleanup(confirmIndex: string | undefined, opts: RunOptions = {}, now = new Date()): Promise<string> {
+    const lock = this.lock('cleanup', opts);
+    try {
+      const state = this.state();
+      if (state.phase !== 'cut-over' || !state.sourceIndex || !state.retainUntil) {
+        throw new PreflightError(
+          `cleanup: migration ${this.spec.name} is "${state.phase}", not cut over; nothing is deleted`,
+        );
+      }
+      if (now < new Date(state.retainUntil)) {
+        throw new PreflightError(
+          `cleanup: the old index ${state.sourceIndex} is retained until ${state.retainUntil} (cutover.retentionHours); rollback stays possible until then`,
+        );
+      }
+      if (confirmIndex !== state.sourceIndex) {
+        throw new PreflightError(
+          `cleanup deletes index "${state.sourceIndex}": confirm with --confirm-delete ${state.sourceIndex}`,
+        );
+      }
+      const where = await aliasPlacement(
+        this.source,
+        state.aliases?.records ?? [],
+        state.sourceIndex,
+        this.spec.target.index,
+      );
+      if ((state.aliases?.records.length ?? 0) > 0 && where.placement !== 'to') {
+        throw new PreflightError(
+          `cleanup: aliases do not all point at the target (${where.detail}); refusing to delete ${state.sourceIndex}`,
+        );
+      }
+      await this.source.deleteIndex(state.sourceIndex);
+      state.phase = 'cleaned-up';
+      this.store.save(state);
+      this.audit.record({ event: 'old-index-deleted', index: state.sourceIndex });
+      return state.sourceIndex;
+    } finally {
+      lock.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.source.close();
+    if (this.target !== this.source) await this.target.close();
+  }
+}
