@@ -3,6 +3,7 @@
  * while the current one is written, so reading and writing overlap without more than two pages in memory.
  */
 import type { Hit } from '../cluster/client.js';
+import { failpoint } from '../ops/failpoints.js';
 import type { RateLimiter } from '../ops/throttle.js';
 import type { SliceCheckpoint, StateStore } from '../plan/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
@@ -124,6 +125,7 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       await deps.limiter.take(hits.length, deps.signal);
       const { ops, dropped, failed } = await toWriteOps(hits, deps);
       const res = await deps.writer.write(ops);
+      failpoint('copy.after-bulk');
       cp.after = last;
       cp.copied += res.written;
       cp.conflicts += res.conflicts;
@@ -132,6 +134,7 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       cp.bytes += res.bytes;
       cp.retries += res.retries;
       deps.store.saveCheckpoint(cp);
+      failpoint('copy.after-checkpoint');
       deps.onProgress?.({ slice: cp.slice, docs: hits.length, bytes: res.bytes, result: res, dropped });
     }
   } finally {

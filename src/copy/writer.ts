@@ -6,6 +6,7 @@
 import type { BulkItemResult, Cluster } from '../cluster/client.js';
 import { ClusterError, isTransientFailure, TransportError } from '../cluster/errors.js';
 import { backoffDelay, ITEM_RETRY, type RetryPolicy, sleep } from '../cluster/retry.js';
+import { failpoint } from '../ops/failpoints.js';
 import type { DeadLetter, DeadLetterSink } from './dead-letters.js';
 import type { Doc } from './transform.js';
 
@@ -133,7 +134,9 @@ export class BulkWriter {
     const body = chunk.map((c) => c.ndjson).join('');
     let res: Awaited<ReturnType<Cluster['bulk']>>;
     try {
+      failpoint('bulk.before-send');
       res = await this.cluster.bulk(body, { gzip: this.opts.gzip, signal: this.opts.signal });
+      failpoint('bulk.after-send');
     } catch (e) {
       if (e instanceof ClusterError && e.status === 413) {
         if (chunk.length === 1) {

@@ -1,5 +1,6 @@
 /** Aliases: inspect them before anything changes, move them in one atomic request, check where they landed. */
 import type { AliasAction, Cluster } from '../cluster/client.js';
+import { failpoint } from '../ops/failpoints.js';
 import { PreflightError } from '../plan/errors.js';
 import type { AliasRecord } from '../plan/state.js';
 
@@ -112,7 +113,9 @@ export async function moveAliases(
       `aliases are neither all on ${from} nor all on ${to} (${before.detail}); someone changed them: fix by hand, then rerun`,
     );
   }
+  failpoint('aliases.before-switch');
   await cluster.updateAliases(moveActions(records, from, to));
+  failpoint('aliases.after-switch');
   const after = await aliasPlacement(cluster, records, from, to);
   if (after.placement !== 'to')
     throw new Error(`alias switch was acknowledged but GET _alias shows ${after.detail}`);

@@ -17,6 +17,7 @@ import {
   readTemporaryKeys,
   type TargetBody,
 } from '../cutover/target.js';
+import { failpoint } from '../ops/failpoints.js';
 import { type Reporter, silentReporter } from '../ops/reporter.js';
 import { clusterConfig, type LoadedSpec } from '../spec/load.js';
 import { sampleDryRun } from '../verify/sample.js';
@@ -173,6 +174,7 @@ const STEPS: Step[] = [
           );
       } else {
         await c.target.createIndex(c.spec.target.index, c.body);
+        failpoint('target.after-create');
       }
       c.state.createdTarget = true;
       c.audit.record({ event: 'target-created', index: c.spec.target.index });
@@ -196,6 +198,7 @@ const STEPS: Step[] = [
         c.store.save(c.state);
       }
       await applySettings(c.target, c.spec.target.index, COPY_SETTINGS);
+      failpoint('target.after-temporary-settings');
       c.state.temporarySettingsApplied = true;
       c.audit.record({
         event: 'temporary-settings-applied',
@@ -428,6 +431,7 @@ export class Migration {
           this.store.save(state);
           return 'awaiting-cutover';
         }
+        failpoint(`step.${step.name}.before-save`);
         state.completed[step.name] = new Date().toISOString();
         this.store.save(state);
       }
