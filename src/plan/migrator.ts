@@ -293,7 +293,7 @@ const STEPS: Step[] = [
       c.audit.record({ event: 'count-gate', ...c.state.countGate });
       if (target !== expectedTarget) {
         throw new GateError(
-          `cutover refused: target has ${target} documents, expected ${expectedTarget} (source ${source} - dropped ${t.dropped} - dead letters ${t.deadLetters}). Was the source written to during the copy? Run again to re-copy changes`,
+          `cutover refused: target has ${target} documents, expected ${expectedTarget} (source ${source} - dropped ${t.dropped} - dead letters ${t.deadLetters}). Nothing was switched. Either the source was written to during the copy (live writes need a capture strategy) or documents are missing: compare the indices before retrying`,
         );
       }
       c.reporter.info(`count gate passed: ${target} documents on the target`);
