@@ -36,7 +36,15 @@ export class TransportError extends Error {
   ) {
     super(`${method} ${path} failed: ${message}`);
   }
+
+  /** Network hiccups clear up; a certificate that fails verification does not, so it is never retried. */
+  get transient(): boolean {
+    return !(this.code && NON_RETRYABLE_CODES.test(this.code));
+  }
 }
+
+const NON_RETRYABLE_CODES =
+  /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|PIN_MISMATCH|ERR_SSL|ERR_INVALID_URL|ENOTFOUND/;
 
 const TRANSIENT_TYPES = new Set([
   'es_rejected_execution_exception',

@@ -9,7 +9,7 @@ export interface RetryPolicy {
   budgetMs: number;
 }
 
-export const TRANSPORT_RETRY: RetryPolicy = { initialMs: 200, maxMs: 5_000, budgetMs: 30_000 };
+export const TRANSPORT_RETRY: RetryPolicy = { initialMs: 200, maxMs: 5_000, budgetMs: 20_000 };
 /** Bulk items get at least 60 s: a cluster shedding load (429) often needs that long. */
 export const ITEM_RETRY: RetryPolicy = { initialMs: 250, maxMs: 10_000, budgetMs: 90_000 };
 

@@ -169,7 +169,7 @@ export class Transport {
     if (!opts.idempotent) return run();
     return withRetry(
       run,
-      (err) => err instanceof TransportError || (err instanceof ClusterError && err.transient),
+      (err) => (err instanceof TransportError || err instanceof ClusterError) && err.transient,
       this.retry,
       { signal: opts.signal },
     );

@@ -155,7 +155,7 @@ export class BulkWriter {
         return { items: [...a.items, ...b.items], reason: a.reason || b.reason };
       }
       // A whole-request failure that may clear: resend everything (versions make a resend harmless).
-      if (e instanceof TransportError || (e instanceof ClusterError && e.transient)) {
+      if ((e instanceof TransportError || e instanceof ClusterError) && e.transient) {
         return {
           items: chunk,
           reason: e instanceof ClusterError ? `${e.status} ${e.type}` : (e.code ?? e.message),

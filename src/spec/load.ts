@@ -57,7 +57,7 @@ export function formatIssues(issues: z.core.$ZodIssue[], input: unknown): string
   return issues
     .map((i) => {
       const field = i.path.length ? i.path.join('.') : '(spec)';
-      const got = /password|apiKey|bearer/i.test(field) ? '' : ` (got ${show(valueAt(input, i.path))})`;
+      const got = /password|apiKey|bearer|auth/i.test(field) ? '' : ` (got ${show(valueAt(input, i.path))})`;
       if (i.code === 'unrecognized_keys') return `${field}: unknown field(s) ${i.keys.join(', ')}`;
       return `${field}: ${i.message}${got}`;
     })

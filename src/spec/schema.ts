@@ -10,15 +10,21 @@ const secretRef = {
 };
 
 export const authSchema = z
-  .union([
-    z.strictObject({
-      username: z.string().min(1),
-      password: z.string().min(1).optional().describe('inline password (prefer passwordEnv)'),
-      passwordEnv: secretRef.env.optional(),
-    }),
-    z.strictObject({ apiKey: z.string().min(1).optional(), apiKeyEnv: secretRef.env.optional() }),
-    z.strictObject({ bearer: z.string().min(1).optional(), bearerEnv: secretRef.env.optional() }),
-  ])
+  .union(
+    [
+      z.strictObject({
+        username: z.string().min(1),
+        password: z.string().min(1).optional().describe('inline password (prefer passwordEnv)'),
+        passwordEnv: secretRef.env.optional(),
+      }),
+      z.strictObject({ apiKey: z.string().min(1).optional(), apiKeyEnv: secretRef.env.optional() }),
+      z.strictObject({ bearer: z.string().min(1).optional(), bearerEnv: secretRef.env.optional() }),
+    ],
+    {
+      error:
+        'expected { username, password | passwordEnv }, { apiKey | apiKeyEnv } or { bearer | bearerEnv }',
+    },
+  )
   .describe('basic auth, API key (base64 id:key) or bearer token');
 
 export const clusterSchema = z.strictObject({

@@ -24,7 +24,11 @@ const FAILPOINTS = [
   'step.switch-aliases.before-save:1',
 ];
 
-async function finalCheck(s: Awaited<ReturnType<typeof scenario>>, copyCrashes: number, batchDocs: number): Promise<void> {
+async function finalCheck(
+  s: Awaited<ReturnType<typeof scenario>>,
+  copyCrashes: number,
+  batchDocs: number,
+): Promise<void> {
   const r = await runCli(['--json', 'run', s.specPath, '--take-over-lock']);
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -47,7 +51,11 @@ for (const kind of ['es8', 'os3'] as const) {
       let copyCrashes = 0;
       for (const fp of FAILPOINTS) {
         const r = await runCli(['--json', 'run', s.specPath, '--take-over-lock'], { CUTOVER_FAILPOINTS: fp });
-        assert.equal(r.signal, 'SIGKILL', `${fp}: expected the process to be killed, got code ${r.code}: ${r.stderr.slice(-500)}`);
+        assert.equal(
+          r.signal,
+          'SIGKILL',
+          `${fp}: expected the process to be killed, got code ${r.code}: ${r.stderr.slice(-500)}`,
+        );
         if (fp.startsWith('bulk.') || fp.startsWith('copy.')) copyCrashes++;
       }
       await finalCheck(s, copyCrashes, 100);
@@ -55,7 +63,9 @@ for (const kind of ['es8', 'os3'] as const) {
     });
 
     it('survives kill -9 at random moments', async () => {
-      const s = await scenario(kind, 6000, { copy: { batchDocs: 200, concurrency: 3, maxDocsPerSecond: 3000 } });
+      const s = await scenario(kind, 6000, {
+        copy: { batchDocs: 200, concurrency: 3, maxDocsPerSecond: 3000 },
+      });
       let kills = 0;
       for (let i = 0; i < 4; i++) {
         const { child, done } = startCli(['--json', 'run', s.specPath, '--take-over-lock']);

@@ -12,12 +12,21 @@ for (const kind of ['es8', 'os3'] as const) {
     it('writes the rejected document and its reason to the dead-letter file and refuses cutover', async () => {
       // `code` becomes an integer in the target: the one document whose code is "abc" cannot be indexed.
       const s = await scenario(kind, 400, { copy: { sampleSize: 0 } });
-      await s.c.bulk(`${JSON.stringify({ index: { _index: s.source, _id: 'bad' } })}\n${JSON.stringify({ title: 'bad', qty: '1', tags: [], n: 1, code: 'abc' })}\n`, { refresh: true });
-      s.writeSpec({ copy: { sampleSize: 0 }, target: { mappingOverrides: { properties: { code: { type: 'integer' } } } } });
+      await s.c.bulk(
+        `${JSON.stringify({ index: { _index: s.source, _id: 'bad' } })}\n${JSON.stringify({ title: 'bad', qty: '1', tags: [], n: 1, code: 'abc' })}\n`,
+        { refresh: true },
+      );
+      s.writeSpec({
+        copy: { sampleSize: 0 },
+        target: { mappingOverrides: { properties: { code: { type: 'integer' } } } },
+      });
       const r = await runCli(['--json', 'run', s.specPath]);
       assert.equal(r.code, 3, `exit 3 (gate refused) expected; stderr: ${r.stderr.slice(-400)}`);
       assert.match(r.stderr, /cutover refused: 1 document\(s\) were rejected/);
-      const letters = readFileSync(join(s.dir, 'state', 'm1', 'dead-letters.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const letters = readFileSync(join(s.dir, 'state', 'm1', 'dead-letters.ndjson'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       assert.equal(letters.length, 1);
       assert.equal(letters[0].id, 'bad');
       assert.match(letters[0].type, /(mapper|document)_parsing_exception/);
@@ -39,7 +48,10 @@ for (const kind of ['es8', 'os3'] as const) {
 
     it('finds a rejecting mapping in the sample before anything is created', async () => {
       const s = await scenario(kind, 120);
-      await s.c.bulk(`${JSON.stringify({ index: { _index: s.source, _id: 'bad' } })}\n${JSON.stringify({ title: 'bad', qty: '1', tags: [], n: 1, code: 'abc' })}\n`, { refresh: true });
+      await s.c.bulk(
+        `${JSON.stringify({ index: { _index: s.source, _id: 'bad' } })}\n${JSON.stringify({ title: 'bad', qty: '1', tags: [], n: 1, code: 'abc' })}\n`,
+        { refresh: true },
+      );
       s.writeSpec({ target: { mappingOverrides: { properties: { code: { type: 'integer' } } } } });
       const r = await runCli(['run', s.specPath]);
       assert.equal(r.code, 2, r.stderr);

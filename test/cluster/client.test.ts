@@ -1,0 +1,168 @@
+/** The one cluster client against every server of the matrix: detection, aliases, bulk errors, PIT, scroll. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ClusterError } from '../../src/cluster/errors.js';
+import type { DeadLetter } from '../../src/copy/dead-letters.js';
+import { isContextMissing, PitSession, PitSliceReader, ScrollSliceReader } from '../../src/copy/reader.js';
+import { BulkWriter } from '../../src/copy/writer.js';
+import { FLAVORS, MATRIX, testCluster, uniqueName } from '../support/clusters.js';
+import { clusterOf, seed } from '../support/data.js';
+
+for (const kind of MATRIX) {
+  describe(`cluster client on ${kind}`, () => {
+    it('detects distribution, version and capabilities', async () => {
+      const c = clusterOf(testCluster(kind));
+      const caps = await c.capabilities();
+      assert.equal(caps.distribution, FLAVORS[kind].distribution);
+      assert.equal(caps.major, FLAVORS[kind].major);
+      assert.equal(caps.pit, caps.distribution === 'opensearch' ? 'opensearch' : 'es');
+      assert.equal(caps.seqNoPrimaryTerm, true);
+      // The ES integ-test zip has no reindex module; the OpenSearch one does.
+      assert.equal(caps.reindex, caps.distribution === 'opensearch');
+      await c.close();
+    });
+
+    it('switches an alias atomically: a concurrent reader never sees zero or two indices', async () => {
+      const c = clusterOf(testCluster(kind));
+      const a = uniqueName('swap-a');
+      const b = uniqueName('swap-b');
+      const alias = `${a}-alias`;
+      await c.createIndex(a, {
+        settings: { number_of_shards: 1, number_of_replicas: 0 },
+        aliases: { [alias]: {} },
+      });
+      await c.createIndex(b, { settings: { number_of_shards: 1, number_of_replicas: 0 } });
+      await c.bulk(
+        `{"index":{"_index":"${a}","_id":"only-a"}}\n{"side":"a"}\n{"index":{"_index":"${b}","_id":"only-b"}}\n{"side":"b"}\n`,
+        { refresh: true },
+      );
+      let stop = false;
+      const seen = { reads: 0, bad: [] as string[] };
+      const reader = (async () => {
+        while (!stop) {
+          const [res, aliases] = await Promise.all([c.search(alias, { size: 5 }), c.getAlias(alias)]);
+          seen.reads++;
+          const n = res.hits.hits.length;
+          const indices = Object.keys(aliases).length;
+          if (n !== 1 || indices !== 1) seen.bad.push(`hits=${n} indices=${indices}`);
+        }
+      })();
+      let from = a;
+      let to = b;
+      for (let i = 0; i < 20; i++) {
+        await c.updateAliases([{ remove: { index: from, alias } }, { add: { index: to, alias } }]);
+        [from, to] = [to, from];
+      }
+      stop = true;
+      await reader;
+      assert.ok(seen.reads > 5, `reader observed ${seen.reads} times`);
+      assert.deepEqual(seen.bad, []);
+      await c.close();
+    });
+
+    it('surfaces bulk per-item errors with type and reason, and request errors as typed errors', async () => {
+      const c = clusterOf(testCluster(kind));
+      const index = uniqueName('bulkerr');
+      await c.createIndex(index, {
+        settings: { number_of_shards: 1, number_of_replicas: 0 },
+        mappings: { dynamic: 'strict', properties: { n: { type: 'integer' } } },
+      });
+      const letters: DeadLetter[] = [];
+      const w = new BulkWriter(c, index, {
+        deadLetters: { add: (l) => letters.push(...l) },
+        maxBytes: 1 << 20,
+      });
+      const res = await w.write([
+        { kind: 'index', id: 'ok', version: 5, doc: { n: 1 } },
+        { kind: 'index', id: 'not-a-number', version: 5, doc: { n: 'abc' } },
+        { kind: 'index', id: 'unknown-field', version: 5, doc: { n: 1, extra: true } },
+      ]);
+      assert.equal(res.written, 1);
+      assert.equal(res.deadLetters, 2);
+      const byId = Object.fromEntries(letters.map((l) => [l.id, l]));
+      assert.match(byId['not-a-number']!.type, /(mapper|document)_parsing_exception/);
+      assert.match(byId['not-a-number']!.reason, /\[n\]/);
+      assert.equal(byId['unknown-field']!.type, 'strict_dynamic_mapping_exception');
+      assert.equal(byId['unknown-field']!.status, 400);
+
+      // Same version again is a conflict ("already there"), an older one too; a newer one wins.
+      const again = await w.write([
+        { kind: 'index', id: 'ok', version: 5, doc: { n: 2 } },
+        { kind: 'index', id: 'ok', version: 4, doc: { n: 3 } },
+      ]);
+      assert.equal(again.conflicts, 2);
+      const newer = await w.write([{ kind: 'index', id: 'ok', version: 6, doc: { n: 4 } }]);
+      assert.equal(newer.written, 1);
+      const got = await c.mget(index, ['ok']);
+      assert.deepEqual(got.docs[0]?._source, { n: 4 });
+
+      await assert.rejects(c.createIndex(index, {}), (e: unknown) => {
+        assert.ok(e instanceof ClusterError);
+        assert.equal(e.status, 400);
+        assert.equal(e.type, 'resource_already_exists_exception');
+        return true;
+      });
+      await c.close();
+    });
+
+    it('opens a PIT, pages every shard slice in _seq_no order, closes it', async () => {
+      const c = clusterOf(testCluster(kind));
+      const index = uniqueName('pit');
+      await seed(c, index, 1234, (i) => ({ id: `p${i}`, doc: { i } }));
+      const pit = new PitSession(c, index, '1m');
+      const ids = new Set<string>();
+      for (let slice = 0; slice < 3; slice++) {
+        const reader = new PitSliceReader(c, pit, slice, 3, {
+          batchDocs: 100,
+          keepAlive: '1m',
+          withVersion: false,
+        });
+        let after: number | null = null;
+        let last = -1;
+        for (;;) {
+          const hits = await reader.next(after);
+          if (hits.length === 0) break;
+          for (const h of hits) {
+            assert.ok(h._seq_no! > last, 'seq_no strictly increasing within a slice');
+            last = h._seq_no!;
+            assert.ok(!ids.has(h._id), `duplicate ${h._id}`);
+            ids.add(h._id);
+          }
+          after = last;
+        }
+      }
+      assert.equal(ids.size, 1234);
+      const { id } = await pit.current();
+      await pit.close();
+      await assert.rejects(
+        c.search(undefined, { pit: { id }, size: 1 }),
+        (e: unknown) => isContextMissing(e) || (e instanceof ClusterError && e.status === 404),
+      );
+      await c.close();
+    });
+
+    it('reads through scroll per shard with the scroll id in the body', async () => {
+      const c = clusterOf(testCluster(kind));
+      const index = uniqueName('scroll');
+      await seed(c, index, 700, (i) => ({ id: `s${i}`, doc: { i } }));
+      const ids = new Set<string>();
+      for (let slice = 0; slice < 3; slice++) {
+        const reader = new ScrollSliceReader(c, index, slice, {
+          batchDocs: 50,
+          keepAlive: '1m',
+          withVersion: false,
+        });
+        let after: number | null = null;
+        for (;;) {
+          const hits = await reader.next(after);
+          if (hits.length === 0) break;
+          for (const h of hits) ids.add(h._id);
+          after = hits[hits.length - 1]!._seq_no!;
+        }
+        await reader.close();
+      }
+      assert.equal(ids.size, 700);
+      await c.close();
+    });
+  });
+}
