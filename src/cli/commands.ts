@@ -1,13 +1,12 @@
 /** Each subcommand: parse flags into spec fields, call the library, print, and let main.ts map errors to exit codes. */
 import { type Command, Option } from 'commander';
-import { z } from 'zod';
 import { createReporter } from '../ops/progress.js';
 import { buildReport, formatReport } from '../ops/report.js';
 import { writeJsonAtomic } from '../plan/atomic-file.js';
 import { EXIT, PreflightError } from '../plan/errors.js';
 import { Migration } from '../plan/migrator.js';
 import { loadSpec } from '../spec/load.js';
-import { specSchema } from '../spec/schema.js';
+import { jsonSchema } from '../spec/json-schema.js';
 
 type Raw = Record<string, unknown>;
 
@@ -246,7 +245,7 @@ export function registerCommands(program: Command): void {
     .command('schema')
     .description('print the JSON Schema of the migration spec')
     .action(() => {
-      process.stdout.write(`${JSON.stringify(z.toJSONSchema(specSchema, { io: 'input' }), null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(jsonSchema(), null, 2)}\n`);
     });
 
   program

@@ -4,10 +4,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli } from '../support/cli.js';
+import { MATRIX } from '../support/clusters.js';
 import { diffDocs, readAll, summarize } from '../support/data.js';
 import { aliasTargets, scenario } from '../support/scenario.js';
 
-for (const kind of ['es8', 'os3'] as const) {
+for (const kind of MATRIX) {
   describe(`migrate on ${kind}`, () => {
     it('copies every document through the transform, switches both aliases, restores target settings', async () => {
       const s = await scenario(kind, 2500);
