@@ -5,8 +5,9 @@ import { buildReport, formatReport } from '../ops/report.js';
 import { writeJsonAtomic } from '../plan/atomic-file.js';
 import { EXIT, PreflightError } from '../plan/errors.js';
 import { Migration } from '../plan/migrator.js';
-import { loadSpec } from '../spec/load.js';
 import { jsonSchema } from '../spec/json-schema.js';
+import { loadSpec } from '../spec/load.js';
+import { formatProof } from '../verify/proof.js';
 
 type Raw = Record<string, unknown>;
 
@@ -68,6 +69,11 @@ function applyFlags(raw: Raw, opts: Record<string, unknown>): void {
       node = node[k] as Raw;
     }
     node[f.path[f.path.length - 1]!] = f.parse(String(v));
+  }
+  if (opts.mode !== undefined || opts.sampleRate !== undefined) {
+    raw.verify ??= {};
+    if (opts.mode !== undefined) (raw.verify as Raw).mode = String(opts.mode);
+    if (opts.sampleRate !== undefined) (raw.verify as Raw).sampleRate = Number(opts.sampleRate);
   }
   if (opts.reuseTarget) {
     raw.target ??= {};
@@ -154,14 +160,21 @@ export function registerCommands(program: Command): void {
       .description('print the ordered steps and what each will change; changes nothing'),
   ).action(async (spec: string, opts: Raw, cmd: Command) => {
     await withMigration(spec, opts, async (m) => {
-      const steps = m.plan();
+      const { facts, steps } = await m.plan();
       if (globalJson(cmd)) {
-        process.stdout.write(`${JSON.stringify({ migration: m.spec.name, steps }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ migration: m.spec.name, facts, steps }, null, 2)}\n`);
         return;
       }
       process.stdout.write(
         `Plan for migration "${m.spec.name}": ${m.spec.source.index} (${m.source.displayUrl}) -> ${m.spec.target.index} (${m.target.displayUrl})\n`,
       );
+      if (facts) {
+        process.stdout.write(
+          `  source index ${facts.sourceIndex} on ${facts.source}: ${facts.docs} documents, ${facts.shards} primary shard(s)\n` +
+            `  aliases to move: ${facts.aliases.map((a) => `${a.alias}${a.isWriteIndex ? ' (write index)' : ''}`).join(', ') || 'none'}\n` +
+            `  target ${m.spec.target.index} on ${facts.target}${facts.targetReused ? ' (exists, mappings match: reused)' : ' (will be created)'}\n`,
+        );
+      }
       steps.forEach((s, i) => {
         process.stdout.write(`\n${i + 1}. ${s.title}${s.done ? '  [done]' : ''}\n`);
         for (const c of s.changes) process.stdout.write(`   - ${c}\n`);
@@ -185,13 +198,30 @@ export function registerCommands(program: Command): void {
     .option('--take-over-lock', 'take over the lock of a migration whose process died')
     .action(async (spec: string, opts: Raw, cmd: Command) => {
       await withMigration(spec, opts, async (m) => {
-        const phase = m.state().phase;
-        if (phase !== 'awaiting-cutover' && phase !== 'cut-over') {
+        const st = m.state();
+        // Everything up to the switch must be done; a failed proof at a previous cutover attempt is retried.
+        if (!st.completed.gate || st.phase === 'rolled-back' || st.phase === 'cleaned-up') {
           throw new PreflightError(
-            `migration ${m.spec.name} is "${phase}", not waiting for cutover; finish \`cutover run\` first`,
+            `migration ${m.spec.name} is "${st.phase}" and not ready to switch (steps done: ${Object.keys(st.completed).join(', ') || 'none'}); finish \`cutover run\` first`,
           );
         }
         await runAndReport(m, cmd, opts, true);
+      });
+    });
+
+  withSpecFlags(
+    program
+      .command('verify <spec>')
+      .description('compare source and target document by document; changes nothing'),
+  )
+    .addOption(new Option('--mode <mode>', 'overrides verify.mode (full | sample)'))
+    .addOption(new Option('--sample-rate <r>', 'overrides verify.sampleRate'))
+    .action(async (spec: string, opts: Raw, cmd: Command) => {
+      await withMigration(spec, opts, async (m) => {
+        const r = await m.verify();
+        if (globalJson(cmd)) process.stdout.write(`${JSON.stringify(r)}\n`);
+        else process.stdout.write(`${formatProof(r)}\n  report         ${m.store.proofPath}\n`);
+        if (!r.passed) process.exitCode = EXIT.gateRefused;
       });
     });
 

@@ -123,10 +123,12 @@ export class Cluster {
   }
 
   // ---- indices ---------------------------------------------------------------------------------
+  /** GET rather than HEAD: a refusal (401/403) then comes with the server's reason instead of an empty body. */
   async indexExists(index: string): Promise<boolean> {
     const r = await this.request({
-      method: 'HEAD',
+      method: 'GET',
       path: `/${enc(index)}`,
+      query: { filter_path: '*.settings.index.uuid' },
       idempotent: true,
       okStatuses: [404],
     });

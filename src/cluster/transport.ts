@@ -50,8 +50,8 @@ export interface RequestOptions {
   gzip?: boolean;
   /** safe to send twice (reads, PUT of the same state, versioned writes): enables transport retries */
   idempotent?: boolean;
-  /** statuses that are answers, not errors (e.g. 404 for an existence check) */
-  okStatuses?: number[];
+  /** statuses that are answers, not errors (e.g. 404 for an existence check); 'all' returns every status */
+  okStatuses?: number[] | 'all';
   signal?: AbortSignal;
 }
 
@@ -218,7 +218,8 @@ export class Transport {
         parsed = text;
       }
     }
-    if (res.statusCode >= 400 && !opts.okStatuses?.includes(res.statusCode)) {
+    const ok = opts.okStatuses === 'all' || opts.okStatuses?.includes(res.statusCode);
+    if (res.statusCode >= 400 && !ok) {
       const { type, reason, rootCause } = parseErrorBody(parsed);
       throw new ClusterError(res.statusCode, type, this.scrub(reason), opts.method, opts.path, rootCause);
     }

@@ -80,6 +80,8 @@ export interface ReaderOptions {
   keepAlive: string;
   /** ask for _version too (versioning: source-version) */
   withVersion: boolean;
+  /** false: ids, routing and _seq_no only (verification of the target side) */
+  withSource?: boolean;
   signal?: AbortSignal;
   onContextLost?: (slice: number) => void;
 }
@@ -111,6 +113,7 @@ export class PitSliceReader implements SliceReader {
           seq_no_primary_term: true,
           track_total_hits: false,
           version: this.opts.withVersion || undefined,
+          _source: this.opts.withSource === false ? false : undefined,
         };
         if (this.slices > 1) body.slice = { id: this.slice, max: this.slices };
         if (after !== null) body.search_after = [after];

@@ -3,7 +3,7 @@
  * migration to `products-v2` that changes a field type and renames a field through a transform. Ends with a
  * document-by-document comparison of source and target and the alias check.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster } from '../cluster/client.js';
@@ -12,6 +12,7 @@ import { createReporter } from '../ops/progress.js';
 import { buildReport, formatReport } from '../ops/report.js';
 import { Migration } from '../plan/migrator.js';
 import { resolveSpec } from '../spec/load.js';
+import { formatProof, type ProofReport } from '../verify/proof.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -70,14 +71,23 @@ export async function runDemo(opts: { docs: number; kind: ServerKind }): Promise
     out(`\nMigration spec: price keyword -> float, stock -> quantity (transform ${transformFile})`);
     const m = new Migration(spec);
     out('\nPlan:');
-    for (const [i, s] of m.plan().entries())
+    const plan = await m.plan();
+    if (plan.facts) {
+      out(
+        `  preflight: ${plan.facts.sourceIndex} holds ${plan.facts.docs} documents in ${plan.facts.shards} shards; aliases ${plan.facts.aliases.map((a) => a.alias).join(', ')} point at it; ${m.spec.target.index} is free`,
+      );
+    }
+    for (const [i, s] of plan.steps.entries())
       out(`  ${i + 1}. ${s.title}\n     - ${s.changes.join('\n     - ')}`);
     out('\nRunning:');
     await m.run({ reporter: createReporter({ tty: !!process.stderr.isTTY }) });
     out(`\nReport:\n${formatReport(buildReport(m.state(), m.store.deadLetterPath))}`);
+    const proof = JSON.parse(readFileSync(m.store.proofPath, 'utf8')) as ProofReport;
+    out(`\nProof run by cutover before the switch:\n${formatProof(proof)}`);
     await m.close();
 
-    // The proof a user can see: every source document, transformed, equals its target copy.
+    // And an independent check written here, not by the engine: every source document, transformed by hand,
+    // equals its target copy.
     await es.refresh('products-v2');
     let checked = 0;
     let mismatches = 0;
@@ -95,7 +105,7 @@ export async function runDemo(opts: { docs: number; kind: ServerKind }): Promise
     }
     const aliases = await es.getAlias('products');
     const writeAlias = await es.getAlias('products-write');
-    out(`\nProof: ${checked} documents compared one by one, ${mismatches} differences.`);
+    out(`\nIndependent check: ${checked} documents compared one by one, ${mismatches} differences.`);
     out(
       `Aliases: products -> ${Object.keys(aliases).join(', ')}; products-write -> ${Object.keys(writeAlias).join(', ')}`,
     );

@@ -3,6 +3,7 @@
  * each recorded in the persisted state once done. `run` after a crash at any moment picks up at the first step
  * not recorded; `plan` prints the same list without touching anything.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { Cluster } from '../cluster/client.js';
 import { backfill, loadCheckpoints, totalsOf } from '../copy/backfill.js';
 import { FileDeadLetters } from '../copy/dead-letters.js';
@@ -20,11 +21,13 @@ import {
 import { failpoint } from '../ops/failpoints.js';
 import { type Reporter, silentReporter } from '../ops/reporter.js';
 import { clusterConfig, type LoadedSpec } from '../spec/load.js';
+import { type ProofReport, prove } from '../verify/proof.js';
 import { sampleDryRun } from '../verify/sample.js';
+import { writeJsonAtomic } from './atomic-file.js';
 import { AuditLog } from './audit.js';
 import { GateError, PreflightError } from './errors.js';
 import { acquireLock, type Lock } from './lock.js';
-import { type MigrationState, newState, StateStore } from './state.js';
+import { type AliasRecord, type MigrationState, newState, StateStore } from './state.js';
 
 export interface StepInfo {
   name: string;
@@ -68,6 +71,60 @@ interface Step {
 
 const sampleIndexOf = (target: string) => `${target}-cutover-sample`;
 
+/** What the clusters look like before anything changes; read-only, shared by `plan` and the inspect step. */
+export interface Facts {
+  sourceIndex: string;
+  shards: number;
+  docs: number;
+  aliases: AliasRecord[];
+  targetReused: boolean;
+  source: string;
+  target: string;
+}
+
+async function inspect(c: Pick<Ctx, 'spec' | 'source' | 'target'>): Promise<Facts> {
+  const sourceIndex = await resolveIndex(c.source, c.spec.source.index, 'source.index');
+  const aliasNames = [
+    ...(c.spec.aliases?.read ?? []),
+    ...(c.spec.aliases?.write ? [c.spec.aliases.write] : []),
+  ];
+  const aliases = await inspectAliases(c.source, aliasNames, sourceIndex);
+  if (sourceIndex === c.spec.target.index)
+    throw new PreflightError(`target.index: "${c.spec.target.index}" is the source index itself`);
+  const caps = await c.source.capabilities();
+  if (!caps.seqNoPrimaryTerm) {
+    throw new PreflightError(
+      `source: ${caps.distribution} ${caps.version} does not return _seq_no on hits; cutover needs it for versioned copies`,
+    );
+  }
+  const targetCaps = await c.target.capabilities();
+  const body = await desiredTargetBody(c.source, sourceIndex, c.spec);
+  let targetReused = false;
+  if (await c.target.indexExists(c.spec.target.index)) {
+    if (!c.spec.target.reuse) {
+      throw new PreflightError(
+        `target.index: "${c.spec.target.index}" already exists on ${c.target.displayUrl}; pick another name, delete it, or set target.reuse (--reuse-target) if its mappings match`,
+      );
+    }
+    const existing = Object.values(await c.target.getMapping(c.spec.target.index))[0]?.mappings ?? {};
+    if (canonical(existing) !== canonical(body.mappings)) {
+      throw new PreflightError(
+        `target.reuse: "${c.spec.target.index}" exists but its mappings differ from the spec's at ${firstDifference(existing, body.mappings)}`,
+      );
+    }
+    targetReused = true;
+  }
+  return {
+    sourceIndex,
+    shards: await c.source.primaryShards(sourceIndex),
+    docs: await c.source.count(sourceIndex),
+    aliases,
+    targetReused,
+    source: `${caps.distribution} ${caps.version}`,
+    target: `${targetCaps.distribution} ${targetCaps.version}`,
+  };
+}
+
 const STEPS: Step[] = [
   {
     name: 'inspect',
@@ -77,40 +134,15 @@ const STEPS: Step[] = [
       'nothing: reads the source index, its aliases and shard count; checks the target name is free',
     ],
     async run(c) {
-      const sourceIndex = await resolveIndex(c.source, c.spec.source.index, 'source.index');
-      const aliasNames = [
-        ...(c.spec.aliases?.read ?? []),
-        ...(c.spec.aliases?.write ? [c.spec.aliases.write] : []),
-      ];
-      const records = await inspectAliases(c.source, aliasNames, sourceIndex);
-      if (sourceIndex === c.spec.target.index)
-        throw new PreflightError(`target.index: "${c.spec.target.index}" is the source index itself`);
-      const caps = await c.source.capabilities();
-      if (!caps.seqNoPrimaryTerm)
-        throw new PreflightError(
-          `source: ${caps.distribution} ${caps.version} does not return _seq_no on hits; cutover needs it for versioned copies`,
-        );
-      const body = await desiredTargetBody(c.source, sourceIndex, c.spec);
-      if (await c.target.indexExists(c.spec.target.index)) {
-        if (!c.spec.target.reuse) {
-          throw new PreflightError(
-            `target.index: "${c.spec.target.index}" already exists on ${c.target.displayUrl}; pick another name, delete it, or set target.reuse (--reuse-target) if its mappings match`,
-          );
-        }
-        const existing = Object.values(await c.target.getMapping(c.spec.target.index))[0]?.mappings ?? {};
-        if (canonical(existing) !== canonical(body.mappings)) {
-          throw new PreflightError(
-            `target.reuse: "${c.spec.target.index}" exists but its mappings differ from the spec's at ${firstDifference(existing, body.mappings)}`,
-          );
-        }
-        c.state.createdTarget = false;
-      }
-      c.state.sourceIndex = sourceIndex;
-      c.state.sourceShards = await c.source.primaryShards(sourceIndex);
+      const f = await inspect(c);
+      if (f.targetReused) c.state.createdTarget = false;
+      c.state.sourceIndex = f.sourceIndex;
+      c.state.sourceShards = f.shards;
+      const records = f.aliases;
       c.state.aliases = { records, write: c.spec.aliases?.write };
       c.audit.record({
         event: 'inspected',
-        sourceIndex,
+        sourceIndex: f.sourceIndex,
         shards: c.state.sourceShards,
         aliases: records.map((r) => r.alias),
       });
@@ -301,6 +333,40 @@ const STEPS: Step[] = [
     },
   },
   {
+    name: 'verify',
+    title: 'Proof: compare source and target document by document',
+    done: (s) => !!s.completed.verify,
+    changes: (c) =>
+      c.spec.verify.mode === 'off'
+        ? ['skipped (verify.mode = off): only the count gate stands between the copy and the switch']
+        : [
+            `nothing: reads ${c.spec.verify.mode === 'full' ? 'every document' : `${(c.spec.verify.sampleRate * 100).toFixed(2)}% of the documents`} on both sides and compares transformed source _source with target _source${c.spec.verify.ignore.length ? ` (ignoring ${c.spec.verify.ignore.join(', ')})` : ''}; refuses cutover above ${c.spec.verify.maxDifferences} difference(s)`,
+          ],
+    async run(c) {
+      if (c.spec.verify.mode === 'off') return 'continue';
+      const r = await runProof(c);
+      c.audit.record({
+        event: 'proof',
+        passed: r.passed,
+        missing: r.missing,
+        extra: r.extra,
+        changed: r.changed,
+        mode: r.mode,
+      });
+      const diffs = r.missing + r.extra + r.changed;
+      if (diffs > c.spec.verify.maxDifferences) {
+        throw new GateError(
+          `cutover refused: the proof found ${diffs} difference(s) (missing ${r.missing}, extra ${r.extra}, changed ${r.changed}; allowed ${c.spec.verify.maxDifferences}); first: ${r.differences
+            .slice(0, 5)
+            .map((d) => `${d.kind} ${JSON.stringify(d.id)}${d.fields ? ` [${d.fields.join(', ')}]` : ''}`)
+            .join('; ')}. Full report: ${c.store.proofPath}`,
+        );
+      }
+      c.reporter.info(`proof passed: ${r.confidence}`);
+      return 'continue';
+    },
+  },
+  {
     name: 'switch-aliases',
     title: 'Switch the aliases to the target in one atomic request',
     done: (s) => !!s.completed['switch-aliases'],
@@ -324,6 +390,28 @@ const STEPS: Step[] = [
         c.reporter.info('copy verified; waiting for `cutover cutover <spec>` to switch the aliases');
         return 'pause';
       }
+      if (c.cutoverNow && c.spec.verify.mode !== 'off') {
+        // Time has passed since the copy was proven: prove it again right before the switch.
+        const p = await runProof(c);
+        const diffs = p.missing + p.extra + p.changed;
+        c.audit.record({
+          event: 'proof',
+          passed: p.passed,
+          missing: p.missing,
+          extra: p.extra,
+          changed: p.changed,
+          mode: p.mode,
+          beforeSwitch: true,
+        });
+        if (diffs > c.spec.verify.maxDifferences) {
+          throw new GateError(
+            `cutover refused: the proof before the switch found ${diffs} difference(s) (missing ${p.missing}, extra ${p.extra}, changed ${p.changed}); first: ${p.differences
+              .slice(0, 5)
+              .map((d) => `${d.kind} ${JSON.stringify(d.id)}`)
+              .join('; ')}. Full report: ${c.store.proofPath}`,
+          );
+        }
+      }
       const r = await moveAliases(
         c.source,
         c.state.aliases?.records ?? [],
@@ -344,6 +432,54 @@ const STEPS: Step[] = [
     },
   },
 ];
+
+/** Field paths of a mapping, for checking verify.ignore against what exists. */
+function mappingHasPath(mappings: Record<string, unknown>, path: string): boolean {
+  let node: unknown = mappings;
+  for (const part of path.split('.')) {
+    const props = (
+      node as { properties?: Record<string, unknown>; fields?: Record<string, unknown> } | undefined
+    )?.properties;
+    if (!props || !(part in props)) return false;
+    node = props[part];
+  }
+  return true;
+}
+
+async function runProof(
+  c: Pick<Ctx, 'spec' | 'source' | 'target' | 'store' | 'state' | 'transform' | 'reporter' | 'signal'>,
+): Promise<ProofReport> {
+  const sourceIndex = c.state.sourceIndex!;
+  const mappings = Object.values(await c.target.getMapping(c.spec.target.index))[0]?.mappings ?? {};
+  const unknown = c.spec.verify.ignore.filter((p) => !mappingHasPath(mappings, p));
+  if (unknown.length) {
+    throw new PreflightError(
+      `verify.ignore: ${unknown.map((p) => JSON.stringify(p)).join(', ')} not in the mapping of ${c.spec.target.index}; a typo here would silently hide differences`,
+    );
+  }
+  await Promise.all([c.source.refresh(sourceIndex), c.target.refresh(c.spec.target.index)]);
+  const knownMissing = new Set<string>();
+  if ((c.state.totals?.deadLetters ?? 0) > 0 && existsSync(c.store.deadLetterPath)) {
+    // Bounded: the dead-letter gate already refused more than copy.maxDeadLetters.
+    for (const line of readFileSync(c.store.deadLetterPath, 'utf8').split('\n'))
+      if (line) knownMissing.add((JSON.parse(line) as { id: string }).id);
+  }
+  const r = await prove({
+    source: c.source,
+    target: c.target,
+    sourceIndex,
+    targetIndex: c.spec.target.index,
+    transform: c.transform,
+    ignore: c.spec.verify.ignore,
+    sampleRate: c.spec.verify.mode === 'full' ? 1 : c.spec.verify.sampleRate,
+    batchDocs: c.spec.copy.batchDocs,
+    keepAlive: c.spec.copy.keepAlive,
+    knownMissing,
+    signal: c.signal,
+  });
+  writeJsonAtomic(c.store.proofPath, r);
+  return r;
+}
 
 async function restoreTargetSettings(
   c: Pick<Ctx, 'state' | 'target' | 'spec' | 'audit' | 'store'>,
@@ -374,9 +510,13 @@ export class Migration {
     return this.store.load() ?? newState(this.spec.name, this.spec.target.index);
   }
 
-  /** The runbook with what each step changes; reads the clusters, writes nothing. */
-  plan(): StepInfo[] {
+  /**
+   * The runbook with what each step changes. Reads the clusters (a plan that cannot see the source is no plan)
+   * and refuses bad input exactly as `run` would; writes nothing.
+   */
+  async plan(): Promise<{ facts?: Facts; steps: StepInfo[] }> {
     const state = this.state();
+    const facts = state.completed.inspect ? undefined : await inspect(this);
     const c = {
       spec: this.spec,
       source: this.source,
@@ -387,7 +527,10 @@ export class Migration {
       reporter: silentReporter,
       cutoverNow: false,
     };
-    return STEPS.map((s) => ({ name: s.name, title: s.title, changes: s.changes(c), done: s.done(state) }));
+    return {
+      facts,
+      steps: STEPS.map((s) => ({ name: s.name, title: s.title, changes: s.changes(c), done: s.done(state) })),
+    };
   }
 
   private lock(command: string, opts: RunOptions): Lock {
@@ -533,6 +676,26 @@ export class Migration {
     } finally {
       lock.release();
     }
+  }
+
+  /** `cutover verify`: the proof on demand, after the copy; changes nothing. */
+  async verify(opts: { signal?: AbortSignal; reporter?: Reporter } = {}): Promise<ProofReport> {
+    const state = this.state();
+    if (!state.completed.copy)
+      throw new PreflightError(
+        `verify: migration ${this.spec.name} has not finished copying (phase ${state.phase})`,
+      );
+    const transform = await loadTransform(this.spec.transformPath);
+    return runProof({
+      spec: this.spec,
+      source: this.source,
+      target: this.target,
+      store: this.store,
+      state,
+      transform,
+      reporter: opts.reporter ?? silentReporter,
+      signal: opts.signal,
+    });
   }
 
   async close(): Promise<void> {

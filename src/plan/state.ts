@@ -96,6 +96,9 @@ export class StateStore {
   get deadLetterPath(): string {
     return join(this.dir, 'dead-letters.ndjson');
   }
+  get proofPath(): string {
+    return join(this.dir, 'proof.json');
+  }
   get reportPath(): string {
     return join(this.dir, 'report.json');
   }

@@ -121,6 +121,30 @@ export const specSchema = z.strictObject({
       gzip: z.boolean().default(false),
     })
     .prefault({}),
+  verify: z
+    .strictObject({
+      mode: z
+        .enum(['full', 'sample', 'off'])
+        .default('full')
+        .describe('proof before cutover: every document, a sample, or none'),
+      sampleRate: z
+        .number()
+        .gt(0)
+        .max(1)
+        .default(0.01)
+        .describe('share of ids checked in sample mode (stable hash of the id)'),
+      ignore: z
+        .array(z.string().min(1))
+        .default([])
+        .describe('dotted field paths left out of the comparison (e.g. fields a target pipeline sets)'),
+      maxDifferences: z
+        .number()
+        .int()
+        .min(0)
+        .default(0)
+        .describe('differences tolerated before cutover is refused'),
+    })
+    .prefault({}),
   transform: z
     .string()
     .min(1)

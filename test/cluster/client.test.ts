@@ -136,9 +136,23 @@ for (const kind of MATRIX) {
       // The engine's checkpoints rely on a PIT slice (max = shards) being exactly one shard.
       for (let slice = 0; slice < 3; slice++) {
         const { id: pitId } = await pit.current();
-        const viaSlice = await c.search(undefined, { size: 2000, pit: { id: pitId }, slice: { id: slice, max: 3 }, _source: false, sort: [{ _seq_no: 'asc' }] });
-        const viaShard = await c.search(index, { size: 2000, _source: false }, { preference: `_shards:${slice}` });
-        assert.deepEqual(viaSlice.hits.hits.map((h) => h._id).sort(), viaShard.hits.hits.map((h) => h._id).sort(), `slice ${slice} is shard ${slice}`);
+        const viaSlice = await c.search(undefined, {
+          size: 2000,
+          pit: { id: pitId },
+          slice: { id: slice, max: 3 },
+          _source: false,
+          sort: [{ _seq_no: 'asc' }],
+        });
+        const viaShard = await c.search(
+          index,
+          { size: 2000, _source: false },
+          { preference: `_shards:${slice}` },
+        );
+        assert.deepEqual(
+          viaSlice.hits.hits.map((h) => h._id).sort(),
+          viaShard.hits.hits.map((h) => h._id).sort(),
+          `slice ${slice} is shard ${slice}`,
+        );
       }
       const { id } = await pit.current();
       await pit.close();

@@ -1,0 +1,256 @@
+/**
+ * The proof before cutover: source and target compared document by document. Both sides are streamed through
+ * PIT slices page by page (memory stays bounded by the page size whatever the index size); each page is
+ * looked up on the other side with _mget.
+ *
+ *   pass 1, source -> target: every source document, transformed, must be on the target with the same _source
+ *           (missing, changed); a document the transform drops must not be there (extra).
+ *   pass 2, target -> source: every target document must still exist on the source (extra).
+ *
+ * Under live writes a difference may only mean "changed since we read it": every candidate is re-read from
+ * both sides and compared against the newest state before it is reported.
+ */
+import type { Cluster, Hit } from '../cluster/client.js';
+import { sleep } from '../cluster/retry.js';
+import { PitSession, PitSliceReader } from '../copy/reader.js';
+import { applyTransform, type TransformFn } from '../copy/transform.js';
+import { canonicalJson, differingFields, sampled, withoutPaths } from './compare.js';
+
+export type DifferenceKind = 'missing' | 'extra' | 'changed';
+
+export interface Difference {
+  id: string;
+  kind: DifferenceKind;
+  routing?: string;
+  fields?: string[];
+}
+
+export interface ProofOptions {
+  source: Cluster;
+  target: Cluster;
+  sourceIndex: string;
+  targetIndex: string;
+  transform: TransformFn;
+  /** dotted paths left out of the comparison on both sides */
+  ignore: string[];
+  /** 1 = full proof; below 1 = that share of ids, chosen by a stable hash */
+  sampleRate: number;
+  batchDocs: number;
+  keepAlive: string;
+  /** ids known to be missing (dead letters accepted by the operator) */
+  knownMissing?: ReadonlySet<string>;
+  /** first differences kept in the report */
+  maxReported?: number;
+  recheckAttempts?: number;
+  recheckDelayMs?: number;
+  signal?: AbortSignal;
+  onPage?: (docs: number) => void;
+}
+
+export interface ProofReport {
+  mode: 'full' | 'sample';
+  sampleRate: number;
+  sourceIndex: string;
+  targetIndex: string;
+  sourceChecked: number;
+  targetChecked: number;
+  droppedByTransform: number;
+  knownMissing: number;
+  missing: number;
+  extra: number;
+  changed: number;
+  /** candidates that matched after a re-read (changed while the proof ran) */
+  resolvedOnRecheck: number;
+  differences: Difference[];
+  confidence: string;
+  passed: boolean;
+  durationSeconds: number;
+}
+
+interface Expected {
+  id: string;
+  routing?: string;
+  doc: Record<string, unknown> | null;
+}
+
+export async function prove(o: ProofOptions): Promise<ProofReport> {
+  const started = Date.now();
+  const maxReported = o.maxReported ?? 50;
+  const report: ProofReport = {
+    mode: o.sampleRate >= 1 ? 'full' : 'sample',
+    sampleRate: Math.min(1, o.sampleRate),
+    sourceIndex: o.sourceIndex,
+    targetIndex: o.targetIndex,
+    sourceChecked: 0,
+    targetChecked: 0,
+    droppedByTransform: 0,
+    knownMissing: 0,
+    missing: 0,
+    extra: 0,
+    changed: 0,
+    resolvedOnRecheck: 0,
+    differences: [],
+    confidence: '',
+    passed: false,
+    durationSeconds: 0,
+  };
+  const record = (d: Difference) => {
+    report[d.kind]++;
+    if (report.differences.length < maxReported) report.differences.push(d);
+  };
+
+  let dropped = 0;
+  const compare = async (hits: Hit[], countDrops = false): Promise<Difference[]> => {
+    const expected: Expected[] = [];
+    for (const h of hits) {
+      const doc = await applyTransform(o.transform, h._source ?? {}, {
+        id: h._id,
+        index: o.sourceIndex,
+        routing: h._routing,
+        seqNo: h._seq_no,
+      });
+      expected.push({ id: h._id, routing: h._routing, doc });
+    }
+    if (expected.length === 0) return [];
+    const got = await o.target.mget(
+      o.targetIndex,
+      expected.map((e) => ({ _id: e.id, routing: e.routing })),
+    );
+    const out: Difference[] = [];
+    expected.forEach((e, i) => {
+      const t = got.docs[i];
+      if (e.doc === null) {
+        if (countDrops) dropped++;
+        if (t?.found) out.push({ id: e.id, kind: 'extra', routing: e.routing });
+        return;
+      }
+      if (!t?.found) {
+        out.push({ id: e.id, kind: 'missing', routing: e.routing });
+        return;
+      }
+      const want = withoutPaths(e.doc, o.ignore);
+      const have = withoutPaths((t._source ?? {}) as Record<string, unknown>, o.ignore);
+      if (canonicalJson(want) !== canonicalJson(have))
+        out.push({ id: e.id, kind: 'changed', routing: e.routing, fields: differingFields(want, have) });
+    });
+    return out;
+  };
+
+  /** Re-read a candidate from both sides until it matches or the attempts are spent. */
+  const recheck = async (d: Difference): Promise<Difference | undefined> => {
+    let current: Difference | undefined = d;
+    for (let attempt = 0; current && attempt < (o.recheckAttempts ?? 3); attempt++) {
+      if (attempt > 0) await sleep(o.recheckDelayMs ?? 500, o.signal);
+      await Promise.all([o.source.refresh(o.sourceIndex), o.target.refresh(o.targetIndex)]);
+      const src = await o.source.mget(o.sourceIndex, [{ _id: d.id, routing: d.routing }]);
+      const s = src.docs[0];
+      if (!s?.found) {
+        const t = await o.target.mget(o.targetIndex, [{ _id: d.id, routing: d.routing }]);
+        current = t.docs[0]?.found ? { id: d.id, kind: 'extra', routing: d.routing } : undefined;
+      } else {
+        current = (await compare([{ ...s, _index: o.sourceIndex, _routing: s._routing ?? d.routing }]))[0];
+      }
+    }
+    return current;
+  };
+
+  const settle = async (candidates: Difference[]) => {
+    for (const c of candidates) {
+      if (c.kind === 'missing' && o.knownMissing?.has(c.id)) {
+        report.knownMissing++;
+        continue;
+      }
+      const still = await recheck(c);
+      if (still) record(still);
+      else report.resolvedOnRecheck++;
+    }
+  };
+
+  const scan = async (
+    cluster: Cluster,
+    index: string,
+    withSource: boolean,
+    onHits: (hits: Hit[]) => Promise<void>,
+  ) => {
+    const shards = await cluster.primaryShards(index);
+    const pit = new PitSession(cluster, index, o.keepAlive);
+    try {
+      for (let slice = 0; slice < shards; slice++) {
+        const reader = new PitSliceReader(cluster, pit, slice, shards, {
+          batchDocs: o.batchDocs,
+          keepAlive: o.keepAlive,
+          withVersion: false,
+          withSource,
+          signal: o.signal,
+        });
+        let after: number | null = null;
+        for (;;) {
+          const hits = await reader.next(after);
+          if (hits.length === 0) break;
+          after = hits[hits.length - 1]!._seq_no!;
+          await onHits(hits.filter((h) => sampled(h._id, o.sampleRate)));
+          o.onPage?.(hits.length);
+        }
+      }
+    } finally {
+      await pit.close();
+    }
+  };
+
+  // Pass 1: source -> target.
+  await scan(o.source, o.sourceIndex, true, async (hits) => {
+    report.sourceChecked += hits.length;
+    await settle(await compare(hits, true));
+  });
+
+  report.droppedByTransform = dropped;
+
+  // Pass 2: target -> source: ids only on the target side.
+  await scan(o.target, o.targetIndex, false, async (hits) => {
+    report.targetChecked += hits.length;
+    if (hits.length === 0) return;
+    const src = await o.source.mget(
+      o.sourceIndex,
+      hits.map((h) => ({ _id: h._id, routing: h._routing })),
+    );
+    const gone = hits
+      .filter((_, i) => !src.docs[i]?.found)
+      .map((h) => ({ id: h._id, kind: 'extra' as const, routing: h._routing }));
+    await settle(gone);
+  });
+
+  const diffs = report.missing + report.extra + report.changed;
+  report.passed = diffs === 0;
+  const n = report.sourceChecked;
+  if (report.mode === 'full') {
+    report.confidence = `full proof: all ${n} source and ${report.targetChecked} target documents compared`;
+  } else if (diffs === 0) {
+    // Rule of three: with no failure in n independent draws, the 95% upper bound of the failure rate is ~3/n.
+    report.confidence =
+      n > 0
+        ? `sample of ${n} documents (${(report.sampleRate * 100).toFixed(2)}%): no difference; with 95% confidence fewer than ${((3 / n) * 100).toFixed(3)}% of documents differ`
+        : 'sample was empty: no confidence';
+  } else {
+    report.confidence = `sample of ${n} documents (${(report.sampleRate * 100).toFixed(2)}%): ${diffs} differences, about ${((diffs / Math.max(1, n)) * 100).toFixed(3)}% of documents`;
+  }
+  report.durationSeconds = (Date.now() - started) / 1000;
+  return report;
+}
+
+export function formatProof(r: ProofReport): string {
+  const lines = [
+    `  proof          ${r.passed ? 'PASSED' : 'FAILED'} (${r.confidence})`,
+    `  compared       ${r.sourceChecked} source, ${r.targetChecked} target documents in ${r.durationSeconds.toFixed(1)} s`,
+    `  differences    missing ${r.missing}, extra ${r.extra}, changed ${r.changed}` +
+      (r.knownMissing ? `, known dead letters ${r.knownMissing}` : '') +
+      (r.resolvedOnRecheck
+        ? ` (${r.resolvedOnRecheck} changed during the proof and matched on re-read)`
+        : ''),
+  ];
+  for (const d of r.differences.slice(0, 10)) {
+    lines.push(
+      `    ${d.kind.padEnd(8)} ${JSON.stringify(d.id)}${d.fields ? ` fields: ${d.fields.join(', ')}` : ''}`,
+    );
+  }
+  return lines.join('\n');
+}
