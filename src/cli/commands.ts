@@ -7,6 +7,7 @@ import { EXIT, PreflightError } from '../plan/errors.js';
 import { Migration } from '../plan/migrator.js';
 import { jsonSchema } from '../spec/json-schema.js';
 import { loadSpec } from '../spec/load.js';
+import { formatFindings } from '../verify/preflight.js';
 import { formatProof } from '../verify/proof.js';
 
 type Raw = Record<string, unknown>;
@@ -83,10 +84,12 @@ function applyFlags(raw: Raw, opts: Record<string, unknown>): void {
 
 function withSpecFlags(cmd: Command): Command {
   for (const f of SPEC_FLAGS) cmd.option(f.flag, `overrides ${f.help}`);
-  return cmd.option(
-    '--reuse-target',
-    'overrides target.reuse: accept an existing target with matching mappings',
-  );
+  return cmd
+    .option('--reuse-target', 'overrides target.reuse: accept an existing target with matching mappings')
+    .option(
+      '--force',
+      'go on despite preflight findings that are not about safety (never: missing privileges, data that cannot be copied)',
+    );
 }
 
 function open(specPath: string, opts: Record<string, unknown>): Migration {
@@ -136,7 +139,7 @@ async function runAndReport(
   let outcome: string;
   try {
     outcome = await m.run(
-      { reporter, signal: ac.signal, takeOverLock: !!opts.takeOverLock, cutoverNow },
+      { reporter, signal: ac.signal, takeOverLock: !!opts.takeOverLock, cutoverNow, force: !!opts.force },
       cutoverNow ? 'cutover' : 'run',
     );
   } finally {
@@ -160,7 +163,7 @@ export function registerCommands(program: Command): void {
       .description('print the ordered steps and what each will change; changes nothing'),
   ).action(async (spec: string, opts: Raw, cmd: Command) => {
     await withMigration(spec, opts, async (m) => {
-      const { facts, steps } = await m.plan();
+      const { facts, steps } = await m.plan({ force: !!opts.force });
       if (globalJson(cmd)) {
         process.stdout.write(`${JSON.stringify({ migration: m.spec.name, facts, steps }, null, 2)}\n`);
         return;
@@ -172,7 +175,8 @@ export function registerCommands(program: Command): void {
         process.stdout.write(
           `  source index ${facts.sourceIndex} on ${facts.source}: ${facts.docs} documents, ${facts.shards} primary shard(s)\n` +
             `  aliases to move: ${facts.aliases.map((a) => `${a.alias}${a.isWriteIndex ? ' (write index)' : ''}`).join(', ') || 'none'}\n` +
-            `  target ${m.spec.target.index} on ${facts.target}${facts.targetReused ? ' (exists, mappings match: reused)' : ' (will be created)'}\n`,
+            `  target ${m.spec.target.index} on ${facts.target}${facts.targetReused ? ' (exists, mappings match: reused)' : ' (will be created)'}\n` +
+            `\nPreflight:\n${formatFindings(facts.findings)}\n`,
         );
       }
       steps.forEach((s, i) => {

@@ -21,8 +21,9 @@ import {
 import { failpoint } from '../ops/failpoints.js';
 import { type Reporter, silentReporter } from '../ops/reporter.js';
 import { clusterConfig, type LoadedSpec } from '../spec/load.js';
+import { blocking, type Finding, formatFindings, preflight, privileges } from '../verify/preflight.js';
 import { type ProofReport, prove } from '../verify/proof.js';
-import { sampleDryRun } from '../verify/sample.js';
+import { type SampleResult, sampleDryRun } from '../verify/sample.js';
 import { writeJsonAtomic } from './atomic-file.js';
 import { AuditLog } from './audit.js';
 import { GateError, PreflightError } from './errors.js';
@@ -43,6 +44,8 @@ export interface RunOptions {
   takeOverLock?: boolean;
   /** switch aliases now even when the spec says cutover.mode = manual (the `cutover` command) */
   cutoverNow?: boolean;
+  /** override preflight findings that are not about safety */
+  force?: boolean;
 }
 
 export type RunOutcome = 'cut-over' | 'awaiting-cutover';
@@ -59,6 +62,7 @@ interface Ctx {
   transform: TransformFn;
   body?: TargetBody;
   cutoverNow: boolean;
+  force?: boolean;
 }
 
 interface Step {
@@ -80,14 +84,26 @@ export interface Facts {
   targetReused: boolean;
   source: string;
   target: string;
+  findings: Finding[];
 }
 
-async function inspect(c: Pick<Ctx, 'spec' | 'source' | 'target'>): Promise<Facts> {
-  const sourceIndex = await resolveIndex(c.source, c.spec.source.index, 'source.index');
+async function inspect(
+  c: Pick<Ctx, 'spec' | 'source' | 'target'> & { transform?: TransformFn; force?: boolean; sample?: boolean },
+): Promise<Facts> {
   const aliasNames = [
     ...(c.spec.aliases?.read ?? []),
     ...(c.spec.aliases?.write ? [c.spec.aliases.write] : []),
   ];
+  // Privileges first: a user who may not read the metadata would otherwise meet a bare 403 below.
+  const priv = await privileges({
+    source: c.source,
+    sourceIndex: c.spec.source.index,
+    targetIndex: c.spec.target.index,
+    aliases: aliasNames.map((alias) => ({ alias })),
+  });
+  if (blocking(priv, false).length)
+    throw new PreflightError(`preflight refused, nothing was changed:\n${formatFindings(priv)}`);
+  const sourceIndex = await resolveIndex(c.source, c.spec.source.index, 'source.index');
   const aliases = await inspectAliases(c.source, aliasNames, sourceIndex);
   if (sourceIndex === c.spec.target.index)
     throw new PreflightError(`target.index: "${c.spec.target.index}" is the source index itself`);
@@ -114,6 +130,37 @@ async function inspect(c: Pick<Ctx, 'spec' | 'source' | 'target'>): Promise<Fact
     }
     targetReused = true;
   }
+  const sourceMappings = Object.values(await c.source.getMapping(sourceIndex))[0]?.mappings ?? {};
+  const findings: Finding[] = [
+    ...priv,
+    ...(await preflight({
+      source: c.source,
+      target: c.target,
+      sourceIndex,
+      targetIndex: c.spec.target.index,
+      aliases,
+      sourceMappings,
+      targetBody: body,
+    })),
+  ];
+  if (c.sample && c.transform && c.spec.copy.sampleSize > 0 && !targetReused) {
+    const r = await sampleDryRun(
+      c.source,
+      c.target,
+      sourceIndex,
+      sampleIndexOf(c.spec.target.index),
+      body,
+      c.transform,
+      c.spec.copy.sampleSize,
+    );
+    findings.push(sampleFinding(r));
+  }
+  const blocks = blocking(findings, !!c.force);
+  if (blocks.length) {
+    throw new PreflightError(
+      `preflight refused, nothing was changed:\n${formatFindings(blocks)}${blocks.some((b) => !b.safety) ? '\n(--force overrides the findings that are not about safety)' : ''}`,
+    );
+  }
   return {
     sourceIndex,
     shards: await c.source.primaryShards(sourceIndex),
@@ -122,6 +169,24 @@ async function inspect(c: Pick<Ctx, 'spec' | 'source' | 'target'>): Promise<Fact
     targetReused,
     source: `${caps.distribution} ${caps.version}`,
     target: `${targetCaps.distribution} ${targetCaps.version}`,
+    findings,
+  };
+}
+
+function sampleFinding(r: SampleResult): Finding {
+  if (r.rejected.length === 0)
+    return {
+      check: 'sample',
+      severity: 'ok',
+      message: `sample of ${r.sampled} documents indexes cleanly into the target mapping`,
+    };
+  const lines = r.rejected.slice(0, 10).map((d) => `id ${JSON.stringify(d.id)}: ${d.type}: ${d.reason}`);
+  return {
+    check: 'sample',
+    severity: 'block',
+    message: `the target mapping rejects ${r.rejected.length} of ${r.sampled} sampled documents:\n        ${lines.join('\n        ')}`,
+    action:
+      'fix target.mappings/mappingOverrides or the transform (these documents would become dead letters)',
   };
 }
 
@@ -134,7 +199,7 @@ const STEPS: Step[] = [
       'nothing: reads the source index, its aliases and shard count; checks the target name is free',
     ],
     async run(c) {
-      const f = await inspect(c);
+      const f = await inspect({ ...c, sample: false });
       if (f.targetReused) c.state.createdTarget = false;
       c.state.sourceIndex = f.sourceIndex;
       c.state.sourceShards = f.shards;
@@ -514,9 +579,19 @@ export class Migration {
    * The runbook with what each step changes. Reads the clusters (a plan that cannot see the source is no plan)
    * and refuses bad input exactly as `run` would; writes nothing.
    */
-  async plan(): Promise<{ facts?: Facts; steps: StepInfo[] }> {
+  async plan(opts: { force?: boolean } = {}): Promise<{ facts?: Facts; steps: StepInfo[] }> {
     const state = this.state();
-    const facts = state.completed.inspect ? undefined : await inspect(this);
+    const transform = await loadTransform(this.spec.transformPath);
+    const facts = state.completed.inspect
+      ? undefined
+      : await inspect({
+          spec: this.spec,
+          source: this.source,
+          target: this.target,
+          transform,
+          sample: true,
+          force: opts.force,
+        });
     const c = {
       spec: this.spec,
       source: this.source,
@@ -554,6 +629,7 @@ export class Migration {
       signal: opts.signal,
       transform,
       cutoverNow: !!opts.cutoverNow,
+      force: opts.force,
     };
     if (state.phase === 'rolled-back' || state.phase === 'cleaned-up') {
       lock.release();

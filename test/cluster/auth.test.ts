@@ -113,20 +113,22 @@ describe('security-enabled Elasticsearch 8', () => {
     );
     assert.equal(ok.code, 0, ok.stderr);
 
-    // The target name is outside the user's privileges: the server answers 403 mid-run.
+    // The target name is outside the user's privileges: preflight lists what is missing and changes nothing.
+    const otherTarget = uniqueName('other');
     const denied = await runCli(
       [
         'run',
         spec({
           name: 'denied',
           source: { cluster: { url: sec.url, auth }, index: source },
-          target: { index: uniqueName('other') },
+          target: { index: otherTarget },
         }),
       ],
       env,
     );
-    assert.equal(denied.code, 5, denied.stderr);
-    assert.match(denied.stderr, /403 security_exception/);
+    assert.equal(denied.code, 2, denied.stderr);
+    assert.match(denied.stderr, new RegExp(`user ${user} lacks: .*${otherTarget}:create_index`));
+    assert.equal(await admin.indexExists(otherTarget), false);
 
     // A wrong password that contains the canary.
     const wrong = await runCli([

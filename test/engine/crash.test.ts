@@ -19,6 +19,8 @@ const FAILPOINTS = [
   'copy.after-checkpoint:2',
   'step.copy.before-save:1',
   'step.restore-target.before-save:1',
+  'step.gate.before-save:1',
+  'step.verify.before-save:1',
   'aliases.before-switch:1',
   'aliases.after-switch:1',
   'step.switch-aliases.before-save:1',

@@ -11,7 +11,9 @@ for (const kind of ['es8', 'os3'] as const) {
       const s = await scenario(kind, 600);
       // Create the target first (same mappings the migration would) and put newer states of 20 documents in
       // it, as a capture or a writer would: external versions above anything the source's _seq_no gives.
-      s.writeSpec({ target: { reuse: true } });
+      // The proof would rightly flag these 20 documents (the target differs from the source on purpose here),
+      // so it is off for this test of the writer's versioning.
+      s.writeSpec({ target: { reuse: true }, verify: { mode: 'off' } });
       const plan = await runCli(['--json', 'plan', s.specPath]);
       assert.equal(plan.code, 0, plan.stderr);
       await s.c.createIndex(s.target, {

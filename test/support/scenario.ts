@@ -126,6 +126,10 @@ export async function scenario(
 
 function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   for (const [k, v] of Object.entries(b)) {
+    if (v === null) {
+      delete a[k];
+      continue;
+    }
     const cur = a[k];
     a[k] =
       v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object'

@@ -260,3 +260,43 @@ import { hostname } from 'node:os';
 function require_hostname(): string {
   return hostname();
 }
+
+import { classifyTypeChange, diffMappings } from '../../src/verify/mapping-diff.js';
+
+describe('mapping diff', () => {
+  it('classifies type changes', () => {
+    assert.equal(classifyTypeChange('integer', 'long').class, 'safe');
+    assert.equal(classifyTypeChange('long', 'integer').class, 'breaking');
+    assert.equal(classifyTypeChange('double', 'float').class, 'lossy');
+    assert.equal(classifyTypeChange('float', 'scaled_float').class, 'lossy');
+    assert.equal(classifyTypeChange('keyword', 'long').class, 'breaking');
+    assert.equal(classifyTypeChange('long', 'keyword').class, 'safe');
+    assert.equal(classifyTypeChange('text', 'keyword').class, 'lossy');
+  });
+  it('finds removed, added and multi-field changes, dynamic mode and date formats', () => {
+    const changes = diffMappings(
+      {
+        dynamic: 'true',
+        properties: {
+          a: { type: 'text', fields: { raw: { type: 'keyword' } } },
+          d: { type: 'date' },
+          gone: { type: 'long' },
+        },
+      },
+      {
+        dynamic: 'strict',
+        properties: {
+          a: { type: 'text' },
+          d: { type: 'date', format: 'epoch_millis' },
+          b: { type: 'keyword' },
+        },
+      },
+    );
+    const by = Object.fromEntries(changes.map((c) => [c.path, c]));
+    assert.equal(by['a.raw']?.class, 'lossy');
+    assert.equal(by.gone?.class, 'lossy');
+    assert.equal(by.b?.class, 'safe');
+    assert.equal(by.d?.class, 'breaking');
+    assert.equal(by['(dynamic)']?.class, 'breaking');
+  });
+});
