@@ -357,6 +357,44 @@ export class Cluster {
     return this.get(`/_nodes/stats/${metrics}`);
   }
 
+  /**
+   * Per primary shard: max_seq_no, local and global checkpoint. Every operation on a shard (index, delete, no-op)
+   * raises max_seq_no, so an unchanged max_seq_no means an unchanged shard.
+   */
+  async shardSeqNos(
+    index: string,
+  ): Promise<Array<{ maxSeqNo: number; localCheckpoint: number; globalCheckpoint: number }>> {
+    const r = await this.get<{
+      indices: Record<
+        string,
+        {
+          shards: Record<
+            string,
+            Array<{
+              routing: { primary: boolean };
+              seq_no: { max_seq_no: number; local_checkpoint: number; global_checkpoint: number };
+            }>
+          >;
+        }
+      >;
+    }>(`/${enc(index)}/_stats/docs`, {
+      level: 'shards',
+      filter_path: 'indices.*.shards.*.routing.primary,indices.*.shards.*.seq_no',
+    });
+    const shards = Object.values(r.indices ?? {})[0]?.shards ?? {};
+    const out: Array<{ maxSeqNo: number; localCheckpoint: number; globalCheckpoint: number }> = [];
+    for (const [n, copies] of Object.entries(shards)) {
+      const p = copies.find((c) => c.routing.primary);
+      if (!p) throw new Error(`${index} shard ${n} has no started primary`);
+      out[Number(n)] = {
+        maxSeqNo: p.seq_no.max_seq_no,
+        localCheckpoint: p.seq_no.local_checkpoint,
+        globalCheckpoint: p.seq_no.global_checkpoint,
+      };
+    }
+    return out;
+  }
+
   /** Primary shard count of an index, from its settings. */
   async primaryShards(index: string): Promise<number> {
     const s = await this.getSettings(index);

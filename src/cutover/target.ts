@@ -11,7 +11,7 @@ export function deepMerge(base: Obj, over: Obj): Obj {
   for (const [k, v] of Object.entries(over)) {
     // null in an override removes the key (e.g. a field the new mapping drops)
     if (v === null) delete out[k];
-    else out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k] as Obj, v) : v;
+    else out[k] = isObj(v) ? deepMerge(isObj(out[k]) ? (out[k] as Obj) : {}, v) : v;
   }
   return out;
 }

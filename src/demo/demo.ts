@@ -12,6 +12,7 @@ import { createReporter } from '../ops/progress.js';
 import { buildReport, formatReport } from '../ops/report.js';
 import { Migration } from '../plan/migrator.js';
 import { resolveSpec } from '../spec/load.js';
+import { formatFindings } from '../verify/preflight.js';
 import { formatProof, type ProofReport } from '../verify/proof.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -74,8 +75,9 @@ export async function runDemo(opts: { docs: number; kind: ServerKind }): Promise
     const plan = await m.plan();
     if (plan.facts) {
       out(
-        `  preflight: ${plan.facts.sourceIndex} holds ${plan.facts.docs} documents in ${plan.facts.shards} shards; aliases ${plan.facts.aliases.map((a) => a.alias).join(', ')} point at it; ${m.spec.target.index} is free`,
+        `  preflight: ${plan.facts.sourceIndex} holds ${plan.facts.docs} documents in ${plan.facts.shards} shards; aliases ${plan.facts.aliases.map((a) => a.alias).join(', ')} point at it`,
       );
+      out(formatFindings(plan.facts.findings));
     }
     for (const [i, s] of plan.steps.entries())
       out(`  ${i + 1}. ${s.title}\n     - ${s.changes.join('\n     - ')}`);

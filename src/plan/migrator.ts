@@ -3,6 +3,7 @@
  * each recorded in the persisted state once done. `run` after a crash at any moment picks up at the first step
  * not recorded; `plan` prints the same list without touching anything.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { Cluster } from '../cluster/client.js';
 import { backfill, loadCheckpoints, totalsOf } from '../copy/backfill.js';
@@ -21,10 +22,11 @@ import {
 import { failpoint } from '../ops/failpoints.js';
 import { type Reporter, silentReporter } from '../ops/reporter.js';
 import { clusterConfig, type LoadedSpec } from '../spec/load.js';
+import { explainLifecycle, lifecycleFindings, lifecycleSettings } from '../verify/lifecycle.js';
 import { blocking, type Finding, formatFindings, preflight, privileges } from '../verify/preflight.js';
 import { type ProofReport, prove } from '../verify/proof.js';
 import { type SampleResult, sampleDryRun } from '../verify/sample.js';
-import { writeJsonAtomic } from './atomic-file.js';
+import { readJson, writeJsonAtomic } from './atomic-file.js';
 import { AuditLog } from './audit.js';
 import { GateError, PreflightError } from './errors.js';
 import { acquireLock, type Lock } from './lock.js';
@@ -85,6 +87,8 @@ export interface Facts {
   source: string;
   target: string;
   findings: Finding[];
+  /** lifecycle settings of the source, put on the target only after cutover */
+  parkedSettings: Record<string, unknown>;
 }
 
 async function inspect(
@@ -131,8 +135,10 @@ async function inspect(
     targetReused = true;
   }
   const sourceMappings = Object.values(await c.source.getMapping(sourceIndex))[0]?.mappings ?? {};
+  const flatSettings = Object.values(await c.source.getSettings(sourceIndex))[0]?.settings ?? {};
   const findings: Finding[] = [
     ...priv,
+    ...lifecycleFindings(await explainLifecycle(c.source, sourceIndex), sourceIndex),
     ...(await preflight({
       source: c.source,
       target: c.target,
@@ -170,6 +176,7 @@ async function inspect(
     source: `${caps.distribution} ${caps.version}`,
     target: `${targetCaps.distribution} ${targetCaps.version}`,
     findings,
+    parkedSettings: lifecycleSettings(flatSettings),
   };
 }
 
@@ -203,6 +210,7 @@ const STEPS: Step[] = [
       if (f.targetReused) c.state.createdTarget = false;
       c.state.sourceIndex = f.sourceIndex;
       c.state.sourceShards = f.shards;
+      c.state.parkedSettings = f.parkedSettings;
       const records = f.aliases;
       c.state.aliases = { records, write: c.spec.aliases?.write };
       c.audit.record({
@@ -483,6 +491,11 @@ const STEPS: Step[] = [
         c.state.sourceIndex!,
         c.spec.target.index,
       );
+      if (Object.keys(c.state.parkedSettings ?? {}).length) {
+        // Lifecycle policy back on, now that the target is the index the aliases (and a rollover alias) name.
+        await c.target.putSettings(c.spec.target.index, c.state.parkedSettings!);
+        c.audit.record({ event: 'lifecycle-settings-applied', settings: c.state.parkedSettings });
+      }
       const now = new Date();
       c.state.cutoverAt = now.toISOString();
       c.state.retainUntil = new Date(now.getTime() + c.spec.cutover.retentionHours * 3_600_000).toISOString();
@@ -511,6 +524,24 @@ function mappingHasPath(mappings: Record<string, unknown>, path: string): boolea
   return true;
 }
 
+interface ProofWatermarks {
+  at: string;
+  passed: boolean;
+  settingsKey: string;
+  source: number[];
+  target: number[];
+}
+
+/** A proof is only reusable under the same comparison rules: ignore list, sample rate and transform code. */
+function proofSettingsKey(c: Pick<Ctx, 'spec'>): string {
+  const h = createHash('sha256');
+  h.update(
+    JSON.stringify([c.spec.verify.mode, c.spec.verify.sampleRate, c.spec.verify.ignore, c.spec.target.index]),
+  );
+  if (c.spec.transformPath) h.update(readFileSync(c.spec.transformPath));
+  return h.digest('hex');
+}
+
 async function runProof(
   c: Pick<Ctx, 'spec' | 'source' | 'target' | 'store' | 'state' | 'transform' | 'reporter' | 'signal'>,
 ): Promise<ProofReport> {
@@ -529,6 +560,25 @@ async function runProof(
     for (const line of readFileSync(c.store.deadLetterPath, 'utf8').split('\n'))
       if (line) knownMissing.add((JSON.parse(line) as { id: string }).id);
   }
+  // Watermarks: a shard whose max_seq_no has not moved since a passed proof holds the same documents, so a
+  // repeated proof re-reads only the shards that changed (and the target only if anything changed).
+  const [sourceMarks, targetMarks] = await Promise.all([
+    c.source.shardSeqNos(sourceIndex),
+    c.target.shardSeqNos(c.spec.target.index),
+  ]);
+  const settingsKey = proofSettingsKey(c);
+  const previous = readJson<ProofWatermarks>(c.store.proofWatermarksPath);
+  let sourceSlices: number[] | undefined;
+  let skipTargetPass = false;
+  if (
+    previous?.passed &&
+    previous.settingsKey === settingsKey &&
+    previous.source.length === sourceMarks.length &&
+    JSON.stringify(previous.target) === JSON.stringify(targetMarks.map((m) => m.maxSeqNo))
+  ) {
+    sourceSlices = sourceMarks.flatMap((m, i) => (m.maxSeqNo === previous.source[i] ? [] : [i]));
+    skipTargetPass = sourceSlices.length === 0;
+  }
   const r = await prove({
     source: c.source,
     target: c.target,
@@ -541,7 +591,22 @@ async function runProof(
     keepAlive: c.spec.copy.keepAlive,
     knownMissing,
     signal: c.signal,
+    sourceSlices,
+    skipTargetPass,
   });
+  if (sourceSlices) {
+    r.confidence +=
+      sourceSlices.length === 0
+        ? `; nothing changed since the proof of ${previous!.at}: no slice re-read`
+        : `; only source slice(s) ${sourceSlices.join(', ')} changed since the proof of ${previous!.at} and were re-read`;
+  }
+  writeJsonAtomic(c.store.proofWatermarksPath, {
+    at: new Date().toISOString(),
+    passed: r.passed,
+    settingsKey,
+    source: sourceMarks.map((m) => m.maxSeqNo),
+    target: targetMarks.map((m) => m.maxSeqNo),
+  } satisfies ProofWatermarks);
   writeJsonAtomic(c.store.proofPath, r);
   return r;
 }

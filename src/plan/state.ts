@@ -55,6 +55,8 @@ export interface MigrationState {
   originalSettings?: TemporarySettings;
   temporarySettingsApplied?: boolean;
   aliases?: { records: AliasRecord[]; write?: string };
+  /** lifecycle (ILM/ISM) settings of the source, held back from the target until cutover */
+  parkedSettings?: Record<string, unknown>;
   totals?: CopyTotals;
   copyStartedAt?: string;
   copyFinishedAt?: string;
@@ -95,6 +97,9 @@ export class StateStore {
   }
   get deadLetterPath(): string {
     return join(this.dir, 'dead-letters.ndjson');
+  }
+  get proofWatermarksPath(): string {
+    return join(this.dir, 'proof-watermarks.json');
   }
   get proofPath(): string {
     return join(this.dir, 'proof.json');

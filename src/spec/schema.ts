@@ -116,7 +116,7 @@ export const specSchema = z.strictObject({
         .int()
         .min(0)
         .max(10_000)
-        .default(200)
+        .default(1000)
         .describe('documents test-indexed before the copy'),
       gzip: z.boolean().default(false),
     })

@@ -163,6 +163,28 @@ for (const kind of MATRIX) {
       await c.close();
     });
 
+    it('sends gzip-compressed bulk bodies and reads cluster state calls', async () => {
+      const c = clusterOf(testCluster(kind));
+      const index = uniqueName('gzip');
+      let nd = '';
+      for (let i = 0; i < 50; i++) nd += `{"index":{"_index":"${index}","_id":"g${i}"}}\n{"i":${i}}\n`;
+      const r = await c.bulk(nd, { gzip: true, refresh: true });
+      assert.equal(r.errors, false);
+      assert.equal(await c.count(index), 50);
+      const pools = await c.threadPools('write');
+      assert.ok(pools.length >= 1 && pools.every((p) => p.name === 'write' && /^\d+$/.test(p.rejected)));
+      const tasks = await c.tasks({ actions: '*search*', detailed: false });
+      assert.equal(typeof tasks.nodes, 'object');
+      const stats = await c.nodesStats('jvm');
+      const node = Object.values(stats.nodes)[0] as { jvm?: { mem?: { heap_used_percent?: number } } };
+      assert.equal(typeof node.jvm?.mem?.heap_used_percent, 'number');
+      const settings = await c.clusterSettings();
+      assert.equal(typeof settings.persistent, 'object');
+      const health = await c.health(index, { wait_for_status: 'yellow', timeout: '10s' });
+      assert.ok(['green', 'yellow'].includes(health.status));
+      await c.close();
+    });
+
     it('reads through scroll per shard with the scroll id in the body', async () => {
       const c = clusterOf(testCluster(kind));
       const index = uniqueName('scroll');

@@ -1,5 +1,7 @@
 /** Preflight on real servers: what `plan` finds before anything changes. */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli } from '../support/cli.js';
 import { uniqueName } from '../support/clusters.js';
@@ -23,7 +25,7 @@ for (const kind of ['es8', 'os3'] as const) {
         messages.some((m: string) => m.startsWith('title: text -> keyword') && m.endsWith('[lossy]')),
       );
       assert.ok(messages.some((m: string) => m.startsWith('qty: removed (keyword) [lossy]')));
-      assert.ok(messages.some((m: string) => /sample of 200 documents indexes cleanly/.test(m)));
+      assert.ok(messages.some((m: string) => /sample of 300 documents indexes cleanly/.test(m)));
 
       // One document whose n does not fit an integer: plan finds it in the sample and changes nothing.
       await s.c.bulk(
@@ -40,6 +42,20 @@ for (const kind of ['es8', 'os3'] as const) {
       assert.match(refused.stderr, /id "too-big": (mapper|document)_parsing_exception: .*\[n\]/);
       assert.equal(await s.c.indexExists(s.target), false);
       assert.equal(await s.c.indexExists(`${s.target}-cutover-sample`), false);
+      await s.c.close();
+    });
+
+    it('reports a transform that throws on a sample document, with the id and the error', async () => {
+      const s = await scenario(kind, 50);
+      writeFileSync(
+        join(s.dir, 'throwing.mjs'),
+        `export default (doc, meta) => { if (meta.id === 'd7') throw new Error('qty is not a number here'); return doc; };\n`,
+      );
+      s.writeSpec({ transform: './throwing.mjs', target: { mappingOverrides: null } });
+      const r = await runCli(['plan', s.specPath]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /id "d7": transform_error: qty is not a number here/);
+      assert.equal(await s.c.indexExists(s.target), false);
       await s.c.close();
     });
 

@@ -14,13 +14,39 @@ for (const kind of ['es8', 'os3'] as const) {
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stderr, /proof passed: full proof: all 1500 source and \d+ target documents compared/);
 
+      const first = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'proof.json'), 'utf8'));
+      assert.equal(first.passed, true);
+      assert.equal(first.sourceChecked, 1500);
+      assert.equal(first.targetChecked, s.expected.size);
+      assert.equal(first.droppedByTransform, s.seeded.size - s.expected.size);
+
+      // Nothing changed: the repeated proof re-reads nothing. One source document changes: only its shard is re-read.
       const clean = await runCli(['--json', 'verify', s.specPath]);
       assert.equal(clean.code, 0, clean.stderr);
-      const ok = JSON.parse(clean.stdout);
-      assert.equal(ok.passed, true);
-      assert.equal(ok.sourceChecked, 1500);
-      assert.equal(ok.targetChecked, s.expected.size);
-      assert.equal(ok.droppedByTransform, s.seeded.size - s.expected.size);
+      const again = JSON.parse(clean.stdout);
+      assert.equal(again.passed, true);
+      assert.match(again.confidence, /nothing changed since the proof of .*: no slice re-read/);
+      assert.equal(again.sourceChecked, 0);
+      const touched = [...s.expected.keys()][5]!;
+      const touchedRouting = s.expected.get(touched)!.routing;
+      await s.c.bulk(
+        `${JSON.stringify({ index: { _index: s.source, _id: touched, routing: touchedRouting } })}\n${JSON.stringify({ title: 'changed at the source', qty: '5', tags: [], n: 5 })}\n`,
+        { refresh: true },
+      );
+      const partial = await runCli(['--json', 'verify', s.specPath]);
+      const pr = JSON.parse(partial.stdout);
+      assert.equal(partial.code, 3);
+      assert.match(pr.confidence, /only source slice\(s\) \d changed since the proof/);
+      assert.ok(pr.sourceChecked > 0 && pr.sourceChecked < 1500, `re-read ${pr.sourceChecked}`);
+      assert.deepEqual(
+        pr.differences.map((d: { id: string }) => d.id),
+        [touched],
+      );
+      // Put the source back as it was so the planted differences below are the only ones.
+      await s.c.bulk(
+        `${JSON.stringify({ index: { _index: s.source, _id: touched, routing: touchedRouting } })}\n${JSON.stringify(s.seeded.get(touched)!.source)}\n`,
+        { refresh: true },
+      );
 
       // Plant one of each difference on the target.
       const ids = [...s.expected.keys()];

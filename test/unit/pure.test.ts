@@ -300,3 +300,11 @@ describe('mapping diff', () => {
     assert.equal(by['(dynamic)']?.class, 'breaking');
   });
 });
+
+describe('overrides on a base without the key', () => {
+  it('drops null entries of nested overrides too', () => {
+    assert.deepEqual(deepMerge({}, { properties: { gone: null, kept: { type: 'long' } } }), {
+      properties: { kept: { type: 'long' } },
+    });
+  });
+});
