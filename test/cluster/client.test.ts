@@ -105,6 +105,30 @@ for (const kind of MATRIX) {
       await c.close();
     });
 
+    it('a versioned delete of an absent document leaves a tombstone that refuses older copies', async () => {
+      const c = clusterOf(testCluster(kind));
+      const index = uniqueName('tomb');
+      await c.createIndex(index, {
+        settings: { number_of_shards: 1, number_of_replicas: 0, 'index.gc_deletes': '1h' },
+      });
+      const w = new BulkWriter(c, index, {
+        deadLetters: { add: () => assert.fail('no dead letters expected') },
+        maxBytes: 1 << 20,
+      });
+      const del = await w.write([{ kind: 'delete', id: 'never-copied', version: 10 }]);
+      assert.equal(del.deleted, 1, 'a 404 on a versioned delete counts as applied');
+      const stale = await w.write([
+        { kind: 'index', id: 'never-copied', version: 5, doc: { resurrected: true } },
+      ]);
+      assert.equal(stale.conflicts, 1, 'the older copy is refused by the tombstone');
+      const recreated = await w.write([
+        { kind: 'index', id: 'never-copied', version: 11, doc: { recreated: true } },
+      ]);
+      assert.equal(recreated.written, 1, 'a newer re-creation wins');
+      assert.deepEqual((await c.mget(index, ['never-copied'])).docs[0]?._source, { recreated: true });
+      await c.close();
+    });
+
     it('opens a PIT, pages every shard slice in _seq_no order, closes it', async () => {
       const c = clusterOf(testCluster(kind));
       const index = uniqueName('pit');
