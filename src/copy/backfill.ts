@@ -1,7 +1,7 @@
 /** Copy every slice of the source into the target, `concurrency` slices at a time, resuming from checkpoints. */
 import type { Cluster } from '../cluster/client.js';
 import { RateLimiter } from '../ops/throttle.js';
-import type { CopyTotals, SliceCheckpoint, StateStore } from '../plan/state.js';
+import { type CopyTotals, emptyTotals, type SliceCheckpoint, type StateStore } from '../plan/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
 import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './reader.js';
 import { copySlice, emptyCheckpoint, type SliceProgress, type Versioning } from './slice-copier.js';
@@ -31,15 +31,7 @@ export interface BackfillOptions {
 }
 
 export function totalsOf(cps: SliceCheckpoint[], sourceDocs: number): CopyTotals {
-  const t: CopyTotals = {
-    sourceDocs,
-    copied: 0,
-    conflicts: 0,
-    dropped: 0,
-    deadLetters: 0,
-    bytes: 0,
-    retries: 0,
-  };
+  const t = emptyTotals(sourceDocs);
   for (const cp of cps) {
     t.copied += cp.copied;
     t.conflicts += cp.conflicts;

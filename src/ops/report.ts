@@ -1,5 +1,5 @@
 /** The final report of a run: the figures an operator pastes into the change ticket. */
-import type { MigrationState } from '../plan/state.js';
+import { emptyTotals, type MigrationState } from '../plan/state.js';
 
 export interface RunReport {
   migration: string;
@@ -23,15 +23,7 @@ export interface RunReport {
 }
 
 export function buildReport(s: MigrationState, deadLetterFile: string): RunReport {
-  const t = s.totals ?? {
-    sourceDocs: 0,
-    copied: 0,
-    conflicts: 0,
-    dropped: 0,
-    deadLetters: 0,
-    bytes: 0,
-    retries: 0,
-  };
+  const t = s.totals ?? emptyTotals();
   const secs =
     s.copyStartedAt && s.copyFinishedAt
       ? (Date.parse(s.copyFinishedAt) - Date.parse(s.copyStartedAt)) / 1000

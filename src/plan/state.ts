@@ -40,6 +40,10 @@ export interface CopyTotals {
   retries: number;
 }
 
+export function emptyTotals(sourceDocs = 0): CopyTotals {
+  return { sourceDocs, copied: 0, conflicts: 0, dropped: 0, deadLetters: 0, bytes: 0, retries: 0 };
+}
+
 export interface MigrationState {
   format: 1;
   name: string;
