@@ -226,6 +226,7 @@ export class Cluster {
   async mget<S = Record<string, unknown>>(
     index: string,
     ids: Array<string | { _id: string; routing?: string }>,
+    opts: { source?: boolean } = {},
   ): Promise<{ docs: Array<Hit<S> & { found: boolean }> }> {
     const docs = ids.map((d) => (typeof d === 'string' ? { _id: d } : d));
     return (
@@ -233,6 +234,7 @@ export class Cluster {
         method: 'POST',
         path: `/${enc(index)}/_mget`,
         body: { docs },
+        query: opts.source === false ? { _source: false } : undefined,
         idempotent: true,
       })
     ).body;

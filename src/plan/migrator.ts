@@ -589,6 +589,7 @@ async function runProof(
     sampleRate: c.spec.verify.mode === 'full' ? 1 : c.spec.verify.sampleRate,
     batchDocs: c.spec.copy.batchDocs,
     keepAlive: c.spec.copy.keepAlive,
+    concurrency: c.spec.copy.concurrency,
     knownMissing,
     signal: c.signal,
     sourceSlices,

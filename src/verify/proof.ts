@@ -45,6 +45,8 @@ export interface ProofOptions {
   recheckDelayMs?: number;
   signal?: AbortSignal;
   onPage?: (docs: number) => void;
+  /** slices read at once on each side */
+  concurrency?: number;
   /** compare only these source slices (shards) in pass 1; default: all */
   sourceSlices?: number[];
   /** skip pass 2 (nothing changed on either side that could create an extra document) */
@@ -180,24 +182,30 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
     const shards = await cluster.primaryShards(index);
     const pit = new PitSession(cluster, index, o.keepAlive);
     try {
-      for (let slice = 0; slice < shards; slice++) {
-        if (only && !only.includes(slice)) continue;
-        const reader = new PitSliceReader(cluster, pit, slice, shards, {
-          batchDocs: o.batchDocs,
-          keepAlive: o.keepAlive,
-          withVersion: false,
-          withSource,
-          signal: o.signal,
-        });
-        let after: number | null = null;
-        for (;;) {
-          const hits = await reader.next(after);
-          if (hits.length === 0) break;
-          after = hits[hits.length - 1]!._seq_no!;
-          await onHits(hits.filter((h) => sampled(h._id, o.sampleRate)));
-          o.onPage?.(hits.length);
+      // Slices in parallel (bounded by `concurrency`): memory stays at a few pages per running slice.
+      const queue = Array.from({ length: shards }, (_, i) => i).filter((i) => !only || only.includes(i));
+      const worker = async () => {
+        for (let slice = queue.shift(); slice !== undefined; slice = queue.shift()) {
+          const reader = new PitSliceReader(cluster, pit, slice, shards, {
+            batchDocs: o.batchDocs,
+            keepAlive: o.keepAlive,
+            withVersion: false,
+            withSource,
+            signal: o.signal,
+          });
+          let after: number | null = null;
+          for (;;) {
+            const hits = await reader.next(after);
+            if (hits.length === 0) break;
+            after = hits[hits.length - 1]!._seq_no!;
+            await onHits(hits.filter((h) => sampled(h._id, o.sampleRate)));
+            o.onPage?.(hits.length);
+          }
         }
-      }
+      };
+      await Promise.all(
+        Array.from({ length: Math.max(1, Math.min(o.concurrency ?? 1, queue.length)) }, worker),
+      );
     } finally {
       await pit.close();
     }
@@ -225,6 +233,7 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
       const src = await o.source.mget(
         o.sourceIndex,
         hits.map((h) => ({ _id: h._id, routing: h._routing })),
+        { source: false },
       );
       const gone = hits
         .filter((_, i) => !src.docs[i]?.found)
