@@ -22,6 +22,8 @@ export interface BackfillOptions {
   keepAlive: string;
   versioning: Versioning;
   gzip: boolean;
+  /** append-only: op_type=create, no versions */
+  createOnly?: boolean;
   transform: TransformFn;
   store: StateStore;
   deadLetters: DeadLetterSink;
@@ -56,6 +58,7 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
     deadLetters: o.deadLetters,
     maxBytes: o.batchBytes,
     gzip: o.gzip,
+    createOnly: o.createOnly,
     signal: o.signal,
     onRetry: (why, n, ms) =>
       o.onNotice?.(`target refused ${n} document(s) for now (${why}); retrying in ${ms} ms`),

@@ -31,6 +31,11 @@ export class RetryBudgetExceeded extends Error {
 
 export interface WriterOptions {
   deadLetters: DeadLetterSink;
+  /**
+   * op_type=create without versions (append-only capture): the application already writes to the target, and a
+   * document that is there already is newer than any copy of it. Elasticsearch refuses external versions on create.
+   */
+  createOnly?: boolean;
   maxBytes: number;
   gzip?: boolean;
   retry?: RetryPolicy;
@@ -70,13 +75,15 @@ export class BulkWriter {
   }
 
   private encode(op: WriteOp): Encoded {
-    const meta: Record<string, unknown> = {
-      _index: this.index,
-      _id: op.id,
-      version: op.version,
-      version_type: 'external',
-    };
+    const meta: Record<string, unknown> = { _index: this.index, _id: op.id };
+    if (!(this.opts.createOnly && op.kind === 'index')) {
+      meta.version = op.version;
+      meta.version_type = 'external';
+    }
     if (op.routing !== undefined) meta.routing = op.routing;
+    if (this.opts.createOnly && op.kind === 'index') {
+      return { op, ndjson: `${JSON.stringify({ create: meta })}\n${JSON.stringify(op.doc)}\n` };
+    }
     const ndjson =
       op.kind === 'index'
         ? `${JSON.stringify({ index: meta })}\n${JSON.stringify(op.doc)}\n`

@@ -96,8 +96,9 @@ export async function aliasPlacement(
 }
 
 /**
- * Move the aliases in one atomic request, then read them back. Idempotent: when they already point at `to`
- * (a crash after the request), nothing is sent.
+ * Move the aliases still on `from` to `to` in one atomic request, then read them back. Idempotent per alias: those
+ * already on `to` (a crash after the request, or an alias moved earlier on purpose, like the write alias of an
+ * append-only migration) are left alone. An alias on any other index means someone changed it: refused.
  */
 export async function moveAliases(
   cluster: Cluster,
@@ -105,18 +106,25 @@ export async function moveAliases(
   from: string,
   to: string,
 ): Promise<'moved' | 'already'> {
-  if (records.length === 0) return 'already';
-  const before = await aliasPlacement(cluster, records, from, to);
-  if (before.placement === 'to') return 'already';
-  if (before.placement === 'mixed') {
+  const pending: AliasRecord[] = [];
+  const where: string[] = [];
+  let foreign = false;
+  for (const r of records) {
+    const indices = Object.keys(await cluster.getAlias(r.alias)).sort();
+    where.push(`${r.alias} -> [${indices.join(', ')}]`);
+    if (indices.length === 1 && indices[0] === from) pending.push(r);
+    else if (!(indices.length === 1 && indices[0] === to)) foreign = true;
+  }
+  if (foreign) {
     throw new PreflightError(
-      `aliases are neither all on ${from} nor all on ${to} (${before.detail}); someone changed them: fix by hand, then rerun`,
+      `aliases are not where cutover left them (${where.join('; ')}); someone changed them: fix by hand, then rerun`,
     );
   }
+  if (pending.length === 0) return 'already';
   failpoint('aliases.before-switch');
-  await cluster.updateAliases(moveActions(records, from, to));
+  await cluster.updateAliases(moveActions(pending, from, to));
   failpoint('aliases.after-switch');
-  const after = await aliasPlacement(cluster, records, from, to);
+  const after = await aliasPlacement(cluster, pending, from, to);
   if (after.placement !== 'to')
     throw new Error(`alias switch was acknowledged but GET _alias shows ${after.detail}`);
   return 'moved';

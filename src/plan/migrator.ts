@@ -135,6 +135,18 @@ async function inspect(
     targetReused = true;
   }
   const sourceMappings = Object.values(await c.source.getMapping(sourceIndex))[0]?.mappings ?? {};
+  if (c.spec.capture.strategy === 'append-only') {
+    const write = c.spec.aliases?.write;
+    if (!write)
+      throw new PreflightError(
+        'capture.strategy append-only: aliases.write is required (the write alias moves to the target first)',
+      );
+    if (c.spec.aliases?.read.includes(write)) {
+      throw new PreflightError(
+        `capture.strategy append-only: the write alias "${write}" is also a read alias; reads must stay on the source until the backfill is done, so they need an alias of their own`,
+      );
+    }
+  }
   const flatSettings = Object.values(await c.source.getSettings(sourceIndex))[0]?.settings ?? {};
   const findings: Finding[] = [
     ...priv,
@@ -161,6 +173,8 @@ async function inspect(
     );
     findings.push(sampleFinding(r));
   }
+  if (c.spec.capture.strategy === 'append-only')
+    findings.push(await appendOnlyFinding(c.source, sourceIndex, c.spec.capture.force));
   const blocks = blocking(findings, !!c.force);
   if (blocks.length) {
     throw new PreflightError(
@@ -177,6 +191,39 @@ async function inspect(
     target: `${targetCaps.distribution} ${targetCaps.version}`,
     findings,
     parkedSettings: lifecycleSettings(flatSettings),
+  };
+}
+
+/**
+ * An index that was only ever appended to has, on every shard, exactly one live document per operation:
+ * max_seq_no + 1 = the shard's document count. Any update, delete or failed operation breaks the equality.
+ */
+async function appendOnlyFinding(source: Cluster, index: string, forced: boolean): Promise<Finding> {
+  const shards = await source.shardSeqNos(index);
+  const touched: string[] = [];
+  for (const [n, s] of shards.entries()) {
+    const res = await source.search(
+      index,
+      { size: 0, track_total_hits: true },
+      { preference: `_shards:${n}` },
+    );
+    const live = typeof res.hits.total === 'number' ? res.hits.total : (res.hits.total?.value ?? 0);
+    if (s.maxSeqNo + 1 !== live)
+      touched.push(`shard ${n}: ${s.maxSeqNo + 1} operations for ${live} documents`);
+  }
+  if (touched.length === 0)
+    return {
+      check: 'capture.append-only',
+      severity: 'ok',
+      message: `${index} was only ever appended to (one operation per document on every shard)`,
+    };
+  return {
+    check: 'capture.append-only',
+    severity: forced ? 'warn' : 'block',
+    message: `${index} shows updated or deleted documents (${touched.join('; ')}): with append-only capture an update or delete made during the backfill would be lost or undone`,
+    action: forced
+      ? 'forced by capture.force'
+      : 'use the default capture (pause writers) or set capture.force if these were one-off repairs',
   };
 }
 
@@ -302,14 +349,33 @@ const STEPS: Step[] = [
         c.state.originalSettings = await readTemporaryKeys(c.target, c.spec.target.index);
         c.store.save(c.state);
       }
-      await applySettings(c.target, c.spec.target.index, COPY_SETTINGS);
+      await applySettings(c.target, c.spec.target.index, copySettingsFor(c.spec.capture.strategy));
       failpoint('target.after-temporary-settings');
       c.state.temporarySettingsApplied = true;
       c.audit.record({
         event: 'temporary-settings-applied',
         original: c.state.originalSettings,
-        temporary: COPY_SETTINGS,
+        temporary: copySettingsFor(c.spec.capture.strategy),
       });
+      return 'continue';
+    },
+  },
+  {
+    name: 'move-write-alias',
+    title: 'Append-only: move the write alias to the target before the backfill',
+    done: (s) => !!s.completed['move-write-alias'],
+    changes: (c) =>
+      c.spec.capture.strategy !== 'append-only'
+        ? ['skipped (capture.strategy is not append-only)']
+        : [
+            `one _aliases request: ${c.spec.aliases?.write} moves to ${c.spec.target.index}; new documents land there from now on, with no write freeze`,
+            'reads stay on the source until the backfill is done, so they do not see documents written from now on until the switch',
+          ],
+    async run(c) {
+      if (c.spec.capture.strategy !== 'append-only') return 'continue';
+      const write = (c.state.aliases?.records ?? []).filter((r) => r.alias === c.spec.aliases?.write);
+      const r = await moveAliases(c.source, write, c.state.sourceIndex!, c.spec.target.index);
+      c.audit.record({ event: 'write-alias-moved', alias: c.spec.aliases?.write, result: r });
       return 'continue';
     },
   },
@@ -347,6 +413,7 @@ const STEPS: Step[] = [
           keepAlive: c.spec.copy.keepAlive,
           versioning: c.spec.copy.versioning,
           gzip: c.spec.copy.gzip,
+          createOnly: c.spec.capture.strategy === 'append-only',
           transform: c.transform,
           store: c.store,
           deadLetters: new FileDeadLetters(c.store.deadLetterPath),
@@ -396,7 +463,9 @@ const STEPS: Step[] = [
       const expectedTarget = source - t.dropped - t.deadLetters;
       c.state.countGate = { source, target, expectedTarget, at: new Date().toISOString() };
       c.audit.record({ event: 'count-gate', ...c.state.countGate });
-      if (target !== expectedTarget) {
+      // Append-only: the application writes to the target during the backfill, so it holds at least that many.
+      const appendOnly = c.spec.capture.strategy === 'append-only';
+      if (appendOnly ? target < expectedTarget : target !== expectedTarget) {
         throw new GateError(
           `cutover refused: target has ${target} documents, expected ${expectedTarget} (source ${source} - dropped ${t.dropped} - dead letters ${t.deadLetters}). Nothing was switched. Either the source was written to during the copy (live writes need a capture strategy) or documents are missing: compare the indices before retrying`,
         );
@@ -524,6 +593,16 @@ function mappingHasPath(mappings: Record<string, unknown>, path: string): boolea
   return true;
 }
 
+/**
+ * Copy-time settings. With append-only capture the application writes to the target during the copy, so its
+ * replicas stay: those writes are acknowledged to users and must not live on a single copy.
+ */
+function copySettingsFor(strategy: string): Record<string, string> {
+  if (strategy !== 'append-only') return COPY_SETTINGS;
+  const { 'index.number_of_replicas': _replicas, ...rest } = COPY_SETTINGS;
+  return rest;
+}
+
 interface ProofWatermarks {
   at: string;
   passed: boolean;
@@ -593,7 +672,8 @@ async function runProof(
     knownMissing,
     signal: c.signal,
     sourceSlices,
-    skipTargetPass,
+    // Append-only: documents on the target that the source lacks are the application's new writes.
+    skipTargetPass: skipTargetPass || c.spec.capture.strategy === 'append-only',
   });
   if (sourceSlices) {
     r.confidence +=
@@ -754,13 +834,8 @@ export class Migration {
       const records = state.aliases?.records ?? [];
       let result: 'aliases-restored' | 'nothing-to-move' = 'nothing-to-move';
       if (records.length) {
-        const where = await aliasPlacement(this.source, records, state.sourceIndex, this.spec.target.index);
-        if (where.placement === 'to') {
-          await moveAliases(this.source, records, this.spec.target.index, state.sourceIndex);
-          result = 'aliases-restored';
-        } else if (where.placement === 'mixed') {
-          throw new PreflightError(`aliases are split between indices (${where.detail}); fix them by hand`);
-        }
+        const r = await moveAliases(this.source, records, this.spec.target.index, state.sourceIndex);
+        if (r === 'moved') result = 'aliases-restored';
       }
       await restoreTargetSettings({
         state,

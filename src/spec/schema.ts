@@ -121,6 +121,17 @@ export const specSchema = z.strictObject({
       gzip: z.boolean().default(false),
     })
     .prefault({}),
+  capture: z
+    .strictObject({
+      strategy: z
+        .enum(['none', 'append-only'])
+        .default('none')
+        .describe(
+          'none: copy a point in time (writers must pause or the gates refuse); append-only: move the write alias to the target first, backfill with op_type=create, move reads when done (no freeze; for indices never updated or deleted)',
+        ),
+      force: z.boolean().default(false).describe('append-only even when the source shows updates or deletes'),
+    })
+    .prefault({}),
   verify: z
     .strictObject({
       mode: z
