@@ -174,6 +174,11 @@ export class BulkWriter {
     const retry: Encoded[] = [];
     let reason = '';
     const dead: Array<{ enc: Encoded; item: BulkItemResult }> = [];
+    if (res.items.length !== chunk.length) {
+      throw new Error(
+        `_bulk answered ${res.items.length} items for ${chunk.length} sent; refusing to guess which were applied`,
+      );
+    }
     res.items.forEach((wrapper, i) => {
       const item = Object.values(wrapper)[0];
       const enc = chunk[i];
@@ -193,11 +198,6 @@ export class BulkWriter {
         dead.push({ enc, item });
       }
     });
-    if (res.items.length !== chunk.length) {
-      throw new Error(
-        `_bulk answered ${res.items.length} items for ${chunk.length} sent; refusing to guess which were applied`,
-      );
-    }
     if (dead.length) {
       const now = new Date().toISOString();
       const letters: DeadLetter[] = dead.map(({ enc, item }) => ({

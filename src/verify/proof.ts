@@ -13,7 +13,7 @@
 import type { Cluster, Hit } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
 import { PitSession, PitSliceReader } from '../copy/reader.js';
-import { applyTransform, type TransformFn } from '../copy/transform.js';
+import { applyTransform, TransformError, type TransformFn } from '../copy/transform.js';
 import { canonicalJson, differingFields, sampled, withoutPaths } from './compare.js';
 
 export type DifferenceKind = 'missing' | 'extra' | 'changed';
@@ -108,21 +108,33 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
   let dropped = 0;
   const compare = async (hits: Hit[], countDrops = false): Promise<Difference[]> => {
     const expected: Expected[] = [];
+    const untransformable: Difference[] = [];
     for (const h of hits) {
-      const doc = await applyTransform(o.transform, h._source ?? {}, {
-        id: h._id,
-        index: o.sourceIndex,
-        routing: h._routing,
-        seqNo: h._seq_no,
-      });
-      expected.push({ id: h._id, routing: h._routing, doc });
+      try {
+        const doc = await applyTransform(o.transform, h._source ?? {}, {
+          id: h._id,
+          index: o.sourceIndex,
+          routing: h._routing,
+          seqNo: h._seq_no,
+        });
+        expected.push({ id: h._id, routing: h._routing, doc });
+      } catch (e) {
+        if (!(e instanceof TransformError)) throw e;
+        // The copy made a dead letter of it: expected missing (known when accepted), never silently skipped.
+        untransformable.push({
+          id: h._id,
+          kind: 'missing',
+          routing: h._routing,
+          fields: [`(transform failed: ${e.message})`],
+        });
+      }
     }
-    if (expected.length === 0) return [];
+    if (expected.length === 0) return untransformable;
     const got = await o.target.mget(
       o.targetIndex,
       expected.map((e) => ({ _id: e.id, routing: e.routing })),
     );
-    const out: Difference[] = [];
+    const out: Difference[] = [...untransformable];
     expected.forEach((e, i) => {
       const t = got.docs[i];
       if (e.doc === null) {
