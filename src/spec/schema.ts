@@ -86,7 +86,15 @@ export const specSchema = z.strictObject({
     .optional(),
   copy: z
     .strictObject({
-      batchDocs: z.number().int().min(1).max(10_000).default(1000),
+      batchDocs: z
+        .number()
+        .int()
+        .min(1)
+        .max(10_000)
+        .default(500)
+        .describe(
+          'documents per page and bulk: 500 keeps peak RSS under 256 MB for ~1 KB documents (docs/benchmarks.md)',
+        ),
       batchBytes: z
         .number()
         .int()

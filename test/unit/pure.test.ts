@@ -103,7 +103,7 @@ describe('spec validation', () => {
   };
   it('applies defaults', () => {
     const s = resolveSpec(base, '/tmp');
-    assert.equal(s.copy.batchDocs, 1000);
+    assert.equal(s.copy.batchDocs, 500);
     assert.equal(s.cutover.mode, 'auto');
     assert.equal(s.migrationDir, '/tmp/.cutover/m');
   });
