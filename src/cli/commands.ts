@@ -118,7 +118,7 @@ function abortOnSignals(): AbortController {
   const stop = (sig: string) => {
     if (ac.signal.aborted) process.exit(EXIT.interrupted);
     process.stderr.write(
-      `\ncutover: ${sig}: stopping after the current batches; state is saved, \`run\` resumes\n`,
+      `\ncutover: ${sig}: stopping now (requests in flight are abandoned; checkpoints hold only acknowledged work), \`run\` resumes; press again to exit at once\n`,
     );
     ac.abort(new Error(`interrupted by ${sig}`));
   };
