@@ -338,7 +338,7 @@ const STEPS: Step[] = [
     title: 'Set copy-time settings on the target (recording the originals first)',
     done: (s) => !!s.temporarySettingsApplied || !!s.completed.copy,
     changes: (c) => [
-      `sets ${Object.entries(COPY_SETTINGS)
+      `sets ${Object.entries(copySettingsFor(c.spec.capture.strategy))
         .map(([k, v]) => `${k}=${v}`)
         .join(', ')} on ${c.spec.target.index}; the original values are restored after the copy`,
     ],
