@@ -44,11 +44,18 @@ export class PitSession {
 
   async current(): Promise<{ id: string; generation: number }> {
     if (!this.id) {
-      this.opening ??= this.cluster.openPit(this.index, this.keepAlive).then((id) => {
-        this.id = id;
-        this.generation++;
-        this.opening = undefined;
-      });
+      // Cleared on failure too: a rejected open must not poison every later attempt (retries open again).
+      this.opening ??= this.cluster.openPit(this.index, this.keepAlive).then(
+        (id) => {
+          this.id = id;
+          this.generation++;
+          this.opening = undefined;
+        },
+        (e: unknown) => {
+          this.opening = undefined;
+          throw e;
+        },
+      );
       await this.opening;
     }
     return { id: this.id!, generation: this.generation };

@@ -3,6 +3,7 @@
  * (backfill, sample dry run, verification), so they can never disagree about what the target should hold.
  */
 import { pathToFileURL } from 'node:url';
+import { SpecError } from '../spec/load.js';
 
 export interface DocMeta {
   id: string;
@@ -38,11 +39,11 @@ export async function loadTransform(path: string | undefined): Promise<Transform
   try {
     mod = await import(pathToFileURL(path).href);
   } catch (e) {
-    throw new Error(`cannot load transform ${path}: ${(e as Error).message}`);
+    throw new SpecError(`transform: cannot load ${path}: ${(e as Error).message}`);
   }
   const fn = mod.default ?? mod.transform;
   if (typeof fn !== 'function')
-    throw new Error(`transform ${path} must export a default function (doc, meta) => doc | null`);
+    throw new SpecError(`transform ${path} must export a default function (doc, meta) => doc | null`);
   return fn as TransformFn;
 }
 

@@ -738,19 +738,26 @@ export class Migration {
           sample: true,
           force: opts.force,
         });
-    const c = {
+    const c = this.context(state, transform, {});
+    return {
+      facts,
+      steps: STEPS.map((s) => ({ name: s.name, title: s.title, changes: s.changes(c), done: s.done(state) })),
+    };
+  }
+
+  private context(state: MigrationState, transform: TransformFn, opts: RunOptions): Ctx {
+    return {
       spec: this.spec,
       source: this.source,
       target: this.target,
       store: this.store,
       state,
       audit: this.audit,
-      reporter: silentReporter,
-      cutoverNow: false,
-    };
-    return {
-      facts,
-      steps: STEPS.map((s) => ({ name: s.name, title: s.title, changes: s.changes(c), done: s.done(state) })),
+      reporter: opts.reporter ?? silentReporter,
+      signal: opts.signal,
+      transform,
+      cutoverNow: !!opts.cutoverNow,
+      force: opts.force,
     };
   }
 
@@ -760,29 +767,17 @@ export class Migration {
 
   /** Execute or resume. Returns when cut over, or when waiting for a manual cutover. */
   async run(opts: RunOptions = {}, command = 'run'): Promise<RunOutcome> {
-    const lock = this.lock(command, opts);
-    const reporter = opts.reporter ?? silentReporter;
-    const state = this.state();
+    // Everything that can fail before the steps (a transform that does not load, an unreadable state file)
+    // runs before the lock is taken, so such a failure never leaves a lock behind.
     const transform = await loadTransform(this.spec.transformPath);
-    const c: Ctx = {
-      spec: this.spec,
-      source: this.source,
-      target: this.target,
-      store: this.store,
-      state,
-      audit: this.audit,
-      reporter,
-      signal: opts.signal,
-      transform,
-      cutoverNow: !!opts.cutoverNow,
-      force: opts.force,
-    };
+    const state = this.state();
     if (state.phase === 'rolled-back' || state.phase === 'cleaned-up') {
-      lock.release();
       throw new PreflightError(
         `migration ${this.spec.name} was ${state.phase}; start a new one under another name`,
       );
     }
+    const lock = this.lock(command, opts);
+    const c = this.context(state, transform, opts);
     let current = '';
     try {
       state.phase = state.phase === 'cut-over' ? 'cut-over' : 'running';
@@ -790,7 +785,7 @@ export class Migration {
       for (const step of STEPS) {
         if (step.done(state)) continue;
         current = step.name;
-        reporter.step(step.name, step.title);
+        c.reporter.step(step.name, step.title);
         const r = await step.run(c);
         if (r === 'pause') {
           this.store.save(state);
@@ -813,7 +808,7 @@ export class Migration {
       this.store.save(state);
       // Leave the target as an operator would want it while they investigate: with its own settings back.
       await restoreTargetSettings(c).catch((err) =>
-        reporter.warn(
+        c.reporter.warn(
           `could not restore target settings: ${(err as Error).message}; the next run restores them`,
         ),
       );

@@ -209,6 +209,18 @@ for (const kind of MATRIX) {
       await c.close();
     });
 
+    it('opens a PIT again after a failed open instead of repeating the failure', async () => {
+      const c = clusterOf(testCluster(kind));
+      const index = uniqueName('late');
+      const pit = new PitSession(c, index, '1m');
+      await assert.rejects(pit.current(), (e: unknown) => e instanceof ClusterError && e.status === 404);
+      await c.createIndex(index, { settings: { number_of_shards: 1, number_of_replicas: 0 } });
+      const { id } = await pit.current();
+      assert.ok(id.length > 0);
+      await pit.close();
+      await c.close();
+    });
+
     it('reads through scroll per shard with the scroll id in the body', async () => {
       const c = clusterOf(testCluster(kind));
       const index = uniqueName('scroll');

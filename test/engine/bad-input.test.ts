@@ -25,6 +25,19 @@ describe('bad input (es8)', () => {
     await s.c.close();
   });
 
+  it('refuses a transform that cannot be loaded, and leaves no lock behind', async () => {
+    const s = await scenario('es8', 20);
+    s.writeSpec({ transform: './no-such-transform.mjs' });
+    const r = await runCli(['run', s.specPath]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /transform: cannot load .*no-such-transform\.mjs/);
+    assert.equal(await s.c.indexExists(s.target), false);
+    s.writeSpec({});
+    const ok = await runCli(['run', s.specPath]);
+    assert.equal(ok.code, 0, `a failed start must not leave a stale lock: ${ok.stderr.slice(-300)}`);
+    await s.c.close();
+  });
+
   it('refuses a missing source, an existing target, a missing alias and an alias on several indices', async () => {
     const s = await scenario('es8', 10);
     s.writeSpec({ source: { index: 'no-such-index-anywhere' } });
