@@ -12,6 +12,8 @@ import { formatProof } from '../verify/proof.js';
 
 type Raw = Record<string, unknown>;
 
+import { resolve as resolvePath } from 'node:path';
+
 /** Every tuning flag is a spec field; the flag wins over the file. */
 const SPEC_FLAGS: Array<{ flag: string; path: string[]; parse: (v: string) => unknown; help: string }> = [
   { flag: '--batch-docs <n>', path: ['copy', 'batchDocs'], parse: Number, help: 'copy.batchDocs' },
@@ -49,6 +51,37 @@ const SPEC_FLAGS: Array<{ flag: string; path: string[]; parse: (v: string) => un
     path: ['cutover', 'retentionHours'],
     parse: Number,
     help: 'cutover.retentionHours',
+  },
+  {
+    flag: '--capture <strategy>',
+    path: ['capture', 'strategy'],
+    parse: String,
+    help: 'capture.strategy (none | seqno | timestamp | append-only)',
+  },
+  {
+    flag: '--max-lag-seconds <s>',
+    path: ['capture', 'maxLagSeconds'],
+    parse: Number,
+    help: 'capture.maxLagSeconds',
+  },
+  {
+    flag: '--freeze-budget-ms <ms>',
+    path: ['cutover', 'freezeBudgetMs'],
+    parse: Number,
+    help: 'cutover.freezeBudgetMs',
+  },
+  {
+    flag: '--postpone-cutover-flag-file <path>',
+    path: ['cutover', 'postponeFlagFile'],
+    // A path typed on the command line means the operator's working directory, not the spec's.
+    parse: (v) => resolvePath(v),
+    help: 'cutover.postponeFlagFile: while it exists, keep catching up and do not switch',
+  },
+  {
+    flag: '--revert-window-minutes <m>',
+    path: ['cutover', 'revertWindowMinutes'],
+    parse: Number,
+    help: 'cutover.revertWindowMinutes',
   },
   { flag: '--state-dir <dir>', path: ['stateDir'], parse: String, help: 'stateDir' },
 ];

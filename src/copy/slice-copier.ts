@@ -63,7 +63,13 @@ export function emptyCheckpoint(slice: number): SliceCheckpoint {
 /** Transform a page into write ops; documents whose transform throws become dead letters, never vanish. */
 export async function toWriteOps(
   hits: Hit[],
-  deps: Pick<SliceCopyDeps, 'transform' | 'versioning' | 'sourceIndex' | 'deadLetters'>,
+  deps: Pick<SliceCopyDeps, 'transform' | 'versioning' | 'sourceIndex' | 'deadLetters'> & {
+    /**
+     * Live capture: a document the transform now drops may have been copied in an earlier state, so it becomes a
+     * versioned delete (a tombstone when absent) instead of being skipped.
+     */
+    dropAsDelete?: boolean;
+  },
 ): Promise<{ ops: WriteOp[]; dropped: number; failed: number }> {
   const ops: WriteOp[] = [];
   let dropped = 0;
@@ -80,8 +86,10 @@ export async function toWriteOps(
     const version = versionOf(hit, deps.versioning);
     try {
       const doc = await applyTransform(deps.transform, hit._source ?? {}, meta);
-      if (doc === null) dropped++;
-      else ops.push({ kind: 'index', id: hit._id, routing: hit._routing, version, doc });
+      if (doc === null) {
+        dropped++;
+        if (deps.dropAsDelete) ops.push({ kind: 'delete', id: hit._id, routing: hit._routing, version });
+      } else ops.push({ kind: 'index', id: hit._id, routing: hit._routing, version, doc });
     } catch (e) {
       if (!(e instanceof TransformError)) throw e;
       failed.push(e);

@@ -5,11 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import type { LiveCapture } from '../capture/live.js';
 import { Cluster } from '../cluster/client.js';
 import { backfill, loadCheckpoints, totalsOf } from '../copy/backfill.js';
 import { FileDeadLetters } from '../copy/dead-letters.js';
 import { loadTransform, type TransformFn } from '../copy/transform.js';
 import { aliasPlacement, inspectAliases, moveAliases, resolveIndex } from '../cutover/aliases.js';
+import { liftWriteBlock } from '../cutover/freeze.js';
 import {
   applySettings,
   COPY_SETTINGS,
@@ -29,6 +31,7 @@ import { type SampleResult, sampleDryRun } from '../verify/sample.js';
 import { readJson, writeJsonAtomic } from './atomic-file.js';
 import { AuditLog } from './audit.js';
 import { GateError, PreflightError } from './errors.js';
+import { convergeAndSwitch, isLive, liveCapture, captureSummary as summary } from './live-switch.js';
 import { acquireLock, type Lock } from './lock.js';
 import { type AliasRecord, type MigrationState, newState, StateStore } from './state.js';
 
@@ -52,7 +55,7 @@ export interface RunOptions {
 
 export type RunOutcome = 'cut-over' | 'awaiting-cutover';
 
-interface Ctx {
+export interface Ctx {
   spec: LoadedSpec;
   source: Cluster;
   target: Cluster;
@@ -65,6 +68,8 @@ interface Ctx {
   body?: TargetBody;
   cutoverNow: boolean;
   force?: boolean;
+  /** seqno/timestamp capture, created on first use */
+  live?: LiveCapture;
 }
 
 interface Step {
@@ -147,7 +152,17 @@ async function inspect(
       );
     }
   }
+  if (isLive(c.spec) && !c.spec.aliases?.write) {
+    throw new PreflightError(
+      `capture.strategy ${c.spec.capture.strategy}: aliases.write is required (the application's writes must move to the target in the same atomic request that ends the freeze)`,
+    );
+  }
   const flatSettings = Object.values(await c.source.getSettings(sourceIndex))[0]?.settings ?? {};
+  if (isLive(c.spec) && String(flatSettings['index.blocks.write']) === 'true') {
+    throw new PreflightError(
+      `capture.strategy ${c.spec.capture.strategy}: ${sourceIndex} is already write-blocked (index.blocks.write); nothing can change it, so use capture.strategy none`,
+    );
+  }
   const findings: Finding[] = [
     ...priv,
     ...lifecycleFindings(await explainLifecycle(c.source, sourceIndex), sourceIndex),
@@ -380,6 +395,23 @@ const STEPS: Step[] = [
     },
   },
   {
+    name: 'start-capture',
+    title: 'Live capture: record where catch-up starts, before the copy opens its point in time',
+    done: (s) => !!s.completed['start-capture'],
+    changes: (c) =>
+      !isLive(c.spec)
+        ? ['skipped (capture.strategy is not seqno)']
+        : [
+            "nothing: records each source shard's checkpoint; every change above it is applied by the catch-up rounds, in parallel with the copy and after it",
+          ],
+    async run(c) {
+      if (!isLive(c.spec)) return 'continue';
+      await liveCapture(c).start();
+      c.audit.record({ event: 'capture-started', cursors: liveCapture(c).snapshot.cursors });
+      return 'continue';
+    },
+  },
+  {
     name: 'copy',
     title: 'Copy every document (PIT slices, versioned bulk writes, checkpoints)',
     done: (s) => !!s.completed.copy,
@@ -399,6 +431,16 @@ const STEPS: Step[] = [
         sourceDocs,
         before.copied + before.conflicts + before.dropped + before.deadLetters,
       );
+      // Live capture: catch-up rounds run beside the backfill so the lag never grows with the index size.
+      let copying = true;
+      const background = isLive(c.spec)
+        ? liveCapture(c)
+            .background(() => !copying)
+            .then(
+              () => undefined,
+              (e: unknown) => e,
+            )
+        : Promise.resolve(undefined);
       try {
         const cps = await backfill({
           source: c.source,
@@ -423,10 +465,45 @@ const STEPS: Step[] = [
         });
         c.state.totals = totalsOf(cps, sourceDocs);
       } finally {
+        copying = false;
         c.reporter.copyFinished();
+        // A backfill error wins; the catch-up loop stops at its next check either way.
+        await background;
       }
+      const failed = await background;
+      if (failed) throw failed;
       c.state.copyFinishedAt = new Date().toISOString();
       c.audit.record({ event: 'copied', totals: c.state.totals });
+      return 'continue';
+    },
+  },
+  {
+    name: 'catch-up',
+    title: 'Live capture: apply deletes found by id reconcile, catch up until the lag is small',
+    done: (s) => !!s.completed['catch-up'],
+    changes: (c) =>
+      !isLive(c.spec)
+        ? ['skipped (capture.strategy is not seqno)']
+        : [
+            `versioned deletes on ${c.spec.target.index} for ids the source no longer has (tombstone version = max_seq_no + 1 of the id's source shard)`,
+            `catch-up rounds every ${c.spec.capture.tailIntervalMs} ms until one takes less than ${c.spec.capture.maxLagSeconds} s`,
+          ],
+    async run(c) {
+      if (!isLive(c.spec)) return 'continue';
+      const live = liveCapture(c);
+      const r = await live.reconcile();
+      c.reporter.info(
+        `reconcile: ${r.checked} target ids checked, ${r.missingOnSource} deleted on the source since the copy read them`,
+      );
+      for (;;) {
+        const round = await live.round();
+        if (round.durationMs <= c.spec.capture.maxLagSeconds * 1000) {
+          c.reporter.info(`caught up: last round applied ${round.read} change(s) in ${round.durationMs} ms`);
+          break;
+        }
+        c.reporter.info(`catching up: ${round.read} change(s) in ${round.durationMs} ms`);
+      }
+      c.audit.record({ event: 'caught-up', capture: summary(live) });
       return 'continue';
     },
   },
@@ -434,11 +511,13 @@ const STEPS: Step[] = [
     name: 'restore-target',
     title: 'Restore the target settings recorded before the copy',
     done: (s) => !!s.completed.copy && !s.temporarySettingsApplied,
-    changes: () => [
-      'puts back the recorded number_of_replicas, refresh_interval and gc_deletes of the target',
+    changes: (c) => [
+      isLive(c.spec)
+        ? 'puts back the recorded number_of_replicas and refresh_interval of the target; gc_deletes goes back after the switch (tombstones must outlive the catch-up)'
+        : 'puts back the recorded number_of_replicas, refresh_interval and gc_deletes of the target',
     ],
     async run(c) {
-      await restoreTargetSettings(c);
+      await restoreTargetSettings(c, isLive(c.spec));
       return 'continue';
     },
   },
@@ -451,10 +530,16 @@ const STEPS: Step[] = [
     ],
     async run(c) {
       const t = c.state.totals!;
-      if (t.deadLetters > c.spec.copy.maxDeadLetters) {
+      const deadLetters = t.deadLetters + (isLive(c.spec) ? liveCapture(c).snapshot.deadLetters : 0);
+      if (deadLetters > c.spec.copy.maxDeadLetters) {
         throw new GateError(
-          `cutover refused: ${t.deadLetters} document(s) were rejected by the target (allowed: ${c.spec.copy.maxDeadLetters}); see ${c.store.deadLetterPath}. Fix the mapping or transform and re-copy, or raise copy.maxDeadLetters if this loss is acceptable`,
+          `cutover refused: ${deadLetters} document(s) were rejected by the target (allowed: ${c.spec.copy.maxDeadLetters}); see ${c.store.deadLetterPath}. Fix the mapping or transform and re-copy, or raise copy.maxDeadLetters if this loss is acceptable`,
         );
+      }
+      if (isLive(c.spec)) {
+        // The source keeps changing: counts can only be compared while it is frozen, right before the switch.
+        c.reporter.info('dead letters within budget; the count gate runs under the write freeze');
+        return 'continue';
       }
       await c.source.refresh(c.state.sourceIndex!);
       await c.target.refresh(c.spec.target.index);
@@ -554,12 +639,16 @@ const STEPS: Step[] = [
           );
         }
       }
-      const r = await moveAliases(
-        c.source,
-        c.state.aliases?.records ?? [],
-        c.state.sourceIndex!,
-        c.spec.target.index,
-      );
+      const r = isLive(c.spec)
+        ? await convergeAndSwitch(c)
+        : await moveAliases(
+            c.source,
+            c.state.aliases?.records ?? [],
+            c.state.sourceIndex!,
+            c.spec.target.index,
+          );
+      // Tombstones were kept through the switch; nothing can resurrect a document on the target any more.
+      await restoreTargetSettings(c);
       if (Object.keys(c.state.parkedSettings ?? {}).length) {
         // Lifecycle policy back on, now that the target is the index the aliases (and a rollover alias) name.
         await c.target.putSettings(c.spec.target.index, c.state.parkedSettings!);
@@ -658,7 +747,21 @@ async function runProof(
     sourceSlices = sourceMarks.flatMap((m, i) => (m.maxSeqNo === previous.source[i] ? [] : [i]));
     skipTargetPass = sourceSlices.length === 0;
   }
+  // Live capture keeps applying source changes while the proof reads, so a candidate difference that is only
+  // "not caught up yet" resolves on a re-read instead of failing the proof.
+  let proving = true;
+  const live = isLive(c.spec) && 'audit' in c ? liveCapture(c as Ctx) : undefined;
+  const background = live
+    ? live
+        .background(() => !proving, true)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+    : Promise.resolve(undefined);
   const r = await prove({
+    recheckAttempts: live ? 12 : undefined,
+    recheckDelayMs: live ? 1000 : undefined,
     source: c.source,
     target: c.target,
     sourceIndex,
@@ -674,7 +777,11 @@ async function runProof(
     sourceSlices,
     // Append-only: documents on the target that the source lacks are the application's new writes.
     skipTargetPass: skipTargetPass || c.spec.capture.strategy === 'append-only',
+  }).finally(() => {
+    proving = false;
   });
+  const failed = await background;
+  if (failed) throw failed;
   if (sourceSlices) {
     r.confidence +=
       sourceSlices.length === 0
@@ -692,14 +799,25 @@ async function runProof(
   return r;
 }
 
-async function restoreTargetSettings(
+export async function restoreTargetSettings(
   c: Pick<Ctx, 'state' | 'target' | 'spec' | 'audit' | 'store'>,
+  keepGcDeletes = false,
 ): Promise<void> {
-  if (!c.state.temporarySettingsApplied || !c.state.originalSettings) return;
-  await applySettings(c.target, c.spec.target.index, c.state.originalSettings);
-  c.state.temporarySettingsApplied = false;
-  c.store.save(c.state);
-  c.audit.record({ event: 'target-settings-restored', settings: c.state.originalSettings });
+  if (c.state.temporarySettingsApplied && c.state.originalSettings) {
+    const { 'index.gc_deletes': _gc, ...rest } = c.state.originalSettings;
+    const settings = keepGcDeletes ? rest : c.state.originalSettings;
+    await applySettings(c.target, c.spec.target.index, settings);
+    c.state.temporarySettingsApplied = false;
+    c.state.gcDeletesPending = keepGcDeletes;
+    c.store.save(c.state);
+    c.audit.record({ event: 'target-settings-restored', settings });
+  } else if (!keepGcDeletes && c.state.gcDeletesPending && c.state.originalSettings) {
+    const settings = { 'index.gc_deletes': c.state.originalSettings['index.gc_deletes'] };
+    await applySettings(c.target, c.spec.target.index, settings);
+    c.state.gcDeletesPending = false;
+    c.store.save(c.state);
+    c.audit.record({ event: 'target-settings-restored', settings });
+  }
 }
 
 export class Migration {
@@ -782,6 +900,7 @@ export class Migration {
     try {
       state.phase = state.phase === 'cut-over' ? 'cut-over' : 'running';
       this.audit.record({ event: 'run-started', command, resumed: Object.keys(state.completed).length > 0 });
+      await this.liftStaleFreeze(state, c.reporter);
       for (const step of STEPS) {
         if (step.done(state)) continue;
         current = step.name;
@@ -819,6 +938,16 @@ export class Migration {
     }
   }
 
+  /** A run killed inside a write freeze left the block on the source: the application cannot write until lifted. */
+  private async liftStaleFreeze(state: MigrationState, reporter: Reporter): Promise<void> {
+    if (!state.sourceFrozen || !state.sourceIndex) return;
+    await liftWriteBlock(this.source, state.sourceIndex);
+    state.sourceFrozen = false;
+    this.store.save(state);
+    this.audit.record({ event: 'stale-freeze-lifted', index: state.sourceIndex });
+    reporter.warn(`lifted the write block a stopped run left on ${state.sourceIndex}`);
+  }
+
   /** Move the aliases back onto the source in one request. The target is kept. */
   async rollback(opts: RunOptions = {}): Promise<'aliases-restored' | 'nothing-to-move'> {
     const lock = this.lock('rollback', opts);
@@ -826,6 +955,7 @@ export class Migration {
       const state = this.state();
       if (!state.sourceIndex)
         throw new PreflightError(`migration ${this.spec.name} has not started: nothing to roll back`);
+      await this.liftStaleFreeze(state, opts.reporter ?? silentReporter);
       const records = state.aliases?.records ?? [];
       let result: 'aliases-restored' | 'nothing-to-move' = 'nothing-to-move';
       if (records.length) {

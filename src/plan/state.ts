@@ -70,6 +70,10 @@ export interface MigrationState {
   /** the old index is kept at least until then */
   retainUntil?: string;
   lastError?: { at: string; step: string; message: string };
+  /** a write block may be on the source (set before the block request, cleared after the lift) */
+  sourceFrozen?: boolean;
+  /** live capture: the target's own gc_deletes goes back only after the switch (tombstones must outlive it) */
+  gcDeletesPending?: boolean;
   updatedAt: string;
 }
 
@@ -107,6 +111,9 @@ export class StateStore {
   }
   get proofPath(): string {
     return join(this.dir, 'proof.json');
+  }
+  get capturePath(): string {
+    return join(this.dir, 'capture.json');
   }
   get reportPath(): string {
     return join(this.dir, 'report.json');

@@ -21,6 +21,8 @@ export interface LoadedSpec extends Spec {
   targetSettings?: Record<string, unknown>;
   /** absolute transform module path */
   transformPath?: string;
+  /** absolute cutover.postponeFlagFile */
+  postponeFlagPath?: string;
 }
 
 function parseFile(path: string, what: string): unknown {
@@ -90,6 +92,7 @@ export function resolveSpec(input: unknown, baseDir: string, file = ''): LoadedS
     targetMappings: objectOrFile(spec.target.mappings, 'target.mappings file'),
     targetSettings: objectOrFile(spec.target.settings, 'target.settings file'),
     transformPath: spec.transform ? abs(spec.transform) : undefined,
+    postponeFlagPath: spec.cutover.postponeFlagFile ? abs(spec.cutover.postponeFlagFile) : undefined,
   };
 }
 

@@ -132,12 +132,49 @@ export const specSchema = z.strictObject({
   capture: z
     .strictObject({
       strategy: z
-        .enum(['none', 'append-only'])
+        .enum(['none', 'seqno', 'timestamp', 'append-only'])
         .default('none')
         .describe(
-          'none: copy a point in time (writers must pause or the gates refuse); append-only: move the write alias to the target first, backfill with op_type=create, move reads when done (no freeze; for indices never updated or deleted)',
+          'none: copy a point in time (writers must pause or the gates refuse); seqno: tail the source by _seq_no during and after the copy, find deletes by id reconcile, switch under a short write freeze; timestamp: tail by a field set on every write; append-only: move the write alias to the target first, backfill with op_type=create, move reads when done (no freeze; for indices never updated or deleted)',
         ),
       force: z.boolean().default(false).describe('append-only even when the source shows updates or deletes'),
+      maxLagSeconds: z
+        .number()
+        .gt(0)
+        .max(3600)
+        .default(2)
+        .describe('seqno/timestamp: the switch is attempted only once the catch-up lag is below this'),
+      tailIntervalMs: z
+        .number()
+        .int()
+        .min(50)
+        .max(60_000)
+        .default(500)
+        .describe('seqno/timestamp: pause between catch-up rounds'),
+      timestamp: z
+        .strictObject({
+          field: z.string().min(1).describe('a date field the application sets on every write'),
+          marginSeconds: z
+            .number()
+            .min(0)
+            .default(5)
+            .describe(
+              'each pass re-reads from the previous pass start minus this margin (clock skew, slow writes)',
+            ),
+          softDeleteField: z
+            .string()
+            .min(1)
+            .optional()
+            .describe(
+              'boolean field the application sets instead of deleting; such documents are deleted on the target. Absent: deletes are found by id reconcile',
+            ),
+        })
+        .optional()
+        .describe('required by capture.strategy timestamp'),
+    })
+    .refine((c) => c.strategy !== 'timestamp' || c.timestamp !== undefined, {
+      message: 'capture.timestamp.field is required when capture.strategy is timestamp',
+      path: ['timestamp'],
     })
     .prefault({}),
   verify: z
@@ -177,6 +214,35 @@ export const specSchema = z.strictObject({
         .min(0)
         .default(72)
         .describe('old index kept at least this long before cleanup'),
+      freezeBudgetMs: z
+        .number()
+        .int()
+        .min(100)
+        .max(60_000)
+        .default(1000)
+        .describe(
+          'seqno/timestamp: longest write freeze on the source; a switch that cannot finish inside it lifts the freeze and tries again',
+        ),
+      maxFreezeAttempts: z
+        .number()
+        .int()
+        .min(1)
+        .max(1000)
+        .default(20)
+        .describe('freezes tried before the run stops (exit 3) with the writes still on the source'),
+      postponeFlagFile: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('while this file exists, keep catching up and do not switch (relative to the spec file)'),
+      revertWindowMinutes: z
+        .number()
+        .min(0)
+        .max(7 * 24 * 60)
+        .default(0)
+        .describe(
+          "seqno/timestamp: after the switch, keep copying the new index's changes back to the old one this long, so a rollback inside the window loses no write",
+        ),
     })
     .prefault({}),
   stateDir: z.string().min(1).default('.cutover').describe('state directory, relative to the spec file'),

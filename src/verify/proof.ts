@@ -172,16 +172,23 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
     return current;
   };
 
+  // Candidates are re-read side by side: under live capture a page can hold many "not caught up yet" ones.
   const settle = async (candidates: Difference[]) => {
-    for (const c of candidates) {
+    const queue = candidates.filter((c) => {
       if (c.kind === 'missing' && o.knownMissing?.has(c.id)) {
         report.knownMissing++;
-        continue;
+        return false;
       }
-      const still = await recheck(c);
-      if (still) record(still);
-      else report.resolvedOnRecheck++;
-    }
+      return true;
+    });
+    const worker = async () => {
+      for (let c = queue.shift(); c; c = queue.shift()) {
+        const still = await recheck(c);
+        if (still) record(still);
+        else report.resolvedOnRecheck++;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, queue.length) }, worker));
   };
 
   const scan = async (

@@ -1,0 +1,228 @@
+/**
+ * Live capture for `seqno` (and, through the same cursors, `timestamp`): the catch-up rounds, the delete
+ * reconcile, and their persisted position. Everything goes through the one versioned writer; the position is
+ * saved only after the target acknowledged what it covers, so a crash replays at most one round.
+ */
+import type { Cluster } from '../cluster/client.js';
+import { sleep } from '../cluster/retry.js';
+import { routingTable, type ShardRouter, selfCheck } from '../cluster/routing.js';
+import { FileDeadLetters } from '../copy/dead-letters.js';
+import type { Versioning } from '../copy/slice-copier.js';
+import type { TransformFn } from '../copy/transform.js';
+import { BulkWriter } from '../copy/writer.js';
+import type { Reporter } from '../ops/reporter.js';
+import { readJson, writeJsonAtomic } from '../plan/atomic-file.js';
+import type { StateStore } from '../plan/state.js';
+import { type ReconcileResult, reconcileDeletes } from './reconcile.js';
+import { type RoundResult, startCursors, tailRound } from './tail.js';
+
+export interface FreezeRecord {
+  attempt: number;
+  startedAt: string;
+  /** from the request that set the write block to the acknowledged lift: what writers saw as refused writes */
+  durationMs: number;
+  switched: boolean;
+  /** why a freeze was lifted without switching */
+  reason?: string;
+  appliedInFreeze: number;
+  deletedInFreeze: number;
+}
+
+export interface CaptureState {
+  format: 1;
+  cursors: number[];
+  rounds: number;
+  /** states applied to the target by catch-up rounds */
+  applied: number;
+  /** versioned deletes applied (found by reconcile, or documents the transform now drops) */
+  deleted: number;
+  droppedByTransform: number;
+  conflicts: number;
+  deadLetters: number;
+  reconciles: number;
+  lastReconcileAt?: string;
+  /** catch-up lag of recent rounds, ms (bounded) */
+  lags: number[];
+  freezes: FreezeRecord[];
+}
+
+const MAX_LAGS = 2000;
+
+export interface LiveCaptureOptions {
+  source: Cluster;
+  target: Cluster;
+  sourceIndex: string;
+  targetIndex: string;
+  store: StateStore;
+  transform: TransformFn;
+  versioning: Versioning;
+  batchDocs: number;
+  batchBytes: number;
+  concurrency: number;
+  keepAlive: string;
+  gzip: boolean;
+  intervalMs: number;
+  reporter: Reporter;
+  signal?: AbortSignal;
+}
+
+export class LiveCapture {
+  private state: CaptureState;
+  private router?: ShardRouter | null;
+  readonly writer: BulkWriter;
+  private readonly deadLetters: FileDeadLetters;
+
+  constructor(private readonly o: LiveCaptureOptions) {
+    this.state = readJson<CaptureState>(o.store.capturePath) ?? {
+      format: 1,
+      cursors: [],
+      rounds: 0,
+      applied: 0,
+      deleted: 0,
+      droppedByTransform: 0,
+      conflicts: 0,
+      deadLetters: 0,
+      reconciles: 0,
+      lags: [],
+      freezes: [],
+    };
+    this.deadLetters = new FileDeadLetters(o.store.deadLetterPath);
+    this.writer = new BulkWriter(o.target, o.targetIndex, {
+      deadLetters: this.deadLetters,
+      maxBytes: o.batchBytes,
+      gzip: o.gzip,
+      signal: o.signal,
+      onRetry: (why, n, ms) =>
+        o.reporter.warn(`target refused ${n} catch-up write(s) for now (${why}); retrying in ${ms} ms`),
+    });
+  }
+
+  get snapshot(): Readonly<CaptureState> {
+    return this.state;
+  }
+
+  get started(): boolean {
+    return this.state.cursors.length > 0;
+  }
+
+  /** Fix where catch-up starts; must run before the backfill opens its point in time. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.state.cursors = await startCursors(this.o.source, this.o.sourceIndex);
+    this.save();
+  }
+
+  /** No document was ever left off the target on purpose: then equal counts under the freeze prove deletes done. */
+  exactCounts(backfillDropped: number, backfillDeadLetters: number): boolean {
+    return (
+      backfillDropped === 0 &&
+      backfillDeadLetters === 0 &&
+      this.state.droppedByTransform === 0 &&
+      this.state.deadLetters === 0
+    );
+  }
+
+  /** One catch-up round; `upTo` under the freeze (the drained maxima). */
+  async round(upTo?: number[]): Promise<RoundResult> {
+    const r = await tailRound(
+      {
+        source: this.o.source,
+        sourceIndex: this.o.sourceIndex,
+        writer: this.writer,
+        transform: this.o.transform,
+        deadLetters: this.deadLetters,
+        versioning: this.o.versioning,
+        batchDocs: this.o.batchDocs,
+        concurrency: this.o.concurrency,
+        signal: this.o.signal,
+        saveCursor: () => this.save(),
+      },
+      this.state.cursors,
+      upTo,
+    );
+    this.state.rounds++;
+    this.state.applied += r.result.written;
+    this.state.deleted += r.result.deleted;
+    this.state.droppedByTransform += r.dropped;
+    this.state.conflicts += r.result.conflicts;
+    this.state.deadLetters += r.result.deadLetters + r.transformFailures;
+    this.state.lags.push(r.durationMs);
+    if (this.state.lags.length > MAX_LAGS) this.state.lags.splice(0, this.state.lags.length - MAX_LAGS);
+    this.save();
+    return r;
+  }
+
+  /** Find and apply deletes; incomplete when the deadline passes first. */
+  async reconcile(deadline?: number): Promise<ReconcileResult> {
+    const r = await reconcileDeletes({
+      source: this.o.source,
+      sourceIndex: this.o.sourceIndex,
+      target: this.o.target,
+      targetIndex: this.o.targetIndex,
+      writer: this.writer,
+      router: (await this.shardRouter()) ?? undefined,
+      batchDocs: this.o.batchDocs,
+      keepAlive: this.o.keepAlive,
+      concurrency: this.o.concurrency,
+      signal: this.o.signal,
+      deadline,
+    });
+    this.state.deleted += r.result.deleted;
+    this.state.conflicts += r.result.conflicts;
+    this.state.deadLetters += r.result.deadLetters;
+    if (r.complete) {
+      this.state.reconciles++;
+      this.state.lastReconcileAt = new Date().toISOString();
+    }
+    this.save();
+    return r;
+  }
+
+  /**
+   * The source's routing computed here, but only once it agreed with the server on a sample of every shard;
+   * otherwise null, and each deleted id's shard is asked of the server.
+   */
+  private async shardRouter(): Promise<ShardRouter | null> {
+    if (this.router !== undefined) return this.router;
+    try {
+      const router = await routingTable(this.o.source, this.o.sourceIndex);
+      const check = await selfCheck(this.o.source, this.o.sourceIndex, router);
+      this.router = check.mismatches === 0 ? router : null;
+      if (this.router === null)
+        this.o.reporter.warn(
+          `shard routing computed here disagrees with the server for ${check.mismatches} of ${check.checked} documents; asking the server for each deleted id instead`,
+        );
+    } catch (e) {
+      this.o.reporter.warn(
+        `cannot compute the source's shard routing (${(e as Error).message}); asking the server`,
+      );
+      this.router = null;
+    }
+    return this.router;
+  }
+
+  recordFreeze(f: FreezeRecord): void {
+    this.state.freezes.push(f);
+    this.save();
+  }
+
+  /** Catch-up rounds until `stop()` says so; the backfill runs meanwhile. Errors end the loop and are rethrown. */
+  async background(stop: () => boolean, alsoReconcile = false): Promise<void> {
+    while (!stop()) {
+      await this.round();
+      if (alsoReconcile && !stop()) await this.reconcile();
+      for (let waited = 0; waited < this.o.intervalMs && !stop(); waited += 50)
+        await sleep(Math.min(50, this.o.intervalMs - waited), this.o.signal);
+    }
+  }
+
+  private save(): void {
+    writeJsonAtomic(this.o.store.capturePath, this.state);
+  }
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}

@@ -1,0 +1,130 @@
+/**
+ * Catch-up by `_seq_no`: every write to a shard gets the next sequence number, so "what changed since the last
+ * round" is the range (cursor, G] of each primary shard, where G is a checkpoint read *before* a refresh: every
+ * operation numbered ≤ G has been processed on the primary, so after the refresh it is visible (a plain
+ * `_seq_no > cursor` read could see seq 60 before seq 50 finished and skip 50 forever). A document changed again
+ * since carries a number above G and is simply read in a later round. Writes go through the one versioned writer
+ * (version = _seq_no + 1), so a round replayed after a crash, or racing the backfill, can never make a document
+ * older.
+ */
+import type { Cluster, Hit, SearchResponse } from '../cluster/client.js';
+import { ClusterError } from '../cluster/errors.js';
+import { TRANSPORT_RETRY, withRetry } from '../cluster/retry.js';
+import type { DeadLetterSink } from '../copy/dead-letters.js';
+import { IncompletePageError } from '../copy/reader.js';
+import { toWriteOps, type Versioning } from '../copy/slice-copier.js';
+import type { TransformFn } from '../copy/transform.js';
+import { addResults, type BulkWriter, emptyResult, type WriteResult } from '../copy/writer.js';
+import { failpoint } from '../ops/failpoints.js';
+
+export interface TailDeps {
+  source: Cluster;
+  sourceIndex: string;
+  writer: BulkWriter;
+  transform: TransformFn;
+  deadLetters: DeadLetterSink;
+  versioning: Versioning;
+  batchDocs: number;
+  concurrency: number;
+  signal?: AbortSignal;
+  /** persist a shard's cursor once everything up to it is acknowledged on the target */
+  saveCursor: (shard: number, seqNo: number) => void;
+}
+
+export interface RoundResult {
+  /** documents read from the source this round */
+  read: number;
+  result: WriteResult;
+  /** documents the transform now drops (applied as versioned deletes) */
+  dropped: number;
+  transformFailures: number;
+  /** when the checkpoints were read: every change older than this is on the target once the round ends */
+  readAt: number;
+  durationMs: number;
+}
+
+/** The highest `_seq_no` per shard that a refresh made after this call is guaranteed to show. */
+export async function visibleUpTo(source: Cluster, index: string, drained = false): Promise<number[]> {
+  const marks = await source.shardSeqNos(index);
+  // Under the write freeze nothing new can start, so wait for the stragglers instead of stopping short of them.
+  if (drained && marks.some((m) => m.localCheckpoint !== m.maxSeqNo)) return [];
+  return marks.map((m) => Math.min(m.globalCheckpoint, m.localCheckpoint));
+}
+
+/**
+ * One round over every shard. `upTo` may be given (under the freeze, the drained maxima); otherwise it is read
+ * here. Cursors advance in place.
+ */
+export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[]): Promise<RoundResult> {
+  const readAt = Date.now();
+  const marks = upTo ?? (await visibleUpTo(d.source, d.sourceIndex));
+  await d.source.refresh(d.sourceIndex);
+  const out: RoundResult = {
+    read: 0,
+    result: emptyResult(),
+    dropped: 0,
+    transformFailures: 0,
+    readAt,
+    durationMs: 0,
+  };
+  const queue = marks.map((g, shard) => ({ shard, g })).filter((s) => s.g > (cursors[s.shard] ?? -1));
+  const worker = async () => {
+    for (let s = queue.shift(); s; s = queue.shift()) {
+      let after = cursors[s.shard] ?? -1;
+      for (;;) {
+        const hits = await page(d, s.shard, after, s.g);
+        if (hits.length === 0) break;
+        const { ops, dropped, failed } = await toWriteOps(hits, { ...d, dropAsDelete: true });
+        out.result = addResults(out.result, await d.writer.write(ops));
+        failpoint('tail.after-bulk');
+        out.read += hits.length;
+        out.dropped += dropped;
+        out.transformFailures += failed;
+        after = hits[hits.length - 1]!._seq_no!;
+      }
+      cursors[s.shard] = s.g;
+      d.saveCursor(s.shard, s.g);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(d.concurrency, queue.length)) }, worker));
+  out.durationMs = Date.now() - readAt;
+  return out;
+}
+
+/** One page of shard `shard` in `(after, upTo]`, in `_seq_no` order; retried like every read. */
+async function page(d: TailDeps, shard: number, after: number, upTo: number): Promise<Hit[]> {
+  return withRetry(
+    async () => {
+      const res: SearchResponse = await d.source.search(
+        d.sourceIndex,
+        {
+          size: d.batchDocs,
+          sort: [{ _seq_no: 'asc' }],
+          seq_no_primary_term: true,
+          version: d.versioning === 'source-version' || undefined,
+          track_total_hits: false,
+          query: { range: { _seq_no: { gt: after, lte: upTo } } },
+        },
+        // PIT refuses `preference`; without a PIT each page is a fresh search of this one shard.
+        { preference: `_shards:${shard}` },
+        d.signal,
+      );
+      if (res._shards.failed > 0)
+        throw new IncompletePageError(
+          `catch-up of shard ${shard}: ${res._shards.failed} of ${res._shards.total} shards failed`,
+        );
+      return res.hits.hits;
+    },
+    (e) => e instanceof IncompletePageError || (e instanceof ClusterError && e.transient),
+    TRANSPORT_RETRY,
+    { signal: d.signal },
+  );
+}
+
+/** Cursors where the catch-up starts: read before the backfill's point in time opens. */
+export async function startCursors(source: Cluster, index: string): Promise<number[]> {
+  const marks = await visibleUpTo(source, index);
+  // The refresh makes everything ≤ these marks visible to the backfill's PIT, opened after it.
+  await source.refresh(index);
+  return marks;
+}

@@ -1,0 +1,121 @@
+/**
+ * The switch under a write freeze. With the source write-blocked, nothing can change it: drain what was in
+ * flight, apply the last changes, prove no delete is pending, move the aliases in one request, lift the block.
+ * Every source change lands before the swap, never after it (after the swap the application writes to the target
+ * with internal versions, and a late copy carrying `seq_no + 1` could beat a newer write).
+ *
+ * The budget is a promise to the application: a freeze that cannot finish inside it is lifted without switching,
+ * and the caller tries again after more catch-up.
+ */
+
+import type { FreezeRecord, LiveCapture } from '../capture/live.js';
+import type { Cluster } from '../cluster/client.js';
+import { sleep } from '../cluster/retry.js';
+import { failpoint } from '../ops/failpoints.js';
+import type { AliasRecord } from '../plan/state.js';
+import { moveActions } from './aliases.js';
+
+export const WRITE_BLOCK = 'index.blocks.write';
+
+export interface FreezeOptions {
+  source: Cluster;
+  target: Cluster;
+  sourceIndex: string;
+  targetIndex: string;
+  aliases: AliasRecord[];
+  capture: LiveCapture;
+  budgetMs: number;
+  attempt: number;
+  /** equal counts prove no delete is pending (nothing was dropped or dead-lettered on purpose) */
+  exactCounts: boolean;
+  /** persist "a block may be on the source" before setting it, so a crash never leaves writes blocked */
+  markFrozen: (frozen: boolean) => void;
+}
+
+class Abort extends Error {}
+
+export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
+  const started = Date.now();
+  const rec: FreezeRecord = {
+    attempt: o.attempt,
+    startedAt: new Date(started).toISOString(),
+    durationMs: 0,
+    switched: false,
+    appliedInFreeze: 0,
+    deletedInFreeze: 0,
+  };
+  o.markFrozen(true);
+  let blockMs = 0;
+  try {
+    await o.source.putSettings(o.sourceIndex, { [WRITE_BLOCK]: true });
+    blockMs = Date.now() - started;
+    failpoint('freeze.after-block');
+    // Keep room for the alias request and the lift, each about as slow as setting the block was.
+    const deadline = started + o.budgetMs - 2 * blockMs - 20;
+    const left = () => {
+      if (Date.now() > deadline) throw new Abort(`freeze budget of ${o.budgetMs} ms reached`);
+    };
+    // Writes admitted before the block finish on their own; the block refuses anything new.
+    let maxima: number[] = [];
+    for (;;) {
+      const marks = await o.source.shardSeqNos(o.sourceIndex);
+      if (marks.every((m) => m.localCheckpoint === m.maxSeqNo)) {
+        maxima = marks.map((m) => m.maxSeqNo);
+        break;
+      }
+      left();
+      await sleep(5);
+    }
+    left();
+    const round = await o.capture.round(maxima);
+    rec.appliedInFreeze = round.result.written;
+    rec.deletedInFreeze = round.result.deleted;
+    left();
+    await o.target.refresh(o.targetIndex);
+    if (o.exactCounts) {
+      let [source, target] = await Promise.all([
+        o.source.count(o.sourceIndex),
+        o.target.count(o.targetIndex),
+      ]);
+      if (target < source)
+        throw new Abort(
+          `target has ${source - target} document(s) fewer than the source after the final catch-up`,
+        );
+      if (target > source) {
+        // Deletes still pending: settle them now if the budget allows (small indices), else later.
+        left();
+        const r = await o.capture.reconcile(deadline);
+        rec.deletedInFreeze += r.result.deleted;
+        if (!r.complete)
+          throw new Abort(`${target - source} delete(s) pending and no time left to find them`);
+        await o.target.refresh(o.targetIndex);
+        target = await o.target.count(o.targetIndex);
+        if (target !== source)
+          throw new Abort(`counts differ after the delete reconcile (source ${source}, target ${target})`);
+      }
+    } else {
+      // Documents were dropped or dead-lettered on purpose, so counts prove nothing: reconcile every id.
+      const r = await o.capture.reconcile(deadline);
+      rec.deletedInFreeze += r.result.deleted;
+      if (!r.complete) throw new Abort('no time left to reconcile deletes id by id');
+    }
+    left();
+    failpoint('freeze.before-switch');
+    await o.source.updateAliases(moveActions(o.aliases, o.sourceIndex, o.targetIndex));
+    rec.switched = true;
+    failpoint('freeze.after-switch');
+  } catch (e) {
+    if (!(e instanceof Abort)) throw e;
+    rec.reason = e.message;
+  } finally {
+    // Lifted whatever happened above, errors included: a stuck block is an outage.
+    await liftWriteBlock(o.source, o.sourceIndex);
+    rec.durationMs = Date.now() - started;
+    o.markFrozen(false);
+  }
+  return rec;
+}
+
+export async function liftWriteBlock(source: Cluster, index: string): Promise<void> {
+  await source.putSettings(index, { [WRITE_BLOCK]: null });
+}

@@ -1,0 +1,128 @@
+/**
+ * The switch of a live migration (`capture.strategy: seqno`): catch up until the lag is small, then try a
+ * switch under a short write freeze; a freeze that cannot finish inside its budget is lifted and tried again.
+ * The postpone flag file holds the switch back while catch-up keeps the target current.
+ */
+import { existsSync } from 'node:fs';
+import { LiveCapture, percentile } from '../capture/live.js';
+import { sleep } from '../cluster/retry.js';
+import { aliasPlacement } from '../cutover/aliases.js';
+import { freezeAndSwitch } from '../cutover/freeze.js';
+import type { LoadedSpec } from '../spec/load.js';
+import { GateError, PreflightError } from './errors.js';
+import type { Ctx } from './migrator.js';
+
+export function isLive(spec: Pick<LoadedSpec, 'capture'>): boolean {
+  return spec.capture.strategy === 'seqno' || spec.capture.strategy === 'timestamp';
+}
+
+export function liveCapture(c: Ctx): LiveCapture {
+  c.live ??= new LiveCapture({
+    source: c.source,
+    target: c.target,
+    sourceIndex: c.state.sourceIndex!,
+    targetIndex: c.spec.target.index,
+    store: c.store,
+    transform: c.transform,
+    versioning: c.spec.copy.versioning,
+    batchDocs: c.spec.copy.batchDocs,
+    batchBytes: c.spec.copy.batchBytes,
+    concurrency: c.spec.copy.concurrency,
+    keepAlive: c.spec.copy.keepAlive,
+    gzip: c.spec.copy.gzip,
+    intervalMs: c.spec.capture.tailIntervalMs,
+    reporter: c.reporter,
+    signal: c.signal,
+  });
+  return c.live;
+}
+
+export function captureSummary(live: LiveCapture): Record<string, unknown> {
+  const s = live.snapshot;
+  return {
+    rounds: s.rounds,
+    applied: s.applied,
+    deleted: s.deleted,
+    droppedByTransform: s.droppedByTransform,
+    conflicts: s.conflicts,
+    deadLetters: s.deadLetters,
+    reconciles: s.reconciles,
+    lagP50Ms: percentile(s.lags, 50),
+    lagP99Ms: percentile(s.lags, 99),
+    freezes: s.freezes.length,
+  };
+}
+
+export async function convergeAndSwitch(c: Ctx): Promise<'moved' | 'already'> {
+  const records = c.state.aliases?.records ?? [];
+  const sourceIndex = c.state.sourceIndex!;
+  const targetIndex = c.spec.target.index;
+  const where = await aliasPlacement(c.source, records, sourceIndex, targetIndex);
+  // A crash after the alias request: the application writes to the target now, and a source change copied
+  // after the swap could beat a newer application write. Nothing more is read from the source.
+  if (where.placement === 'to') return 'already';
+  if (where.placement === 'mixed')
+    throw new PreflightError(
+      `aliases are not where cutover left them (${where.detail}); someone changed them: fix by hand, then rerun`,
+    );
+  const live = liveCapture(c);
+  const budget = c.spec.cutover.freezeBudgetMs;
+  const maxLagMs = c.spec.capture.maxLagSeconds * 1000;
+  let tries = 0;
+  let lastNote = 0;
+  for (;;) {
+    c.signal?.throwIfAborted();
+    const round = await live.round();
+    const flag = c.spec.postponeFlagPath;
+    if (flag && existsSync(flag)) {
+      if (Date.now() - lastNote > 10_000) {
+        c.reporter.info(
+          `cutover postponed while ${flag} exists; catching up (last round: ${round.read} change(s) in ${round.durationMs} ms)`,
+        );
+        lastNote = Date.now();
+      }
+      await sleep(c.spec.capture.tailIntervalMs, c.signal);
+      continue;
+    }
+    if (round.durationMs > maxLagMs) {
+      await sleep(c.spec.capture.tailIntervalMs, c.signal);
+      continue;
+    }
+    tries++;
+    const t = c.state.totals;
+    const f = await freezeAndSwitch({
+      source: c.source,
+      target: c.target,
+      sourceIndex,
+      targetIndex,
+      aliases: records,
+      capture: live,
+      budgetMs: budget,
+      attempt: live.snapshot.freezes.length + 1,
+      exactCounts: live.exactCounts(t?.dropped ?? 0, t?.deadLetters ?? 0),
+      markFrozen: (frozen) => {
+        c.state.sourceFrozen = frozen;
+        c.store.save(c.state);
+      },
+    });
+    live.recordFreeze(f);
+    c.audit.record({ event: 'freeze', ...f });
+    if (f.switched) {
+      c.reporter.info(
+        `aliases switched under a ${f.durationMs} ms write freeze (attempt ${f.attempt}; ${f.appliedInFreeze} change(s) and ${f.deletedInFreeze} delete(s) applied while frozen)`,
+      );
+      return 'moved';
+    }
+    c.reporter.warn(
+      `write freeze lifted after ${f.durationMs} ms without switching (${f.reason}); catching up and trying again`,
+    );
+    if (tries >= c.spec.cutover.maxFreezeAttempts) {
+      throw new GateError(
+        `cutover refused: ${tries} write freeze(s) could not finish inside cutover.freezeBudgetMs = ${budget} ms (last: ${f.reason}). The application still writes to ${sourceIndex} and catch-up state is kept: run again, raise cutover.freezeBudgetMs, or switch at a quieter time`,
+      );
+    }
+    // Whatever the freeze found pending, settle it outside the freeze before the next try.
+    await live.reconcile();
+    await sleep(Math.min(5_000, 250 * 2 ** Math.min(tries, 4)), c.signal);
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * seqno capture end to end: one application writer indexes, updates, deletes and re-creates documents through
+ * the write alias during the whole migration (copy, catch-up, proof, freeze, switch and after). The writer is
+ * sequential, so its log of acknowledged writes is the exact expected state; the target is compared with it
+ * document by document.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cluster } from '../../src/cluster/client.js';
+import { ClusterError } from '../../src/cluster/errors.js';
+import { startCli } from '../support/cli.js';
+import { canon, readAll } from '../support/data.js';
+import { aliasTargets, makeDoc, type Scenario, scenario, transformDoc } from '../support/scenario.js';
+
+interface Log {
+  /** id -> state after the last acknowledged write (null: deleted) and the index that took it */
+  state: Map<string, { doc: Record<string, unknown> | null; index: string }>;
+  acked: number;
+  refusedByFreeze: number;
+  otherFailures: string[];
+  kinds: Record<string, number>;
+}
+
+/** The application: a sequential writer over existing and new ids, through the write alias. */
+function application(s: Scenario, stop: () => boolean): { log: Log; done: Promise<void> } {
+  const log: Log = { state: new Map(), acked: 0, refusedByFreeze: 0, otherFailures: [], kinds: {} };
+  for (const [id, d] of s.seeded) log.state.set(id, { doc: d.source, index: s.source });
+  const c: Cluster = s.c;
+  let n = 0;
+  const pick = () =>
+    Math.random() < 0.7 ? `d${Math.floor(Math.random() * s.seeded.size)}` : `new-${n % 300}`;
+  const done = (async () => {
+    while (!stop()) {
+      n++;
+      const id = pick();
+      const routing = s.seeded.get(id)?.routing;
+      const q = routing ? { routing } : undefined;
+      const roll = Math.random();
+      try {
+        if (roll < 0.35) {
+          const doc = { ...makeDoc(n).doc, title: `written ${n}` };
+          delete (doc as { drop?: boolean }).drop;
+          const r = await c.request<{ _index: string }>({
+            method: 'PUT',
+            path: `/${s.writeAlias}/_doc/${id}`,
+            query: q,
+            body: doc,
+          });
+          log.state.set(id, { doc, index: r.body._index });
+          log.kinds.index = (log.kinds.index ?? 0) + 1;
+        } else if (roll < 0.7) {
+          const r = await c.request<{ _index: string; get?: { _source: Record<string, unknown> } }>({
+            method: 'POST',
+            path: `/${s.writeAlias}/_update/${id}`,
+            query: q,
+            body: { doc: { title: `updated ${n}`, n }, _source: true },
+            okStatuses: [404],
+          });
+          if (r.status === 404) continue;
+          log.state.set(id, { doc: r.body.get!._source, index: r.body._index });
+          log.kinds.update = (log.kinds.update ?? 0) + 1;
+        } else {
+          const r = await c.request<{ _index: string }>({
+            method: 'DELETE',
+            path: `/${s.writeAlias}/_doc/${id}`,
+            query: q,
+            okStatuses: [404],
+          });
+          if (r.status === 404) continue;
+          log.state.set(id, { doc: null, index: r.body._index });
+          log.kinds.delete = (log.kinds.delete ?? 0) + 1;
+        }
+        log.acked++;
+      } catch (e) {
+        if (e instanceof ClusterError && e.type === 'cluster_block_exception') log.refusedByFreeze++;
+        else log.otherFailures.push(`${id}: ${(e as Error).message}`);
+      }
+      await sleep(3);
+    }
+  })();
+  return { log, done };
+}
+
+/** States written to the old index reach the target through the transform; later ones were written there as is. */
+function compare(log: Log, source: string, actual: Map<string, { source: Record<string, unknown> }>) {
+  const lost: string[] = [];
+  const stale: string[] = [];
+  const resurrected: string[] = [];
+  for (const [id, { doc, index }] of log.state) {
+    const want = doc === null ? null : index === source ? transformDoc(doc, id) : doc;
+    const have = actual.get(id);
+    if (want === null) {
+      if (have) resurrected.push(id);
+    } else if (!have) lost.push(id);
+    else if (canon(have.source) !== canon(want)) stale.push(id);
+  }
+  const extra = [...actual.keys()].filter((id) => !log.state.has(id));
+  return { lost, stale, resurrected, extra };
+}
+
+for (const kind of ['es8', 'os3'] as const) {
+  describe(`seqno capture on ${kind}`, () => {
+    it('keeps every acknowledged write, update and delete made during the migration', async () => {
+      const s = await scenario(kind, 3000, {
+        capture: { strategy: 'seqno', tailIntervalMs: 200 },
+        copy: { batchDocs: 200, maxDocsPerSecond: 1500 },
+      });
+      let stop = false;
+      const app = application(s, () => stop);
+      const run = startCli(['--json', 'run', s.specPath]);
+      const r = await run.done;
+      // Keep writing a little after the switch: those writes go to the target directly.
+      await sleep(500);
+      stop = true;
+      await app.done;
+      assert.equal(r.code, 0, r.stderr.slice(-2000));
+      assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
+      assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.target]);
+      assert.deepEqual(app.log.otherFailures.slice(0, 5), []);
+      assert.ok((app.log.kinds.delete ?? 0) > 20, `deletes: ${JSON.stringify(app.log.kinds)}`);
+      const d = compare(app.log, s.source, await readAll(s.c, s.target));
+      assert.deepEqual(
+        {
+          lost: d.lost.slice(0, 5),
+          stale: d.stale.slice(0, 5),
+          resurrected: d.resurrected.slice(0, 5),
+          extra: d.extra.slice(0, 5),
+        },
+        { lost: [], stale: [], resurrected: [], extra: [] },
+      );
+      const capture = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'capture.json'), 'utf8'));
+      const switched = capture.freezes.filter((f: { switched: boolean }) => f.switched);
+      assert.equal(switched.length, 1, JSON.stringify(capture.freezes));
+      assert.ok(capture.applied > 0 && capture.deleted > 0, JSON.stringify(capture));
+      // The source is writable again (a block left behind would be an outage for stale clients).
+      const settings = await s.c.getSettings(s.source);
+      assert.notEqual(Object.values(settings)[0]?.settings['index.blocks.write'], 'true');
+      await s.c.close();
+    });
+
+    it('keeps catching up without switching while the postpone flag file exists', async () => {
+      const s = await scenario(kind, 500, { capture: { strategy: 'seqno', tailIntervalMs: 100 } });
+      const flag = join(s.dir, 'hold');
+      writeFileSync(flag, '');
+      let stop = false;
+      const app = application(s, () => stop);
+      const run = startCli(['--json', 'run', s.specPath, '--postpone-cutover-flag-file', flag]);
+      let out = '';
+      run.child.stdout!.on('data', (d) => {
+        out += d;
+      });
+      run.child.stderr!.on('data', (d) => {
+        out += d;
+      });
+      while (!/cutover postponed while/.test(out)) await sleep(100);
+      const cap = join(s.dir, 'state', 'm1', 'capture.json');
+      const roundsAt = JSON.parse(readFileSync(cap, 'utf8')).rounds;
+      await sleep(3000);
+      assert.ok(JSON.parse(readFileSync(cap, 'utf8')).rounds > roundsAt + 3, 'catch-up goes on meanwhile');
+      assert.deepEqual(
+        await aliasTargets(s.c, s.writeAlias),
+        [s.source],
+        'not switched while the flag exists',
+      );
+      rmSync(flag);
+      const r = await run.done;
+      stop = true;
+      await app.done;
+      assert.equal(r.code, 0, r.stderr.slice(-2000));
+      assert.match(r.stdout + r.stderr, /postponed/);
+      assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
+      const d = compare(app.log, s.source, await readAll(s.c, s.target));
+      assert.deepEqual(
+        [d.lost, d.stale, d.resurrected, d.extra].map((x) => x.length),
+        [0, 0, 0, 0],
+      );
+      await s.c.close();
+    });
+  });
+}
