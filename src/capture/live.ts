@@ -3,7 +3,7 @@
  * reconcile, and their persisted position. Everything goes through the one versioned writer; the position is
  * saved only after the target acknowledged what it covers, so a crash replays at most one round.
  */
-import type { Cluster } from '../cluster/client.js';
+import type { Cluster, Hit } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
 import { routingTable, type ShardRouter, selfCheck } from '../cluster/routing.js';
 import { FileDeadLetters } from '../copy/dead-letters.js';
@@ -64,6 +64,12 @@ export interface LiveCaptureOptions {
   intervalMs: number;
   reporter: Reporter;
   signal?: AbortSignal;
+  /** where the position is kept: capture.json forward, revert.json for the reverse sync */
+  statePath?: string;
+  versionOffset?: number;
+  keep?: (hits: Hit[]) => Promise<Set<string>>;
+  /** what the writes are for, in messages */
+  label?: string;
 }
 
 export class LiveCapture {
@@ -73,7 +79,7 @@ export class LiveCapture {
   private readonly deadLetters: FileDeadLetters;
 
   constructor(private readonly o: LiveCaptureOptions) {
-    this.state = readJson<CaptureState>(o.store.capturePath) ?? {
+    this.state = readJson<CaptureState>(this.path) ?? {
       format: 1,
       cursors: [],
       rounds: 0,
@@ -93,7 +99,9 @@ export class LiveCapture {
       gzip: o.gzip,
       signal: o.signal,
       onRetry: (why, n, ms) =>
-        o.reporter.warn(`target refused ${n} catch-up write(s) for now (${why}); retrying in ${ms} ms`),
+        o.reporter.warn(
+          `${o.targetIndex} refused ${n} ${o.label ?? 'catch-up'} write(s) for now (${why}); retrying in ${ms} ms`,
+        ),
     });
   }
 
@@ -106,9 +114,9 @@ export class LiveCapture {
   }
 
   /** Fix where catch-up starts; must run before the backfill opens its point in time. */
-  async start(): Promise<void> {
+  async start(cursors?: number[]): Promise<void> {
     if (this.started) return;
-    this.state.cursors = await startCursors(this.o.source, this.o.sourceIndex);
+    this.state.cursors = cursors ?? (await startCursors(this.o.source, this.o.sourceIndex));
     this.save();
   }
 
@@ -136,6 +144,7 @@ export class LiveCapture {
         concurrency: this.o.concurrency,
         signal: this.o.signal,
         saveCursor: () => this.save(),
+        versionOffset: this.o.versionOffset,
       },
       this.state.cursors,
       upTo,
@@ -166,6 +175,8 @@ export class LiveCapture {
       concurrency: this.o.concurrency,
       signal: this.o.signal,
       deadline,
+      versionOffset: this.o.versionOffset,
+      keep: this.o.keep,
     });
     this.state.deleted += r.result.deleted;
     this.state.conflicts += r.result.conflicts;
@@ -216,8 +227,12 @@ export class LiveCapture {
     }
   }
 
+  private get path(): string {
+    return this.o.statePath ?? this.o.store.capturePath;
+  }
+
   private save(): void {
-    writeJsonAtomic(this.o.store.capturePath, this.state);
+    writeJsonAtomic(this.path, this.state);
   }
 }
 

@@ -29,6 +29,12 @@ export interface ReconcileDeps {
   signal?: AbortSignal;
   /** stop (incomplete) once this time (ms since epoch) is reached: the freeze budget */
   deadline?: number;
+  versionOffset?: number;
+  /**
+   * Ids among these that must stay on the target although the source lacks them (the reverse sync keeps the
+   * old index's documents that the migration's transform dropped on purpose).
+   */
+  keep?: (hits: Hit[]) => Promise<Set<string>>;
 }
 
 export interface ReconcileResult {
@@ -68,8 +74,12 @@ export async function reconcileDeletes(d: ReconcileDeps): Promise<ReconcileResul
       hits.map((h) => ({ _id: h._id, routing: h._routing })),
       { source: false },
     );
-    const gone = hits.filter((_, i) => !got.docs[i]?.found);
+    let gone = hits.filter((_, i) => !got.docs[i]?.found);
     out.checked += hits.length;
+    if (gone.length && d.keep) {
+      const keep = await d.keep(gone);
+      gone = gone.filter((h) => !keep.has(h._id));
+    }
     if (gone.length === 0) return;
     out.missingOnSource += gone.length;
     const ops: WriteOp[] = [];
@@ -77,7 +87,12 @@ export async function reconcileDeletes(d: ReconcileDeps): Promise<ReconcileResul
       const shard = d.router
         ? d.router.shardOf(h._id, h._routing)
         : await shardOfViaServer(d.source, d.sourceIndex, h._routing ?? h._id);
-      ops.push({ kind: 'delete', id: h._id, routing: h._routing, version: maxima[shard]! + 1 });
+      ops.push({
+        kind: 'delete',
+        id: h._id,
+        routing: h._routing,
+        version: maxima[shard]! + 1 + (d.versionOffset ?? 0),
+      });
     }
     check();
     out.result = addResults(out.result, await d.writer.write(ops));

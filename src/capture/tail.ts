@@ -29,6 +29,8 @@ export interface TailDeps {
   signal?: AbortSignal;
   /** persist a shard's cursor once everything up to it is acknowledged on the target */
   saveCursor: (shard: number, seqNo: number) => void;
+  /** added to every version: the reverse sync writes above anything the old index holds */
+  versionOffset?: number;
 }
 
 export interface RoundResult {
@@ -75,6 +77,7 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
         const hits = await page(d, s.shard, after, s.g);
         if (hits.length === 0) break;
         const { ops, dropped, failed } = await toWriteOps(hits, { ...d, dropAsDelete: true });
+        if (d.versionOffset) for (const op of ops) op.version += d.versionOffset;
         out.result = addResults(out.result, await d.writer.write(ops));
         failpoint('tail.after-bulk');
         out.read += hits.length;

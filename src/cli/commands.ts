@@ -1,8 +1,9 @@
 /** Each subcommand: parse flags into spec fields, call the library, print, and let main.ts map errors to exit codes. */
 import { type Command, Option } from 'commander';
+import type { CaptureState } from '../capture/live.js';
 import { createReporter } from '../ops/progress.js';
 import { buildReport, formatReport } from '../ops/report.js';
-import { writeJsonAtomic } from '../plan/atomic-file.js';
+import { readJson, writeJsonAtomic } from '../plan/atomic-file.js';
 import { EXIT, PreflightError } from '../plan/errors.js';
 import { Migration } from '../plan/migrator.js';
 import { jsonSchema } from '../spec/json-schema.js';
@@ -176,7 +177,12 @@ async function runAndReport(
       cutoverNow ? 'cutover' : 'run',
     );
   } finally {
-    const report = buildReport(m.state(), m.store.deadLetterPath);
+    const report = buildReport(
+      m.state(),
+      m.store.deadLetterPath,
+      readJson<CaptureState>(m.store.capturePath),
+      readJson<CaptureState>(m.store.revertPath),
+    );
     if (m.state().sourceIndex) writeJsonAtomic(m.store.reportPath, report);
     if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else process.stdout.write(`\n${formatReport(report)}\n`);
@@ -288,7 +294,8 @@ export function registerCommands(program: Command): void {
     .option('--take-over-lock', 'take over the lock of a migration whose process died')
     .action(async (spec: string, opts: Raw) => {
       await withMigration(spec, opts, async (m) => {
-        const r = await m.rollback({ takeOverLock: !!opts.takeOverLock });
+        const reporter = createReporter({ tty: false });
+        const r = await m.rollback({ takeOverLock: !!opts.takeOverLock, reporter });
         process.stdout.write(
           r === 'aliases-restored'
             ? `aliases point at ${m.state().sourceIndex} again\n`

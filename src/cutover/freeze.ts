@@ -30,6 +30,10 @@ export interface FreezeOptions {
   exactCounts: boolean;
   /** persist "a block may be on the source" before setting it, so a crash never leaves writes blocked */
   markFrozen: (frozen: boolean) => void;
+  /** the cluster holding the aliases (default: the source's) */
+  aliasCluster?: Cluster;
+  /** called under the freeze right before the alias request: the last moment both sides are equal */
+  beforeSwitch?: () => Promise<void>;
 }
 
 class Abort extends Error {}
@@ -101,7 +105,9 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
     }
     left();
     failpoint('freeze.before-switch');
-    await o.source.updateAliases(moveActions(o.aliases, o.sourceIndex, o.targetIndex));
+    await o.beforeSwitch?.();
+    left();
+    await (o.aliasCluster ?? o.source).updateAliases(moveActions(o.aliases, o.sourceIndex, o.targetIndex));
     rec.switched = true;
     failpoint('freeze.after-switch');
   } catch (e) {

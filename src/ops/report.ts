@@ -1,5 +1,38 @@
 /** The final report of a run: the figures an operator pastes into the change ticket. */
+import { type CaptureState, percentile } from '../capture/live.js';
 import { emptyTotals, type MigrationState } from '../plan/state.js';
+
+/** Live capture figures: what was caught up, how far behind it ran, and every write freeze. */
+export interface CaptureReport {
+  rounds: number;
+  applied: number;
+  deleted: number;
+  versionConflicts: number;
+  deadLetters: number;
+  lagP50Ms: number;
+  lagP99Ms: number;
+  lagMaxMs: number;
+  freezes: Array<{ attempt: number; durationMs: number; switched: boolean; reason?: string }>;
+}
+
+export function captureReport(c: CaptureState): CaptureReport {
+  return {
+    rounds: c.rounds,
+    applied: c.applied,
+    deleted: c.deleted,
+    versionConflicts: c.conflicts,
+    deadLetters: c.deadLetters,
+    lagP50Ms: percentile(c.lags, 50),
+    lagP99Ms: percentile(c.lags, 99),
+    lagMaxMs: c.lags.length ? Math.max(...c.lags) : 0,
+    freezes: c.freezes.map((f) => ({
+      attempt: f.attempt,
+      durationMs: f.durationMs,
+      switched: f.switched,
+      reason: f.reason,
+    })),
+  };
+}
 
 export interface RunReport {
   migration: string;
@@ -20,9 +53,18 @@ export interface RunReport {
   cutoverAt?: string;
   retainUntil?: string;
   deadLetterFile?: string;
+  capture?: CaptureReport;
+  /** the revert window's reverse sync (new index -> old index) */
+  reverse?: CaptureReport;
+  revertUntil?: string;
 }
 
-export function buildReport(s: MigrationState, deadLetterFile: string): RunReport {
+export function buildReport(
+  s: MigrationState,
+  deadLetterFile: string,
+  capture?: CaptureState,
+  reverse?: CaptureState,
+): RunReport {
   const t = s.totals ?? emptyTotals();
   const secs =
     s.copyStartedAt && s.copyFinishedAt
@@ -47,6 +89,9 @@ export function buildReport(s: MigrationState, deadLetterFile: string): RunRepor
     cutoverAt: s.cutoverAt,
     retainUntil: s.retainUntil,
     deadLetterFile: t.deadLetters > 0 ? deadLetterFile : undefined,
+    capture: capture ? captureReport(capture) : undefined,
+    reverse: reverse ? captureReport(reverse) : undefined,
+    revertUntil: s.revertUntil,
   };
 }
 
@@ -68,7 +113,22 @@ export function formatReport(r: RunReport): string {
       'count gate',
       `source ${r.countGate.source}, target ${r.countGate.target}, expected ${r.countGate.expectedTarget}`,
     ]);
+  if (r.capture) {
+    const c = r.capture;
+    rows.push(
+      ['live changes caught up', `${c.applied} written, ${c.deleted} deleted in ${c.rounds} round(s)`],
+      ['catch-up lag', `p50 ${c.lagP50Ms} ms, p99 ${c.lagP99Ms} ms, max ${c.lagMaxMs} ms`],
+    );
+    for (const f of c.freezes)
+      rows.push([
+        `write freeze ${f.attempt}`,
+        `${f.durationMs} ms, ${f.switched ? 'switched' : `lifted without switching: ${f.reason}`}`,
+      ]);
+  }
   if (r.cutoverAt) rows.push(['cut over at', r.cutoverAt], ['old index kept until', r.retainUntil ?? '-']);
+  if (r.revertUntil) rows.push(['revert window until', r.revertUntil]);
+  if (r.reverse)
+    rows.push(['copied back (revert)', `${r.reverse.applied} written, ${r.reverse.deleted} deleted`]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n');
 }

@@ -4,7 +4,8 @@
  * The postpone flag file holds the switch back while catch-up keeps the target current.
  */
 import { existsSync } from 'node:fs';
-import { LiveCapture, percentile } from '../capture/live.js';
+import { type FreezeRecord, LiveCapture, percentile } from '../capture/live.js';
+import type { Cluster } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
 import { aliasPlacement } from '../cutover/aliases.js';
 import { freezeAndSwitch } from '../cutover/freeze.js';
@@ -66,18 +67,51 @@ export async function convergeAndSwitch(c: Ctx): Promise<'moved' | 'already'> {
       `aliases are not where cutover left them (${where.detail}); someone changed them: fix by hand, then rerun`,
     );
   const live = liveCapture(c);
+  const t = c.state.totals;
+  await switchWhenConverged(c, {
+    capture: live,
+    from: { cluster: c.source, index: sourceIndex, side: 'source' },
+    to: { cluster: c.target, index: targetIndex },
+    exactCounts: live.exactCounts(t?.dropped ?? 0, t?.deadLetters ?? 0),
+    postponeFlag: c.spec.postponeFlagPath,
+    beforeSwitch: async () => {
+      // Everything on the target now mirrors the source: the reverse sync of the revert window starts here.
+      if (c.spec.cutover.revertWindowMinutes > 0) {
+        c.state.revertCursors = (await c.target.shardSeqNos(targetIndex)).map((m) => m.maxSeqNo);
+        c.store.save(c.state);
+      }
+    },
+  });
+  return 'moved';
+}
+
+export interface SwitchPlan {
+  capture: LiveCapture;
+  /** the index writes are frozen on, and the aliases leave */
+  from: { cluster: Cluster; index: string; side: 'source' | 'target' };
+  to: { cluster: Cluster; index: string };
+  exactCounts: boolean;
+  postponeFlag?: string;
+  beforeSwitch?: () => Promise<void>;
+}
+
+/**
+ * Catch up until a round is faster than capture.maxLagSeconds, then try the switch under a freeze of at most
+ * cutover.freezeBudgetMs; retried after more catch-up, at most cutover.maxFreezeAttempts times.
+ */
+export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<FreezeRecord> {
+  const records = c.state.aliases?.records ?? [];
   const budget = c.spec.cutover.freezeBudgetMs;
   const maxLagMs = c.spec.capture.maxLagSeconds * 1000;
   let tries = 0;
   let lastNote = 0;
   for (;;) {
     c.signal?.throwIfAborted();
-    const round = await live.round();
-    const flag = c.spec.postponeFlagPath;
-    if (flag && existsSync(flag)) {
+    const round = await p.capture.round();
+    if (p.postponeFlag && existsSync(p.postponeFlag)) {
       if (Date.now() - lastNote > 10_000) {
         c.reporter.info(
-          `cutover postponed while ${flag} exists; catching up (last round: ${round.read} change(s) in ${round.durationMs} ms)`,
+          `cutover postponed while ${p.postponeFlag} exists; catching up (last round: ${round.read} change(s) in ${round.durationMs} ms)`,
         );
         lastNote = Date.now();
       }
@@ -89,40 +123,41 @@ export async function convergeAndSwitch(c: Ctx): Promise<'moved' | 'already'> {
       continue;
     }
     tries++;
-    const t = c.state.totals;
     const f = await freezeAndSwitch({
-      source: c.source,
-      target: c.target,
-      sourceIndex,
-      targetIndex,
+      source: p.from.cluster,
+      target: p.to.cluster,
+      sourceIndex: p.from.index,
+      targetIndex: p.to.index,
       aliases: records,
-      capture: live,
+      aliasCluster: c.source,
+      capture: p.capture,
       budgetMs: budget,
-      attempt: live.snapshot.freezes.length + 1,
-      exactCounts: live.exactCounts(t?.dropped ?? 0, t?.deadLetters ?? 0),
+      attempt: p.capture.snapshot.freezes.length + 1,
+      exactCounts: p.exactCounts,
       markFrozen: (frozen) => {
-        c.state.sourceFrozen = frozen;
+        c.state.frozen = frozen ? { side: p.from.side, index: p.from.index } : undefined;
         c.store.save(c.state);
       },
+      beforeSwitch: p.beforeSwitch,
     });
-    live.recordFreeze(f);
-    c.audit.record({ event: 'freeze', ...f });
+    p.capture.recordFreeze(f);
+    c.audit.record({ event: 'freeze', index: p.from.index, ...f });
     if (f.switched) {
       c.reporter.info(
-        `aliases switched under a ${f.durationMs} ms write freeze (attempt ${f.attempt}; ${f.appliedInFreeze} change(s) and ${f.deletedInFreeze} delete(s) applied while frozen)`,
+        `aliases moved to ${p.to.index} under a ${f.durationMs} ms write freeze (attempt ${f.attempt}; ${f.appliedInFreeze} change(s) and ${f.deletedInFreeze} delete(s) applied while frozen)`,
       );
-      return 'moved';
+      return f;
     }
     c.reporter.warn(
       `write freeze lifted after ${f.durationMs} ms without switching (${f.reason}); catching up and trying again`,
     );
     if (tries >= c.spec.cutover.maxFreezeAttempts) {
       throw new GateError(
-        `cutover refused: ${tries} write freeze(s) could not finish inside cutover.freezeBudgetMs = ${budget} ms (last: ${f.reason}). The application still writes to ${sourceIndex} and catch-up state is kept: run again, raise cutover.freezeBudgetMs, or switch at a quieter time`,
+        `switch refused: ${tries} write freeze(s) could not finish inside cutover.freezeBudgetMs = ${budget} ms (last: ${f.reason}). The application still writes to ${p.from.index} and the catch-up position is kept: run again, raise cutover.freezeBudgetMs, or switch at a quieter time`,
       );
     }
     // Whatever the freeze found pending, settle it outside the freeze before the next try.
-    await live.reconcile();
+    await p.capture.reconcile();
     await sleep(Math.min(5_000, 250 * 2 ** Math.min(tries, 4)), c.signal);
   }
 }

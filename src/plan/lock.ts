@@ -41,6 +41,12 @@ function readOwner(path: string): LockOwner | undefined {
   }
 }
 
+/** The lock is held by a process alive on this host (not a stale file). */
+export function heldByLiveProcess(path: string): boolean {
+  const owner = readOwner(path);
+  return !!owner && owner.host === hostname() && alive(owner.pid);
+}
+
 export interface Lock {
   release(): void;
 }

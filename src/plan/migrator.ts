@@ -32,7 +32,8 @@ import { readJson, writeJsonAtomic } from './atomic-file.js';
 import { AuditLog } from './audit.js';
 import { GateError, PreflightError } from './errors.js';
 import { convergeAndSwitch, isLive, liveCapture, captureSummary as summary } from './live-switch.js';
-import { acquireLock, type Lock } from './lock.js';
+import { acquireLock, heldByLiveProcess, type Lock } from './lock.js';
+import { drainedRollback, keepOldIndexInSync, requestHandover, revertWindowOpen } from './revert.js';
 import { type AliasRecord, type MigrationState, newState, StateStore } from './state.js';
 
 export interface StepInfo {
@@ -657,6 +658,10 @@ const STEPS: Step[] = [
       const now = new Date();
       c.state.cutoverAt = now.toISOString();
       c.state.retainUntil = new Date(now.getTime() + c.spec.cutover.retentionHours * 3_600_000).toISOString();
+      if (isLive(c.spec) && c.spec.cutover.revertWindowMinutes > 0 && c.state.revertCursors && r === 'moved')
+        c.state.revertUntil ??= new Date(
+          now.getTime() + c.spec.cutover.revertWindowMinutes * 60_000,
+        ).toISOString();
       c.audit.record({
         event: 'aliases-switched',
         result: r,
@@ -665,6 +670,23 @@ const STEPS: Step[] = [
       });
       c.state.phase = 'cut-over';
       return 'continue';
+    },
+  },
+  {
+    name: 'revert-window',
+    title: "Revert window: copy the new index's changes back to the old one until the window closes",
+    done: (s) => !!s.completed['revert-window'],
+    changes: (c) =>
+      !isLive(c.spec) || c.spec.cutover.revertWindowMinutes === 0
+        ? [
+            'skipped (cutover.revertWindowMinutes = 0): a rollback after the switch does not bring back writes made since',
+          ]
+        : [
+            `for ${c.spec.cutover.revertWindowMinutes} min after the switch: tails ${c.spec.target.index} by _seq_no and writes its changes into the old index (versions offset by 2^52); \`cutover rollback\` inside the window drains it under a short freeze and loses no write`,
+          ],
+    async run(c) {
+      if (!revertWindowOpen(c)) return 'continue';
+      return (await keepOldIndexInSync(c)) === 'handover' ? 'pause' : 'continue';
     },
   },
 ];
@@ -908,7 +930,7 @@ export class Migration {
         const r = await step.run(c);
         if (r === 'pause') {
           this.store.save(state);
-          return 'awaiting-cutover';
+          return (state.phase as string) === 'awaiting-cutover' ? 'awaiting-cutover' : 'cut-over';
         }
         failpoint(`step.${step.name}.before-save`);
         state.completed[step.name] = new Date().toISOString();
@@ -938,18 +960,32 @@ export class Migration {
     }
   }
 
-  /** A run killed inside a write freeze left the block on the source: the application cannot write until lifted. */
+  /** A run killed inside a write freeze left the block on: the application cannot write until it is lifted. */
   private async liftStaleFreeze(state: MigrationState, reporter: Reporter): Promise<void> {
-    if (!state.sourceFrozen || !state.sourceIndex) return;
-    await liftWriteBlock(this.source, state.sourceIndex);
-    state.sourceFrozen = false;
+    if (!state.frozen) return;
+    const cluster = state.frozen.side === 'source' ? this.source : this.target;
+    await liftWriteBlock(cluster, state.frozen.index);
+    this.audit.record({ event: 'stale-freeze-lifted', index: state.frozen.index });
+    reporter.warn(`lifted the write block a stopped run left on ${state.frozen.index}`);
+    state.frozen = undefined;
     this.store.save(state);
-    this.audit.record({ event: 'stale-freeze-lifted', index: state.sourceIndex });
-    reporter.warn(`lifted the write block a stopped run left on ${state.sourceIndex}`);
   }
 
-  /** Move the aliases back onto the source in one request. The target is kept. */
+  /**
+   * Move the aliases back onto the source in one request. The target is kept. Inside the revert window of a live
+   * migration the reverse sync is drained first (under a short freeze of the new index), so no write made since
+   * the switch is lost; a run still keeping the window open is asked to hand over its lock.
+   */
   async rollback(opts: RunOptions = {}): Promise<'aliases-restored' | 'nothing-to-move'> {
+    if (
+      revertWindowOpen({ spec: this.spec, state: this.state() }) &&
+      heldByLiveProcess(this.store.lockPath)
+    ) {
+      (opts.reporter ?? silentReporter).info(
+        'asking the running migration to stop its revert window and hand over',
+      );
+      await requestHandover({ store: this.store }, () => !heldByLiveProcess(this.store.lockPath));
+    }
     const lock = this.lock('rollback', opts);
     try {
       const state = this.state();
@@ -958,7 +994,19 @@ export class Migration {
       await this.liftStaleFreeze(state, opts.reporter ?? silentReporter);
       const records = state.aliases?.records ?? [];
       let result: 'aliases-restored' | 'nothing-to-move' = 'nothing-to-move';
-      if (records.length) {
+      const where = records.length
+        ? await aliasPlacement(this.source, records, state.sourceIndex, this.spec.target.index)
+        : undefined;
+      if (where?.placement === 'to' && revertWindowOpen({ spec: this.spec, state })) {
+        const c = this.context(state, await loadTransform(this.spec.transformPath), opts);
+        const f = await drainedRollback(c);
+        this.audit.record({ event: 'rollback-drained', freezeMs: f.durationMs });
+        result = 'aliases-restored';
+      } else if (records.length) {
+        if (where?.placement === 'to' && isLive(this.spec) && state.cutoverAt)
+          (opts.reporter ?? silentReporter).warn(
+            `writes made on ${this.spec.target.index} since the switch at ${state.cutoverAt} are not on ${state.sourceIndex} (no revert window open): readers lose sight of them`,
+          );
         const r = await moveAliases(this.source, records, this.spec.target.index, state.sourceIndex);
         if (r === 'moved') result = 'aliases-restored';
       }

@@ -70,8 +70,12 @@ export interface MigrationState {
   /** the old index is kept at least until then */
   retainUntil?: string;
   lastError?: { at: string; step: string; message: string };
-  /** a write block may be on the source (set before the block request, cleared after the lift) */
-  sourceFrozen?: boolean;
+  /** a write block may be on this index (set before the block request, cleared after the lift) */
+  frozen?: { side: 'source' | 'target'; index: string };
+  /** revert window: the target's max_seq_no per shard at the switch; the reverse sync starts there */
+  revertCursors?: number[];
+  /** the reverse sync ends then; a rollback before it loses no write made after the switch */
+  revertUntil?: string;
   /** live capture: the target's own gc_deletes goes back only after the switch (tombstones must outlive it) */
   gcDeletesPending?: boolean;
   updatedAt: string;
@@ -114,6 +118,13 @@ export class StateStore {
   }
   get capturePath(): string {
     return join(this.dir, 'capture.json');
+  }
+  get revertPath(): string {
+    return join(this.dir, 'revert.json');
+  }
+  /** `rollback` asks a run still in its revert window to hand over by creating this file */
+  get rollbackRequestPath(): string {
+    return join(this.dir, 'rollback-requested');
   }
   get reportPath(): string {
     return join(this.dir, 'report.json');

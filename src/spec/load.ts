@@ -23,6 +23,8 @@ export interface LoadedSpec extends Spec {
   transformPath?: string;
   /** absolute cutover.postponeFlagFile */
   postponeFlagPath?: string;
+  /** absolute cutover.revertTransform */
+  revertTransformPath?: string;
 }
 
 function parseFile(path: string, what: string): unknown {
@@ -93,6 +95,7 @@ export function resolveSpec(input: unknown, baseDir: string, file = ''): LoadedS
     targetSettings: objectOrFile(spec.target.settings, 'target.settings file'),
     transformPath: spec.transform ? abs(spec.transform) : undefined,
     postponeFlagPath: spec.cutover.postponeFlagFile ? abs(spec.cutover.postponeFlagFile) : undefined,
+    revertTransformPath: spec.cutover.revertTransform ? abs(spec.cutover.revertTransform) : undefined,
   };
 }
 

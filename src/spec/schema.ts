@@ -243,6 +243,13 @@ export const specSchema = z.strictObject({
         .describe(
           "seqno/timestamp: after the switch, keep copying the new index's changes back to the old one this long, so a rollback inside the window loses no write",
         ),
+      revertTransform: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          'module (doc, meta) => doc | null turning a new-index document back into the old shape for the reverse sync; absent: copied as is',
+        ),
     })
     .prefault({}),
   stateDir: z.string().min(1).default('.cutover').describe('state directory, relative to the spec file'),

@@ -9,80 +9,10 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Cluster } from '../../src/cluster/client.js';
-import { ClusterError } from '../../src/cluster/errors.js';
+import { application, type Log } from '../support/app-writer.js';
 import { startCli } from '../support/cli.js';
 import { canon, readAll } from '../support/data.js';
-import { aliasTargets, makeDoc, type Scenario, scenario, transformDoc } from '../support/scenario.js';
-
-interface Log {
-  /** id -> state after the last acknowledged write (null: deleted) and the index that took it */
-  state: Map<string, { doc: Record<string, unknown> | null; index: string }>;
-  acked: number;
-  refusedByFreeze: number;
-  otherFailures: string[];
-  kinds: Record<string, number>;
-}
-
-/** The application: a sequential writer over existing and new ids, through the write alias. */
-function application(s: Scenario, stop: () => boolean): { log: Log; done: Promise<void> } {
-  const log: Log = { state: new Map(), acked: 0, refusedByFreeze: 0, otherFailures: [], kinds: {} };
-  for (const [id, d] of s.seeded) log.state.set(id, { doc: d.source, index: s.source });
-  const c: Cluster = s.c;
-  let n = 0;
-  const pick = () =>
-    Math.random() < 0.7 ? `d${Math.floor(Math.random() * s.seeded.size)}` : `new-${n % 300}`;
-  const done = (async () => {
-    while (!stop()) {
-      n++;
-      const id = pick();
-      const routing = s.seeded.get(id)?.routing;
-      const q = routing ? { routing } : undefined;
-      const roll = Math.random();
-      try {
-        if (roll < 0.35) {
-          const doc = { ...makeDoc(n).doc, title: `written ${n}` };
-          delete (doc as { drop?: boolean }).drop;
-          const r = await c.request<{ _index: string }>({
-            method: 'PUT',
-            path: `/${s.writeAlias}/_doc/${id}`,
-            query: q,
-            body: doc,
-          });
-          log.state.set(id, { doc, index: r.body._index });
-          log.kinds.index = (log.kinds.index ?? 0) + 1;
-        } else if (roll < 0.7) {
-          const r = await c.request<{ _index: string; get?: { _source: Record<string, unknown> } }>({
-            method: 'POST',
-            path: `/${s.writeAlias}/_update/${id}`,
-            query: q,
-            body: { doc: { title: `updated ${n}`, n }, _source: true },
-            okStatuses: [404],
-          });
-          if (r.status === 404) continue;
-          log.state.set(id, { doc: r.body.get!._source, index: r.body._index });
-          log.kinds.update = (log.kinds.update ?? 0) + 1;
-        } else {
-          const r = await c.request<{ _index: string }>({
-            method: 'DELETE',
-            path: `/${s.writeAlias}/_doc/${id}`,
-            query: q,
-            okStatuses: [404],
-          });
-          if (r.status === 404) continue;
-          log.state.set(id, { doc: null, index: r.body._index });
-          log.kinds.delete = (log.kinds.delete ?? 0) + 1;
-        }
-        log.acked++;
-      } catch (e) {
-        if (e instanceof ClusterError && e.type === 'cluster_block_exception') log.refusedByFreeze++;
-        else log.otherFailures.push(`${id}: ${(e as Error).message}`);
-      }
-      await sleep(3);
-    }
-  })();
-  return { log, done };
-}
+import { aliasTargets, scenario, transformDoc } from '../support/scenario.js';
 
 /** States written to the old index reach the target through the transform; later ones were written there as is. */
 function compare(log: Log, source: string, actual: Map<string, { source: Record<string, unknown> }>) {

@@ -1,0 +1,369 @@
+/**
+ * Chaos for seqno capture: eight concurrent application writers (index, partial update, delete, re-create of
+ * overlapping ids, seeded and new; scripted updates on OpenSearch) write through the write alias during the whole
+ * migration and a little after the switch, while
+ *   - the server is SIGSTOPped for 30 s in the middle of the copy (the copy and the writers just wait), and
+ *   - the cutover process is killed with SIGKILL at random moments and resumed with `run --take-over-lock`.
+ * The target is then compared, document by document, with the writers' oracle (test/support/writers.ts): nothing
+ * lost, stale, resurrected or extra.
+ *
+ * The point in time outlives the stop: copy.keepAlive stays at its default (5m), well above 30 s (and an expired
+ * PIT would be reopened at the checkpoint anyway, see pit-expiry.test.ts).
+ *
+ * Moderate by default (it runs on every push); larger from bench through env vars:
+ *   CUTOVER_CHAOS_DOCS (4000)        seeded documents
+ *   CUTOVER_CHAOS_KILLS (2)          kill -9 of the cutover process, each followed by `run --take-over-lock`
+ *   CUTOVER_CHAOS_STOP_MS (30000)    SIGSTOP of the server mid-copy (0: none)
+ *   CUTOVER_CHAOS_WRITERS (8)        concurrent writers
+ *   CUTOVER_CHAOS_RATE (20)          ops per second per writer
+ *   CUTOVER_CHAOS_COPY_RATE (1000)   copy.maxDocsPerSecond (0: unthrottled)
+ *   CUTOVER_CHAOS_KILL_MAX_MS (8000) a resumed run is killed at a random moment up to this long after its start
+ *   CUTOVER_CHAOS_AFTER_MS (1500)    writers go on this long after the switch
+ *   CUTOVER_CHAOS_SEED               the writers' PRNG seed (default random; printed)
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { percentile } from '../../src/capture/live.js';
+import { type CliResult, startCli } from '../support/cli.js';
+import { testCluster } from '../support/clusters.js';
+import { readAll } from '../support/data.js';
+import { aliasTargets, scenario, transformDoc } from '../support/scenario.js';
+import {
+  compare,
+  type Doc,
+  describeComparison,
+  expectedState,
+  type OpKind,
+  type RefusedOp,
+  sourcesOf,
+  startWriters,
+  writerClusterOf,
+} from '../support/writers.js';
+
+function num(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v}: expected a non-negative number`);
+  return n;
+}
+
+const DOCS = num('CUTOVER_CHAOS_DOCS', 4000);
+const KILLS = num('CUTOVER_CHAOS_KILLS', 2);
+const STOP_MS = num('CUTOVER_CHAOS_STOP_MS', 30_000);
+const WRITERS = num('CUTOVER_CHAOS_WRITERS', 8);
+const RATE = num('CUTOVER_CHAOS_RATE', 20);
+const COPY_RATE = num('CUTOVER_CHAOS_COPY_RATE', 1000);
+const KILL_MAX_MS = num('CUTOVER_CHAOS_KILL_MAX_MS', 8000);
+const AFTER_MS = num('CUTOVER_CHAOS_AFTER_MS', 1500);
+const SEED = process.env.CUTOVER_CHAOS_SEED ? num('CUTOVER_CHAOS_SEED', 0) : undefined;
+/** the final run gets this long before the test gives up on it (and kills it) */
+const FINAL_RUN_MS = num('CUTOVER_CHAOS_FINAL_RUN_MS', 240_000);
+
+interface FreezeRecord {
+  attempt: number;
+  startedAt: string;
+  durationMs: number;
+  switched: boolean;
+  reason?: string;
+}
+
+interface Attempt {
+  n: number;
+  startedAt: number;
+  ms: number;
+  /** planned kill, ms after the start (or after the server came back, for the attempt with the stop) */
+  killAt?: number;
+  result: CliResult;
+}
+
+const rand = (lo: number, hi: number) => lo + Math.floor(Math.random() * (hi - lo));
+
+/** Copy progress from the slice checkpoints: documents handled and whether every slice is done. */
+function copyProgress(stateDir: string): { handled: number; done: boolean; slices: number } {
+  const dir = join(stateDir, 'checkpoints');
+  if (!existsSync(dir)) return { handled: 0, done: false, slices: 0 };
+  let handled = 0;
+  let done = true;
+  let slices = 0;
+  for (const f of readdirSync(dir)) {
+    if (!f.endsWith('.json')) continue;
+    try {
+      const cp = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+      handled += cp.copied + cp.conflicts + cp.dropped + cp.deadLetters;
+      done &&= !!cp.done;
+      slices++;
+    } catch {
+      // written atomically, but read between directory listing and rename: next poll
+      done = false;
+    }
+  }
+  return { handled, done: done && slices > 0, slices };
+}
+
+/** Windows in which writers saw the write block: refusals closer than `gapMs` belong to one window. */
+function blockWindows(refusals: RefusedOp[], gapMs = 500): Array<{ from: number; ms: number; n: number }> {
+  const ats = refusals
+    .filter((r) => r.reason === 'cluster_block_exception')
+    .map((r) => r.at)
+    .sort((a, b) => a - b);
+  const out: Array<{ from: number; ms: number; n: number }> = [];
+  for (const at of ats) {
+    const last = out[out.length - 1];
+    if (last && at - (last.from + last.ms) <= gapMs) {
+      last.ms = at - last.from;
+      last.n++;
+    } else out.push({ from: at, ms: 0, n: 1 });
+  }
+  return out;
+}
+
+function lastJsonLine(stdout: string): Record<string, unknown> | undefined {
+  const line = stdout.trim().split('\n').pop();
+  try {
+    return line ? JSON.parse(line) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+for (const kind of ['es8', 'os3'] as const) {
+  describe(`chaos on ${kind}: concurrent writers, kill -9 of cutover, SIGSTOP of the server`, () => {
+    it('keeps every acknowledged write through kills and a stopped server', {
+      timeout: 600_000,
+    }, async (t) => {
+      const started = Date.now();
+      const timeline: string[] = [];
+      const note = (m: string) => timeline.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${m}`);
+      const server = testCluster(kind);
+      const pid = server.pid;
+      assert.ok(pid && pid > 0, `CUTOVER_TEST_${kind.toUpperCase()}_PID is not set`);
+      let stopped = false;
+      const resume = () => {
+        if (!stopped) return;
+        process.kill(pid, 'SIGCONT');
+        stopped = false;
+      };
+      // Even if this process dies on an error the test runner does not catch, the server must not stay stopped.
+      process.on('exit', resume);
+
+      const s = await scenario(kind, DOCS, {
+        capture: { strategy: 'seqno', tailIntervalMs: 200 },
+        copy: { batchDocs: 200, maxDocsPerSecond: COPY_RATE },
+      });
+      const stateDir = join(s.dir, 'state', 'm1');
+      const wc = writerClusterOf(server);
+      // Seeded ids the writers may touch: one in eight, spread over the whole _seq_no range, plus every document
+      // the transform drops (updates keep `drop: true`, a new index drops it). Routed ids are left out: the writers
+      // send no routing, so writing one would create a second document with the same id on another shard.
+      const seedIds = [...s.seeded]
+        .filter(([id, d]) => !d.routing && (Number(id.slice(1)) % 8 === 3 || d.source.drop === true))
+        .map(([id]) => id);
+      const newIds = Math.max(100, Math.round(DOCS / 20));
+      const w = startWriters({
+        cluster: wc,
+        alias: s.writeAlias,
+        writers: WRITERS,
+        ids: newIds,
+        seedIds,
+        ratePerWriter: RATE,
+        scripted: kind === 'os3',
+        seed: SEED,
+      });
+      note(`writers started (${WRITERS} x ${RATE}/s over ${newIds} new + ${seedIds.length} seeded ids)`);
+
+      const attempts: Attempt[] = [];
+      let stoppedFor = 0;
+      let stopAt: { handled: number; total: number } | undefined;
+      let final: CliResult | undefined;
+      let writersStopped = false;
+      let running: { kill(): void } | undefined;
+      const stopWriters = async () => {
+        writersStopped = true;
+        return w.stop();
+      };
+      try {
+        // ---- chaos: the first run meets the stopped server mid-copy, then runs are killed at random moments
+        for (let n = 1; n <= KILLS + 1 && !final; n++) {
+          const last = n === KILLS + 1;
+          const args = ['--json', 'run', s.specPath, ...(n > 1 ? ['--take-over-lock'] : [])];
+          const run = startCli(args);
+          running = { kill: () => run.child.exitCode === null && run.child.kill('SIGKILL') };
+          const a: Partial<Attempt> = { n, startedAt: Date.now() };
+          note(`run ${n} started${last ? ' (final)' : ''}`);
+          let killTimer: NodeJS.Timeout | undefined;
+          const armKill = (ms: number) => {
+            a.killAt = ms;
+            killTimer = setTimeout(() => {
+              note(`kill -9 run ${n} (${ms} ms)`);
+              run.child.kill('SIGKILL');
+            }, ms);
+          };
+          let exited = false;
+          void run.done.then(() => {
+            exited = true;
+          });
+          if (n === 1 && STOP_MS > 0) {
+            // Mid-copy: a quarter of the documents handled, the copy not done.
+            let p = copyProgress(stateDir);
+            while (!exited && !p.done && p.handled < DOCS / 4) {
+              await sleep(25);
+              p = copyProgress(stateDir);
+            }
+            assert.ok(
+              !exited && !p.done,
+              `the copy ended before the server could be stopped: ${JSON.stringify(p)}`,
+            );
+            stopAt = { handled: p.handled, total: DOCS };
+            process.kill(pid, 'SIGSTOP');
+            stopped = true;
+            const stopT = Date.now();
+            note(`server SIGSTOP at ${p.handled}/${DOCS} documents copied`);
+            try {
+              await sleep(STOP_MS);
+            } finally {
+              resume();
+            }
+            stoppedFor = Date.now() - stopT;
+            note(`server SIGCONT after ${stoppedFor} ms`);
+            if (!last) armKill(rand(300, 3000));
+          } else if (!last) armKill(rand(300, KILL_MAX_MS));
+          let hard: NodeJS.Timeout | undefined;
+          if (last)
+            hard = setTimeout(() => {
+              note(`final run still going after ${FINAL_RUN_MS} ms: killed`);
+              run.child.kill('SIGKILL');
+            }, FINAL_RUN_MS);
+          const r = await run.done;
+          running = undefined;
+          clearTimeout(killTimer);
+          clearTimeout(hard);
+          attempts.push({ ...a, ms: Date.now() - a.startedAt!, result: r } as Attempt);
+          note(`run ${n} ended: ${r.signal ?? `exit ${r.code}`}`);
+          if (r.signal === 'SIGKILL' && !last) continue;
+          assert.equal(
+            r.code,
+            0,
+            `run ${n}: ${r.signal ?? `exit ${r.code}`}\n${r.stderr.slice(-3000)}\ntimeline:\n${timeline.join('\n')}`,
+          );
+          final = r;
+        }
+        assert.ok(final, 'a run completed');
+        // A little more writing: these writes go to the new index directly.
+        await sleep(AFTER_MS);
+      } finally {
+        resume();
+        process.off('exit', resume);
+        running?.kill();
+        if (!writersStopped) await stopWriters().catch(() => undefined);
+      }
+      const report = await stopWriters();
+      note('writers stopped');
+      const kills = attempts.filter((a) => a.result.signal === 'SIGKILL').length;
+      const finalEnd = attempts[attempts.length - 1]!.startedAt + attempts[attempts.length - 1]!.ms;
+
+      // ---- what the engine says
+      const capture = JSON.parse(readFileSync(join(stateDir, 'capture.json'), 'utf8')) as {
+        freezes: FreezeRecord[];
+        lags: number[];
+        rounds: number;
+        applied: number;
+        deleted: number;
+        conflicts: number;
+      };
+      const state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'));
+      const audit = readFileSync(join(stateDir, 'audit.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { event: string });
+      const runReport = lastJsonLine(final!.stdout);
+
+      // ---- the oracle
+      const expected = expectedState(report, [s.source, s.target]);
+      const actual = sourcesOf(await readAll(s.c, s.target));
+      const cmp = compare(expected, actual, {
+        seeded: sourcesOf(s.seeded),
+        transform: (doc: Doc, ctx) => (ctx.index === s.target ? doc : transformDoc(doc, ctx.id)),
+      });
+
+      const windows = blockWindows(report.refusals);
+      const lags = capture.lags;
+      const summary =
+        `chaos ${kind}: ${DOCS} docs, ${Math.round((Date.now() - started) / 1000)} s | ` +
+        `writes acked ${report.acked} ${JSON.stringify(report.ackedByKind)} ` +
+        `(old ${report.ackedByIndex[s.source] ?? 0}, new ${report.ackedByIndex[s.target] ?? 0}), ` +
+        `refused ${JSON.stringify(report.refusedByReason)}, ambiguous ${report.ambiguous} | ` +
+        `kills ${kills}/${KILLS} at ${attempts
+          .filter((a) => a.killAt !== undefined)
+          .map((a) => `${a.killAt}ms${a.result.signal === 'SIGKILL' ? '' : '(ended first)'}`)
+          .join(',')}; runs ${attempts.map((a) => `${(a.ms / 1000).toFixed(1)}s`).join(',')} | ` +
+        `server stopped ${stoppedFor} ms at ${stopAt?.handled ?? '-'}/${DOCS} copied | ` +
+        `freezes ${capture.freezes.map((f) => `${f.durationMs}ms${f.switched ? ' switched' : ` lifted (${f.reason})`}`).join('; ')} | ` +
+        `block windows seen by writers ${windows.map((x) => `${x.ms}ms/${x.n}`).join(',') || 'none'} | ` +
+        `catch-up ${capture.rounds} rounds, applied ${capture.applied}, deleted ${capture.deleted}, ` +
+        `lag p50 ${percentile(lags, 50)} p99 ${percentile(lags, 99)} max ${lags.length ? Math.max(...lags) : 0} ms | ` +
+        `${describeComparison(cmp)} | seed ${report.seed}`;
+      console.log(summary);
+      t.diagnostic(summary);
+      const context = `\n${summary}\ntimeline:\n${timeline.join('\n')}\nstate dir: ${stateDir}`;
+
+      // ---- assertions
+      assert.deepEqual(
+        { lost: cmp.lost, stale: cmp.stale, resurrected: cmp.resurrected, extra: cmp.extra },
+        { lost: [], stale: [], resurrected: [], extra: [] },
+        `the target differs from the oracle: ${describeComparison(cmp)}${context}`,
+      );
+      // Writers wait up to 120 s for an answer, far longer than the stop: every write was answered.
+      assert.deepEqual(
+        report.ambiguousOps.slice(0, 5).map((o) => `${o.kind} ${o.id}: ${o.error}`),
+        [],
+        `ambiguous writes${context}`,
+      );
+      assert.equal(report.inFlight, 0);
+      assert.deepEqual(
+        report.refusals
+          .filter((r) => r.reason === 'other')
+          .slice(0, 5)
+          .map((r) => `${r.kind} ${r.id}: ${r.status} ${r.type}: ${r.message}`),
+        [],
+        `writes refused for unexpected reasons${context}`,
+      );
+      // Nothing blocks the application once the run that switched has ended.
+      assert.deepEqual(
+        report.refusals.filter((r) => r.reason === 'cluster_block_exception' && r.at > finalEnd).length,
+        0,
+        `writes refused by a write block after the final run ended${context}`,
+      );
+      assert.ok(KILLS === 0 || kills >= 1, `no run was killed${context}`);
+      assert.ok(STOP_MS === 0 || stoppedFor >= STOP_MS, 'the server was stopped');
+      // The writers really raced the migration, on both indices, with every kind of write.
+      assert.ok(
+        (report.ackedByIndex[s.source] ?? 0) > 0 && (report.ackedByIndex[s.target] ?? 0) > 0,
+        context,
+      );
+      const kinds: OpKind[] = ['index', 'update', 'delete', 'recreate'];
+      if (kind === 'os3') kinds.push('script');
+      for (const k of kinds)
+        assert.ok(report.ackedByKind[k] >= 10, `${k}: ${report.ackedByKind[k]} acknowledged${context}`);
+
+      assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
+      assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.target]);
+      const settings = Object.values(await s.c.getSettings(s.source))[0]?.settings ?? {};
+      assert.notEqual(String(settings['index.blocks.write']), 'true', 'the source is not write-blocked');
+      const switched = capture.freezes.filter((f) => f.switched);
+      assert.equal(switched.length, 1, `one switched freeze: ${JSON.stringify(capture.freezes)}${context}`);
+      assert.equal(state.phase, 'cut-over');
+      assert.equal(state.frozen, undefined, 'no block is recorded as possibly left on');
+      assert.ok(
+        audit.some((e) => e.event === 'aliases-switched'),
+        'the audit log records the switch',
+      );
+      assert.equal(runReport?.phase, 'cut-over', final!.stdout.slice(-500));
+      await wc.close();
+      await s.c.close();
+    });
+  });
+}

@@ -1,0 +1,91 @@
+/**
+ * Revert window: after a live switch the new index's changes are copied back to the old one, and a rollback
+ * inside the window (from another process, while `run` keeps the window open) drains them under a short freeze
+ * and moves the aliases back. The application writes through the write alias the whole time: before the switch
+ * (old index), after it (new index) and after the rollback (old index again). The old index must then hold
+ * exactly the last acknowledged state of every document.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { application } from '../support/app-writer.js';
+import { runCli, startCli } from '../support/cli.js';
+import { canon, readAll } from '../support/data.js';
+import { aliasTargets, scenario } from '../support/scenario.js';
+
+for (const kind of ['es8', 'os3'] as const) {
+  describe(`revert window on ${kind}`, () => {
+    it('rolls back inside the window without losing a write made after the switch', async () => {
+      const s = await scenario(kind, 1000, {
+        capture: { strategy: 'seqno', tailIntervalMs: 200 },
+        cutover: { revertWindowMinutes: 30 },
+      });
+      let stop = false;
+      const app = application(s, () => stop);
+      const run = startCli(['--json', 'run', s.specPath]);
+      let out = '';
+      run.child.stderr!.on('data', (d) => {
+        out += d;
+      });
+      while (!/revert window open until/.test(out)) {
+        assert.equal(run.child.exitCode, null, `run ended early: ${out.slice(-1500)}`);
+        await sleep(100);
+      }
+      assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
+      // The application writes to the new index for a while; the window copies it back meanwhile.
+      const before = app.log.acked;
+      while (app.log.acked < before + 150) await sleep(100);
+
+      const rb = await runCli(['rollback', s.specPath]);
+      assert.equal(rb.code, 0, rb.stderr.slice(-1500));
+      assert.match(rb.stdout, /aliases point at .* again/);
+      const r = await run.done;
+      assert.equal(r.code, 0, `run hands over and ends cleanly: ${r.stderr.slice(-1500)}`);
+      assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.source]);
+      assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.source]);
+
+      // And the application keeps writing, now to the old index again.
+      const after = app.log.acked;
+      while (app.log.acked < after + 50) await sleep(100);
+      stop = true;
+      await app.done;
+      assert.deepEqual(app.log.otherFailures.slice(0, 5), []);
+      const written = [...app.log.state.values()];
+      assert.ok(
+        written.some((w) => w.index === s.target && w.doc === null),
+        'deletes made on the new index',
+      );
+      assert.ok(
+        written.some((w) => w.index === s.target && w.doc !== null),
+        'writes made on the new index',
+      );
+
+      const actual = await readAll(s.c, s.source);
+      const lost: string[] = [];
+      const stale: string[] = [];
+      const resurrected: string[] = [];
+      for (const [id, { doc }] of app.log.state) {
+        const have = actual.get(id);
+        if (doc === null) {
+          if (have) resurrected.push(id);
+        } else if (!have) lost.push(id);
+        else if (canon(have.source) !== canon(doc)) stale.push(id);
+      }
+      const extra = [...actual.keys()].filter((id) => !app.log.state.has(id));
+      assert.deepEqual(
+        { lost: lost.slice(0, 5), stale: stale.slice(0, 5), resurrected: resurrected.slice(0, 5), extra },
+        { lost: [], stale: [], resurrected: [], extra: [] },
+      );
+      const rev = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'revert.json'), 'utf8'));
+      assert.ok(rev.applied > 0, 'the reverse sync copied writes back');
+      assert.equal(rev.freezes.filter((f: { switched: boolean }) => f.switched).length, 1);
+      for (const index of [s.source, s.target]) {
+        const st = Object.values(await s.c.getSettings(index))[0]!.settings;
+        assert.notEqual(st['index.blocks.write'], 'true', `${index} is writable`);
+      }
+      await s.c.close();
+    });
+  });
+}

@@ -1,0 +1,78 @@
+/**
+ * A sequential application writer for engine tests: index, partial update and delete over the scenario's ids and
+ * new ones, through the write alias. Being sequential, its log of acknowledged writes is the exact expected
+ * state (the eight-writer chaos harness is test/support/writers.ts).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cluster } from '../../src/cluster/client.js';
+import { ClusterError } from '../../src/cluster/errors.js';
+import { makeDoc, type Scenario } from './scenario.js';
+
+export interface Log {
+  /** id -> state after the last acknowledged write (null: deleted) and the index that took it */
+  state: Map<string, { doc: Record<string, unknown> | null; index: string }>;
+  acked: number;
+  refusedByFreeze: number;
+  otherFailures: string[];
+  kinds: Record<string, number>;
+}
+
+/** The application: a sequential writer over existing and new ids, through the write alias. */
+export function application(s: Scenario, stop: () => boolean): { log: Log; done: Promise<void> } {
+  const log: Log = { state: new Map(), acked: 0, refusedByFreeze: 0, otherFailures: [], kinds: {} };
+  for (const [id, d] of s.seeded) log.state.set(id, { doc: d.source, index: s.source });
+  const c: Cluster = s.c;
+  let n = 0;
+  const pick = () =>
+    Math.random() < 0.7 ? `d${Math.floor(Math.random() * s.seeded.size)}` : `new-${n % 300}`;
+  const done = (async () => {
+    while (!stop()) {
+      n++;
+      const id = pick();
+      const routing = s.seeded.get(id)?.routing;
+      const q = routing ? { routing } : undefined;
+      const roll = Math.random();
+      try {
+        if (roll < 0.35) {
+          const doc = { ...makeDoc(n).doc, title: `written ${n}` };
+          delete (doc as { drop?: boolean }).drop;
+          const r = await c.request<{ _index: string }>({
+            method: 'PUT',
+            path: `/${s.writeAlias}/_doc/${id}`,
+            query: q,
+            body: doc,
+          });
+          log.state.set(id, { doc, index: r.body._index });
+          log.kinds.index = (log.kinds.index ?? 0) + 1;
+        } else if (roll < 0.7) {
+          const r = await c.request<{ _index: string; get?: { _source: Record<string, unknown> } }>({
+            method: 'POST',
+            path: `/${s.writeAlias}/_update/${id}`,
+            query: q,
+            body: { doc: { title: `updated ${n}`, n }, _source: true },
+            okStatuses: [404],
+          });
+          if (r.status === 404) continue;
+          log.state.set(id, { doc: r.body.get!._source, index: r.body._index });
+          log.kinds.update = (log.kinds.update ?? 0) + 1;
+        } else {
+          const r = await c.request<{ _index: string }>({
+            method: 'DELETE',
+            path: `/${s.writeAlias}/_doc/${id}`,
+            query: q,
+            okStatuses: [404],
+          });
+          if (r.status === 404) continue;
+          log.state.set(id, { doc: null, index: r.body._index });
+          log.kinds.delete = (log.kinds.delete ?? 0) + 1;
+        }
+        log.acked++;
+      } catch (e) {
+        if (e instanceof ClusterError && e.type === 'cluster_block_exception') log.refusedByFreeze++;
+        else log.otherFailures.push(`${id}: ${(e as Error).message}`);
+      }
+      await sleep(3);
+    }
+  })();
+  return { log, done };
+}
