@@ -44,6 +44,8 @@ export interface CaptureState {
   /** catch-up lag of recent rounds, ms (bounded) */
   lags: number[];
   freezes: FreezeRecord[];
+  /** timestamp capture: the next round reads documents whose field is at least this (ISO time) */
+  since?: string;
 }
 
 const MAX_LAGS = 2000;
@@ -70,6 +72,9 @@ export interface LiveCaptureOptions {
   keep?: (hits: Hit[]) => Promise<Set<string>>;
   /** what the writes are for, in messages */
   label?: string;
+  /** capture.strategy timestamp */
+  timestamp?: { field: string; marginSeconds: number };
+  softDeleteField?: string;
 }
 
 export class LiveCapture {
@@ -116,6 +121,7 @@ export class LiveCapture {
   /** Fix where catch-up starts; must run before the backfill opens its point in time. */
   async start(cursors?: number[]): Promise<void> {
     if (this.started) return;
+    if (this.o.timestamp) this.state.since = this.sinceFrom(Date.now());
     this.state.cursors = cursors ?? (await startCursors(this.o.source, this.o.sourceIndex));
     this.save();
   }
@@ -130,8 +136,13 @@ export class LiveCapture {
     );
   }
 
+  private sinceFrom(ms: number): string {
+    return new Date(ms - (this.o.timestamp?.marginSeconds ?? 0) * 1000).toISOString();
+  }
+
   /** One catch-up round; `upTo` under the freeze (the drained maxima). */
   async round(upTo?: number[]): Promise<RoundResult> {
+    const startedAt = Date.now();
     const r = await tailRound(
       {
         source: this.o.source,
@@ -145,10 +156,17 @@ export class LiveCapture {
         signal: this.o.signal,
         saveCursor: () => this.save(),
         versionOffset: this.o.versionOffset,
+        softDeleteField: this.o.softDeleteField,
+        timestamp:
+          this.o.timestamp && this.state.since
+            ? { field: this.o.timestamp.field, since: this.state.since }
+            : undefined,
       },
       this.state.cursors,
       upTo,
     );
+    // The next pass starts at this one's start minus the margin: writes stamped while it ran are read again.
+    if (this.o.timestamp) this.state.since = this.sinceFrom(startedAt);
     this.state.rounds++;
     this.state.applied += r.result.written;
     this.state.deleted += r.result.deleted;

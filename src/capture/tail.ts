@@ -31,6 +31,12 @@ export interface TailDeps {
   saveCursor: (shard: number, seqNo: number) => void;
   /** added to every version: the reverse sync writes above anything the old index holds */
   versionOffset?: number;
+  /**
+   * timestamp capture: select documents whose `field` is at least `since` instead of by `_seq_no` cursor (every
+   * shard is read from the start of its sequence up to the visible checkpoint; cursors are left alone)
+   */
+  timestamp?: { field: string; since: string };
+  softDeleteField?: string;
 }
 
 export interface RoundResult {
@@ -69,10 +75,11 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
     readAt,
     durationMs: 0,
   };
-  const queue = marks.map((g, shard) => ({ shard, g })).filter((s) => s.g > (cursors[s.shard] ?? -1));
+  const from = (shard: number) => (d.timestamp ? -1 : (cursors[shard] ?? -1));
+  const queue = marks.map((g, shard) => ({ shard, g })).filter((s) => s.g > from(s.shard));
   const worker = async () => {
     for (let s = queue.shift(); s; s = queue.shift()) {
-      let after = cursors[s.shard] ?? -1;
+      let after = from(s.shard);
       for (;;) {
         const hits = await page(d, s.shard, after, s.g);
         if (hits.length === 0) break;
@@ -85,8 +92,10 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
         out.transformFailures += failed;
         after = hits[hits.length - 1]!._seq_no!;
       }
-      cursors[s.shard] = s.g;
-      d.saveCursor(s.shard, s.g);
+      if (!d.timestamp) {
+        cursors[s.shard] = s.g;
+        d.saveCursor(s.shard, s.g);
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(d.concurrency, queue.length)) }, worker));
@@ -106,7 +115,16 @@ async function page(d: TailDeps, shard: number, after: number, upTo: number): Pr
           seq_no_primary_term: true,
           version: d.versioning === 'source-version' || undefined,
           track_total_hits: false,
-          query: { range: { _seq_no: { gt: after, lte: upTo } } },
+          query: d.timestamp
+            ? {
+                bool: {
+                  filter: [
+                    { range: { [d.timestamp.field]: { gte: d.timestamp.since } } },
+                    { range: { _seq_no: { gt: after, lte: upTo } } },
+                  ],
+                },
+              }
+            : { range: { _seq_no: { gt: after, lte: upTo } } },
         },
         // PIT refuses `preference`; without a PIT each page is a fresh search of this one shard.
         { preference: `_shards:${shard}` },

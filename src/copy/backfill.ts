@@ -24,6 +24,8 @@ export interface BackfillOptions {
   gzip: boolean;
   /** append-only: op_type=create, no versions */
   createOnly?: boolean;
+  /** timestamp capture with soft deletes: such documents are not copied */
+  softDeleteField?: string;
   transform: TransformFn;
   store: StateStore;
   deadLetters: DeadLetterSink;
@@ -92,6 +94,7 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
           deadLetters: o.deadLetters,
           versioning: o.versioning,
           sourceIndex: o.sourceIndex,
+          softDeleteField: o.softDeleteField,
           signal: o.signal,
           onProgress: o.onProgress,
         });

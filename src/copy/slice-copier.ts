@@ -30,6 +30,7 @@ export interface SliceCopyDeps {
   deadLetters: DeadLetterSink;
   versioning: Versioning;
   sourceIndex: string;
+  softDeleteField?: string;
   signal?: AbortSignal;
   onProgress?: (p: SliceProgress) => void;
 }
@@ -69,6 +70,8 @@ export async function toWriteOps(
      * versioned delete (a tombstone when absent) instead of being skipped.
      */
     dropAsDelete?: boolean;
+    /** timestamp capture: documents with this field true are deleted by the application (soft delete) */
+    softDeleteField?: string;
   },
 ): Promise<{ ops: WriteOp[]; dropped: number; failed: number }> {
   const ops: WriteOp[] = [];
@@ -84,6 +87,11 @@ export async function toWriteOps(
       primaryTerm: hit._primary_term,
     };
     const version = versionOf(hit, deps.versioning);
+    if (deps.softDeleteField && hit._source?.[deps.softDeleteField] === true) {
+      // Not a drop by the transform: the application deleted it. Counted nowhere, absent from the target.
+      if (deps.dropAsDelete) ops.push({ kind: 'delete', id: hit._id, routing: hit._routing, version });
+      continue;
+    }
     try {
       const doc = await applyTransform(deps.transform, hit._source ?? {}, meta);
       if (doc === null) {

@@ -30,6 +30,8 @@ export interface FreezeOptions {
   exactCounts: boolean;
   /** persist "a block may be on the source" before setting it, so a crash never leaves writes blocked */
   markFrozen: (frozen: boolean) => void;
+  /** documents of the source expected on the target (timestamp capture: not soft-deleted) */
+  sourceCountQuery?: unknown;
   /** the cluster holding the aliases (default: the source's) */
   aliasCluster?: Cluster;
   /** called under the freeze right before the alias request: the last moment both sides are equal */
@@ -78,7 +80,7 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
     await o.target.refresh(o.targetIndex);
     if (o.exactCounts) {
       let [source, target] = await Promise.all([
-        o.source.count(o.sourceIndex),
+        o.source.count(o.sourceIndex, o.sourceCountQuery),
         o.target.count(o.targetIndex),
       ]);
       if (target < source)

@@ -17,6 +17,10 @@ export function isLive(spec: Pick<LoadedSpec, 'capture'>): boolean {
   return spec.capture.strategy === 'seqno' || spec.capture.strategy === 'timestamp';
 }
 
+export function softDeleteField(spec: Pick<LoadedSpec, 'capture'>): string | undefined {
+  return spec.capture.strategy === 'timestamp' ? spec.capture.timestamp?.softDeleteField : undefined;
+}
+
 export function liveCapture(c: Ctx): LiveCapture {
   c.live ??= new LiveCapture({
     source: c.source,
@@ -34,6 +38,11 @@ export function liveCapture(c: Ctx): LiveCapture {
     intervalMs: c.spec.capture.tailIntervalMs,
     reporter: c.reporter,
     signal: c.signal,
+    timestamp:
+      c.spec.capture.strategy === 'timestamp' && c.spec.capture.timestamp
+        ? { field: c.spec.capture.timestamp.field, marginSeconds: c.spec.capture.timestamp.marginSeconds }
+        : undefined,
+    softDeleteField: softDeleteField(c.spec),
   });
   return c.live;
 }
@@ -73,6 +82,9 @@ export async function convergeAndSwitch(c: Ctx): Promise<'moved' | 'already'> {
     from: { cluster: c.source, index: sourceIndex, side: 'source' },
     to: { cluster: c.target, index: targetIndex },
     exactCounts: live.exactCounts(t?.dropped ?? 0, t?.deadLetters ?? 0),
+    sourceCountQuery: softDeleteField(c.spec)
+      ? { bool: { must_not: { term: { [softDeleteField(c.spec)!]: true } } } }
+      : undefined,
     postponeFlag: c.spec.postponeFlagPath,
     beforeSwitch: async () => {
       // Everything on the target now mirrors the source: the reverse sync of the revert window starts here.
@@ -91,6 +103,7 @@ export interface SwitchPlan {
   from: { cluster: Cluster; index: string; side: 'source' | 'target' };
   to: { cluster: Cluster; index: string };
   exactCounts: boolean;
+  sourceCountQuery?: unknown;
   postponeFlag?: string;
   beforeSwitch?: () => Promise<void>;
 }
@@ -134,6 +147,7 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
       budgetMs: budget,
       attempt: p.capture.snapshot.freezes.length + 1,
       exactCounts: p.exactCounts,
+      sourceCountQuery: p.sourceCountQuery,
       markFrozen: (frozen) => {
         c.state.frozen = frozen ? { side: p.from.side, index: p.from.index } : undefined;
         c.store.save(c.state);

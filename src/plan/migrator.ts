@@ -31,7 +31,13 @@ import { type SampleResult, sampleDryRun } from '../verify/sample.js';
 import { readJson, writeJsonAtomic } from './atomic-file.js';
 import { AuditLog } from './audit.js';
 import { GateError, PreflightError } from './errors.js';
-import { convergeAndSwitch, isLive, liveCapture, captureSummary as summary } from './live-switch.js';
+import {
+  convergeAndSwitch,
+  isLive,
+  liveCapture,
+  softDeleteField,
+  captureSummary as summary,
+} from './live-switch.js';
 import { acquireLock, heldByLiveProcess, type Lock } from './lock.js';
 import { drainedRollback, keepOldIndexInSync, requestHandover, revertWindowOpen } from './revert.js';
 import { type AliasRecord, type MigrationState, newState, StateStore } from './state.js';
@@ -157,6 +163,18 @@ async function inspect(
     throw new PreflightError(
       `capture.strategy ${c.spec.capture.strategy}: aliases.write is required (the application's writes must move to the target in the same atomic request that ends the freeze)`,
     );
+  }
+  if (c.spec.capture.strategy === 'timestamp' && c.spec.capture.timestamp) {
+    const ts = c.spec.capture.timestamp;
+    const type = fieldType(sourceMappings, ts.field);
+    if (type !== 'date' && type !== 'date_nanos')
+      throw new PreflightError(
+        `capture.timestamp.field: "${ts.field}" is ${type ? `a ${type} field` : 'not in the mapping'} of ${sourceIndex}; it must be a date the application sets on every write`,
+      );
+    if (ts.softDeleteField && fieldType(sourceMappings, ts.softDeleteField) !== 'boolean')
+      throw new PreflightError(
+        `capture.timestamp.softDeleteField: "${ts.softDeleteField}" must be a boolean field of ${sourceIndex} (got ${fieldType(sourceMappings, ts.softDeleteField) ?? 'no such field'})`,
+      );
   }
   const flatSettings = Object.values(await c.source.getSettings(sourceIndex))[0]?.settings ?? {};
   if (isLive(c.spec) && String(flatSettings['index.blocks.write']) === 'true') {
@@ -401,7 +419,7 @@ const STEPS: Step[] = [
     done: (s) => !!s.completed['start-capture'],
     changes: (c) =>
       !isLive(c.spec)
-        ? ['skipped (capture.strategy is not seqno)']
+        ? ['skipped (capture.strategy is not seqno or timestamp)']
         : [
             "nothing: records each source shard's checkpoint; every change above it is applied by the catch-up rounds, in parallel with the copy and after it",
           ],
@@ -457,6 +475,7 @@ const STEPS: Step[] = [
           versioning: c.spec.copy.versioning,
           gzip: c.spec.copy.gzip,
           createOnly: c.spec.capture.strategy === 'append-only',
+          softDeleteField: softDeleteField(c.spec),
           transform: c.transform,
           store: c.store,
           deadLetters: new FileDeadLetters(c.store.deadLetterPath),
@@ -484,7 +503,7 @@ const STEPS: Step[] = [
     done: (s) => !!s.completed['catch-up'],
     changes: (c) =>
       !isLive(c.spec)
-        ? ['skipped (capture.strategy is not seqno)']
+        ? ['skipped (capture.strategy is not seqno or timestamp)']
         : [
             `versioned deletes on ${c.spec.target.index} for ids the source no longer has (tombstone version = max_seq_no + 1 of the id's source shard)`,
             `catch-up rounds every ${c.spec.capture.tailIntervalMs} ms until one takes less than ${c.spec.capture.maxLagSeconds} s`,
@@ -691,6 +710,22 @@ const STEPS: Step[] = [
   },
 ];
 
+/** The proof expects soft-deleted documents to be absent from the target, as the copy makes them. */
+function withSoftDeletes(t: TransformFn, field: string | undefined): TransformFn {
+  if (!field) return t;
+  return (doc, meta) => (doc[field] === true ? null : t(doc, meta));
+}
+
+function fieldType(mappings: Record<string, unknown>, path: string): string | undefined {
+  let node: unknown = mappings;
+  for (const part of path.split('.')) {
+    const props = (node as { properties?: Record<string, unknown> } | undefined)?.properties;
+    if (!props || !(part in props)) return undefined;
+    node = props[part];
+  }
+  return (node as { type?: string }).type ?? 'object';
+}
+
 /** Field paths of a mapping, for checking verify.ignore against what exists. */
 function mappingHasPath(mappings: Record<string, unknown>, path: string): boolean {
   let node: unknown = mappings;
@@ -788,7 +823,7 @@ async function runProof(
     target: c.target,
     sourceIndex,
     targetIndex: c.spec.target.index,
-    transform: c.transform,
+    transform: withSoftDeletes(c.transform, softDeleteField(c.spec)),
     ignore: c.spec.verify.ignore,
     sampleRate: c.spec.verify.mode === 'full' ? 1 : c.spec.verify.sampleRate,
     batchDocs: c.spec.copy.batchDocs,
