@@ -3,15 +3,17 @@
  * reconcile, and their persisted position. Everything goes through the one versioned writer; the position is
  * saved only after the target acknowledged what it covers, so a crash replays at most one round.
  */
+
+import { existsSync, readFileSync } from 'node:fs';
 import type { Cluster, Hit } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
 import { routingTable, type ShardRouter, selfCheck } from '../cluster/routing.js';
 import { FileDeadLetters } from '../copy/dead-letters.js';
-import type { Versioning } from '../copy/slice-copier.js';
+import type { DocRef, Versioning } from '../copy/slice-copier.js';
 import type { TransformFn } from '../copy/transform.js';
 import { BulkWriter } from '../copy/writer.js';
 import type { Reporter } from '../ops/reporter.js';
-import { readJson, writeJsonAtomic } from '../plan/atomic-file.js';
+import { appendLineDurable, readJson, writeJsonAtomic } from '../plan/atomic-file.js';
 import type { StateStore } from '../plan/state.js';
 import { type ReconcileResult, reconcileDeletes } from './reconcile.js';
 import { type RoundResult, startCursors, tailRound } from './tail.js';
@@ -26,6 +28,8 @@ export interface FreezeRecord {
   reason?: string;
   appliedInFreeze: number;
   deletedInFreeze: number;
+  /** ms from the start of the freeze to the end of each phase (block, drain, final-round, ...) */
+  phases?: Record<string, number>;
 }
 
 export interface CaptureState {
@@ -46,7 +50,12 @@ export interface CaptureState {
   freezes: FreezeRecord[];
   /** timestamp capture: the next round reads documents whose field is at least this (ISO time) */
   since?: string;
+  /** more ids were dropped by the transform than the registry keeps: counts can no longer prove deletes done */
+  droppedOverflow?: boolean;
 }
+
+/** Ids kept in the dropped-by-transform registry before it gives up (memory and freeze time stay bounded). */
+const MAX_DROPPED_IDS = 50_000;
 
 const MAX_LAGS = 2000;
 
@@ -82,6 +91,8 @@ export class LiveCapture {
   private router?: ShardRouter | null;
   readonly writer: BulkWriter;
   private readonly deadLetters: FileDeadLetters;
+  /** every document the transform ever dropped (a superset of those dropped now), by JSON [id, routing] */
+  private readonly dropped = new Set<string>();
 
   constructor(private readonly o: LiveCaptureOptions) {
     this.state = readJson<CaptureState>(this.path) ?? {
@@ -98,6 +109,9 @@ export class LiveCapture {
       freezes: [],
     };
     this.deadLetters = new FileDeadLetters(o.store.deadLetterPath);
+    if (!o.statePath && existsSync(o.store.droppedIdsPath))
+      for (const line of readFileSync(o.store.droppedIdsPath, 'utf8').split('\n'))
+        if (line) this.dropped.add(line);
     this.writer = new BulkWriter(o.target, o.targetIndex, {
       deadLetters: this.deadLetters,
       maxBytes: o.batchBytes,
@@ -126,14 +140,61 @@ export class LiveCapture {
     this.save();
   }
 
-  /** No document was ever left off the target on purpose: then equal counts under the freeze prove deletes done. */
-  exactCounts(backfillDropped: number, backfillDeadLetters: number): boolean {
+  /**
+   * Counts can prove that no delete is pending when no document was dead-lettered and the registry of dropped
+   * ids is complete: then target = source - (ids dropped now), see droppedNow().
+   */
+  exactCounts(backfillDeadLetters: number): boolean {
     return (
-      backfillDropped === 0 &&
       backfillDeadLetters === 0 &&
-      this.state.droppedByTransform === 0 &&
-      this.state.deadLetters === 0
+      this.state.deadLetters === 0 &&
+      !this.state.droppedOverflow &&
+      // A dropped id later soft-deleted would be subtracted twice (the source count already leaves it out).
+      !(this.o.softDeleteField && this.dropped.size > 0)
     );
+  }
+
+  get droppedEver(): number {
+    return this.dropped.size;
+  }
+
+  /** Remember ids the transform dropped, durably, before the position that covers them is saved. */
+  noteDropped(refs: DocRef[]): void {
+    const fresh = [...new Set(refs.map((r) => JSON.stringify([r._id, r.routing ?? null])))].filter(
+      (k) => !this.dropped.has(k),
+    );
+    if (fresh.length === 0 || this.state.droppedOverflow) return;
+    if (this.dropped.size + fresh.length > MAX_DROPPED_IDS) {
+      this.state.droppedOverflow = true;
+      this.save();
+      return;
+    }
+    for (const k of fresh) this.dropped.add(k);
+    appendLineDurable(this.o.store.droppedIdsPath, fresh.join('\n'));
+  }
+
+  /**
+   * How many source documents the transform drops now, under the freeze after the final round: the registry
+   * holds every id ever dropped, and among them exactly those on the source and not on the target are dropped
+   * now (a kept state is on the target after the final round; a dropped one is not).
+   */
+  async droppedNow(signal?: AbortSignal): Promise<number> {
+    const refs = [...this.dropped].map((k) => {
+      const [id, routing] = JSON.parse(k) as [string, string | null];
+      return { _id: id, routing: routing ?? undefined };
+    });
+    let n = 0;
+    for (let i = 0; i < refs.length; i += 1000) {
+      const chunk = refs.slice(i, i + 1000);
+      const [src, tgt] = await Promise.all([
+        this.o.source.mget(this.o.sourceIndex, chunk, { source: false, signal }),
+        this.o.target.mget(this.o.targetIndex, chunk, { source: false, signal }),
+      ]);
+      src.docs.forEach((d, j) => {
+        if (d.found && !tgt.docs[j]?.found) n++;
+      });
+    }
+    return n;
   }
 
   private sinceFrom(ms: number): string {
@@ -141,7 +202,8 @@ export class LiveCapture {
   }
 
   /** One catch-up round; `upTo` under the freeze (the drained maxima). */
-  async round(upTo?: number[]): Promise<RoundResult> {
+  /** `signal` cuts the round short (the freeze budget); the cursors only move for shards finished. */
+  async round(upTo?: number[], signal?: AbortSignal): Promise<RoundResult> {
     const startedAt = Date.now();
     const r = await tailRound(
       {
@@ -153,10 +215,11 @@ export class LiveCapture {
         versioning: this.o.versioning,
         batchDocs: this.o.batchDocs,
         concurrency: this.o.concurrency,
-        signal: this.o.signal,
+        signal: both(this.o.signal, signal),
         saveCursor: () => this.save(),
         versionOffset: this.o.versionOffset,
         softDeleteField: this.o.softDeleteField,
+        onDropped: (ids) => this.noteDropped(ids),
         timestamp:
           this.o.timestamp && this.state.since
             ? { field: this.o.timestamp.field, since: this.state.since }
@@ -180,7 +243,7 @@ export class LiveCapture {
   }
 
   /** Find and apply deletes; incomplete when the deadline passes first. */
-  async reconcile(deadline?: number): Promise<ReconcileResult> {
+  async reconcile(deadline?: number, signal?: AbortSignal): Promise<ReconcileResult> {
     const r = await reconcileDeletes({
       source: this.o.source,
       sourceIndex: this.o.sourceIndex,
@@ -191,7 +254,7 @@ export class LiveCapture {
       batchDocs: this.o.batchDocs,
       keepAlive: this.o.keepAlive,
       concurrency: this.o.concurrency,
-      signal: this.o.signal,
+      signal: both(this.o.signal, signal),
       deadline,
       versionOffset: this.o.versionOffset,
       keep: this.o.keep,
@@ -252,6 +315,10 @@ export class LiveCapture {
   private save(): void {
     writeJsonAtomic(this.path, this.state);
   }
+}
+
+function both(a?: AbortSignal, b?: AbortSignal): AbortSignal | undefined {
+  return a && b ? AbortSignal.any([a, b]) : (a ?? b);
 }
 
 export function percentile(values: number[], p: number): number {

@@ -72,7 +72,7 @@ export async function reconcileDeletes(d: ReconcileDeps): Promise<ReconcileResul
     const got = await d.source.mget(
       d.sourceIndex,
       hits.map((h) => ({ _id: h._id, routing: h._routing })),
-      { source: false },
+      { source: false, signal: d.signal },
     );
     let gone = hits.filter((_, i) => !got.docs[i]?.found);
     out.checked += hits.length;
@@ -95,7 +95,7 @@ export async function reconcileDeletes(d: ReconcileDeps): Promise<ReconcileResul
       });
     }
     check();
-    out.result = addResults(out.result, await d.writer.write(ops));
+    out.result = addResults(out.result, await d.writer.write(ops, d.signal));
   };
   try {
     const queue = Array.from({ length: shards }, (_, i) => i);

@@ -12,7 +12,7 @@ import { ClusterError } from '../cluster/errors.js';
 import { TRANSPORT_RETRY, withRetry } from '../cluster/retry.js';
 import type { DeadLetterSink } from '../copy/dead-letters.js';
 import { IncompletePageError } from '../copy/reader.js';
-import { toWriteOps, type Versioning } from '../copy/slice-copier.js';
+import { type DocRef, toWriteOps, type Versioning } from '../copy/slice-copier.js';
 import type { TransformFn } from '../copy/transform.js';
 import { addResults, type BulkWriter, emptyResult, type WriteResult } from '../copy/writer.js';
 import { failpoint } from '../ops/failpoints.js';
@@ -37,6 +37,7 @@ export interface TailDeps {
    */
   timestamp?: { field: string; since: string };
   softDeleteField?: string;
+  onDropped?: (ids: DocRef[]) => void;
 }
 
 export interface RoundResult {
@@ -83,9 +84,10 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
       for (;;) {
         const hits = await page(d, s.shard, after, s.g);
         if (hits.length === 0) break;
-        const { ops, dropped, failed } = await toWriteOps(hits, { ...d, dropAsDelete: true });
+        const { ops, dropped, droppedIds, failed } = await toWriteOps(hits, { ...d, dropAsDelete: true });
+        if (droppedIds.length) d.onDropped?.(droppedIds);
         if (d.versionOffset) for (const op of ops) op.version += d.versionOffset;
-        out.result = addResults(out.result, await d.writer.write(ops));
+        out.result = addResults(out.result, await d.writer.write(ops, d.signal));
         failpoint('tail.after-bulk');
         out.read += hits.length;
         out.dropped += dropped;

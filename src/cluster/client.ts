@@ -226,7 +226,7 @@ export class Cluster {
   async mget<S = Record<string, unknown>>(
     index: string,
     ids: Array<string | { _id: string; routing?: string }>,
-    opts: { source?: boolean } = {},
+    opts: { source?: boolean; signal?: AbortSignal } = {},
   ): Promise<{ docs: Array<Hit<S> & { found: boolean }> }> {
     const docs = ids.map((d) => (typeof d === 'string' ? { _id: d } : d));
     return (
@@ -236,6 +236,7 @@ export class Cluster {
         body: { docs },
         query: opts.source === false ? { _source: false } : undefined,
         idempotent: true,
+        signal: opts.signal,
       })
     ).body;
   }

@@ -4,6 +4,7 @@ import { RateLimiter } from '../ops/throttle.js';
 import { type CopyTotals, emptyTotals, type SliceCheckpoint, type StateStore } from '../plan/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
 import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './reader.js';
+import type { DocRef } from './slice-copier.js';
 import { copySlice, emptyCheckpoint, type SliceProgress, type Versioning } from './slice-copier.js';
 import type { TransformFn } from './transform.js';
 import { BulkWriter } from './writer.js';
@@ -32,6 +33,7 @@ export interface BackfillOptions {
   signal?: AbortSignal;
   onProgress?: (p: SliceProgress) => void;
   onNotice?: (message: string) => void;
+  onDropped?: (ids: DocRef[]) => void;
 }
 
 export function totalsOf(cps: SliceCheckpoint[], sourceDocs: number): CopyTotals {
@@ -97,6 +99,7 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
           softDeleteField: o.softDeleteField,
           signal: o.signal,
           onProgress: o.onProgress,
+          onDropped: o.onDropped,
         });
       } catch (e) {
         failure ??= e;

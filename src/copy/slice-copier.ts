@@ -13,6 +13,12 @@ import type { BulkWriter, WriteOp, WriteResult } from './writer.js';
 
 export type Versioning = 'seqno' | 'source-version';
 
+/** A document's address: its id, and its custom routing when it has one. */
+export interface DocRef {
+  _id: string;
+  routing?: string;
+}
+
 export interface SliceProgress {
   slice: number;
   docs: number;
@@ -33,6 +39,8 @@ export interface SliceCopyDeps {
   softDeleteField?: string;
   signal?: AbortSignal;
   onProgress?: (p: SliceProgress) => void;
+  /** ids the transform dropped, told before the checkpoint moves past them (live capture keeps them) */
+  onDropped?: (ids: DocRef[]) => void;
 }
 
 /** External version for a source hit: `_seq_no + 1` (never 0, never lower for a newer state of the doc). */
@@ -73,9 +81,10 @@ export async function toWriteOps(
     /** timestamp capture: documents with this field true are deleted by the application (soft delete) */
     softDeleteField?: string;
   },
-): Promise<{ ops: WriteOp[]; dropped: number; failed: number }> {
+): Promise<{ ops: WriteOp[]; dropped: number; droppedIds: DocRef[]; failed: number }> {
   const ops: WriteOp[] = [];
   let dropped = 0;
+  const droppedIds: DocRef[] = [];
   const failed: TransformError[] = [];
   const failedHits: Hit[] = [];
   for (const hit of hits) {
@@ -96,6 +105,7 @@ export async function toWriteOps(
       const doc = await applyTransform(deps.transform, hit._source ?? {}, meta);
       if (doc === null) {
         dropped++;
+        droppedIds.push({ _id: hit._id, routing: hit._routing });
         if (deps.dropAsDelete) ops.push({ kind: 'delete', id: hit._id, routing: hit._routing, version });
       } else ops.push({ kind: 'index', id: hit._id, routing: hit._routing, version, doc });
     } catch (e) {
@@ -119,7 +129,7 @@ export async function toWriteOps(
       })),
     );
   }
-  return { ops, dropped, failed: failed.length };
+  return { ops, dropped, droppedIds, failed: failed.length };
 }
 
 export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promise<SliceCheckpoint> {
@@ -139,7 +149,8 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       // The prefetch may fail while we write; its error is taken when awaited, not as an unhandled rejection.
       pending.catch(() => undefined);
       await deps.limiter.take(hits.length, deps.signal);
-      const { ops, dropped, failed } = await toWriteOps(hits, deps);
+      const { ops, dropped, droppedIds, failed } = await toWriteOps(hits, deps);
+      if (droppedIds.length) deps.onDropped?.(droppedIds);
       const res = await deps.writer.write(ops);
       failpoint('copy.after-bulk');
       cp.after = last;

@@ -92,7 +92,10 @@ export class BulkWriter {
   }
 
   /** Write all ops; returns only when each one is applied, a version conflict, or a dead letter. */
-  async write(ops: WriteOp[]): Promise<WriteResult> {
+  /** `signal` (optional) cuts this call short, e.g. at the end of a freeze budget; versions make a partial write harmless. */
+  async write(ops: WriteOp[], signal?: AbortSignal): Promise<WriteResult> {
+    const sig =
+      signal && this.opts.signal ? AbortSignal.any([signal, this.opts.signal]) : (signal ?? this.opts.signal);
     const result = emptyResult();
     let pending = ops.map((op) => this.encode(op));
     const started = Date.now();
@@ -100,7 +103,7 @@ export class BulkWriter {
       const again: Encoded[] = [];
       let why = '';
       for (const chunk of this.chunks(pending)) {
-        const failed = await this.send(chunk, result);
+        const failed = await this.send(chunk, result, sig);
         if (failed.items.length) {
           again.push(...failed.items);
           why = failed.reason;
@@ -115,7 +118,7 @@ export class BulkWriter {
       }
       result.retries += again.length;
       this.opts.onRetry?.(why, again.length, delay);
-      await sleep(delay, this.opts.signal);
+      await sleep(delay, sig);
       pending = again;
     }
     return result;
@@ -137,12 +140,16 @@ export class BulkWriter {
   }
 
   /** Send one bulk; returns the items to retry. Splits on 413 instead of dropping. */
-  private async send(chunk: Encoded[], result: WriteResult): Promise<{ items: Encoded[]; reason: string }> {
+  private async send(
+    chunk: Encoded[],
+    result: WriteResult,
+    signal?: AbortSignal,
+  ): Promise<{ items: Encoded[]; reason: string }> {
     const body = chunk.map((c) => c.ndjson).join('');
     let res: Awaited<ReturnType<Cluster['bulk']>>;
     try {
       failpoint('bulk.before-send');
-      res = await this.cluster.bulk(body, { gzip: this.opts.gzip, signal: this.opts.signal });
+      res = await this.cluster.bulk(body, { gzip: this.opts.gzip, signal });
       failpoint('bulk.after-send');
     } catch (e) {
       if (e instanceof ClusterError && e.status === 413) {
@@ -157,8 +164,8 @@ export class BulkWriter {
           return { items: [], reason: '' };
         }
         const half = Math.ceil(chunk.length / 2);
-        const a = await this.send(chunk.slice(0, half), result);
-        const b = await this.send(chunk.slice(half), result);
+        const a = await this.send(chunk.slice(0, half), result, signal);
+        const b = await this.send(chunk.slice(half), result, signal);
         return { items: [...a.items, ...b.items], reason: a.reason || b.reason };
       }
       // A whole-request failure that may clear: resend everything (versions make a resend harmless).

@@ -26,7 +26,7 @@ export interface FreezeOptions {
   capture: LiveCapture;
   budgetMs: number;
   attempt: number;
-  /** equal counts prove no delete is pending (nothing was dropped or dead-lettered on purpose) */
+  /** counts prove no delete is pending (no dead letters, complete registry of dropped ids) */
   exactCounts: boolean;
   /** persist "a block may be on the source" before setting it, so a crash never leaves writes blocked */
   markFrozen: (frozen: boolean) => void;
@@ -50,17 +50,30 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
     appliedInFreeze: 0,
     deletedInFreeze: 0,
   };
+  // Where the time went, for the report and the benchmark: ms since the start at the end of each phase.
+  rec.phases = {};
+  const mark = (phase: string) => {
+    rec.phases![phase] = Date.now() - started;
+  };
   o.markFrozen(true);
   let blockMs = 0;
+  const cut = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
   try {
     await o.source.putSettings(o.sourceIndex, { [WRITE_BLOCK]: true });
     blockMs = Date.now() - started;
+    mark('block');
     failpoint('freeze.after-block');
     // Keep room for the alias request and the lift, each about as slow as setting the block was.
-    const deadline = started + o.budgetMs - 2 * blockMs - 20;
+    const deadline = started + o.budgetMs - 2 * blockMs - 50;
     const left = () => {
       if (Date.now() > deadline) throw new Abort(`freeze budget of ${o.budgetMs} ms reached`);
     };
+    // Requests still running at the deadline are cut off rather than awaited: the budget is the promise.
+    timer = setTimeout(
+      () => cut.abort(new Abort(`freeze budget of ${o.budgetMs} ms reached`)),
+      Math.max(0, deadline - Date.now()),
+    );
     // Writes admitted before the block finish on their own; the block refuses anything new.
     let maxima: number[] = [];
     for (;;) {
@@ -72,17 +85,23 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
       left();
       await sleep(5);
     }
+    mark('drain');
     left();
-    const round = await o.capture.round(maxima);
+    const round = await o.capture.round(maxima, cut.signal);
     rec.appliedInFreeze = round.result.written;
     rec.deletedInFreeze = round.result.deleted;
+    mark('final-round');
     left();
     await o.target.refresh(o.targetIndex);
     if (o.exactCounts) {
-      let [source, target] = await Promise.all([
+      const [all, target0, dropped] = await Promise.all([
         o.source.count(o.sourceIndex, o.sourceCountQuery),
         o.target.count(o.targetIndex),
+        o.capture.droppedNow(cut.signal),
       ]);
+      // Source documents the target should hold: all of them but those the transform drops now.
+      const source = all - dropped;
+      let target = target0;
       if (target < source)
         throw new Abort(
           `target has ${source - target} document(s) fewer than the source after the final catch-up`,
@@ -90,34 +109,41 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
       if (target > source) {
         // Deletes still pending: settle them now if the budget allows (small indices), else later.
         left();
-        const r = await o.capture.reconcile(deadline);
+        const r = await o.capture.reconcile(deadline, cut.signal);
         rec.deletedInFreeze += r.result.deleted;
         if (!r.complete)
           throw new Abort(`${target - source} delete(s) pending and no time left to find them`);
         await o.target.refresh(o.targetIndex);
         target = await o.target.count(o.targetIndex);
         if (target !== source)
-          throw new Abort(`counts differ after the delete reconcile (source ${source}, target ${target})`);
+          throw new Abort(
+            `counts differ after the delete reconcile (source ${all} - ${dropped} dropped by the transform, target ${target})`,
+          );
       }
     } else {
       // Documents were dropped or dead-lettered on purpose, so counts prove nothing: reconcile every id.
-      const r = await o.capture.reconcile(deadline);
+      const r = await o.capture.reconcile(deadline, cut.signal);
       rec.deletedInFreeze += r.result.deleted;
       if (!r.complete) throw new Abort('no time left to reconcile deletes id by id');
     }
+    mark('deletes-checked');
     left();
     failpoint('freeze.before-switch');
     await o.beforeSwitch?.();
     left();
     await (o.aliasCluster ?? o.source).updateAliases(moveActions(o.aliases, o.sourceIndex, o.targetIndex));
     rec.switched = true;
+    mark('aliases');
     failpoint('freeze.after-switch');
   } catch (e) {
-    if (!(e instanceof Abort)) throw e;
-    rec.reason = e.message;
+    if (cut.signal.aborted && !rec.switched) rec.reason = (cut.signal.reason as Error).message;
+    else if (e instanceof Abort) rec.reason = e.message;
+    else throw e;
   } finally {
+    clearTimeout(timer);
     // Lifted whatever happened above, errors included: a stuck block is an outage.
     await liftWriteBlock(o.source, o.sourceIndex);
+    mark('lift');
     rec.durationMs = Date.now() - started;
     o.markFrozen(false);
   }

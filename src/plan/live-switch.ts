@@ -81,7 +81,7 @@ export async function convergeAndSwitch(c: Ctx): Promise<'moved' | 'already'> {
     capture: live,
     from: { cluster: c.source, index: sourceIndex, side: 'source' },
     to: { cluster: c.target, index: targetIndex },
-    exactCounts: live.exactCounts(t?.dropped ?? 0, t?.deadLetters ?? 0),
+    exactCounts: live.exactCounts(t?.deadLetters ?? 0),
     sourceCountQuery: softDeleteField(c.spec)
       ? { bool: { must_not: { term: { [softDeleteField(c.spec)!]: true } } } }
       : undefined,

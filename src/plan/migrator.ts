@@ -476,6 +476,8 @@ const STEPS: Step[] = [
           gzip: c.spec.copy.gzip,
           createOnly: c.spec.capture.strategy === 'append-only',
           softDeleteField: softDeleteField(c.spec),
+          // Live capture: counts under the freeze need to know which documents were left off on purpose.
+          onDropped: isLive(c.spec) ? (ids) => liveCapture(c).noteDropped(ids) : undefined,
           transform: c.transform,
           store: c.store,
           deadLetters: new FileDeadLetters(c.store.deadLetterPath),

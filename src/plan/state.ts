@@ -119,6 +119,9 @@ export class StateStore {
   get capturePath(): string {
     return join(this.dir, 'capture.json');
   }
+  get droppedIdsPath(): string {
+    return join(this.dir, 'dropped-ids.ndjson');
+  }
   get revertPath(): string {
     return join(this.dir, 'revert.json');
   }

@@ -15,14 +15,15 @@
  *   CUTOVER_CHAOS_KILLS (2)          kill -9 of the cutover process, each followed by `run --take-over-lock`
  *   CUTOVER_CHAOS_STOP_MS (30000)    SIGSTOP of the server mid-copy (0: none)
  *   CUTOVER_CHAOS_WRITERS (8)        concurrent writers
- *   CUTOVER_CHAOS_RATE (20)          ops per second per writer
+ *   CUTOVER_CHAOS_RATE (5)           ops per second per writer
  *   CUTOVER_CHAOS_COPY_RATE (1000)   copy.maxDocsPerSecond (0: unthrottled)
  *   CUTOVER_CHAOS_KILL_MAX_MS (8000) a resumed run is killed at a random moment up to this long after its start
  *   CUTOVER_CHAOS_AFTER_MS (1500)    writers go on this long after the switch
  *   CUTOVER_CHAOS_SEED               the writers' PRNG seed (default random; printed)
+ *   CUTOVER_CHAOS_KINDS (es8,os3)    which servers
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -55,7 +56,7 @@ const DOCS = num('CUTOVER_CHAOS_DOCS', 4000);
 const KILLS = num('CUTOVER_CHAOS_KILLS', 2);
 const STOP_MS = num('CUTOVER_CHAOS_STOP_MS', 30_000);
 const WRITERS = num('CUTOVER_CHAOS_WRITERS', 8);
-const RATE = num('CUTOVER_CHAOS_RATE', 20);
+const RATE = num('CUTOVER_CHAOS_RATE', 5);
 const COPY_RATE = num('CUTOVER_CHAOS_COPY_RATE', 1000);
 const KILL_MAX_MS = num('CUTOVER_CHAOS_KILL_MAX_MS', 8000);
 const AFTER_MS = num('CUTOVER_CHAOS_AFTER_MS', 1500);
@@ -121,6 +122,22 @@ function blockWindows(refusals: RefusedOp[], gapMs = 500): Array<{ from: number;
   return out;
 }
 
+/** When each step of a run started, seconds after the run started (from the CLI's JSON log lines). */
+function stepTimes(a: Attempt): string {
+  const out: string[] = [];
+  for (const line of a.result.stderr.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const e = JSON.parse(line) as { event?: string; step?: string; time?: string };
+      if (e.event === 'step' && e.step && e.time)
+        out.push(`${e.step}@${((Date.parse(e.time) - a.startedAt) / 1000).toFixed(1)}`);
+    } catch {
+      // not a log line
+    }
+  }
+  return `${out.join(' ')} end@${(a.ms / 1000).toFixed(1)} ${a.result.signal ?? `exit ${a.result.code}`}`;
+}
+
 function lastJsonLine(stdout: string): Record<string, unknown> | undefined {
   const line = stdout.trim().split('\n').pop();
   try {
@@ -130,7 +147,9 @@ function lastJsonLine(stdout: string): Record<string, unknown> | undefined {
   }
 }
 
-for (const kind of ['es8', 'os3'] as const) {
+const KINDS = (process.env.CUTOVER_CHAOS_KINDS ?? 'es8,os3').split(',').map((k) => k.trim());
+
+for (const kind of (['es8', 'os3'] as const).filter((k) => KINDS.includes(k))) {
   describe(`chaos on ${kind}: concurrent writers, kill -9 of cutover, SIGSTOP of the server`, () => {
     it('keeps every acknowledged write through kills and a stopped server', {
       timeout: 600_000,
@@ -152,7 +171,7 @@ for (const kind of ['es8', 'os3'] as const) {
 
       const s = await scenario(kind, DOCS, {
         capture: { strategy: 'seqno', tailIntervalMs: 200 },
-        copy: { batchDocs: 200, maxDocsPerSecond: COPY_RATE },
+        copy: { batchDocs: 200, maxDocsPerSecond: COPY_RATE, sampleSize: 200 },
       });
       const stateDir = join(s.dir, 'state', 'm1');
       const wc = writerClusterOf(server);
@@ -178,82 +197,80 @@ for (const kind of ['es8', 'os3'] as const) {
       const attempts: Attempt[] = [];
       let stoppedFor = 0;
       let stopAt: { handled: number; total: number } | undefined;
-      let final: CliResult | undefined;
       let writersStopped = false;
       let running: { kill(): void } | undefined;
       const stopWriters = async () => {
         writersStopped = true;
         return w.stop();
       };
+      /** One `run`; killed after `killAfter` ms unless it ended first (the final run: after FINAL_RUN_MS). */
+      const attempt = async (n: number, opts: { killAfter?: number; stopServer?: boolean }) => {
+        const args = ['--json', 'run', s.specPath, ...(n > 1 ? ['--take-over-lock'] : [])];
+        const run = startCli(args);
+        running = { kill: () => run.child.exitCode === null && run.child.kill('SIGKILL') };
+        const a: Partial<Attempt> = { n, startedAt: Date.now() };
+        note(`run ${n} started`);
+        let exited = false;
+        void run.done.then(() => {
+          exited = true;
+        });
+        if (opts.stopServer) {
+          // Mid-copy: a quarter of the documents handled, the copy not done.
+          let p = copyProgress(stateDir);
+          while (!exited && !p.done && p.handled < DOCS / 4) {
+            await sleep(25);
+            p = copyProgress(stateDir);
+          }
+          assert.ok(
+            !exited && !p.done,
+            `the copy ended before the server could be stopped: ${JSON.stringify(p)}`,
+          );
+          stopAt = { handled: p.handled, total: DOCS };
+          process.kill(pid, 'SIGSTOP');
+          stopped = true;
+          const stopT = Date.now();
+          note(`server SIGSTOP at ${p.handled}/${DOCS} documents copied`);
+          try {
+            await sleep(STOP_MS);
+          } finally {
+            resume();
+          }
+          stoppedFor = Date.now() - stopT;
+          note(`server SIGCONT after ${stoppedFor} ms`);
+        }
+        const killAfter = opts.killAfter ?? FINAL_RUN_MS;
+        if (opts.killAfter !== undefined) a.killAt = killAfter;
+        const timer = setTimeout(() => {
+          note(
+            `kill -9 run ${n} (${killAfter} ms${opts.killAfter === undefined ? ': final run too slow' : ''})`,
+          );
+          run.child.kill('SIGKILL');
+        }, killAfter);
+        const r = await run.done;
+        clearTimeout(timer);
+        running = undefined;
+        attempts.push({ ...a, ms: Date.now() - a.startedAt!, result: r } as Attempt);
+        writeFileSync(join(s.dir, `run-${n}.log`), `${r.stderr}\n--- stdout\n${r.stdout}`);
+        note(`run ${n} ended: ${r.signal ?? `exit ${r.code}`}`);
+        return r;
+      };
+
+      let final: CliResult | undefined;
       try {
         // ---- chaos: the first run meets the stopped server mid-copy, then runs are killed at random moments
-        for (let n = 1; n <= KILLS + 1 && !final; n++) {
+        for (let n = 1; n <= KILLS + 1; n++) {
           const last = n === KILLS + 1;
-          const args = ['--json', 'run', s.specPath, ...(n > 1 ? ['--take-over-lock'] : [])];
-          const run = startCli(args);
-          running = { kill: () => run.child.exitCode === null && run.child.kill('SIGKILL') };
-          const a: Partial<Attempt> = { n, startedAt: Date.now() };
-          note(`run ${n} started${last ? ' (final)' : ''}`);
-          let killTimer: NodeJS.Timeout | undefined;
-          const armKill = (ms: number) => {
-            a.killAt = ms;
-            killTimer = setTimeout(() => {
-              note(`kill -9 run ${n} (${ms} ms)`);
-              run.child.kill('SIGKILL');
-            }, ms);
-          };
-          let exited = false;
-          void run.done.then(() => {
-            exited = true;
+          const r = await attempt(n, {
+            stopServer: n === 1 && STOP_MS > 0,
+            // The run that met the stop is killed soon after the server is back; later ones at any moment.
+            killAfter: last ? undefined : n === 1 && STOP_MS > 0 ? rand(300, 3000) : rand(300, KILL_MAX_MS),
           });
-          if (n === 1 && STOP_MS > 0) {
-            // Mid-copy: a quarter of the documents handled, the copy not done.
-            let p = copyProgress(stateDir);
-            while (!exited && !p.done && p.handled < DOCS / 4) {
-              await sleep(25);
-              p = copyProgress(stateDir);
-            }
-            assert.ok(
-              !exited && !p.done,
-              `the copy ended before the server could be stopped: ${JSON.stringify(p)}`,
-            );
-            stopAt = { handled: p.handled, total: DOCS };
-            process.kill(pid, 'SIGSTOP');
-            stopped = true;
-            const stopT = Date.now();
-            note(`server SIGSTOP at ${p.handled}/${DOCS} documents copied`);
-            try {
-              await sleep(STOP_MS);
-            } finally {
-              resume();
-            }
-            stoppedFor = Date.now() - stopT;
-            note(`server SIGCONT after ${stoppedFor} ms`);
-            if (!last) armKill(rand(300, 3000));
-          } else if (!last) armKill(rand(300, KILL_MAX_MS));
-          let hard: NodeJS.Timeout | undefined;
-          if (last)
-            hard = setTimeout(() => {
-              note(`final run still going after ${FINAL_RUN_MS} ms: killed`);
-              run.child.kill('SIGKILL');
-            }, FINAL_RUN_MS);
-          const r = await run.done;
-          running = undefined;
-          clearTimeout(killTimer);
-          clearTimeout(hard);
-          attempts.push({ ...a, ms: Date.now() - a.startedAt!, result: r } as Attempt);
-          note(`run ${n} ended: ${r.signal ?? `exit ${r.code}`}`);
           if (r.signal === 'SIGKILL' && !last) continue;
-          assert.equal(
-            r.code,
-            0,
-            `run ${n}: ${r.signal ?? `exit ${r.code}`}\n${r.stderr.slice(-3000)}\ntimeline:\n${timeline.join('\n')}`,
-          );
           final = r;
+          break;
         }
-        assert.ok(final, 'a run completed');
         // A little more writing: these writes go to the new index directly.
-        await sleep(AFTER_MS);
+        if (final?.code === 0) await sleep(AFTER_MS);
       } finally {
         resume();
         process.off('exit', resume);
@@ -264,6 +281,32 @@ for (const kind of ['es8', 'os3'] as const) {
       note('writers stopped');
       const kills = attempts.filter((a) => a.result.signal === 'SIGKILL').length;
       const finalEnd = attempts[attempts.length - 1]!.startedAt + attempts[attempts.length - 1]!.ms;
+      const transform = (doc: Doc, ctx: { id: string; index: string | null }) =>
+        ctx.index === s.target ? doc : transformDoc(doc, ctx.id);
+
+      if (final?.code !== 0) {
+        // Evidence for the report: with the writers stopped, does one more run switch, and is the target then right?
+        const again = await attempt(attempts.length + 1, {});
+        let after = '';
+        if (again.code === 0) {
+          const c = compare(
+            expectedState(report, [s.source, s.target]),
+            sourcesOf(await readAll(s.c, s.target)),
+            {
+              seeded: sourcesOf(s.seeded),
+              transform,
+            },
+          );
+          after = `; oracle after it: ${describeComparison(c)}`;
+        }
+        assert.fail(
+          `the final run under live writes did not cut over: ${final?.signal ?? `exit ${final?.code}`}\n` +
+            `${final?.stderr.slice(-3000)}\n` +
+            `with the writers stopped, one more run: ${again.signal ?? `exit ${again.code}`}${after}\n` +
+            `steps: ${attempts.map((a) => `run ${a.n}: ${stepTimes(a)}`).join(' | ')}\n` +
+            `timeline:\n${timeline.join('\n')}\nstate dir: ${stateDir}`,
+        );
+      }
 
       // ---- what the engine says
       const capture = JSON.parse(readFileSync(join(stateDir, 'capture.json'), 'utf8')) as {
@@ -279,15 +322,12 @@ for (const kind of ['es8', 'os3'] as const) {
         .split('\n')
         .filter(Boolean)
         .map((l) => JSON.parse(l) as { event: string });
-      const runReport = lastJsonLine(final!.stdout);
+      const runReport = lastJsonLine(final.stdout);
 
       // ---- the oracle
       const expected = expectedState(report, [s.source, s.target]);
       const actual = sourcesOf(await readAll(s.c, s.target));
-      const cmp = compare(expected, actual, {
-        seeded: sourcesOf(s.seeded),
-        transform: (doc: Doc, ctx) => (ctx.index === s.target ? doc : transformDoc(doc, ctx.id)),
-      });
+      const cmp = compare(expected, actual, { seeded: sourcesOf(s.seeded), transform });
 
       const windows = blockWindows(report.refusals);
       const lags = capture.lags;
@@ -308,7 +348,9 @@ for (const kind of ['es8', 'os3'] as const) {
         `${describeComparison(cmp)} | seed ${report.seed}`;
       console.log(summary);
       t.diagnostic(summary);
-      const context = `\n${summary}\ntimeline:\n${timeline.join('\n')}\nstate dir: ${stateDir}`;
+      const steps = attempts.map((a) => `run ${a.n}: ${stepTimes(a)}`).join('\n');
+      t.diagnostic(`steps (s after each run's start):\n${steps}`);
+      const context = `\n${summary}\nsteps:\n${steps}\ntimeline:\n${timeline.join('\n')}\nstate dir: ${stateDir}`;
 
       // ---- assertions
       assert.deepEqual(
@@ -361,7 +403,7 @@ for (const kind of ['es8', 'os3'] as const) {
         audit.some((e) => e.event === 'aliases-switched'),
         'the audit log records the switch',
       );
-      assert.equal(runReport?.phase, 'cut-over', final!.stdout.slice(-500));
+      assert.equal(runReport?.phase, 'cut-over', final.stdout.slice(-500));
       await wc.close();
       await s.c.close();
     });

@@ -36,6 +36,8 @@ for (const kind of ['es8', 'os3'] as const) {
     it('keeps every acknowledged write, update and delete made during the migration', async () => {
       const s = await scenario(kind, 3000, {
         capture: { strategy: 'seqno', tailIntervalMs: 200 },
+        // Correctness, not timing: a loaded test machine must not fail the freeze (bench/ measures it).
+        cutover: { freezeBudgetMs: 5000 },
         copy: { batchDocs: 200, maxDocsPerSecond: 1500 },
       });
       let stop = false;
@@ -72,7 +74,10 @@ for (const kind of ['es8', 'os3'] as const) {
     });
 
     it('keeps catching up without switching while the postpone flag file exists', async () => {
-      const s = await scenario(kind, 500, { capture: { strategy: 'seqno', tailIntervalMs: 100 } });
+      const s = await scenario(kind, 500, {
+        capture: { strategy: 'seqno', tailIntervalMs: 100 },
+        cutover: { freezeBudgetMs: 5000 },
+      });
       const flag = join(s.dir, 'hold');
       writeFileSync(flag, '');
       let stop = false;
@@ -102,6 +107,92 @@ for (const kind of ['es8', 'os3'] as const) {
       assert.equal(r.code, 0, r.stderr.slice(-2000));
       assert.match(r.stdout + r.stderr, /postponed/);
       assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
+      const d = compare(app.log, s.source, await readAll(s.c, s.target));
+      assert.deepEqual(
+        [d.lost, d.stale, d.resurrected, d.extra].map((x) => x.length),
+        [0, 0, 0, 0],
+      );
+      await s.c.close();
+    });
+  });
+}
+
+for (const kind of ['es8', 'os3'] as const) {
+  describe(`seqno capture killed around the freeze on ${kind}`, () => {
+    for (const fp of [
+      'freeze.after-block:1',
+      'freeze.before-switch:1',
+      'freeze.after-switch:1',
+      'tail.after-bulk:3',
+    ]) {
+      it(`resumes after kill -9 at ${fp} with the writes intact and the source writable`, async () => {
+        const s = await scenario(kind, 600, {
+          capture: { strategy: 'seqno', tailIntervalMs: 100 },
+          cutover: { freezeBudgetMs: 5000 },
+        });
+        let stop = false;
+        const app = application(s, () => stop);
+        const killed = await startCli(['--json', 'run', s.specPath], { CUTOVER_FAILPOINTS: fp }).done;
+        assert.equal(killed.signal, 'SIGKILL', `${fp}: ${killed.stderr.slice(-800)}`);
+        if (fp.startsWith('freeze.')) {
+          const st = Object.values(await s.c.getSettings(s.source))[0]!.settings;
+          assert.equal(st['index.blocks.write'], 'true', 'the kill left the source write-blocked');
+        }
+        const r = await startCli(['--json', 'run', s.specPath, '--take-over-lock']).done;
+        await sleep(300);
+        stop = true;
+        await app.done;
+        assert.equal(r.code, 0, r.stderr.slice(-2000));
+        if (fp.startsWith('freeze.')) assert.match(r.stderr, /lifted the write block a stopped run left/);
+        const st = Object.values(await s.c.getSettings(s.source))[0]!.settings;
+        assert.notEqual(st['index.blocks.write'], 'true');
+        assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
+        assert.deepEqual(app.log.otherFailures.slice(0, 5), []);
+        const d = compare(app.log, s.source, await readAll(s.c, s.target));
+        assert.deepEqual(
+          [d.lost, d.stale, d.resurrected, d.extra].map((x) => x.slice(0, 5)),
+          [[], [], [], []],
+        );
+        await s.c.close();
+      });
+    }
+  });
+}
+
+for (const kind of ['es8', 'os3'] as const) {
+  describe(`seqno freeze budget on ${kind}`, () => {
+    it('lifts a freeze that cannot finish in time, never switches half-done, and succeeds with a larger budget', async () => {
+      const s = await scenario(kind, 800, {
+        capture: { strategy: 'seqno', tailIntervalMs: 100 },
+        cutover: { freezeBudgetMs: 100, maxFreezeAttempts: 2 },
+      });
+      let stop = false;
+      const app = application(s, () => stop);
+      const refused = await startCli(['--json', 'run', s.specPath]).done;
+      assert.equal(refused.code, 3, refused.stderr.slice(-1500));
+      assert.match(
+        refused.stderr,
+        /2 write freeze\(s\) could not finish inside cutover.freezeBudgetMs = 100 ms/,
+      );
+      assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.source], 'nothing switched');
+      const st = Object.values(await s.c.getSettings(s.source))[0]!.settings;
+      assert.notEqual(st['index.blocks.write'], 'true', 'every freeze was lifted');
+      const capture = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'capture.json'), 'utf8'));
+      assert.equal(capture.freezes.length, 2);
+      for (const f of capture.freezes) {
+        assert.equal(f.switched, false);
+        assert.match(f.reason, /budget|no time left/);
+        assert.ok(f.phases.lift > 0, 'the lift is measured');
+      }
+      s.writeSpec({
+        capture: { strategy: 'seqno', tailIntervalMs: 100 },
+        cutover: { freezeBudgetMs: 5000 },
+      });
+      const r = await startCli(['--json', 'run', s.specPath]).done;
+      await sleep(300);
+      stop = true;
+      await app.done;
+      assert.equal(r.code, 0, r.stderr.slice(-1500));
       const d = compare(app.log, s.source, await readAll(s.c, s.target));
       assert.deepEqual(
         [d.lost, d.stale, d.resurrected, d.extra].map((x) => x.length),

@@ -20,7 +20,7 @@ for (const kind of ['es8', 'os3'] as const) {
     it('rolls back inside the window without losing a write made after the switch', async () => {
       const s = await scenario(kind, 1000, {
         capture: { strategy: 'seqno', tailIntervalMs: 200 },
-        cutover: { revertWindowMinutes: 30 },
+        cutover: { revertWindowMinutes: 30, freezeBudgetMs: 5000 },
       });
       let stop = false;
       const app = application(s, () => stop);

@@ -23,6 +23,7 @@ for (const kind of ['es8', 'os3'] as const) {
           timestamp: { field: 'updated_at', marginSeconds: 2, softDeleteField: 'deleted' },
         },
         copy: { batchDocs: 200, maxDocsPerSecond: 1500 },
+        cutover: { freezeBudgetMs: 5000 },
       });
       await s.c.putMapping(s.source, {
         properties: { updated_at: { type: 'date' }, deleted: { type: 'boolean' } },
