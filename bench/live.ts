@@ -8,6 +8,7 @@
  *     [--tail-interval-ms 500] [--max-lag-seconds 2] [--freeze-budget-ms 1000] [--heap 1024] [--shards 3]
  *     [--timeout-minutes 30] [--cli dist/src/cli/main.js] [--keep-data] [--out bench/.data/live-results.json]
  *     [--md bench/.data/live-results.md]
+ *   node --import tsx bench/live.ts --report bench/.data/live-results.json [--md out.md]   (markdown only)
  *
  * On one local server (startLocalCluster, like bench/copy.ts) and for each migration: a source index of ~1 KB
  * documents behind a read alias and a write alias, "application" writers sending `_bulk` requests of `--batch`
@@ -90,6 +91,8 @@ interface Args {
   keepData: boolean;
   out: string;
   md: string;
+  /** only rewrite the markdown of an existing results file */
+  report?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -153,6 +156,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--keep-data') a.keepData = true;
     else if (k === '--out') a.out = path.resolve(v());
     else if (k === '--md') a.md = path.resolve(v());
+    else if (k === '--report') a.report = path.resolve(v());
     else throw new Error(`unknown argument ${k}`);
   }
   for (const p of a.parts) if (p !== 'lag' && p !== 'freeze') throw new Error(`unknown part ${p}`);
@@ -1139,6 +1143,17 @@ function freezeSummary(runs: Json[]): Json {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.report) {
+    // The markdown (and goals) of an earlier results file, with that run's arguments.
+    const res: Json = JSON.parse(readFileSync(args.report, 'utf8'));
+    const runArgs: Args = { ...res.args, parts: new Set(res.args.parts) };
+    if (res.freeze?.runs?.length) res.freeze.summary = freezeSummary(res.freeze.runs);
+    res.goals = goals(res, runArgs);
+    const md = markdown(res, runArgs);
+    await writeFile(args.md, `${md}\n`);
+    process.stdout.write(`${md}\n`);
+    return;
+  }
   if (!existsSync(args.cli))
     throw new Error(`${args.cli} is missing: build first (npx tsc -p .) or pass --cli`);
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');

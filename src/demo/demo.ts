@@ -1,15 +1,20 @@
 /**
  * `cutover demo`: a local Elasticsearch, an index `products-v1` behind a read alias and a write alias, and a
- * migration to `products-v2` that changes a field type and renames a field through a transform. Ends with a
- * document-by-document comparison of source and target and the alias check.
+ * migration to `products-v2` that changes a field type and renames a field through a transform, while four
+ * application writers keep creating, updating and deleting products through the write alias (seqno capture).
+ * Ends with a document-by-document check of the target against the writers' log of acknowledged writes, the
+ * measured write freeze, and the alias check.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CaptureState } from '../capture/live.js';
 import { Cluster } from '../cluster/client.js';
+import { ClusterError } from '../cluster/errors.js';
 import { type ServerKind, startLocalCluster } from '../local/servers.js';
 import { createReporter } from '../ops/progress.js';
 import { buildReport, formatReport } from '../ops/report.js';
+import { readJson } from '../plan/atomic-file.js';
 import { Migration } from '../plan/migrator.js';
 import { resolveSpec } from '../spec/load.js';
 import { formatFindings } from '../verify/preflight.js';
@@ -41,7 +46,7 @@ export async function runDemo(opts: { docs: number; kind: ServerKind }): Promise
     for (let start = 0; start < opts.docs; start += 2000) {
       let nd = '';
       for (let i = start; i < Math.min(opts.docs, start + 2000); i++) {
-        nd += `${JSON.stringify({ index: { _index: 'products-v1', _id: `p${i}` } })}\n${JSON.stringify({ name: `Product ${i}`, price: (i % 997) + 0.99 + '', category: `c${i % 17}`, stock: i % 50 })}\n`;
+        nd += `${JSON.stringify({ index: { _index: 'products-v1', _id: `p${i}` } })}\n${JSON.stringify(seedDoc(i))}\n`;
       }
       const r = await es.bulk(nd);
       if (r.errors) throw new Error('demo data load failed');
@@ -64,12 +69,15 @@ export async function runDemo(opts: { docs: number; kind: ServerKind }): Promise
         },
         aliases: { read: ['products'], write: 'products-write' },
         copy: { batchDocs: 1000, concurrency: 3 },
+        capture: { strategy: 'seqno' },
         transform: transformFile,
         cutover: { retentionHours: 24 },
       },
       dir,
     );
-    out(`\nMigration spec: price keyword -> float, stock -> quantity (transform ${transformFile})`);
+    out(
+      `\nMigration spec: price keyword -> float, stock -> quantity (transform ${transformFile}); capture.strategy seqno`,
+    );
     const m = new Migration(spec);
     out('\nPlan:');
     const plan = await m.plan();
@@ -81,39 +89,179 @@ export async function runDemo(opts: { docs: number; kind: ServerKind }): Promise
     }
     for (const [i, s] of plan.steps.entries())
       out(`  ${i + 1}. ${s.title}\n     - ${s.changes.join('\n     - ')}`);
-    out('\nRunning:');
-    await m.run({ reporter: createReporter({ tty: !!process.stderr.isTTY }) });
-    out(`\nReport:\n${formatReport(buildReport(m.state(), m.store.deadLetterPath))}`);
+    out('\nRunning, while 4 application writers create, update and delete products through products-write:');
+    const app = startDemoWriters(es, opts.docs);
+    try {
+      await m.run({ reporter: createReporter({ tty: !!process.stderr.isTTY }) });
+      // The application goes on for a moment on the new index.
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      await app.stop();
+    }
+    out(
+      `\nReport:\n${formatReport(buildReport(m.state(), m.store.deadLetterPath, readJson<CaptureState>(m.store.capturePath)))}`,
+    );
     const proof = JSON.parse(readFileSync(m.store.proofPath, 'utf8')) as ProofReport;
     out(`\nProof run by cutover before the switch:\n${formatProof(proof)}`);
+    const capture = readJson<CaptureState>(m.store.capturePath);
+    const freeze = capture?.freezes.find((f) => f.switched);
     await m.close();
 
-    // And an independent check written here, not by the engine: every source document, transformed by hand,
-    // equals its target copy.
+    // And an independent check written here, not by the engine: the target must hold, for every product, the
+    // last state the application got acknowledged (old-index states transformed by hand), or nothing if deleted.
     await es.refresh('products-v2');
+    const expected = app.expected();
     let checked = 0;
     let mismatches = 0;
-    for (let start = 0; start < opts.docs; start += 1000) {
-      const ids = Array.from({ length: Math.min(1000, opts.docs - start) }, (_, k) => `p${start + k}`);
-      const [src, dst] = await Promise.all([es.mget('products-v1', ids), es.mget('products-v2', ids)]);
-      src.docs.forEach((d, k) => {
-        const t = dst.docs[k];
-        const s = d._source as { stock: number; price: string } & Record<string, unknown>;
-        const { stock, ...rest } = s;
-        const want = JSON.stringify({ ...rest, price: Number(s.price), quantity: stock });
-        if (!t?.found || JSON.stringify(t._source) !== want) mismatches++;
+    const ids = [...expected.keys()];
+    for (let start = 0; start < ids.length; start += 1000) {
+      const chunk = ids.slice(start, start + 1000);
+      const dst = await es.mget('products-v2', chunk);
+      dst.docs.forEach((t, k) => {
+        const e = expected.get(chunk[k]!)!;
+        const want = e.doc === null ? null : e.index === 'products-v1' ? demoTransform(e.doc) : e.doc;
+        const have = t?.found ? t._source : null;
+        if (JSON.stringify(canonical(have)) !== JSON.stringify(canonical(want))) mismatches++;
         checked++;
       });
     }
+    const total = await es.count('products-v2');
+    const present = [...expected.values()].filter((e) => e.doc !== null).length;
+    if (total !== present) mismatches += Math.abs(total - present);
     const aliases = await es.getAlias('products');
     const writeAlias = await es.getAlias('products-write');
-    out(`\nIndependent check: ${checked} documents compared one by one, ${mismatches} differences.`);
+    const w = app.stats;
+    out(
+      `\nApplication: ${w.acked} writes acknowledged during the migration (${w.created} creates, ${w.updated} updates, ${w.deleted} deletes), ${w.refusedByFreeze} refused by the write freeze, ${w.failed} other failures.`,
+    );
+    if (freeze)
+      out(
+        `Write freeze: ${freeze.durationMs} ms (attempt ${freeze.attempt}; ${freeze.appliedInFreeze} change(s) applied while frozen).`,
+      );
+    out(
+      `Independent check: ${checked} documents compared one by one with the writers' log, ${mismatches} differences; ${total} documents on products-v2.`,
+    );
     out(
       `Aliases: products -> ${Object.keys(aliases).join(', ')}; products-write -> ${Object.keys(writeAlias).join(', ')}`,
     );
-    if (mismatches > 0) process.exitCode = 1;
+    if (mismatches > 0 || w.failed > 0) process.exitCode = 1;
   } finally {
     await es.close();
     await server.stop();
   }
+}
+
+function demoTransform(doc: Record<string, unknown>): Record<string, unknown> {
+  const { stock, ...rest } = doc;
+  return { ...rest, price: Number(doc.price), quantity: stock };
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v as object)
+        .sort()
+        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+    );
+  return v;
+}
+
+interface Acked {
+  index: string;
+  term: number;
+  seqNo: number;
+  doc: Record<string, unknown> | null;
+}
+
+/**
+ * The demo's application: writers through products-write. Each acknowledged write is logged with the index and
+ * the (primary term, seq_no) the server gave it, so the last state of every product is known exactly even with
+ * several writers on the same ids. Old-index writes come before new-index ones (the old index is frozen first).
+ * Once the alias points at products-v2, new products are written in the new shape, as the new application would.
+ */
+function startDemoWriters(es: Cluster, docs: number) {
+  const last = new Map<string, Acked>();
+  const stats = { acked: 0, created: 0, updated: 0, deleted: 0, refusedByFreeze: 0, failed: 0 };
+  let stop = false;
+  const gen = (index: string) => (index === 'products-v1' ? 0 : 1);
+  const note = (id: string, a: Acked) => {
+    const prev = last.get(id);
+    const cmp = prev ? gen(a.index) - gen(prev.index) || a.term - prev.term || a.seqNo - prev.seqNo : 1;
+    if (cmp > 0) last.set(id, a);
+  };
+  let onV2 = false;
+  const writer = async (w: number) => {
+    for (let n = 0; !stop; n++) {
+      const id = Math.random() < 0.7 ? `p${Math.floor(Math.random() * docs)}` : `new-${w}-${n % 500}`;
+      const roll = Math.random();
+      try {
+        if (roll < 0.4) {
+          const doc: Record<string, unknown> = onV2
+            ? { name: `New ${id}`, price: 9.99, category: 'new', quantity: n % 50 }
+            : { name: `New ${id}`, price: '9.99', category: 'new', stock: n % 50 };
+          const r = await es.request<{ _index: string; _primary_term: number; _seq_no: number }>({
+            method: 'PUT',
+            path: `/products-write/_doc/${id}`,
+            body: doc,
+          });
+          onV2 ||= r.body._index === 'products-v2';
+          note(id, { index: r.body._index, term: r.body._primary_term, seqNo: r.body._seq_no, doc });
+          stats.created++;
+        } else if (roll < 0.8) {
+          const r = await es.request<{
+            _index: string;
+            _primary_term: number;
+            _seq_no: number;
+            get?: { _source: Record<string, unknown> };
+          }>({
+            method: 'POST',
+            path: `/products-write/_update/${id}`,
+            body: { doc: { name: `Renamed ${id} #${n}` }, _source: true },
+            okStatuses: [404],
+          });
+          if (r.status === 404) continue;
+          note(id, {
+            index: r.body._index,
+            term: r.body._primary_term,
+            seqNo: r.body._seq_no,
+            doc: r.body.get!._source,
+          });
+          stats.updated++;
+        } else {
+          const r = await es.request<{ _index: string; _primary_term: number; _seq_no: number }>({
+            method: 'DELETE',
+            path: `/products-write/_doc/${id}`,
+            okStatuses: [404],
+          });
+          note(id, { index: r.body._index, term: r.body._primary_term, seqNo: r.body._seq_no, doc: null });
+          if (r.status !== 404) stats.deleted++;
+        }
+        stats.acked++;
+      } catch (e) {
+        if (e instanceof ClusterError && e.type === 'cluster_block_exception') stats.refusedByFreeze++;
+        else stats.failed++;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  const running = Promise.all([0, 1, 2, 3].map(writer));
+  return {
+    stats,
+    async stop() {
+      stop = true;
+      await running;
+    },
+    /** id -> last acknowledged state; untouched products keep their seeded state (as an old-index write) */
+    expected(): Map<string, { index: string; doc: Record<string, unknown> | null }> {
+      const out = new Map<string, { index: string; doc: Record<string, unknown> | null }>();
+      for (let i = 0; i < docs; i++) out.set(`p${i}`, { index: 'products-v1', doc: seedDoc(i) });
+      for (const [id, a] of last) out.set(id, { index: a.index, doc: a.doc });
+      return out;
+    },
+  };
+}
+
+function seedDoc(i: number): Record<string, unknown> {
+  return { name: `Product ${i}`, price: `${(i % 997) + 0.99}`, category: `c${i % 17}`, stock: i % 50 };
 }

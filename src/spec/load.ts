@@ -11,7 +11,11 @@ export class SpecError extends Error {
 }
 
 /** A spec validated and with every relative path made absolute. */
-export interface LoadedSpec extends Spec {
+type Strategy = NonNullable<Spec['capture']['strategy']>;
+
+export interface LoadedSpec extends Omit<Spec, 'capture'> {
+  /** strategy resolved: seqno by default when there is a write alias, none otherwise */
+  capture: Spec['capture'] & { strategy: Strategy };
   /** absolute path of the spec file ('' for specs built in code) */
   file: string;
   /** absolute: stateDir/name */
@@ -86,8 +90,11 @@ export function resolveSpec(input: unknown, baseDir: string, file = ''): LoadedS
     return content as Record<string, unknown>;
   };
   const stateDir = abs(spec.stateDir);
+  // Live capture needs a write alias to move in the freeze; without one there is nothing to switch atomically.
+  const strategy: Strategy = spec.capture.strategy ?? (spec.aliases?.write ? 'seqno' : 'none');
   return {
     ...spec,
+    capture: { ...spec.capture, strategy },
     file,
     stateDir,
     migrationDir: resolve(stateDir, spec.name),

@@ -133,9 +133,9 @@ export const specSchema = z.strictObject({
     .strictObject({
       strategy: z
         .enum(['none', 'seqno', 'timestamp', 'append-only'])
-        .default('none')
+        .optional()
         .describe(
-          'none: copy a point in time (writers must pause or the gates refuse); seqno: tail the source by _seq_no during and after the copy, find deletes by id reconcile, switch under a short write freeze; timestamp: tail by a field set on every write; append-only: move the write alias to the target first, backfill with op_type=create, move reads when done (no freeze; for indices never updated or deleted)',
+          'default: seqno when aliases.write is set (there is a write alias to move under a freeze), none otherwise. none: copy a point in time (writers must pause or the gates refuse); seqno: tail the source by _seq_no during and after the copy, find deletes by id reconcile, switch under a short write freeze; timestamp: tail by a field set on every write; append-only: move the write alias to the target first, backfill with op_type=create, move reads when done (no freeze; for indices never updated or deleted)',
         ),
       force: z.boolean().default(false).describe('append-only even when the source shows updates or deletes'),
       maxLagSeconds: z

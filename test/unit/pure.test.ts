@@ -106,6 +106,19 @@ describe('spec validation', () => {
     assert.equal(s.copy.batchDocs, 500);
     assert.equal(s.cutover.mode, 'auto');
     assert.equal(s.migrationDir, '/tmp/.cutover/m');
+    assert.equal(s.cutover.freezeBudgetMs, 1000);
+    assert.equal(s.capture.maxLagSeconds, 2);
+  });
+  it('captures live writes by _seq_no by default when there is a write alias to move', () => {
+    assert.equal(resolveSpec(base, '/tmp').capture.strategy, 'none');
+    const aliased = { ...base, aliases: { read: ['a'], write: 'a-write' } };
+    assert.equal(resolveSpec(aliased, '/tmp').capture.strategy, 'seqno');
+    const pinned = { ...aliased, capture: { strategy: 'none' } };
+    assert.equal(resolveSpec(pinned, '/tmp').capture.strategy, 'none');
+    assert.throws(
+      () => resolveSpec({ ...base, capture: { strategy: 'timestamp' } }, '/tmp'),
+      /capture\.timestamp: capture\.timestamp\.field is required/,
+    );
   });
   it('names the field and the bad value', () => {
     assert.throws(
