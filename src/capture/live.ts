@@ -91,6 +91,7 @@ export class LiveCapture {
   private router?: ShardRouter | null;
   readonly writer: BulkWriter;
   private readonly deadLetters: FileDeadLetters;
+  private previousReadAt?: number;
   /** every document the transform ever dropped (a superset of those dropped now), by JSON [id, routing] */
   private readonly dropped = new Set<string>();
 
@@ -203,7 +204,7 @@ export class LiveCapture {
 
   /** One catch-up round; `upTo` under the freeze (the drained maxima). */
   /** `signal` cuts the round short (the freeze budget); the cursors only move for shards finished. */
-  async round(upTo?: number[], signal?: AbortSignal): Promise<RoundResult> {
+  async round(upTo?: number[], signal?: AbortSignal): Promise<RoundResult & { lagMs: number }> {
     const startedAt = Date.now();
     const r = await tailRound(
       {
@@ -236,10 +237,14 @@ export class LiveCapture {
     this.state.droppedByTransform += r.dropped;
     this.state.conflicts += r.result.conflicts;
     this.state.deadLetters += r.result.deadLetters + r.transformFailures;
-    this.state.lags.push(r.durationMs);
+    // A change made just after the previous round read its checkpoints waits for this whole round: that is the
+    // lag (pause between rounds included), not this round's duration.
+    const lagMs = Date.now() - (this.previousReadAt ?? r.readAt);
+    this.previousReadAt = r.readAt;
+    this.state.lags.push(lagMs);
     if (this.state.lags.length > MAX_LAGS) this.state.lags.splice(0, this.state.lags.length - MAX_LAGS);
     this.save();
-    return r;
+    return { ...r, lagMs };
   }
 
   /** Find and apply deletes; incomplete when the deadline passes first. */

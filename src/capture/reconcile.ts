@@ -102,7 +102,8 @@ export async function reconcileDeletes(d: ReconcileDeps): Promise<ReconcileResul
     const worker = async () => {
       for (let slice = queue.shift(); slice !== undefined; slice = queue.shift()) {
         const reader = new PitSliceReader(d.target, pit, slice, shards, {
-          batchDocs: d.batchDocs,
+          // Ids only: pages can be much larger than the copy's, which cuts round trips under the freeze.
+          batchDocs: Math.max(d.batchDocs, 2000),
           keepAlive: d.keepAlive,
           withVersion: false,
           withSource: false,

@@ -131,7 +131,7 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
       await sleep(c.spec.capture.tailIntervalMs, c.signal);
       continue;
     }
-    if (round.durationMs > maxLagMs) {
+    if (round.lagMs > maxLagMs) {
       await sleep(c.spec.capture.tailIntervalMs, c.signal);
       continue;
     }
