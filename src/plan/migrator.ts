@@ -828,6 +828,7 @@ async function runProof(
   const r = await prove({
     recheckAttempts: live ? 12 : undefined,
     recheckDelayMs: live ? 1000 : undefined,
+    deferRechecks: !!live,
     source: c.source,
     target: c.target,
     sourceIndex,

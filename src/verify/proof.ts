@@ -51,6 +51,8 @@ export interface ProofOptions {
   sourceSlices?: number[];
   /** skip pass 2 (nothing changed on either side that could create an extra document) */
   skipTargetPass?: boolean;
+  /** re-read candidates at the end of each pass rather than page by page (live capture runs meanwhile) */
+  deferRechecks?: boolean;
 }
 
 export interface ProofReport {
@@ -154,25 +156,51 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
     return out;
   };
 
-  /** Re-read a candidate from both sides until it matches or the attempts are spent. */
-  const recheck = async (d: Difference): Promise<Difference | undefined> => {
-    let current: Difference | undefined = d;
-    for (let attempt = 0; current && attempt < (o.recheckAttempts ?? 3); attempt++) {
+  /**
+   * Re-read candidates from both sides, all at once per attempt (one refresh, batched _mget), until they match
+   * or the attempts are spent; what still differs is recorded.
+   */
+  const recheck = async (candidates: Difference[]) => {
+    let pending = candidates;
+    for (let attempt = 0; pending.length && attempt < (o.recheckAttempts ?? 3); attempt++) {
       if (attempt > 0) await sleep(o.recheckDelayMs ?? 500, o.signal);
       await Promise.all([o.source.refresh(o.sourceIndex), o.target.refresh(o.targetIndex)]);
-      const src = await o.source.mget(o.sourceIndex, [{ _id: d.id, routing: d.routing }]);
-      const s = src.docs[0];
-      if (!s?.found) {
-        const t = await o.target.mget(o.targetIndex, [{ _id: d.id, routing: d.routing }]);
-        current = t.docs[0]?.found ? { id: d.id, kind: 'extra', routing: d.routing } : undefined;
-      } else {
-        current = (await compare([{ ...s, _index: o.sourceIndex, _routing: s._routing ?? d.routing }]))[0];
+      const still: Difference[] = [];
+      for (let i = 0; i < pending.length; i += 500) {
+        const chunk = pending.slice(i, i + 500);
+        const src = await o.source.mget(
+          o.sourceIndex,
+          chunk.map((d) => ({ _id: d.id, routing: d.routing })),
+        );
+        const present: Hit[] = [];
+        const gone: Difference[] = [];
+        src.docs.forEach((s, k) => {
+          const d = chunk[k]!;
+          if (s?.found) present.push({ ...s, _index: o.sourceIndex, _routing: s._routing ?? d.routing });
+          else gone.push(d);
+        });
+        if (present.length) still.push(...(await compare(present)));
+        if (gone.length) {
+          const t = await o.target.mget(
+            o.targetIndex,
+            gone.map((d) => ({ _id: d.id, routing: d.routing })),
+            { source: false },
+          );
+          gone.forEach((d, k) => {
+            if (t.docs[k]?.found) still.push({ id: d.id, kind: 'extra', routing: d.routing });
+          });
+        }
       }
+      pending = still;
     }
-    return current;
+    report.resolvedOnRecheck += candidates.length - pending.length;
+    for (const d of pending) record(d);
   };
 
-  // Candidates are re-read side by side: under live capture a page can hold many "not caught up yet" ones.
+  // Under live capture candidates are mostly "not caught up yet": they are kept (bounded) and re-read together at
+  // the end of the pass, when catch-up had time to apply them, instead of holding up every page.
+  const deferred: Difference[] = [];
+  const MAX_DEFERRED = 20_000;
   const settle = async (candidates: Difference[]) => {
     const queue = candidates.filter((c) => {
       if (c.kind === 'missing' && o.knownMissing?.has(c.id)) {
@@ -181,14 +209,11 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
       }
       return true;
     });
-    const worker = async () => {
-      for (let c = queue.shift(); c; c = queue.shift()) {
-        const still = await recheck(c);
-        if (still) record(still);
-        else report.resolvedOnRecheck++;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(16, queue.length) }, worker));
+    if (o.deferRechecks && deferred.length + queue.length <= MAX_DEFERRED) deferred.push(...queue);
+    else await recheck(queue);
+  };
+  const flush = async () => {
+    await recheck(deferred.splice(0));
   };
 
   const scan = async (
@@ -242,6 +267,7 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
     o.sourceSlices,
   );
 
+  await flush();
   report.droppedByTransform = dropped;
 
   // Pass 2: target -> source: ids only on the target side.
@@ -259,6 +285,7 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
         .map((h) => ({ id: h._id, kind: 'extra' as const, routing: h._routing }));
       await settle(gone);
     });
+  await flush();
 
   const diffs = report.missing + report.extra + report.changed;
   report.passed = diffs === 0;
