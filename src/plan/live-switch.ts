@@ -118,6 +118,7 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
   const maxLagMs = c.spec.capture.maxLagSeconds * 1000;
   let tries = 0;
   let lastNote = 0;
+  let lastReconcileMs = 0;
   for (;;) {
     c.signal?.throwIfAborted();
     const round = await p.capture.round();
@@ -166,12 +167,15 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
       `write freeze lifted after ${f.durationMs} ms without switching (${f.reason}); catching up and trying again`,
     );
     if (tries >= c.spec.cutover.maxFreezeAttempts) {
+      const deletes = /delete/.test(f.reason ?? '')
+        ? ` Deletes keep arriving and finding them takes an id scan of ${(lastReconcileMs / 1000).toFixed(1)} s here: raise cutover.freezeBudgetMs above that, switch when deletes pause, or use capture.strategy timestamp with a soft-delete field (deletes then need no scan).`
+        : '';
       throw new GateError(
-        `switch refused: ${tries} write freeze(s) could not finish inside cutover.freezeBudgetMs = ${budget} ms (last: ${f.reason}). The application still writes to ${p.from.index} and the catch-up position is kept: run again, raise cutover.freezeBudgetMs, or switch at a quieter time`,
+        `switch refused: ${tries} write freeze(s) could not finish inside cutover.freezeBudgetMs = ${budget} ms (last: ${f.reason}). The application still writes to ${p.from.index} and the catch-up position is kept: run again, raise cutover.freezeBudgetMs, or switch at a quieter time.${deletes}`,
       );
     }
     // Whatever the freeze found pending, settle it outside the freeze before the next try.
-    await p.capture.reconcile();
+    lastReconcileMs = (await p.capture.reconcile()).durationMs;
     await sleep(Math.min(5_000, 250 * 2 ** Math.min(tries, 4)), c.signal);
   }
 }

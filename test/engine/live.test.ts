@@ -95,7 +95,11 @@ for (const kind of ['es8', 'os3'] as const) {
       const roundsAt = JSON.parse(readFileSync(cap, 'utf8')).rounds;
       // Catch-up goes on while the flag holds the switch (no clock here: rounds are counted).
       while (JSON.parse(readFileSync(cap, 'utf8')).rounds <= roundsAt + 3) await sleep(100);
-      assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.source], 'not switched while the flag exists');
+      assert.deepEqual(
+        await aliasTargets(s.c, s.writeAlias),
+        [s.source],
+        'not switched while the flag exists',
+      );
       rmSync(flag);
       const r = await run.done;
       stop = true;
