@@ -18,11 +18,12 @@
  *   CUTOVER_CHAOS_WRITERS (8)        concurrent writers
  *   CUTOVER_CHAOS_RATE (5)           ops per second per writer
  *   CUTOVER_CHAOS_COPY_RATE (1000)   copy.maxDocsPerSecond (0: unthrottled)
- *   CUTOVER_CHAOS_FREEZE_BUDGET_MS (3000) cutover.freezeBudgetMs
+ *   CUTOVER_CHAOS_FREEZE_BUDGET_MS (5000) cutover.freezeBudgetMs
  *   CUTOVER_CHAOS_KILL_MAX_MS (8000) a resumed run is killed at a random moment up to this long after its start
  *   CUTOVER_CHAOS_AFTER_MS (1500)    writers go on this long after the switch
  *   CUTOVER_CHAOS_SEED               the writers' PRNG seed (default random; printed)
  *   CUTOVER_CHAOS_KINDS (es8,os3)    which servers
+ *   CUTOVER_CHAOS_FAILPOINTS         the last kill by CUTOVER_FAILPOINTS instead (e.g. freeze.after-switch:1)
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -43,6 +44,7 @@ import {
   type RefusedOp,
   sourcesOf,
   startWriters,
+  type WriterReport,
   writerClusterOf,
 } from '../support/writers.js';
 
@@ -60,13 +62,8 @@ const STOP_MS = num('CUTOVER_CHAOS_STOP_MS', 30_000);
 const WRITERS = num('CUTOVER_CHAOS_WRITERS', 8);
 const RATE = num('CUTOVER_CHAOS_RATE', 5);
 const COPY_RATE = num('CUTOVER_CHAOS_COPY_RATE', 1000);
-/**
- * The write freeze must hold a catch-up round, a count or an id-by-id reconcile of the whole target (the scenario's
- * transform drops documents, so counts prove nothing) and two cluster-state updates (block, aliases) plus the lift.
- * On the 2-core CI box the settings updates alone take 150-500 ms each under load, so the default 1000 ms budget
- * is mostly spent before the catch-up starts; the chaos test is about correctness, not the budget.
- */
-const FREEZE_BUDGET_MS = num('CUTOVER_CHAOS_FREEZE_BUDGET_MS', 3000);
+/** A generous budget, as in the other live-capture tests: the chaos test checks outcomes; timing is for bench/. */
+const FREEZE_BUDGET_MS = num('CUTOVER_CHAOS_FREEZE_BUDGET_MS', 5000);
 const KILL_MAX_MS = num('CUTOVER_CHAOS_KILL_MAX_MS', 8000);
 const AFTER_MS = num('CUTOVER_CHAOS_AFTER_MS', 1500);
 const SEED = process.env.CUTOVER_CHAOS_SEED ? num('CUTOVER_CHAOS_SEED', 0) : undefined;
@@ -156,13 +153,14 @@ function lastJsonLine(stdout: string): Record<string, unknown> | undefined {
   }
 }
 
+const FAILPOINTS = process.env.CUTOVER_CHAOS_FAILPOINTS;
 const KINDS = (process.env.CUTOVER_CHAOS_KINDS ?? 'es8,os3').split(',').map((k) => k.trim());
 
 for (const kind of (['es8', 'os3'] as const).filter((k) => KINDS.includes(k))) {
   describe(`chaos on ${kind}: concurrent writers, kill -9 of cutover, SIGSTOP of the server`, () => {
-    it('keeps every acknowledged write through kills and a stopped server', {
-      timeout: 600_000,
-    }, async (t) => {
+    // The final run may take FINAL_RUN_MS; everything else (seeding, the stop, killed runs, checks) fits in 5 min more.
+    const timeout = FINAL_RUN_MS + STOP_MS + 300_000;
+    it('keeps every acknowledged write through kills and a stopped server', { timeout }, async (t) => {
       const started = Date.now();
       const timeline: string[] = [];
       const note = (m: string) => timeline.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${m}`);
@@ -180,11 +178,17 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => KINDS.includes(k))) {
 
       const s = await scenario(kind, DOCS, {
         capture: { strategy: 'seqno', tailIntervalMs: 200 },
-        copy: { batchDocs: 200, maxDocsPerSecond: COPY_RATE, sampleSize: 200 },
+        // Every shard at once, in pages of 500: the proof reads the same way, and under live writes each page waits
+        // for the catch-up to settle the documents changed meanwhile, so fewer, parallel pages keep it short.
+        copy: { batchDocs: 500, concurrency: 3, maxDocsPerSecond: COPY_RATE, sampleSize: 200 },
         cutover: { freezeBudgetMs: FREEZE_BUDGET_MS },
       });
       const stateDir = join(s.dir, 'state', 'm1');
       const wc = writerClusterOf(server);
+      t.after(async () => {
+        await wc.close();
+        await s.c.close();
+      });
       // Seeded ids the writers may touch: one in eight, spread over the whole _seq_no range, plus every document
       // the transform drops (updates keep `drop: true`, a new index drops it). Routed ids are left out: the writers
       // send no routing, so writing one would create a second document with the same id on another shard.
@@ -207,22 +211,17 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => KINDS.includes(k))) {
       const attempts: Attempt[] = [];
       let stoppedFor = 0;
       let stopAt: { handled: number; total: number } | undefined;
-      let writersStopped = false;
       let running: { kill(): void } | undefined;
-      const stopWriters = async () => {
-        writersStopped = true;
-        return w.stop();
-      };
       /**
        * One `run`, killed `kill.ms` after its start (or after it logged the start of step `kill.step`) unless it ended
        * first; without `kill`, the final run, killed only when it takes longer than FINAL_RUN_MS.
        */
       const attempt = async (
         n: number,
-        opts: { kill?: { ms: number; step?: string }; stopServer?: boolean },
+        opts: { kill?: { ms: number; step?: string; failpoints?: string }; stopServer?: boolean },
       ) => {
         const args = ['--json', 'run', s.specPath, ...(n > 1 ? ['--take-over-lock'] : [])];
-        const run = startCli(args);
+        const run = startCli(args, opts.kill?.failpoints ? { CUTOVER_FAILPOINTS: opts.kill.failpoints } : {});
         running = { kill: () => run.child.exitCode === null && run.child.kill('SIGKILL') };
         const a: Partial<Attempt> = { n, startedAt: Date.now() };
         note(`run ${n} started`);
@@ -264,7 +263,7 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => KINDS.includes(k))) {
         const kill = opts.kill;
         if (!kill) arm(FINAL_RUN_MS, `final run still going after ${FINAL_RUN_MS} ms`);
         else if (!kill.step) {
-          a.killAt = `${kill.ms}ms`;
+          a.killAt = kill.failpoints ? `failpoint ${kill.failpoints}` : `${kill.ms}ms`;
           arm(kill.ms, a.killAt);
         } else {
           const marker = `"step":"${kill.step}"`;
@@ -289,6 +288,7 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => KINDS.includes(k))) {
       };
 
       let final: CliResult | undefined;
+      let report: WriterReport;
       try {
         // ---- chaos: the first run meets the stopped server mid-copy, then runs are killed at random moments
         for (let n = 1; n <= KILLS + 1; n++) {
@@ -296,13 +296,16 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => KINDS.includes(k))) {
           const stopServer = n === 1 && STOP_MS > 0;
           // The run that met the stop is killed soon after the server is back; the last kill lands in the switch
           // (catch-up before the freeze, inside it, or right after the alias swap); the others at any moment.
+          // CUTOVER_CHAOS_FAILPOINTS replaces the timer of the last kill (a moment random kills rarely hit).
           const kill = last
             ? undefined
-            : stopServer
-              ? { ms: rand(300, 3000) }
-              : n === KILLS && KILLS >= 2
-                ? { ms: rand(0, 1500), step: 'switch-aliases' }
-                : { ms: rand(300, KILL_MAX_MS) };
+            : n === KILLS && FAILPOINTS
+              ? { ms: FINAL_RUN_MS, failpoints: FAILPOINTS }
+              : stopServer
+                ? { ms: rand(300, 3000) }
+                : n === KILLS && KILLS >= 2
+                  ? { ms: rand(0, 1500), step: 'switch-aliases' }
+                  : { ms: rand(300, KILL_MAX_MS) };
           const r = await attempt(n, { stopServer, kill });
           if (r.signal === 'SIGKILL' && !last) continue;
           final = r;
@@ -314,10 +317,9 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => KINDS.includes(k))) {
         resume();
         process.off('exit', resume);
         running?.kill();
-        if (!writersStopped) await stopWriters().catch(() => undefined);
+        report = await w.stop();
+        note('writers stopped');
       }
-      const report = await stopWriters();
-      note('writers stopped');
       const kills = attempts.filter((a) => a.result.signal === 'SIGKILL').length;
       const finalEnd = attempts[attempts.length - 1]!.startedAt + attempts[attempts.length - 1]!.ms;
       const transform = (doc: Doc, ctx: { id: string; index: string | null }) =>
@@ -421,9 +423,11 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => KINDS.includes(k))) {
         [],
         `writes refused for unexpected reasons${context}`,
       );
-      // Nothing blocks the application once the run that switched has ended.
-      assert.deepEqual(
-        report.refusals.filter((r) => r.reason === 'cluster_block_exception' && r.at > finalEnd).length,
+      // Nothing blocks the application once the run that switched has ended (a second of slack: a refusal
+      // answered just before the lift may be handled here after the exit of the run).
+      assert.equal(
+        report.refusals.filter((r) => r.reason === 'cluster_block_exception' && r.at > finalEnd + 1000)
+          .length,
         0,
         `writes refused by a write block after the final run ended${context}`,
       );
@@ -452,8 +456,6 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => KINDS.includes(k))) {
         'the audit log records the switch',
       );
       assert.equal(runReport?.phase, 'cut-over', final.stdout.slice(-500));
-      await wc.close();
-      await s.c.close();
     });
   });
 }
