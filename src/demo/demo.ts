@@ -242,7 +242,8 @@ function startDemoWriters(es: Cluster, docs: number) {
         if (e instanceof ClusterError && e.type === 'cluster_block_exception') stats.refusedByFreeze++;
         else stats.failed++;
       }
-      await new Promise((r) => setTimeout(r, 5));
+      // About 40 writes/s per writer: a busy application, not a load test.
+      await new Promise((r) => setTimeout(r, 20));
     }
   };
   const running = Promise.all([0, 1, 2, 3].map(writer));

@@ -686,7 +686,8 @@ const STEPS: Step[] = [
       const now = new Date();
       c.state.cutoverAt = now.toISOString();
       c.state.retainUntil = new Date(now.getTime() + c.spec.cutover.retentionHours * 3_600_000).toISOString();
-      if (isLive(c.spec) && c.spec.cutover.revertWindowMinutes > 0 && c.state.revertCursors && r === 'moved')
+      // Also after a crash between the alias request and this step's end ('already'): the cursors were saved.
+      if (isLive(c.spec) && c.spec.cutover.revertWindowMinutes > 0 && c.state.revertCursors)
         c.state.revertUntil ??= new Date(
           now.getTime() + c.spec.cutover.revertWindowMinutes * 60_000,
         ).toISOString();
