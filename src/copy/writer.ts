@@ -110,6 +110,8 @@ export class BulkWriter {
         }
       }
       if (again.length === 0) break;
+      // Cut off on purpose (a freeze deadline, Ctrl-C): not a refusal to report or retry.
+      if (sig?.aborted) throw sig.reason;
       const delay = backoffDelay(attempt, this.retry);
       if (Date.now() - started + delay > this.retry.budgetMs) {
         throw new RetryBudgetExceeded(

@@ -74,11 +74,12 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
       () => cut.abort(new Abort(`freeze budget of ${o.budgetMs} ms reached`)),
       Math.max(0, deadline - Date.now()),
     );
-    // Writes admitted before the block finish on their own; the block refuses anything new.
+    // Writes admitted before the block finish on their own; the block refuses anything new. Drained means every
+    // copy has them (global checkpoint), since a search with preference=_shards:N may be served by a replica.
     let maxima: number[] = [];
     for (;;) {
       const marks = await o.source.shardSeqNos(o.sourceIndex);
-      if (marks.every((m) => m.localCheckpoint === m.maxSeqNo)) {
+      if (marks.every((m) => m.localCheckpoint === m.maxSeqNo && m.globalCheckpoint === m.maxSeqNo)) {
         maxima = marks.map((m) => m.maxSeqNo);
         break;
       }
