@@ -93,6 +93,8 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
         out.dropped += dropped;
         out.transformFailures += failed;
         after = hits[hits.length - 1]!._seq_no!;
+        // A short page is the last one of a bounded range: no need to ask again (saves a search per shard).
+        if (hits.length < d.batchDocs) break;
       }
       if (!d.timestamp) {
         cursors[s.shard] = s.g;
