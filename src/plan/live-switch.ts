@@ -150,7 +150,14 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
       exactCounts: p.exactCounts,
       sourceCountQuery: p.sourceCountQuery,
       markFrozen: (frozen) => {
-        c.state.frozen = frozen ? { side: p.from.side, index: p.from.index } : undefined;
+        c.state.frozen = frozen
+          ? {
+              side: p.from.side,
+              index: p.from.index,
+              startedAt: new Date().toISOString(),
+              attempt: p.capture.snapshot.freezes.length + 1,
+            }
+          : undefined;
         c.store.save(c.state);
       },
       beforeSwitch: p.beforeSwitch,

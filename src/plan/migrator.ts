@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import type { LiveCapture } from '../capture/live.js';
+import type { CaptureState, LiveCapture } from '../capture/live.js';
 import { Cluster } from '../cluster/client.js';
 import { backfill, loadCheckpoints, totalsOf } from '../copy/backfill.js';
 import { FileDeadLetters } from '../copy/dead-letters.js';
@@ -1009,10 +1009,34 @@ export class Migration {
   /** A run killed inside a write freeze left the block on: the application cannot write until it is lifted. */
   private async liftStaleFreeze(state: MigrationState, reporter: Reporter): Promise<void> {
     if (!state.frozen) return;
-    const cluster = state.frozen.side === 'source' ? this.source : this.target;
-    await liftWriteBlock(cluster, state.frozen.index);
-    this.audit.record({ event: 'stale-freeze-lifted', index: state.frozen.index });
-    reporter.warn(`lifted the write block a stopped run left on ${state.frozen.index}`);
+    const f = state.frozen;
+    const cluster = f.side === 'source' ? this.source : this.target;
+    await liftWriteBlock(cluster, f.index);
+    // The writers were refused from the block until now: that freeze is reported as it really was.
+    const started = f.startedAt ? Date.parse(f.startedAt) : Date.now();
+    const [from, to] =
+      f.side === 'source'
+        ? [state.sourceIndex!, this.spec.target.index]
+        : [this.spec.target.index, state.sourceIndex!];
+    const where = await aliasPlacement(this.source, state.aliases?.records ?? [], from, to);
+    const path = f.side === 'source' ? this.store.capturePath : this.store.revertPath;
+    const capture = readJson<CaptureState>(path);
+    if (capture) {
+      capture.freezes.push({
+        attempt: f.attempt ?? capture.freezes.length + 1,
+        startedAt: f.startedAt ?? new Date(started).toISOString(),
+        durationMs: Date.now() - started,
+        switched: (state.aliases?.records.length ?? 0) > 0 && where.placement === 'to',
+        reason: 'the run was stopped inside the freeze; the block stayed until this run lifted it',
+        appliedInFreeze: 0,
+        deletedInFreeze: 0,
+      });
+      writeJsonAtomic(path, capture);
+    }
+    this.audit.record({ event: 'stale-freeze-lifted', index: f.index, frozenSince: f.startedAt });
+    reporter.warn(
+      `lifted the write block a stopped run left on ${f.index} (in place since ${f.startedAt ?? '?'})`,
+    );
     state.frozen = undefined;
     this.store.save(state);
   }

@@ -71,7 +71,7 @@ export interface MigrationState {
   retainUntil?: string;
   lastError?: { at: string; step: string; message: string };
   /** a write block may be on this index (set before the block request, cleared after the lift) */
-  frozen?: { side: 'source' | 'target'; index: string };
+  frozen?: { side: 'source' | 'target'; index: string; startedAt?: string; attempt?: number };
   /** revert window: the target's max_seq_no per shard at the switch; the reverse sync starts there */
   revertCursors?: number[];
   /** the reverse sync ends then; a rollback before it loses no write made after the switch */

@@ -144,6 +144,16 @@ for (const kind of ['es8', 'os3'] as const) {
         await app.done;
         assert.equal(r.code, 0, r.stderr.slice(-2000));
         if (fp.startsWith('freeze.')) assert.match(r.stderr, /lifted the write block a stopped run left/);
+        // Every freeze is on record, the one the kill interrupted included (it lasted until the resume lifted it).
+        const capture = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'capture.json'), 'utf8'));
+        const switched = capture.freezes.filter((f: { switched: boolean }) => f.switched);
+        assert.equal(switched.length, 1, JSON.stringify(capture.freezes));
+        if (fp.startsWith('freeze.'))
+          assert.ok(
+            capture.freezes.some((f: { reason?: string }) =>
+              /stopped inside the freeze/.test(f.reason ?? ''),
+            ),
+          );
         const st = Object.values(await s.c.getSettings(s.source))[0]!.settings;
         assert.notEqual(st['index.blocks.write'], 'true');
         assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
