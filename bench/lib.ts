@@ -12,7 +12,8 @@ import type { Cluster } from '../src/cluster/client.js';
 // ---- documents ---------------------------------------------------------------------------------------
 
 /** mulberry32: tiny seeded PRNG, so every run (and the raw ceiling) sees byte-identical documents. */
-function prng(seed: number): () => number {
+/** Small seeded PRNG (mulberry32): reproducible data and workloads. */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -51,6 +51,7 @@ import {
   MAPPINGS,
   machineBusySeconds,
   measure,
+  prng,
   writeJson,
 } from './lib.js';
 
@@ -203,17 +204,6 @@ function dist(values: number[]): Json {
 }
 
 /** mulberry32 */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function git(args: string[]): string {
   try {
     return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();

@@ -21,6 +21,20 @@ export function softDeleteField(spec: Pick<LoadedSpec, 'capture'>): string | und
   return spec.capture.strategy === 'timestamp' ? spec.capture.timestamp?.softDeleteField : undefined;
 }
 
+/** The copy's page, bulk and pacing settings, shared by the forward capture and the reverse sync. */
+export function captureTuning(c: Ctx) {
+  return {
+    batchDocs: c.spec.copy.batchDocs,
+    batchBytes: c.spec.copy.batchBytes,
+    concurrency: c.spec.copy.concurrency,
+    keepAlive: c.spec.copy.keepAlive,
+    gzip: c.spec.copy.gzip,
+    intervalMs: c.spec.capture.tailIntervalMs,
+    reporter: c.reporter,
+    signal: c.signal,
+  };
+}
+
 export function liveCapture(c: Ctx): LiveCapture {
   c.live ??= new LiveCapture({
     source: c.source,
@@ -30,14 +44,7 @@ export function liveCapture(c: Ctx): LiveCapture {
     store: c.store,
     transform: c.transform,
     versioning: c.spec.copy.versioning,
-    batchDocs: c.spec.copy.batchDocs,
-    batchBytes: c.spec.copy.batchBytes,
-    concurrency: c.spec.copy.concurrency,
-    keepAlive: c.spec.copy.keepAlive,
-    gzip: c.spec.copy.gzip,
-    intervalMs: c.spec.capture.tailIntervalMs,
-    reporter: c.reporter,
-    signal: c.signal,
+    ...captureTuning(c),
     timestamp:
       c.spec.capture.strategy === 'timestamp' && c.spec.capture.timestamp
         ? { field: c.spec.capture.timestamp.field, marginSeconds: c.spec.capture.timestamp.marginSeconds }

@@ -16,7 +16,7 @@ import { sleep } from '../cluster/retry.js';
 import { applyTransform, loadTransform } from '../copy/transform.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { PreflightError } from './errors.js';
-import { isLive, liveCapture, switchWhenConverged } from './live-switch.js';
+import { captureTuning, isLive, liveCapture, switchWhenConverged } from './live-switch.js';
 import type { Ctx } from './migrator.js';
 
 /**
@@ -47,14 +47,7 @@ export async function reverseCapture(c: Ctx): Promise<LiveCapture> {
     store: c.store,
     transform: back,
     versioning: 'seqno',
-    batchDocs: c.spec.copy.batchDocs,
-    batchBytes: c.spec.copy.batchBytes,
-    concurrency: c.spec.copy.concurrency,
-    keepAlive: c.spec.copy.keepAlive,
-    gzip: c.spec.copy.gzip,
-    intervalMs: c.spec.capture.tailIntervalMs,
-    reporter: c.reporter,
-    signal: c.signal,
+    ...captureTuning(c),
     statePath: c.store.revertPath,
     versionOffset: REVERSE_VERSION_OFFSET,
     label: 'reverse sync',
