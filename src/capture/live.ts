@@ -17,6 +17,7 @@ import { appendLineDurable, readJson, writeJsonAtomic } from '../plan/atomic-fil
 import type { StateStore } from '../plan/state.js';
 import { type ReconcileResult, reconcileDeletes } from './reconcile.js';
 import { type RoundResult, startCursors, tailRound } from './tail.js';
+import { YieldGate } from './yield-gate.js';
 
 export interface FreezeRecord {
   attempt: number;
@@ -52,6 +53,9 @@ export interface CaptureState {
   since?: string;
   /** more ids were dropped by the transform than the registry keeps: counts can no longer prove deletes done */
   droppedOverflow?: boolean;
+  /** time the backfill and background id scans spent waiting for catch-up (capture.copyYields), and how often */
+  heldBackMs?: number;
+  heldBack?: number;
 }
 
 /** Ids kept in the dropped-by-transform registry before it gives up (memory and freeze time stay bounded). */
@@ -84,6 +88,8 @@ export interface LiveCaptureOptions {
   /** capture.strategy timestamp */
   timestamp?: { field: string; marginSeconds: number };
   softDeleteField?: string;
+  /** capture.copyYields: the backfill and background id scans wait while the rounds are further behind than this */
+  yieldAboveLagMs?: number;
 }
 
 export class LiveCapture {
@@ -92,6 +98,8 @@ export class LiveCapture {
   readonly writer: BulkWriter;
   private readonly deadLetters: FileDeadLetters;
   private previousReadAt?: number;
+  private readonly gate: YieldGate;
+  private readonly heldBefore: { ms: number; holds: number };
   /** every document the transform ever dropped (a superset of those dropped now), by JSON [id, routing] */
   private readonly dropped = new Set<string>();
 
@@ -110,6 +118,8 @@ export class LiveCapture {
       freezes: [],
     };
     this.deadLetters = new FileDeadLetters(o.store.deadLetterPath);
+    this.gate = new YieldGate(o.yieldAboveLagMs);
+    this.heldBefore = { ms: this.state.heldBackMs ?? 0, holds: this.state.heldBack ?? 0 };
     if (!o.statePath && existsSync(o.store.droppedIdsPath))
       for (const line of readFileSync(o.store.droppedIdsPath, 'utf8').split('\n'))
         if (line) this.dropped.add(line);
@@ -241,6 +251,7 @@ export class LiveCapture {
     // lag (pause between rounds included), not this round's duration.
     const lagMs = Date.now() - (this.previousReadAt ?? r.readAt);
     this.previousReadAt = r.readAt;
+    this.gate.roundFinished(r.readAt);
     this.state.lags.push(lagMs);
     if (this.state.lags.length > MAX_LAGS) this.state.lags.splice(0, this.state.lags.length - MAX_LAGS);
     this.save();
@@ -263,6 +274,7 @@ export class LiveCapture {
       deadline,
       versionOffset: this.o.versionOffset,
       keep: this.o.keep,
+      yieldTo: (s) => this.yieldWhileBehind(s),
     });
     this.state.deleted += r.result.deleted;
     this.state.conflicts += r.result.conflicts;
@@ -303,13 +315,39 @@ export class LiveCapture {
     this.save();
   }
 
-  /** Catch-up rounds until `stop()` says so; the backfill runs meanwhile. Errors end the loop and are rethrown. */
+  /**
+   * Catch-up rounds until `stop()` says so; the backfill runs meanwhile. A round starts at most every
+   * `intervalMs`: a round that took longer is followed at once by the next. Errors end the loop and are rethrown.
+   */
   async background(stop: () => boolean, alsoReconcile = false): Promise<void> {
-    while (!stop()) {
-      await this.round();
-      if (alsoReconcile && !stop()) await this.reconcile();
-      for (let waited = 0; waited < this.o.intervalMs && !stop(); waited += 50)
-        await sleep(Math.min(50, this.o.intervalMs - waited), this.o.signal);
+    this.gate.loopStarted();
+    try {
+      while (!stop()) {
+        const startedAt = Date.now();
+        await this.round();
+        if (alsoReconcile && !stop()) await this.reconcile();
+        const rest = this.o.intervalMs - (Date.now() - startedAt);
+        for (let waited = 0; waited < rest && !stop(); waited += 50)
+          await sleep(Math.min(50, rest - waited), this.o.signal);
+      }
+      this.gate.loopEnded();
+    } catch (e) {
+      this.gate.loopEnded(e);
+      throw e;
+    }
+  }
+
+  /**
+   * Hold the caller (a backfill slice or an id scan, before it reads its next page) while the background rounds
+   * are more than capture.maxLagSeconds / 2 behind (capture.copyYields): see YieldGate.
+   */
+  async yieldWhileBehind(signal?: AbortSignal): Promise<void> {
+    const before = this.gate.holds;
+    await this.gate.wait(signal);
+    // Totals from the gate (callers waiting together share one hold), on top of what an earlier process saved.
+    if (this.gate.holds !== before) {
+      this.state.heldBackMs = this.heldBefore.ms + this.gate.heldMs;
+      this.state.heldBack = this.heldBefore.holds + this.gate.holds;
     }
   }
 

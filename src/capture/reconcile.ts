@@ -35,6 +35,11 @@ export interface ReconcileDeps {
    * old index's documents that the migration's transform dropped on purpose).
    */
   keep?: (hits: Hit[]) => Promise<Set<string>>;
+  /**
+   * awaited before each page of target ids: the scan gives way to catch-up rounds running beside it (a pause
+   * only makes the maxima older, and a tombstone that is then too low is refused and retried, never wrong)
+   */
+  yieldTo?: (signal?: AbortSignal) => Promise<void>;
 }
 
 export interface ReconcileResult {
@@ -112,6 +117,7 @@ export async function reconcileDeletes(d: ReconcileDeps): Promise<ReconcileResul
         let after: number | null = null;
         for (;;) {
           check();
+          if (d.yieldTo) await d.yieldTo(d.signal);
           const hits = await reader.next(after);
           if (hits.length === 0) break;
           after = hits[hits.length - 1]!._seq_no!;

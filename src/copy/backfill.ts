@@ -34,6 +34,8 @@ export interface BackfillOptions {
   onProgress?: (p: SliceProgress) => void;
   onNotice?: (message: string) => void;
   onDropped?: (ids: DocRef[]) => void;
+  /** awaited before each page is read (live capture: hold the backfill while catch-up is behind) */
+  yieldTo?: (signal?: AbortSignal) => Promise<void>;
 }
 
 export function totalsOf(cps: SliceCheckpoint[], sourceDocs: number): CopyTotals {
@@ -100,6 +102,7 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
           signal: o.signal,
           onProgress: o.onProgress,
           onDropped: o.onDropped,
+          yieldTo: o.yieldTo,
         });
       } catch (e) {
         failure ??= e;

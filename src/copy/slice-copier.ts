@@ -41,6 +41,8 @@ export interface SliceCopyDeps {
   onProgress?: (p: SliceProgress) => void;
   /** ids the transform dropped, told before the checkpoint moves past them (live capture keeps them) */
   onDropped?: (ids: DocRef[]) => void;
+  /** awaited before each page is read: live capture holds the backfill here while catch-up is behind */
+  yieldTo?: (signal?: AbortSignal) => Promise<void>;
 }
 
 /** External version for a source hit: `_seq_no + 1` (never 0, never lower for a newer state of the doc). */
@@ -145,6 +147,7 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       }
       const last = hits[hits.length - 1]!._seq_no;
       if (typeof last !== 'number') throw new Error('source hits carry no _seq_no');
+      if (deps.yieldTo) await deps.yieldTo(deps.signal);
       pending = deps.reader.next(last);
       // The prefetch may fail while we write; its error is taken when awaited, not as an unhandled rejection.
       pending.catch(() => undefined);

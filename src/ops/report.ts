@@ -12,6 +12,8 @@ export interface CaptureReport {
   lagP50Ms: number;
   lagP99Ms: number;
   lagMaxMs: number;
+  /** time the copy and background id scans waited for catch-up (capture.copyYields) */
+  heldBackMs: number;
   freezes: Array<{ attempt: number; durationMs: number; switched: boolean; reason?: string }>;
 }
 
@@ -25,6 +27,7 @@ export function captureReport(c: CaptureState): CaptureReport {
     lagP50Ms: percentile(c.lags, 50),
     lagP99Ms: percentile(c.lags, 99),
     lagMaxMs: c.lags.length ? Math.max(...c.lags) : 0,
+    heldBackMs: c.heldBackMs ?? 0,
     freezes: c.freezes.map((f) => ({
       attempt: f.attempt,
       durationMs: f.durationMs,
@@ -119,6 +122,11 @@ export function formatReport(r: RunReport): string {
       ['live changes caught up', `${c.applied} written, ${c.deleted} deleted in ${c.rounds} round(s)`],
       ['catch-up lag', `p50 ${c.lagP50Ms} ms, p99 ${c.lagP99Ms} ms, max ${c.lagMaxMs} ms`],
     );
+    if (c.heldBackMs)
+      rows.push([
+        'copy held back for catch-up',
+        `${(c.heldBackMs / 1000).toFixed(1)} s (capture.copyYields)`,
+      ]);
     for (const f of c.freezes)
       rows.push([
         `write freeze ${f.attempt}`,

@@ -50,6 +50,8 @@ export function liveCapture(c: Ctx): LiveCapture {
         ? { field: c.spec.capture.timestamp.field, marginSeconds: c.spec.capture.timestamp.marginSeconds }
         : undefined,
     softDeleteField: softDeleteField(c.spec),
+    // Half the switch threshold: the rounds keep headroom under it while the copy and the id scans wait.
+    yieldAboveLagMs: c.spec.capture.copyYields ? (c.spec.capture.maxLagSeconds * 1000) / 2 : undefined,
   });
   return c.live;
 }
@@ -140,7 +142,8 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
       continue;
     }
     if (round.lagMs > maxLagMs) {
-      await sleep(c.spec.capture.tailIntervalMs, c.signal);
+      // Behind: the next round starts at once if this one took the whole interval.
+      await sleep(Math.max(0, c.spec.capture.tailIntervalMs - round.durationMs), c.signal);
       continue;
     }
     tries++;

@@ -478,6 +478,8 @@ const STEPS: Step[] = [
           softDeleteField: softDeleteField(c.spec),
           // Live capture: counts under the freeze need to know which documents were left off on purpose.
           onDropped: isLive(c.spec) ? (ids) => liveCapture(c).noteDropped(ids) : undefined,
+          // Live changes first: the backfill waits while the catch-up rounds are behind.
+          yieldTo: isLive(c.spec) ? (signal) => liveCapture(c).yieldWhileBehind(signal) : undefined,
           transform: c.transform,
           store: c.store,
           deadLetters: new FileDeadLetters(c.store.deadLetterPath),
@@ -494,6 +496,11 @@ const STEPS: Step[] = [
       }
       const failed = await background;
       if (failed) throw failed;
+      const held = isLive(c.spec) ? liveCapture(c).snapshot : undefined;
+      if (held?.heldBackMs)
+        c.reporter.info(
+          `the copy waited ${(held.heldBackMs / 1000).toFixed(1)} s in ${held.heldBack} pause(s) while catch-up was more than ${c.spec.capture.maxLagSeconds / 2} s behind (capture.copyYields)`,
+        );
       c.state.copyFinishedAt = new Date().toISOString();
       c.audit.record({ event: 'copied', totals: c.state.totals });
       return 'continue';
@@ -513,7 +520,24 @@ const STEPS: Step[] = [
     async run(c) {
       if (!isLive(c.spec)) return 'continue';
       const live = liveCapture(c);
-      const r = await live.reconcile();
+      // The id scan takes a while on a large index: rounds keep going beside it so the lag does not pile up
+      // (versions make the two safe to race: a tombstone is never above a later re-creation).
+      let reconciling = true;
+      const rounds = live
+        .background(() => !reconciling)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      let r: Awaited<ReturnType<typeof live.reconcile>>;
+      try {
+        r = await live.reconcile();
+      } finally {
+        reconciling = false;
+        await rounds;
+      }
+      const roundsFailed = await rounds;
+      if (roundsFailed) throw roundsFailed;
       c.reporter.info(
         `reconcile: ${r.checked} target ids checked, ${r.missingOnSource} deleted on the source since the copy read them`,
       );

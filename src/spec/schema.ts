@@ -150,7 +150,15 @@ export const specSchema = z.strictObject({
         .min(50)
         .max(60_000)
         .default(500)
-        .describe('seqno/timestamp: pause between catch-up rounds'),
+        .describe(
+          'seqno/timestamp: a catch-up round starts at most this often (a round that took longer is followed at once by the next)',
+        ),
+      copyYields: z
+        .boolean()
+        .default(true)
+        .describe(
+          'seqno/timestamp: the backfill pauses while the catch-up lag is above maxLagSeconds, so live changes reach the target first (as gh-ost favours the binlog over the row copy); false: both run flat out',
+        ),
       timestamp: z
         .strictObject({
           field: z.string().min(1).describe('a date field the application sets on every write'),
