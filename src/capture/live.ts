@@ -31,6 +31,16 @@ export interface FreezeRecord {
   deletedInFreeze: number;
   /** ms from the start of the freeze to the end of each phase (block, drain, final-round, ...) */
   phases?: Record<string, number>;
+  /** deletes the counts showed pending under the freeze (found by an id scan inside the budget, or not) */
+  pendingDeletes?: number;
+}
+
+/** The last complete id scan outside a freeze: how long it worked, and the source's delete counter at its start. */
+export interface ScanRecord {
+  startedAt: string;
+  /** duration without the time it waited for catch-up (capture.copyYields) */
+  workMs: number;
+  deletesAtStart: number;
 }
 
 export interface CaptureState {
@@ -56,6 +66,7 @@ export interface CaptureState {
   /** time the backfill and background id scans spent waiting for catch-up (capture.copyYields), and how often */
   heldBackMs?: number;
   heldBack?: number;
+  lastScan?: ScanRecord;
 }
 
 /** Ids kept in the dropped-by-transform registry before it gives up (memory and freeze time stay bounded). */
@@ -258,8 +269,18 @@ export class LiveCapture {
     return { ...r, lagMs };
   }
 
-  /** Find and apply deletes; incomplete when the deadline passes first. */
-  async reconcile(deadline?: number, signal?: AbortSignal): Promise<ReconcileResult> {
+  /**
+   * Find and apply deletes; incomplete when the deadline passes first. `giveWay`: the scan runs beside the
+   * background rounds and waits while they are behind (never from inside the loop: it would wait on itself).
+   */
+  async reconcile(deadline?: number, signal?: AbortSignal, giveWay = false): Promise<ReconcileResult> {
+    // Outside a freeze, note where the source's delete counter stood: deletes after it may still be pending.
+    const deletesAtStart =
+      deadline === undefined
+        ? await this.o.source.deleteTotal(this.o.sourceIndex).catch(() => undefined)
+        : undefined;
+    const heldBefore = this.gate.heldMs;
+    const startedAt = new Date().toISOString();
     const r = await reconcileDeletes({
       source: this.o.source,
       sourceIndex: this.o.sourceIndex,
@@ -274,7 +295,7 @@ export class LiveCapture {
       deadline,
       versionOffset: this.o.versionOffset,
       keep: this.o.keep,
-      yieldTo: (s) => this.yieldWhileBehind(s),
+      yieldTo: giveWay ? (s) => this.yieldWhileBehind(s) : undefined,
     });
     this.state.deleted += r.result.deleted;
     this.state.conflicts += r.result.conflicts;
@@ -282,6 +303,12 @@ export class LiveCapture {
     if (r.complete) {
       this.state.reconciles++;
       this.state.lastReconcileAt = new Date().toISOString();
+      if (deletesAtStart !== undefined)
+        this.state.lastScan = {
+          startedAt,
+          workMs: Math.max(0, r.durationMs - (this.gate.heldMs - heldBefore)),
+          deletesAtStart,
+        };
     }
     this.save();
     return r;

@@ -13,6 +13,7 @@
 import type { Cluster, Hit } from '../cluster/client.js';
 import { type ShardRouter, shardOfViaServer } from '../cluster/routing.js';
 import { PitSession, PitSliceReader } from '../copy/reader.js';
+import { delaypoint } from '../ops/failpoints.js';
 import { addResults, type BulkWriter, emptyResult, type WriteOp, type WriteResult } from '../copy/writer.js';
 
 export interface ReconcileDeps {
@@ -73,6 +74,7 @@ export async function reconcileDeletes(d: ReconcileDeps): Promise<ReconcileResul
     if (d.deadline !== undefined && Date.now() > d.deadline) throw new DeadlineReached('deadline reached');
   };
   const onPage = async (hits: Hit[]) => {
+    await delaypoint('reconcile.page', d.signal);
     check();
     const got = await d.source.mget(
       d.sourceIndex,

@@ -398,6 +398,19 @@ export class Cluster {
     return out;
   }
 
+  /**
+   * Delete operations the index's primaries have processed (`_stats` indexing.delete_total): a counter that moves
+   * whenever a document may have been deleted (also for deletes of missing ids, so it can only over-report).
+   */
+  async deleteTotal(index: string): Promise<number> {
+    const r = await this.get<{
+      indices?: Record<string, { primaries?: { indexing?: { delete_total?: number } } }>;
+    }>(`/${enc(index)}/_stats/indexing`, { filter_path: 'indices.*.primaries.indexing.delete_total' });
+    const n = Object.values(r.indices ?? {})[0]?.primaries?.indexing?.delete_total;
+    if (typeof n !== 'number') throw new Error(`cannot read indexing.delete_total of ${index}`);
+    return n;
+  }
+
   /** Primary shard count of an index, from its settings. */
   async primaryShards(index: string): Promise<number> {
     const s = await this.getSettings(index);

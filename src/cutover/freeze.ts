@@ -57,6 +57,7 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
   };
   o.markFrozen(true);
   let blockMs = 0;
+  let pending = 0;
   const cut = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -104,12 +105,14 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
       // Source documents the target should hold: all of them but those the transform drops now.
       const source = all - dropped;
       let target = target0;
+      mark('counts');
       if (target < source)
         throw new Abort(
           `target has ${source - target} document(s) fewer than the source after the final catch-up`,
         );
       if (target > source) {
         // Deletes still pending: settle them now if the budget allows (small indices), else later.
+        pending = rec.pendingDeletes = target - source;
         left();
         const r = await o.capture.reconcile(deadline, cut.signal);
         rec.deletedInFreeze += r.result.deleted;
@@ -141,6 +144,8 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
     if (cut.signal.aborted && !rec.switched) rec.reason = (cut.signal.reason as Error).message;
     else if (e instanceof Abort) rec.reason = e.message;
     else throw e;
+    if (pending > 0 && !/delete/.test(rec.reason ?? ''))
+      rec.reason = `${pending} delete(s) pending; the id scan to find them did not fit (${rec.reason})`;
   } finally {
     clearTimeout(timer);
     // Lifted whatever happened above, errors included: a stuck block is an outage.

@@ -121,6 +121,9 @@ export interface SwitchPlan {
  * Catch up until a round is faster than capture.maxLagSeconds, then try the switch under a freeze of at most
  * cutover.freezeBudgetMs; retried after more catch-up, at most cutover.maxFreezeAttempts times.
  */
+const DELETES_ADVICE =
+  'Raise cutover.freezeBudgetMs above the scan time, switch when deletes pause, or use capture.strategy timestamp with a soft-delete field (deletes then need no scan).';
+
 export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<FreezeRecord> {
   const records = c.state.aliases?.records ?? [];
   const budget = c.spec.cutover.freezeBudgetMs;
@@ -128,6 +131,7 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
   let tries = 0;
   let lastNote = 0;
   let lastReconcileMs = 0;
+  const freezesBefore = p.capture.snapshot.freezes.length;
   for (;;) {
     c.signal?.throwIfAborted();
     const round = await p.capture.round();
@@ -145,6 +149,37 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
       // Behind: the next round starts at once if this one took the whole interval.
       await sleep(Math.max(0, c.spec.capture.tailIntervalMs - round.durationMs), c.signal);
       continue;
+    }
+    // A freeze that finds deletes pending needs an id scan under it. Once one could not finish that scan in the
+    // budget, another freeze is futile while deletes keep coming: it would only refuse writes. So wait for a
+    // pause in deletes instead (the source's delete counter has not moved since the last complete scan started),
+    // scanning again meanwhile (only when a scan takes more than half the budget: a faster one may well fit
+    // next time, and the freezes of an earlier run, perhaps with a smaller budget, prove nothing). Counts towards cutover.maxFreezeAttempts like a failed freeze; the freeze's own
+    // count check stays the proof either way.
+    const scan = p.capture.snapshot.lastScan;
+    const last = p.capture.snapshot.freezes.slice(freezesBefore).at(-1);
+    if (scan && scan.workMs > budget / 2 && last && !last.switched && (last.pendingDeletes ?? 0) > 0) {
+      const deletes = await p.from.cluster.deleteTotal(p.from.index).catch(() => undefined);
+      if (deletes !== undefined && deletes > scan.deletesAtStart) {
+        tries++;
+        const since = deletes - scan.deletesAtStart;
+        c.audit.record({
+          event: 'freeze-skipped',
+          index: p.from.index,
+          deletesSinceScan: since,
+          scanMs: scan.workMs,
+        });
+        c.reporter.warn(
+          `not freezing writes yet: ${since} delete(s) on ${p.from.index} since the last id scan started, and the scan that finds them (${(scan.workMs / 1000).toFixed(1)} s outside a freeze) did not fit in the last freeze; scanning again until deletes pause (${tries}/${c.spec.cutover.maxFreezeAttempts})`,
+        );
+        if (tries >= c.spec.cutover.maxFreezeAttempts)
+          throw new GateError(
+            `switch refused: deletes on ${p.from.index} never paused for the ${(scan.workMs / 1000).toFixed(1)} s an id scan takes, so no write freeze of ${budget} ms could settle them (${tries} tries, of which ${p.capture.snapshot.freezes.length - freezesBefore} write freeze(s); the others refused no writes). The application still writes to ${p.from.index} and the catch-up position is kept. ${DELETES_ADVICE}`,
+          );
+        await p.capture.reconcile();
+        await sleep(Math.min(5_000, 250 * 2 ** Math.min(tries, 4)), c.signal);
+        continue;
+      }
     }
     tries++;
     const f = await freezeAndSwitch({
@@ -185,7 +220,7 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
     );
     if (tries >= c.spec.cutover.maxFreezeAttempts) {
       const deletes = /delete/.test(f.reason ?? '')
-        ? ` Deletes keep arriving and finding them takes an id scan of ${(lastReconcileMs / 1000).toFixed(1)} s here: raise cutover.freezeBudgetMs above that, switch when deletes pause, or use capture.strategy timestamp with a soft-delete field (deletes then need no scan).`
+        ? ` Deletes keep arriving and finding them takes an id scan of ${(lastReconcileMs / 1000).toFixed(1)} s here. ${DELETES_ADVICE}`
         : '';
       throw new GateError(
         `switch refused: ${tries} write freeze(s) could not finish inside cutover.freezeBudgetMs = ${budget} ms (last: ${f.reason}). The application still writes to ${p.from.index} and the catch-up position is kept: run again, raise cutover.freezeBudgetMs, or switch at a quieter time.${deletes}`,

@@ -437,6 +437,11 @@ const STEPS: Step[] = [
     changes: (c) => [
       `writes every document of ${c.spec.source.index} into ${c.spec.target.index} with version_type=external, version = ${c.spec.copy.versioning === 'seqno' ? 'source _seq_no + 1' : 'source _version'}`,
       `${c.spec.copy.concurrency} slice(s) at a time, ${c.spec.copy.batchDocs} docs / ${c.spec.copy.batchBytes} bytes per bulk${c.spec.copy.maxDocsPerSecond ? `, at most ${c.spec.copy.maxDocsPerSecond} docs/s` : ''}`,
+      ...(isLive(c.spec) && c.spec.capture.copyYields
+        ? [
+            `live changes first: the copy waits while catch-up is more than ${c.spec.capture.maxLagSeconds / 2} s behind (capture.copyYields), so it slows down while the application writes a lot`,
+          ]
+        : []),
     ],
     async run(c) {
       const sourceIndex = c.state.sourceIndex!;
@@ -531,7 +536,7 @@ const STEPS: Step[] = [
         );
       let r: Awaited<ReturnType<typeof live.reconcile>>;
       try {
-        r = await live.reconcile();
+        r = await live.reconcile(undefined, undefined, true);
       } finally {
         reconciling = false;
         await rounds;

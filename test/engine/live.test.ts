@@ -212,3 +212,64 @@ for (const kind of ['es8', 'os3'] as const) {
     });
   });
 }
+
+for (const kind of ['es8', 'os3'] as const) {
+  describe(`seqno steady deletes and a slow id scan on ${kind}`, () => {
+    it('stops freezing in vain once the scan did not fit, and switches when deletes pause', async () => {
+      // The id scan is made slower than the freeze budget (a delay point per page: a large index without the
+      // large index), and the application deletes all the time.
+      const slowScan = { CUTOVER_FAILPOINTS: 'reconcile.page:sleep1200' };
+      const s = await scenario(kind, 800, {
+        capture: { strategy: 'seqno', tailIntervalMs: 100 },
+        cutover: { freezeBudgetMs: 1000, maxFreezeAttempts: 4 },
+      });
+      let stop = false;
+      let deletes = true;
+      const app = application(s, () => stop, { deletes: () => deletes });
+      const refused = await startCli(['--json', 'run', s.specPath], slowScan).done;
+      assert.equal(refused.code, 3, refused.stderr.slice(-2000));
+      assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.source], 'nothing switched');
+      const stateDir = join(s.dir, 'state', 'm1');
+      const readFreezes = () =>
+        JSON.parse(readFileSync(join(stateDir, 'capture.json'), 'utf8')).freezes as Array<{
+          switched: boolean;
+          pendingDeletes?: number;
+          reason?: string;
+        }>;
+      const freezes = readFreezes();
+      const first = freezes.findIndex((f) => (f.pendingDeletes ?? 0) > 0);
+      assert.ok(first >= 0, `a freeze found deletes pending: ${JSON.stringify(freezes)}`);
+      assert.match(freezes[first]!.reason ?? '', /delete\(s\) pending/);
+      // After that, no freeze refused writes again while deletes kept coming: the tries were skipped.
+      assert.equal(freezes.length, first + 1, JSON.stringify(freezes));
+      assert.ok(freezes.every((f) => !f.switched));
+      const skipped = readFileSync(join(stateDir, 'audit.jsonl'), 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"freeze-skipped"'));
+      assert.ok(skipped.length >= 1, 'skipped tries are in the audit trail');
+      assert.match(refused.stderr, /deletes on \S+ never paused for the [\d.]+ s an id scan takes/);
+      assert.match(refused.stderr, /capture\.strategy timestamp with a soft-delete field/);
+      const st = Object.values(await s.c.getSettings(s.source))[0]!.settings;
+      assert.notEqual(st['index.blocks.write'], 'true', 'the source is writable');
+
+      // Deletes pause (the application goes on indexing and updating): the same slow scan no longer matters.
+      deletes = false;
+      const r = await startCli(['--json', 'run', s.specPath], slowScan).done;
+      await sleep(300);
+      stop = true;
+      await app.done;
+      assert.equal(r.code, 0, r.stderr.slice(-2000));
+      const after = readFreezes().slice(freezes.length);
+      assert.ok(after.length <= 2, JSON.stringify(after));
+      assert.equal(after.at(-1)?.switched, true);
+      assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
+      assert.deepEqual(app.log.otherFailures.slice(0, 5), []);
+      const d = compare(app.log, s.source, await readAll(s.c, s.target));
+      assert.deepEqual(
+        [d.lost, d.stale, d.resurrected, d.extra].map((x) => x.slice(0, 5)),
+        [[], [], [], []],
+      );
+      await s.c.close();
+    });
+  });
+}

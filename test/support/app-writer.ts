@@ -18,7 +18,11 @@ export interface Log {
 }
 
 /** The application: a sequential writer over existing and new ids, through the write alias. */
-export function application(s: Scenario, stop: () => boolean): { log: Log; done: Promise<void> } {
+export function application(
+  s: Scenario,
+  stop: () => boolean,
+  opts: { deletes?: () => boolean } = {},
+): { log: Log; done: Promise<void> } {
   const log: Log = { state: new Map(), acked: 0, refusedByFreeze: 0, otherFailures: [], kinds: {} };
   for (const [id, d] of s.seeded) log.state.set(id, { doc: d.source, index: s.source });
   const c: Cluster = s.c;
@@ -31,7 +35,8 @@ export function application(s: Scenario, stop: () => boolean): { log: Log; done:
       const id = pick();
       const routing = s.seeded.get(id)?.routing;
       const q = routing ? { routing } : undefined;
-      const roll = Math.random();
+      // Without deletes, their share becomes partial updates.
+      const roll = opts.deletes && !opts.deletes() ? Math.random() * 0.7 : Math.random();
       try {
         if (roll < 0.35) {
           const doc = { ...makeDoc(n).doc, title: `written ${n}` };
