@@ -13,8 +13,8 @@
 import type { Cluster, Hit } from '../cluster/client.js';
 import { type ShardRouter, shardOfViaServer } from '../cluster/routing.js';
 import { PitSession, PitSliceReader } from '../copy/reader.js';
-import { delaypoint } from '../ops/failpoints.js';
 import { addResults, type BulkWriter, emptyResult, type WriteOp, type WriteResult } from '../copy/writer.js';
+import { delaypoint } from '../ops/failpoints.js';
 
 export interface ReconcileDeps {
   source: Cluster;
