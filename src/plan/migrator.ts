@@ -629,7 +629,7 @@ const STEPS: Step[] = [
           ],
     async run(c) {
       if (c.spec.verify.mode === 'off') return 'continue';
-      const r = await runProof(c);
+      const r = await runProof(c, isLive(c.spec) ? liveCapture(c) : undefined);
       c.audit.record({
         event: 'proof',
         passed: r.passed,
@@ -677,7 +677,7 @@ const STEPS: Step[] = [
       }
       if (c.cutoverNow && c.spec.verify.mode !== 'off') {
         // Time has passed since the copy was proven: prove it again right before the switch.
-        const p = await runProof(c);
+        const p = await runProof(c, isLive(c.spec) ? liveCapture(c) : undefined);
         const diffs = p.missing + p.extra + p.changed;
         c.audit.record({
           event: 'proof',
@@ -806,8 +806,10 @@ function proofSettingsKey(c: Pick<Ctx, 'spec'>): string {
   return h.digest('hex');
 }
 
+/** `live`: catch-up rounds (and id scans) keep running beside the proof; absent for `cutover verify`. */
 async function runProof(
   c: Pick<Ctx, 'spec' | 'source' | 'target' | 'store' | 'state' | 'transform' | 'reporter' | 'signal'>,
+  live?: LiveCapture,
 ): Promise<ProofReport> {
   const sourceIndex = c.state.sourceIndex!;
   const mappings = Object.values(await c.target.getMapping(c.spec.target.index))[0]?.mappings ?? {};
@@ -846,7 +848,6 @@ async function runProof(
   // Live capture keeps applying source changes while the proof reads, so a candidate difference that is only
   // "not caught up yet" resolves on a re-read instead of failing the proof.
   let proving = true;
-  const live = isLive(c.spec) && 'audit' in c ? liveCapture(c as Ctx) : undefined;
   const background = live
     ? live
         .background(() => !proving, true)
