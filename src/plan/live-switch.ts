@@ -117,12 +117,13 @@ export interface SwitchPlan {
   beforeSwitch?: () => Promise<void>;
 }
 
-/**
- * Catch up until a round is faster than capture.maxLagSeconds, then try the switch under a freeze of at most
- * cutover.freezeBudgetMs; retried after more catch-up, at most cutover.maxFreezeAttempts times.
- */
 const DELETES_ADVICE =
   'Raise cutover.freezeBudgetMs above the scan time, switch when deletes pause, or use capture.strategy timestamp with a soft-delete field (deletes then need no scan).';
+
+/**
+ * Catch up until the lag is under capture.maxLagSeconds, then try the switch under a freeze of at most
+ * cutover.freezeBudgetMs; retried after more catch-up, at most cutover.maxFreezeAttempts tries.
+ */
 
 export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<FreezeRecord> {
   const records = c.state.aliases?.records ?? [];
@@ -132,6 +133,7 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
   let lastNote = 0;
   let lastReconcileMs = 0;
   const freezesBefore = p.capture.snapshot.freezes.length;
+  let skipped = 0;
   for (;;) {
     c.signal?.throwIfAborted();
     const round = await p.capture.round();
@@ -153,15 +155,16 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
     // A freeze that finds deletes pending needs an id scan under it. Once one could not finish that scan in the
     // budget, another freeze is futile while deletes keep coming: it would only refuse writes. So wait for a
     // pause in deletes instead (the source's delete counter has not moved since the last complete scan started),
-    // scanning again meanwhile (only when a scan takes more than half the budget: a faster one may well fit
-    // next time, and the freezes of an earlier run, perhaps with a smaller budget, prove nothing). Counts towards cutover.maxFreezeAttempts like a failed freeze; the freeze's own
-    // count check stays the proof either way.
+    // scanning again meanwhile. Only when a scan takes more than half the budget (a faster one may well fit next
+    // time) and only after a freeze of this run (an earlier run's, perhaps with a smaller budget, proves
+    // nothing). A skipped try counts towards cutover.maxFreezeAttempts; the freeze's count check stays the proof.
     const scan = p.capture.snapshot.lastScan;
     const last = p.capture.snapshot.freezes.slice(freezesBefore).at(-1);
     if (scan && scan.workMs > budget / 2 && last && !last.switched && (last.pendingDeletes ?? 0) > 0) {
       const deletes = await p.from.cluster.deleteTotal(p.from.index).catch(() => undefined);
       if (deletes !== undefined && deletes > scan.deletesAtStart) {
         tries++;
+        skipped++;
         const since = deletes - scan.deletesAtStart;
         c.audit.record({
           event: 'freeze-skipped',
@@ -223,7 +226,7 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
         ? ` Deletes keep arriving and finding them takes an id scan of ${(lastReconcileMs / 1000).toFixed(1)} s here. ${DELETES_ADVICE}`
         : '';
       throw new GateError(
-        `switch refused: ${tries} write freeze(s) could not finish inside cutover.freezeBudgetMs = ${budget} ms (last: ${f.reason}). The application still writes to ${p.from.index} and the catch-up position is kept: run again, raise cutover.freezeBudgetMs, or switch at a quieter time.${deletes}`,
+        `switch refused: ${tries - skipped} write freeze(s) could not finish inside cutover.freezeBudgetMs = ${budget} ms (last: ${f.reason})${skipped ? `, and ${skipped} tries were skipped while deletes kept coming` : ''}. The application still writes to ${p.from.index} and the catch-up position is kept: run again, raise cutover.freezeBudgetMs, or switch at a quieter time.${deletes}`,
       );
     }
     // Whatever the freeze found pending, settle it outside the freeze before the next try.

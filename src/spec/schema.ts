@@ -157,7 +157,7 @@ export const specSchema = z.strictObject({
         .boolean()
         .default(true)
         .describe(
-          'seqno/timestamp: the backfill pauses while the catch-up lag is above maxLagSeconds, so live changes reach the target first (as gh-ost favours the binlog over the row copy); false: both run flat out',
+          'seqno/timestamp: the backfill (and the id scan after it) pauses while catch-up is more than maxLagSeconds / 2 behind, so live changes reach the target first (as gh-ost throttles its row copy on replication lag); false: both run flat out',
         ),
       timestamp: z
         .strictObject({
