@@ -33,6 +33,8 @@ export interface FreezeRecord {
   phases?: Record<string, number>;
   /** deletes the counts showed pending under the freeze (found by an id scan inside the budget, or not) */
   pendingDeletes?: number;
+  /** the id scan under the freeze: target ids to check, ids checked, ms it ran, ms the deadline left it */
+  scan?: { targetDocs: number; checked: number; ms: number; availableMs: number };
 }
 
 /** The last complete id scan outside a freeze: how long it worked, and the source's delete counter at its start. */
@@ -273,7 +275,11 @@ export class LiveCapture {
    * Find and apply deletes; incomplete when the deadline passes first. `giveWay`: the scan runs beside the
    * background rounds and waits while they are behind (never from inside the loop: it would wait on itself).
    */
-  async reconcile(deadline?: number, signal?: AbortSignal, giveWay = false): Promise<ReconcileResult> {
+  async reconcile(
+    deadline?: number,
+    signal?: AbortSignal,
+    opts: { giveWay?: boolean; onChecked?: (checked: number) => void } = {},
+  ): Promise<ReconcileResult> {
     // Outside a freeze, note where the source's delete counter stood: deletes after it may still be pending.
     const deletesAtStart =
       deadline === undefined
@@ -295,7 +301,8 @@ export class LiveCapture {
       deadline,
       versionOffset: this.o.versionOffset,
       keep: this.o.keep,
-      yieldTo: giveWay ? (s) => this.yieldWhileBehind(s) : undefined,
+      yieldTo: opts.giveWay ? (s) => this.yieldWhileBehind(s) : undefined,
+      onChecked: opts.onChecked,
     });
     this.state.deleted += r.result.deleted;
     this.state.conflicts += r.result.conflicts;

@@ -41,6 +41,8 @@ export interface ReconcileDeps {
    * only makes the maxima older, and a tombstone that is then too low is refused and retried, never wrong)
    */
   yieldTo?: (signal?: AbortSignal) => Promise<void>;
+  /** told the running total of ids checked after each page (the freeze measures how fast its scan goes) */
+  onChecked?: (checked: number) => void;
 }
 
 export interface ReconcileResult {
@@ -83,6 +85,7 @@ export async function reconcileDeletes(d: ReconcileDeps): Promise<ReconcileResul
     );
     let gone = hits.filter((_, i) => !got.docs[i]?.found);
     out.checked += hits.length;
+    d.onChecked?.(out.checked);
     if (gone.length && d.keep) {
       const keep = await d.keep(gone);
       gone = gone.filter((h) => !keep.has(h._id));

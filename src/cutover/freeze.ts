@@ -114,7 +114,24 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
         // Deletes still pending: settle them now if the budget allows (small indices), else later.
         pending = rec.pendingDeletes = target - source;
         left();
-        const r = await o.capture.reconcile(deadline, cut.signal);
+        // Measured even when cut off: whether a scan could ever fit decides what the next try does.
+        const scanFrom = Date.now();
+        let checked = 0;
+        const measure = () => {
+          rec.scan = {
+            targetDocs: target0,
+            checked,
+            ms: Date.now() - scanFrom,
+            availableMs: Math.max(0, deadline - scanFrom),
+          };
+        };
+        const r = await o.capture
+          .reconcile(deadline, cut.signal, {
+            onChecked: (n) => {
+              checked = n;
+            },
+          })
+          .finally(measure);
         rec.deletedInFreeze += r.result.deleted;
         if (!r.complete)
           throw new Abort(`${target - source} delete(s) pending and no time left to find them`);

@@ -117,6 +117,21 @@ export interface SwitchPlan {
   beforeSwitch?: () => Promise<void>;
 }
 
+/**
+ * How long the id scan of a freeze that found deletes pending would have needed to check every target id, at the
+ * rate it went; undefined when no scan ran or it finished. A scan cut before its first page counts as needing
+ * more than it had.
+ */
+export function scanNeededMs(f: FreezeRecord): number | undefined {
+  const s = f.scan;
+  if (!s || (f.pendingDeletes ?? 0) === 0 || s.checked >= s.targetDocs) return undefined;
+  if (s.checked === 0) return s.ms >= 0.9 * s.availableMs ? Number.POSITIVE_INFINITY : undefined;
+  return (s.targetDocs / s.checked) * s.ms;
+}
+
+const needText = (ms: number) =>
+  Number.isFinite(ms) ? `about ${(ms / 1000).toFixed(1)} s` : 'more than one page of ids in the whole window';
+
 const DELETES_ADVICE =
   'Raise cutover.freezeBudgetMs above the scan time, switch when deletes pause, or use capture.strategy timestamp with a soft-delete field (deletes then need no scan).';
 
@@ -152,15 +167,17 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
       await sleep(Math.max(0, c.spec.capture.tailIntervalMs - round.durationMs), c.signal);
       continue;
     }
-    // A freeze that finds deletes pending needs an id scan under it. Once one could not finish that scan in the
-    // budget, another freeze is futile while deletes keep coming: it would only refuse writes. So wait for a
-    // pause in deletes instead (the source's delete counter has not moved since the last complete scan started),
-    // scanning again meanwhile. Only when a scan takes more than half the budget (a faster one may well fit next
-    // time) and only after a freeze of this run (an earlier run's, perhaps with a smaller budget, proves
-    // nothing). A skipped try counts towards cutover.maxFreezeAttempts; the freeze's count check stays the proof.
+    // A freeze that finds deletes pending needs an id scan under it. Once one showed that the scan cannot fit
+    // (at the rate it went, it would need well over the time the deadline left it), another freeze is futile
+    // while deletes keep coming: it would only refuse writes. So wait for a pause in deletes instead (the
+    // source's delete counter has not moved since the last complete scan started), scanning again meanwhile.
+    // A scan that nearly fitted is simply tried again; so is everything after an earlier run's freezes
+    // (perhaps under a smaller budget). A skipped try counts towards cutover.maxFreezeAttempts; the freeze's
+    // count check stays the proof either way.
     const scan = p.capture.snapshot.lastScan;
     const last = p.capture.snapshot.freezes.slice(freezesBefore).at(-1);
-    if (scan && scan.workMs > budget / 2 && last && !last.switched && (last.pendingDeletes ?? 0) > 0) {
+    const need = last && !last.switched ? scanNeededMs(last) : undefined;
+    if (scan && need !== undefined && need > 1.5 * last!.scan!.availableMs) {
       const deletes = await p.from.cluster.deleteTotal(p.from.index).catch(() => undefined);
       if (deletes !== undefined && deletes > scan.deletesAtStart) {
         tries++;
@@ -173,11 +190,11 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
           scanMs: scan.workMs,
         });
         c.reporter.warn(
-          `not freezing writes yet: ${since} delete(s) on ${p.from.index} since the last id scan started, and the scan that finds them (${(scan.workMs / 1000).toFixed(1)} s outside a freeze) did not fit in the last freeze; scanning again until deletes pause (${tries}/${c.spec.cutover.maxFreezeAttempts})`,
+          `not freezing writes yet: ${since} delete(s) on ${p.from.index} since the last id scan started, and the scan that finds them needs ${needText(need)} under a freeze, which leaves it ${(last!.scan!.availableMs / 1000).toFixed(1)} s; scanning again until deletes pause (${tries}/${c.spec.cutover.maxFreezeAttempts})`,
         );
         if (tries >= c.spec.cutover.maxFreezeAttempts)
           throw new GateError(
-            `switch refused: deletes on ${p.from.index} never paused for the ${(scan.workMs / 1000).toFixed(1)} s an id scan takes, so no write freeze of ${budget} ms could settle them (${tries} tries, of which ${p.capture.snapshot.freezes.length - freezesBefore} write freeze(s); the others refused no writes). The application still writes to ${p.from.index} and the catch-up position is kept. ${DELETES_ADVICE}`,
+            `switch refused: deletes on ${p.from.index} never paused for the ${(scan.workMs / 1000).toFixed(1)} s an id scan takes (${needText(need)} under a freeze), so no write freeze of ${budget} ms could settle them (${tries} tries, of which ${p.capture.snapshot.freezes.length - freezesBefore} write freeze(s); the others refused no writes). The application still writes to ${p.from.index} and the catch-up position is kept. ${DELETES_ADVICE}`,
           );
         await p.capture.reconcile();
         await sleep(Math.min(5_000, 250 * 2 ** Math.min(tries, 4)), c.signal);

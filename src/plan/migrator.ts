@@ -536,7 +536,7 @@ const STEPS: Step[] = [
         );
       let r: Awaited<ReturnType<typeof live.reconcile>>;
       try {
-        r = await live.reconcile(undefined, undefined, true);
+        r = await live.reconcile(undefined, undefined, { giveWay: true });
       } finally {
         reconciling = false;
         await rounds;
