@@ -67,7 +67,10 @@ export async function visibleUpTo(source: Cluster, index: string, drained = fals
 export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[]): Promise<RoundResult> {
   const readAt = Date.now();
   const marks = upTo ?? (await visibleUpTo(d.source, d.sourceIndex));
-  await d.source.refresh(d.sourceIndex);
+  const from = (shard: number) => (d.timestamp ? -1 : (cursors[shard] ?? -1));
+  const queue = marks.map((g, shard) => ({ shard, g })).filter((s) => s.g > from(s.shard));
+  // Nothing new on any shard (an idle source): spare it the refresh too.
+  if (queue.length > 0) await d.source.refresh(d.sourceIndex);
   const out: RoundResult = {
     read: 0,
     result: emptyResult(),
@@ -76,8 +79,6 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
     readAt,
     durationMs: 0,
   };
-  const from = (shard: number) => (d.timestamp ? -1 : (cursors[shard] ?? -1));
-  const queue = marks.map((g, shard) => ({ shard, g })).filter((s) => s.g > from(s.shard));
   const worker = async () => {
     for (let s = queue.shift(); s; s = queue.shift()) {
       let after = from(s.shard);
