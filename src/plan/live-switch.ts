@@ -139,7 +139,6 @@ const DELETES_ADVICE =
  * Catch up until the lag is under capture.maxLagSeconds, then try the switch under a freeze of at most
  * cutover.freezeBudgetMs; retried after more catch-up, at most cutover.maxFreezeAttempts tries.
  */
-
 export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<FreezeRecord> {
   const records = c.state.aliases?.records ?? [];
   const budget = c.spec.cutover.freezeBudgetMs;
