@@ -302,3 +302,18 @@ export async function writeJson(file: string, value: unknown): Promise<void> {
   }
   await rename(tmp, file);
 }
+
+/** A number for a markdown table (en-US grouping, `d` decimals), or "-" when there is none. */
+export const num = (x: unknown, d = 0): string =>
+  typeof x === 'number'
+    ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
+    : '-';
+
+/** Append a markdown table to `out` (empty cells as "-"), followed by a blank line. */
+export function markdownTable(out: string[], head: string[], rows: unknown[][]): void {
+  out.push(`| ${head.join(' | ')} |`);
+  out.push(`|${head.map(() => '---').join('|')}|`);
+  for (const row of rows)
+    out.push(`| ${row.map((c) => (c === undefined || c === null ? '-' : String(c))).join(' | ')} |`);
+  out.push('');
+}

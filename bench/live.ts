@@ -50,7 +50,9 @@ import {
   loadFiles,
   MAPPINGS,
   machineBusySeconds,
+  markdownTable,
   measure,
+  num,
   prng,
   writeJson,
 } from './lib.js';
@@ -874,18 +876,18 @@ async function runLive(
 function markdown(res: Json, args: Args): string {
   const out: string[] = [];
   const p = (s = '') => out.push(s);
-  const n = (x: unknown, d = 0) =>
-    typeof x === 'number'
-      ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
-      : '-';
+  const n = num;
   const ms = (x: unknown) => (typeof x === 'number' ? `${n(x)} ms` : '-');
-  const table = (head: string[], rows: unknown[][]) => {
-    p(`| ${head.join(' | ')} |`);
-    p(`|${head.map(() => '---').join('|')}|`);
-    for (const row of rows)
-      p(`| ${row.map((c) => (c === undefined || c === null ? '-' : String(c))).join(' | ')} |`);
-    p();
-  };
+  const table = (head: string[], rows: unknown[][]) => markdownTable(out, head, rows);
+  /** a row of n / p50 / p99 / max for one distribution */
+  const stat90 = (label: string, d: Json) => [label, d.n, ms(d.p50), ms(d.p90), ms(d.p99), ms(d.max)];
+  const stat = (label: string, d: Json, f: (x: unknown) => string = ms) => [
+    label,
+    d.n,
+    f(d.p50),
+    f(d.p99),
+    f(d.max),
+  ];
   const mc = res.machine;
   p(`## Live capture: catch-up lag and write freeze (\`bench/live.ts\`, ${res.date.slice(0, 10)})`);
   p();
@@ -931,39 +933,12 @@ function markdown(res: Json, args: Args): string {
     table(
       ['lag (ack → visible on the target)', 'samples', 'p50', 'p90', 'p99', 'max'],
       [
-        ['TRUE lag, all sampled writes', t.all.n, ms(t.all.p50), ms(t.all.p90), ms(t.all.p99), ms(t.all.max)],
-        [
-          'TRUE lag, index + update',
-          t.indexAndUpdate.n,
-          ms(t.indexAndUpdate.p50),
-          ms(t.indexAndUpdate.p90),
-          ms(t.indexAndUpdate.p99),
-          ms(t.indexAndUpdate.max),
-        ],
-        [
-          'TRUE lag, deletes',
-          t.deletes.n,
-          ms(t.deletes.p50),
-          ms(t.deletes.p90),
-          ms(t.deletes.p99),
-          ms(t.deletes.max),
-        ],
-        ...Object.entries(t.byPhase).map(([k, v]: [string, Json]) => [
-          `TRUE lag, acknowledged during step ${k}`,
-          v.n,
-          ms(v.p50),
-          ms(v.p90),
-          ms(v.p99),
-          ms(v.max),
-        ]),
-        [
-          "engine's round duration (capture.json `lags`)",
-          lag.engine.roundLagMs.n,
-          ms(lag.engine.roundLagMs.p50),
-          ms(lag.engine.roundLagMs.p90),
-          ms(lag.engine.roundLagMs.p99),
-          ms(lag.engine.roundLagMs.max),
-        ],
+        stat90('TRUE lag, all sampled writes', t.all),
+        stat90('TRUE lag, index + update', t.indexAndUpdate),
+        stat90('TRUE lag, deletes', t.deletes),
+        ...Object.entries(t.byPhase).map(([k, v]) => stat90(`TRUE lag, acknowledged during step ${k}`, v)),
+        // Lag as the engine measures it: from the previous round's checkpoint read to the end of this round.
+        stat90("engine's per-round lag (capture.json `lags`)", lag.engine.roundLagMs),
       ],
     );
     p(
@@ -1006,41 +981,11 @@ function markdown(res: Json, args: Args): string {
     table(
       ['figure', 'n', 'p50', 'p99', 'max'],
       [
-        [
-          'switched freeze durationMs (capture.json)',
-          s.switchedMs.n,
-          ms(s.switchedMs.p50),
-          ms(s.switchedMs.p99),
-          ms(s.switchedMs.max),
-        ],
-        [
-          'every freeze, switched or not (durationMs)',
-          s.allFreezesMs.n,
-          ms(s.allFreezesMs.p50),
-          ms(s.allFreezesMs.p99),
-          ms(s.allFreezesMs.max),
-        ],
-        [
-          'client-observed switched freeze (first → last refusal)',
-          s.clientObservedMs.n,
-          ms(s.clientObservedMs.p50),
-          ms(s.clientObservedMs.p99),
-          ms(s.clientObservedMs.max),
-        ],
-        [
-          'refused writes per cutover (all attempts)',
-          s.refusedPerRun.n,
-          n(s.refusedPerRun.p50),
-          n(s.refusedPerRun.p99),
-          n(s.refusedPerRun.max),
-        ],
-        [
-          'per-run p99 of the TRUE lag of sampled writes',
-          s.trueLagMs.n,
-          ms(s.trueLagMs.p50),
-          ms(s.trueLagMs.p99),
-          ms(s.trueLagMs.max),
-        ],
+        stat('switched freeze durationMs (capture.json)', s.switchedMs),
+        stat('every freeze, switched or not (durationMs)', s.allFreezesMs),
+        stat('client-observed switched freeze (first → last refusal)', s.clientObservedMs),
+        stat('refused writes per cutover (all attempts)', s.refusedPerRun, (x) => n(x)),
+        stat('per-run p99 of the TRUE lag of sampled writes', s.trueLagMs),
       ],
     );
     p(

@@ -4,6 +4,7 @@
  *   node --import tsx bench/report.ts bench/out/copy-1000000.json
  */
 import { readFileSync } from 'node:fs';
+import { markdownTable, num } from './lib.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: free-form results document
 type Json = any;
@@ -16,17 +17,8 @@ if (!file) {
 const r: Json = JSON.parse(readFileSync(file, 'utf8'));
 const out: string[] = [];
 const p = (s = '') => out.push(s);
-const n = (x: unknown, d = 0) =>
-  typeof x === 'number'
-    ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
-    : '-';
-const table = (head: string[], rows: unknown[][]) => {
-  p(`| ${head.join(' | ')} |`);
-  p(`|${head.map(() => '---').join('|')}|`);
-  for (const row of rows)
-    p(`| ${row.map((c) => (c === undefined || c === null ? '-' : String(c))).join(' | ')} |`);
-  p();
-};
+const n = num;
+const table = (head: string[], rows: unknown[][]) => markdownTable(out, head, rows);
 /** Cores used by other processes during the run; ⚠ when 0.3 or more (the run competed for the 2 cores). */
 const other = (x: Json) => {
   const wall = x.wallSeconds ?? x.loadAndRefreshSeconds ?? x.reindexAndRefreshSeconds ?? x.loadSeconds;
