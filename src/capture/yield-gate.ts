@@ -9,6 +9,7 @@ import { sleep } from '../cluster/retry.js';
 export class YieldGate {
   private loop: { startedAt: number; running: boolean; error?: unknown } | undefined;
   private lastReadAt?: number;
+  private lastRoundMs = 0;
   private waiting?: Promise<void>;
   /** total time callers were held, and how many separate holds (callers waiting together count once) */
   heldMs = 0;
@@ -28,8 +29,18 @@ export class YieldGate {
   }
 
   /** a round finished; it had read its checkpoints at `readAt` */
-  roundFinished(readAt: number): void {
+  roundFinished(readAt: number, now = Date.now()): void {
     this.lastReadAt = readAt;
+    this.lastRoundMs = Math.max(0, now - readAt);
+  }
+
+  /**
+   * Behind: over the threshold, and over what one round takes anyway. Right after a round the lag equals that
+   * round's duration; holding the copy then would starve it for good whenever a round is slower than the
+   * threshold. So it waits only while a backlog builds (the current round runs half again as long as the last).
+   */
+  private behind(max: number): boolean {
+    return this.lagNowMs() > Math.max(max, 1.5 * this.lastRoundMs);
   }
 
   lagNowMs(now = Date.now()): number {
@@ -44,11 +55,11 @@ export class YieldGate {
   async wait(signal?: AbortSignal): Promise<void> {
     const max = this.maxLagMs;
     const loop = this.loop;
-    if (max === undefined || !loop?.running || this.lagNowMs() <= max) return;
+    if (max === undefined || !loop?.running || !this.behind(max)) return;
     this.waiting ??= (async () => {
       const from = Date.now();
       try {
-        while (loop.running && this.lagNowMs() > max) await sleep(25, signal);
+        while (loop.running && this.behind(max)) await sleep(25, signal);
       } finally {
         this.heldMs += Date.now() - from;
         this.holds++;

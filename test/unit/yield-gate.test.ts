@@ -52,6 +52,20 @@ describe('yield gate (capture.copyYields)', () => {
     assert.ok(g.heldMs >= 150, `held ${g.heldMs} ms`);
   });
 
+  it('never starves the copy when every round is slower than the threshold', async () => {
+    const g = new YieldGate(100);
+    g.loopStarted();
+    const now = Date.now();
+    g.roundFinished(now - 300, now); // a 300 ms round: the lag right after it is 300 ms, over the threshold
+    assert.notEqual(await settlesIn(g.wait(), 50), undefined, 'a round-sized lag is no backlog');
+    assert.equal(g.holds, 0);
+    await sleep(250); // the next round runs 550 ms so far, well over one and a half of the last
+    const held = g.wait();
+    assert.equal(await settlesIn(held, 50), undefined, 'a backlog holds the copy');
+    g.roundFinished(Date.now() - 50);
+    assert.notEqual(await settlesIn(held, 200), undefined);
+  });
+
   it('releases waiters when the loop ends, and rethrows the error that ended it', async () => {
     const g = new YieldGate(100);
     g.loopStarted(Date.now() - 500);
