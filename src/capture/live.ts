@@ -13,8 +13,8 @@ import type { DocRef, Versioning } from '../copy/slice-copier.js';
 import type { TransformFn } from '../copy/transform.js';
 import { BulkWriter } from '../copy/writer.js';
 import type { Reporter } from '../ops/reporter.js';
-import { appendLineDurable, readJson, writeJsonAtomic } from '../plan/atomic-file.js';
-import type { StateStore } from '../plan/state.js';
+import { appendLineDurable, readJson, writeJsonAtomic } from '../store/atomic-file.js';
+import type { StateStore } from '../store/state.js';
 import { type ReconcileResult, reconcileDeletes } from './reconcile.js';
 import { type RoundResult, startCursors, tailRound } from './tail.js';
 import { YieldGate } from './yield-gate.js';
@@ -369,6 +369,28 @@ export class LiveCapture {
       this.gate.loopEnded(e);
       throw e;
     }
+  }
+
+  /**
+   * Run `work` (the copy, an id scan, the proof) with catch-up rounds going on beside it, so the lag does not pile
+   * up meanwhile; the first error of either wins.
+   */
+  async alongside<T>(work: () => Promise<T>, alsoReconcile = false): Promise<T> {
+    let working = true;
+    const rounds = this.background(() => !working, alsoReconcile).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    let r: T;
+    try {
+      r = await work();
+    } finally {
+      working = false;
+      await rounds;
+    }
+    const failed = await rounds;
+    if (failed) throw failed;
+    return r;
   }
 
   /**

@@ -1,19 +1,22 @@
 /** Each subcommand: parse flags into spec fields, call the library, print, and let main.ts map errors to exit codes. */
+import { resolve as resolvePath } from 'node:path';
 import { type Command, Option } from 'commander';
-import type { CaptureState } from '../capture/live.js';
-import { createReporter } from '../ops/progress.js';
-import { buildReport, formatReport } from '../ops/report.js';
-import { readJson, writeJsonAtomic } from '../plan/atomic-file.js';
-import { EXIT, PreflightError } from '../plan/errors.js';
-import { Migration } from '../plan/migrator.js';
-import { jsonSchema } from '../spec/json-schema.js';
-import { loadSpec } from '../spec/load.js';
-import { formatFindings } from '../verify/preflight.js';
-import { formatProof } from '../verify/proof.js';
+import {
+  createReporter,
+  EXIT,
+  formatFindings,
+  formatProof,
+  formatReport,
+  jsonSchema,
+  LockError,
+  loadSpec,
+  Migration,
+  PreflightError,
+  PreflightRefused,
+  type RunResult,
+} from '../index.js';
 
 type Raw = Record<string, unknown>;
-
-import { resolve as resolvePath } from 'node:path';
 
 /** Every tuning flag is a spec field; the flag wins over the file. */
 const SPEC_FLAGS: Array<{ flag: string; path: string[]; parse: (v: string) => unknown; help: string }> = [
@@ -126,6 +129,11 @@ function withSpecFlags(cmd: Command): Command {
     );
 }
 
+/** `--state-dir` on every command that reads a migration: a run started with it can be followed and undone. */
+function withStateDir(cmd: Command): Command {
+  return cmd.option('--state-dir <dir>', 'overrides stateDir (where the migration state lives)');
+}
+
 function open(specPath: string, opts: Record<string, unknown>): Migration {
   return new Migration(loadSpec(specPath, (raw) => applyFlags(raw, opts)));
 }
@@ -147,6 +155,14 @@ function globalJson(cmd: Command): boolean {
   return !!cmd.optsWithGlobals().json;
 }
 
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/**
+ * The first SIGINT/SIGTERM stops the run at the next safe point (checkpoints hold only acknowledged work) and
+ * exits 130; a second one exits at once.
+ */
 function abortOnSignals(): AbortController {
   const ac = new AbortController();
   const stop = (sig: string) => {
@@ -156,43 +172,45 @@ function abortOnSignals(): AbortController {
     );
     ac.abort(new Error(`interrupted by ${sig}`));
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
   return ac;
 }
 
+/** Run or cut over, then print the report: also after a failure, but not when another process holds the lock. */
 async function runAndReport(
   m: Migration,
   cmd: Command,
   opts: Record<string, unknown>,
-  cutoverNow: boolean,
+  go: (o: Parameters<Migration['run']>[0]) => Promise<RunResult>,
 ): Promise<void> {
   const json = globalJson(cmd);
   const reporter = createReporter({ tty: !!process.stderr.isTTY && !json });
   const ac = abortOnSignals();
-  let outcome: string;
+  let result: RunResult | undefined;
   try {
-    outcome = await m.run(
-      { reporter, signal: ac.signal, takeOverLock: !!opts.takeOverLock, cutoverNow, force: !!opts.force },
-      cutoverNow ? 'cutover' : 'run',
-    );
-  } finally {
-    const report = buildReport(
-      m.state(),
-      m.store.deadLetterPath,
-      readJson<CaptureState>(m.store.capturePath),
-      readJson<CaptureState>(m.store.revertPath),
-    );
-    if (m.state().sourceIndex) writeJsonAtomic(m.store.reportPath, report);
-    if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
-    else process.stdout.write(`\n${formatReport(report)}\n`);
+    result = await go({
+      reporter,
+      signal: ac.signal,
+      takeOverLock: !!opts.takeOverLock,
+      force: !!opts.force,
+      retryDeadLetters: !!opts.retryDeadLetters,
+    });
+  } catch (e) {
+    if (!(e instanceof LockError) && m.state().sourceIndex) printReport(m, json);
+    throw e;
   }
-  if (!json)
-    process.stdout.write(
-      outcome === 'cut-over'
-        ? '\nDone: aliases point at the target.\n'
-        : '\nCopied and verified; run `cutover cutover <spec>` to switch the aliases.\n',
-    );
+  printReport(m, json, result);
+}
+
+function printReport(m: Migration, json: boolean, result?: RunResult): void {
+  const report = m.saveReport();
+  if (json)
+    out(JSON.stringify(result ? { ...report, outcome: result.outcome, message: result.message } : report));
+  else {
+    out(`\n${formatReport(report)}`);
+    if (result) out(`\n${result.message[0]!.toUpperCase()}${result.message.slice(1)}.`);
+  }
 }
 
 export function registerCommands(program: Command): void {
@@ -202,25 +220,42 @@ export function registerCommands(program: Command): void {
       .description('print the ordered steps and what each will change; changes nothing'),
   ).action(async (spec: string, opts: Raw, cmd: Command) => {
     await withMigration(spec, opts, async (m) => {
-      const { facts, steps } = await m.plan({ force: !!opts.force });
-      if (globalJson(cmd)) {
-        process.stdout.write(`${JSON.stringify({ migration: m.spec.name, facts, steps }, null, 2)}\n`);
+      const json = globalJson(cmd);
+      let plan: Awaited<ReturnType<Migration['plan']>>;
+      try {
+        plan = await m.plan({ force: !!opts.force });
+      } catch (e) {
+        // A refusal is the plan's answer: as data on stdout too, so a script sees every finding.
+        if (json && e instanceof PreflightRefused)
+          out(
+            JSON.stringify(
+              { migration: m.spec.name, refused: true, error: e.message, findings: e.findings },
+              null,
+              2,
+            ),
+          );
+        throw e;
+      }
+      const { facts, steps, capture } = plan;
+      if (json) {
+        out(JSON.stringify({ migration: m.spec.name, refused: false, capture, facts, steps }, null, 2));
         return;
       }
-      process.stdout.write(
-        `Plan for migration "${m.spec.name}": ${m.spec.source.index} (${m.source.displayUrl}) -> ${m.spec.target.index} (${m.target.displayUrl})\n`,
+      out(
+        `Plan for migration "${m.spec.name}": ${m.spec.source.index} (${m.source.displayUrl}) -> ${m.spec.target.index} (${m.target.displayUrl})`,
       );
+      out(`  live writes: capture.strategy ${capture}`);
       if (facts) {
-        process.stdout.write(
+        out(
           `  source index ${facts.sourceIndex} on ${facts.source}: ${facts.docs} documents, ${facts.shards} primary shard(s)\n` +
             `  aliases to move: ${facts.aliases.map((a) => `${a.alias}${a.isWriteIndex ? ' (write index)' : ''}`).join(', ') || 'none'}\n` +
             `  target ${m.spec.target.index} on ${facts.target}${facts.targetReused ? ' (exists, mappings match: reused)' : ' (will be created)'}\n` +
-            `\nPreflight:\n${formatFindings(facts.findings)}\n`,
+            `\nPreflight:\n${formatFindings(facts.findings)}`,
         );
       }
       steps.forEach((s, i) => {
-        process.stdout.write(`\n${i + 1}. ${s.title}${s.done ? '  [done]' : ''}\n`);
-        for (const c of s.changes) process.stdout.write(`   - ${c}\n`);
+        out(`\n${i + 1}. ${s.title}${s.done ? '  [done]' : ''}`);
+        for (const c of s.changes) out(`   - ${c}`);
       });
     });
   });
@@ -228,9 +263,13 @@ export function registerCommands(program: Command): void {
   withSpecFlags(
     program.command('run <spec>').description('execute the migration, or resume it where it stopped'),
   )
-    .option('--take-over-lock', 'take over the lock of a migration whose process died')
+    .option('--take-over-lock', 'take over the lock of a migration whose process died on another host')
+    .option(
+      '--retry-dead-letters',
+      'copy the dead-lettered documents again (after fixing the mapping or transform) before going on',
+    )
     .action(async (spec: string, opts: Raw, cmd: Command) => {
-      await withMigration(spec, opts, (m) => runAndReport(m, cmd, opts, false));
+      await withMigration(spec, opts, (m) => runAndReport(m, cmd, opts, (o) => m.run(o)));
     });
 
   withSpecFlags(
@@ -238,17 +277,13 @@ export function registerCommands(program: Command): void {
       .command('cutover <spec>')
       .description('switch the aliases of a migration waiting for a manual cutover'),
   )
-    .option('--take-over-lock', 'take over the lock of a migration whose process died')
+    .option('--take-over-lock', 'take over the lock of a migration whose process died on another host')
     .action(async (spec: string, opts: Raw, cmd: Command) => {
       await withMigration(spec, opts, async (m) => {
-        const st = m.state();
-        // Everything up to the switch must be done; a failed proof at a previous cutover attempt is retried.
-        if (!st.completed.gate || st.phase === 'rolled-back' || st.phase === 'cleaned-up') {
-          throw new PreflightError(
-            `migration ${m.spec.name} is "${st.phase}" and not ready to switch (steps done: ${Object.keys(st.completed).join(', ') || 'none'}); finish \`cutover run\` first`,
-          );
-        }
-        await runAndReport(m, cmd, opts, true);
+        // Refused before anything runs, so no report of a migration that was not touched.
+        const why = m.notReadyToSwitch();
+        if (why) throw new PreflightError(why);
+        await runAndReport(m, cmd, opts, (o) => m.cutover(o));
       });
     });
 
@@ -261,65 +296,60 @@ export function registerCommands(program: Command): void {
     .addOption(new Option('--sample-rate <r>', 'overrides verify.sampleRate'))
     .action(async (spec: string, opts: Raw, cmd: Command) => {
       await withMigration(spec, opts, async (m) => {
-        const r = await m.verify();
-        if (globalJson(cmd)) process.stdout.write(`${JSON.stringify(r)}\n`);
-        else process.stdout.write(`${formatProof(r)}\n  report         ${m.store.proofPath}\n`);
+        const r = await m.verify({ signal: abortOnSignals().signal });
+        if (globalJson(cmd)) out(JSON.stringify(r));
+        else out(`${formatProof(r)}\n  report         ${m.store.proofPath}`);
         if (!r.passed) process.exitCode = EXIT.gateRefused;
       });
     });
 
-  program
-    .command('status <spec>')
-    .description('show where the migration stands')
-    .action(async (spec: string, opts: Raw, cmd: Command) => {
+  withStateDir(program.command('status <spec>').description('show where the migration stands')).action(
+    async (spec: string, opts: Raw, cmd: Command) => {
       await withMigration(spec, opts, async (m) => {
-        const s = m.state();
-        const report = buildReport(s, m.store.deadLetterPath);
+        const st = await m.status();
         if (globalJson(cmd)) {
-          process.stdout.write(
-            `${JSON.stringify({ ...report, completed: s.completed, lastError: s.lastError })}\n`,
-          );
+          out(JSON.stringify(st));
           return;
         }
-        process.stdout.write(
-          `${formatReport(report)}\n  steps done  ${Object.keys(s.completed).join(', ') || 'none'}\n`,
-        );
-        if (s.lastError) process.stdout.write(`  last error  ${s.lastError.step}: ${s.lastError.message}\n`);
+        out(formatReport(st.report));
+        out(`  steps done  ${st.completed.join(', ') || 'none'}`);
+        if (st.running) out(`  running     ${st.running}`);
+        if (st.lastError) out(`  last error  ${st.lastError.step}: ${st.lastError.message}`);
+        for (const w of st.warnings) out(`  WARNING     ${w}`);
       });
-    });
+    },
+  );
 
-  program
-    .command('rollback <spec>')
-    .description('move the aliases back to the source index in one request (the target is kept)')
-    .option('--take-over-lock', 'take over the lock of a migration whose process died')
-    .action(async (spec: string, opts: Raw) => {
-      await withMigration(spec, opts, async (m) => {
-        const reporter = createReporter({ tty: false });
-        const r = await m.rollback({ takeOverLock: !!opts.takeOverLock, reporter });
-        process.stdout.write(
-          r === 'aliases-restored'
-            ? `aliases point at ${m.state().sourceIndex} again\n`
-            : 'aliases were not moved; nothing to switch back\n',
-        );
-      });
+  withStateDir(
+    program
+      .command('rollback <spec>')
+      .description('move the aliases back to the source index in one request (the target is kept)')
+      .option('--take-over-lock', 'take over the lock of a migration whose process died on another host'),
+  ).action(async (spec: string, opts: Raw, cmd: Command) => {
+    await withMigration(spec, opts, async (m) => {
+      const reporter = createReporter({ tty: false });
+      const r = await m.rollback({ takeOverLock: !!opts.takeOverLock, reporter });
+      out(globalJson(cmd) ? JSON.stringify(r) : r.message);
     });
+  });
 
-  program
-    .command('cleanup <spec>')
-    .description('delete the old index, after the retention window, when confirmed by name')
-    .addOption(new Option('--confirm-delete <index>', 'the exact name of the old index to delete'))
-    .action(async (spec: string, opts: Raw) => {
-      await withMigration(spec, opts, async (m) => {
-        const deleted = await m.cleanup(opts.confirmDelete as string | undefined);
-        process.stdout.write(`deleted old index ${deleted}\n`);
-      });
+  withStateDir(
+    program
+      .command('cleanup <spec>')
+      .description('delete the old index, after the retention window, when confirmed by name')
+      .addOption(new Option('--confirm-delete <index>', 'the exact name of the old index to delete')),
+  ).action(async (spec: string, opts: Raw, cmd: Command) => {
+    await withMigration(spec, opts, async (m) => {
+      const deleted = await m.cleanup(opts.confirmDelete as string | undefined);
+      out(globalJson(cmd) ? JSON.stringify({ deleted }) : `deleted old index ${deleted}`);
     });
+  });
 
   program
     .command('schema')
     .description('print the JSON Schema of the migration spec')
     .action(() => {
-      process.stdout.write(`${JSON.stringify(jsonSchema(), null, 2)}\n`);
+      out(JSON.stringify(jsonSchema(), null, 2));
     });
 
   program

@@ -1,19 +1,11 @@
 #!/usr/bin/env node
-/** The `cutover` command: thin glue over the library (src/index.ts). Exit codes: docs/cli.md. */
+/**
+ * The `cutover` command: parse, call the library (src/index.ts), format. Every error leaves with the exit code
+ * it carries (docs/cli.md), as one line on stderr, or as one JSON object with --json.
+ */
 import { Command, Option } from 'commander';
-import { ClusterError, TransportError } from '../cluster/errors.js';
-import { EXIT, GateError, PreflightError } from '../plan/errors.js';
-import { LockError } from '../plan/lock.js';
-import { SpecError } from '../spec/load.js';
+import { EXIT, EXIT_MEANING, type ExitCode, exitCodeOf } from '../store/errors.js';
 import { registerCommands } from './commands.js';
-
-function exitCodeFor(e: unknown): number {
-  if (e instanceof SpecError || e instanceof PreflightError) return EXIT.badInput;
-  if (e instanceof GateError) return EXIT.gateRefused;
-  if (e instanceof LockError) return EXIT.locked;
-  if (e instanceof ClusterError || e instanceof TransportError) return EXIT.cluster;
-  return EXIT.failed;
-}
 
 const program = new Command('cutover')
   .description('Zero-downtime reindexing and migration for Elasticsearch and OpenSearch')
@@ -24,9 +16,13 @@ const program = new Command('cutover')
 registerCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  const code = exitCodeFor(e);
+  const code = exitCodeOf(e) as ExitCode;
   const msg = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`cutover: ${msg}\n`);
+  if (program.opts().json)
+    process.stderr.write(
+      `${JSON.stringify({ error: msg, kind: e instanceof Error ? e.name : 'Error', exitCode: code, meaning: EXIT_MEANING[code] })}\n`,
+    );
+  else process.stderr.write(`cutover: ${msg}\n`);
   if (code === EXIT.failed && e instanceof Error && process.env.CUTOVER_DEBUG)
     process.stderr.write(`${e.stack}\n`);
   process.exit(code);

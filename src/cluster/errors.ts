@@ -1,4 +1,5 @@
 /** Typed errors for everything that crosses the HTTP boundary. Messages never carry credentials. */
+import { CutoverError, EXIT } from '../store/errors.js';
 
 export interface ErrorCause {
   type?: string;
@@ -6,8 +7,9 @@ export interface ErrorCause {
 }
 
 /** The cluster answered with an error status; `type`/`reason` come from the Elasticsearch error body. */
-export class ClusterError extends Error {
+export class ClusterError extends CutoverError {
   override readonly name = 'ClusterError';
+  readonly exitCode = EXIT.cluster;
   constructor(
     readonly status: number,
     readonly type: string,
@@ -26,8 +28,9 @@ export class ClusterError extends Error {
 }
 
 /** No HTTP answer at all: connection refused/reset, timeout, TLS failure. */
-export class TransportError extends Error {
+export class TransportError extends CutoverError {
   override readonly name = 'TransportError';
+  readonly exitCode = EXIT.cluster;
   constructor(
     message: string,
     readonly code: string | undefined,

@@ -1,7 +1,7 @@
 /** Copy every slice of the source into the target, `concurrency` slices at a time, resuming from checkpoints. */
 import type { Cluster } from '../cluster/client.js';
 import { RateLimiter } from '../ops/throttle.js';
-import { type CopyTotals, emptyTotals, type SliceCheckpoint, type StateStore } from '../plan/state.js';
+import { type CopyTotals, emptyTotals, type SliceCheckpoint, type StateStore } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
 import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './reader.js';
 import type { DocRef } from './slice-copier.js';

@@ -1,5 +1,6 @@
 /** Documents the target refused for good, with the reason: never dropped silently, always durable on disk. */
-import { appendLineDurable } from '../plan/atomic-file.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { appendLineDurable } from '../store/atomic-file.js';
 
 export interface DeadLetter {
   id: string;
@@ -23,4 +24,17 @@ export class FileDeadLetters implements DeadLetterSink {
     if (letters.length === 0) return;
     appendLineDurable(this.path, letters.map((l) => JSON.stringify(l)).join('\n'));
   }
+}
+
+/** Every dead letter in the file, in the order written (bounded: the gate refuses above copy.maxDeadLetters). */
+export function readDeadLetters(path: string): DeadLetter[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as DeadLetter);
+}
+
+export function deadLetterIds(path: string): Set<string> {
+  return new Set(readDeadLetters(path).map((d) => d.id));
 }

@@ -5,7 +5,7 @@
 import type { Hit } from '../cluster/client.js';
 import { failpoint } from '../ops/failpoints.js';
 import type { RateLimiter } from '../ops/throttle.js';
-import type { SliceCheckpoint, StateStore } from '../plan/state.js';
+import type { SliceCheckpoint, StateStore } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
 import type { SliceReader } from './reader.js';
 import { applyTransform, type DocMeta, TransformError, type TransformFn } from './transform.js';

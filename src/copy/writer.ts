@@ -7,6 +7,7 @@ import type { BulkItemResult, Cluster } from '../cluster/client.js';
 import { ClusterError, isTransientFailure, TransportError } from '../cluster/errors.js';
 import { backoffDelay, ITEM_RETRY, type RetryPolicy, sleep } from '../cluster/retry.js';
 import { failpoint } from '../ops/failpoints.js';
+import { CutoverError, EXIT } from '../store/errors.js';
 import type { DeadLetter, DeadLetterSink } from './dead-letters.js';
 import type { Doc } from './transform.js';
 
@@ -25,8 +26,10 @@ export interface WriteResult {
   bytes: number;
 }
 
-export class RetryBudgetExceeded extends Error {
+/** A bulk kept being refused (429 storms, rejected execution) past the writer's retry budget. */
+export class RetryBudgetExceeded extends CutoverError {
   override readonly name = 'RetryBudgetExceeded';
+  readonly exitCode = EXIT.cluster;
 }
 
 export interface WriterOptions {

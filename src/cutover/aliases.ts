@@ -1,8 +1,8 @@
 /** Aliases: inspect them before anything changes, move them in one atomic request, check where they landed. */
 import type { AliasAction, Cluster } from '../cluster/client.js';
 import { failpoint } from '../ops/failpoints.js';
-import { PreflightError } from '../plan/errors.js';
-import type { AliasRecord } from '../plan/state.js';
+import { CutoverError, EXIT, GateError, PreflightError } from '../store/errors.js';
+import type { AliasRecord } from '../store/state.js';
 
 /** The concrete index behind a name: the index itself, or the single index an alias points at. */
 export async function resolveIndex(cluster: Cluster, name: string, field: string): Promise<string> {
@@ -55,6 +55,12 @@ export async function inspectAliases(
     });
   }
   return records;
+}
+
+/** The cluster acknowledged an `_aliases` request whose effect a read-back does not show. */
+export class AliasReadBackError extends CutoverError {
+  override readonly name = 'AliasReadBackError';
+  readonly exitCode = EXIT.cluster;
 }
 
 /** remove from `from` + add to `to`, all in one list: sent as one `_aliases` request it is atomic. */
@@ -116,7 +122,7 @@ export async function moveAliases(
     else if (!(indices.length === 1 && indices[0] === to)) foreign = true;
   }
   if (foreign) {
-    throw new PreflightError(
+    throw new GateError(
       `aliases are not where cutover left them (${where.join('; ')}); someone changed them: fix by hand, then rerun`,
     );
   }
@@ -126,6 +132,8 @@ export async function moveAliases(
   failpoint('aliases.after-switch');
   const after = await aliasPlacement(cluster, pending, from, to);
   if (after.placement !== 'to')
-    throw new Error(`alias switch was acknowledged but GET _alias shows ${after.detail}`);
+    throw new AliasReadBackError(
+      `alias switch was acknowledged but GET _alias shows ${after.detail}; check the aliases by hand, then rerun (the switch is idempotent)`,
+    );
   return 'moved';
 }

@@ -12,7 +12,7 @@ import type { FreezeRecord, LiveCapture } from '../capture/live.js';
 import type { Cluster } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
 import { failpoint } from '../ops/failpoints.js';
-import type { AliasRecord } from '../plan/state.js';
+import type { AliasRecord } from '../store/state.js';
 import { moveActions } from './aliases.js';
 
 export const WRITE_BLOCK = 'index.blocks.write';

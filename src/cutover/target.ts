@@ -1,6 +1,6 @@
 /** The target index: its mappings and settings, and the temporary settings that speed up the copy. */
 import type { Cluster } from '../cluster/client.js';
-import type { TemporarySettings } from '../plan/state.js';
+import type { TemporarySettings } from '../store/state.js';
 
 type Obj = Record<string, unknown>;
 

@@ -13,10 +13,10 @@ import { Cluster } from '../cluster/client.js';
 import { ClusterError } from '../cluster/errors.js';
 import { type ServerKind, startLocalCluster } from '../local/servers.js';
 import { createReporter } from '../ops/progress.js';
-import { buildReport, formatReport } from '../ops/report.js';
-import { readJson } from '../plan/atomic-file.js';
-import { Migration } from '../plan/migrator.js';
+import { Migration } from '../runbook/migration.js';
+import { formatReport } from '../runbook/report.js';
 import { resolveSpec } from '../spec/load.js';
+import { readJson } from '../store/atomic-file.js';
 import { formatFindings } from '../verify/preflight.js';
 import { formatProof, type ProofReport } from '../verify/proof.js';
 
@@ -98,9 +98,7 @@ export async function runDemo(opts: { docs: number; kind: ServerKind }): Promise
     } finally {
       await app.stop();
     }
-    out(
-      `\nReport:\n${formatReport(buildReport(m.state(), m.store.deadLetterPath, readJson<CaptureState>(m.store.capturePath)))}`,
-    );
+    out(`\nReport:\n${formatReport(m.saveReport())}`);
     const proof = JSON.parse(readFileSync(m.store.proofPath, 'utf8')) as ProofReport;
     out(`\nProof run by cutover before the switch:\n${formatProof(proof)}`);
     const capture = readJson<CaptureState>(m.store.capturePath);

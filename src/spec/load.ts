@@ -4,10 +4,12 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import type { Auth, ClusterConfig } from '../cluster/transport.js';
+import { CutoverError, EXIT } from '../store/errors.js';
 import { type ClusterSpec, type Spec, type SpecInput, specSchema } from './schema.js';
 
-export class SpecError extends Error {
+export class SpecError extends CutoverError {
   override readonly name = 'SpecError';
+  readonly exitCode = EXIT.badInput;
 }
 
 /** A spec validated and with every relative path made absolute. */

@@ -4,7 +4,7 @@
  * that cannot be copied, missing privileges).
  */
 import type { Cluster } from '../cluster/client.js';
-import type { AliasRecord } from '../plan/state.js';
+import type { AliasRecord } from '../store/state.js';
 import { diffMappings } from './mapping-diff.js';
 
 export type Severity = 'ok' | 'info' | 'warn' | 'block';

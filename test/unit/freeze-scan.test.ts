@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FreezeRecord } from '../../src/capture/live.js';
-import { scanNeededMs } from '../../src/plan/live-switch.js';
+import { scanNeededMs } from '../../src/cutover/live-switch.js';
 
 const freeze = (over: Partial<FreezeRecord>): FreezeRecord => ({
   attempt: 1,

@@ -13,9 +13,9 @@ import type { DeadLetter } from '../../src/copy/dead-letters.js';
 import { toWriteOps, versionOf } from '../../src/copy/slice-copier.js';
 import { moveActions } from '../../src/cutover/aliases.js';
 import { copyableSettings, deepMerge, firstDifference, nestSettings } from '../../src/cutover/target.js';
-import { writeJsonAtomic } from '../../src/plan/atomic-file.js';
-import { acquireLock, LockError } from '../../src/plan/lock.js';
 import { resolveSpec, SpecError } from '../../src/spec/load.js';
+import { writeJsonAtomic } from '../../src/store/atomic-file.js';
+import { acquireLock, LockError } from '../../src/store/lock.js';
 
 describe('retry policy', () => {
   it('keeps every delay within [10 ms, min(max, initial * 2^attempt)]', () => {

@@ -8,16 +8,33 @@
  * reverse write adds REVERSE_VERSION_OFFSET. A rollback drains it: freeze the new index, apply the last changes,
  * move the aliases back in one request, lift the freeze.
  */
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
 import type { FreezeRecord } from '../capture/live.js';
 import { LiveCapture } from '../capture/live.js';
+import type { CaptureContext } from '../capture/strategy.js';
 import type { Hit } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
+import { deadLetterIds } from '../copy/dead-letters.js';
 import { applyTransform, loadTransform } from '../copy/transform.js';
-import { writeFileAtomic } from './atomic-file.js';
-import { PreflightError } from './errors.js';
-import { captureTuning, isLive, liveCapture, switchWhenConverged } from './live-switch.js';
-import type { Ctx } from './migrator.js';
+import { writeFileAtomic } from '../store/atomic-file.js';
+import { GateError } from '../store/errors.js';
+import { switchWhenConverged } from './live-switch.js';
+
+type Ctx = CaptureContext;
+
+/** The copy's page, bulk and pacing settings, shared by the forward capture and the reverse sync. */
+export function captureTuning(c: Ctx) {
+  return {
+    batchDocs: c.spec.copy.batchDocs,
+    batchBytes: c.spec.copy.batchBytes,
+    concurrency: c.spec.copy.concurrency,
+    keepAlive: c.spec.copy.keepAlive,
+    gzip: c.spec.copy.gzip,
+    intervalMs: c.spec.capture.tailIntervalMs,
+    reporter: c.reporter,
+    signal: c.signal,
+  };
+}
 
 /**
  * Above any version an application's internal versioning reaches (one per write) and far below Long.MAX_VALUE,
@@ -25,9 +42,9 @@ import type { Ctx } from './migrator.js';
  */
 export const REVERSE_VERSION_OFFSET = 2 ** 52;
 
+/** Whether the window is open; only strategies that keep the old index in sync call this. */
 export function revertWindowOpen(c: Pick<Ctx, 'spec' | 'state'>, now = Date.now()): boolean {
   return (
-    isLive(c.spec) &&
     c.spec.cutover.revertWindowMinutes > 0 &&
     !!c.state.revertCursors &&
     !!c.state.revertUntil &&
@@ -38,7 +55,7 @@ export function revertWindowOpen(c: Pick<Ctx, 'spec' | 'state'>, now = Date.now(
 /** The reverse sync: new index -> old index. */
 export async function reverseCapture(c: Ctx): Promise<LiveCapture> {
   const back = await loadTransform(c.spec.revertTransformPath);
-  const knownDead = deadLetterIds(c);
+  const knownDead = deadLetterIds(c.store.deadLetterPath);
   return new LiveCapture({
     source: c.target,
     target: c.source,
@@ -79,14 +96,6 @@ export async function reverseCapture(c: Ctx): Promise<LiveCapture> {
   });
 }
 
-function deadLetterIds(c: Pick<Ctx, 'store'>): Set<string> {
-  const ids = new Set<string>();
-  if (!existsSync(c.store.deadLetterPath)) return ids;
-  for (const line of readFileSync(c.store.deadLetterPath, 'utf8').split('\n'))
-    if (line) ids.add((JSON.parse(line) as { id: string }).id);
-  return ids;
-}
-
 /**
  * The `revert-window` step: keep the old index current until the window closes. Returns 'handover' when a
  * `rollback` asked for the lock.
@@ -120,7 +129,7 @@ export async function requestHandover(
   const until = Date.now() + timeoutMs;
   while (!lockFree()) {
     if (Date.now() > until)
-      throw new PreflightError(
+      throw new GateError(
         `rollback: the running migration did not hand over within ${timeoutMs / 1000} s; stop it and rerun rollback`,
       );
     await sleep(200);
@@ -128,12 +137,11 @@ export async function requestHandover(
 }
 
 /** Rollback inside the revert window: drain the reverse sync under a freeze of the new index, then switch back. */
-export async function drainedRollback(c: Ctx): Promise<FreezeRecord> {
+export async function drainedRollback(c: Ctx, forward: LiveCapture): Promise<FreezeRecord> {
   const rev = await reverseCapture(c);
   await rev.start(c.state.revertCursors);
   // The reverse reconcile may have lagged (it runs every 20 rounds): settle deletes before freezing.
   await rev.reconcile();
-  const forward = liveCapture(c);
   const t = c.state.totals;
   const f = await switchWhenConverged(c, {
     capture: rev,

@@ -76,6 +76,8 @@ export interface MigrationState {
   revertCursors?: number[];
   /** the reverse sync ends then; a rollback before it loses no write made after the switch */
   revertUntil?: string;
+  /** what the state was made for: a spec naming other clusters or indices is refused, not silently followed */
+  madeFor?: { sourceCluster: string; sourceIndex: string; targetCluster: string; targetIndex: string };
   /** live capture: the target's own gc_deletes goes back only after the switch (tombstones must outlive it) */
   gcDeletesPending?: boolean;
   updatedAt: string;
@@ -155,6 +157,18 @@ export class StateStore {
   }
 }
 
-export function newState(name: string, targetIndex: string): MigrationState {
-  return { format: 1, name, phase: 'new', completed: {}, targetIndex, updatedAt: new Date().toISOString() };
+export function newState(
+  name: string,
+  targetIndex: string,
+  madeFor?: MigrationState['madeFor'],
+): MigrationState {
+  return {
+    format: 1,
+    name,
+    phase: 'new',
+    completed: {},
+    targetIndex,
+    madeFor,
+    updatedAt: new Date().toISOString(),
+  };
 }

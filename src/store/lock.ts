@@ -5,6 +5,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
+import { CutoverError, EXIT } from './errors.js';
 
 export interface LockOwner {
   pid: number;
@@ -13,8 +14,9 @@ export interface LockOwner {
   command: string;
 }
 
-export class LockError extends Error {
+export class LockError extends CutoverError {
   override readonly name = 'LockError';
+  readonly exitCode = EXIT.locked;
   constructor(
     message: string,
     readonly owner: LockOwner | undefined,
@@ -39,6 +41,11 @@ function readOwner(path: string): LockOwner | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Who holds (or held, when stale) the lock; undefined when there is none. */
+export function lockOwner(path: string): LockOwner | undefined {
+  return readOwner(path);
 }
 
 /** The lock is held by a process alive on this host (not a stale file). */

@@ -4,75 +4,24 @@
  * The postpone flag file holds the switch back while catch-up keeps the target current.
  */
 import { existsSync } from 'node:fs';
-import { type FreezeRecord, LiveCapture, percentile } from '../capture/live.js';
+import type { FreezeRecord, LiveCapture } from '../capture/live.js';
+import type { CaptureContext } from '../capture/strategy.js';
 import type { Cluster } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
-import { aliasPlacement } from '../cutover/aliases.js';
-import { freezeAndSwitch } from '../cutover/freeze.js';
-import type { LoadedSpec } from '../spec/load.js';
-import { GateError, PreflightError } from './errors.js';
-import type { Ctx } from './migrator.js';
+import { every } from '../ops/every.js';
+import { GateError } from '../store/errors.js';
+import { aliasPlacement } from './aliases.js';
+import { freezeAndSwitch } from './freeze.js';
 
-export function isLive(spec: Pick<LoadedSpec, 'capture'>): boolean {
-  return spec.capture.strategy === 'seqno' || spec.capture.strategy === 'timestamp';
-}
-
-export function softDeleteField(spec: Pick<LoadedSpec, 'capture'>): string | undefined {
-  return spec.capture.strategy === 'timestamp' ? spec.capture.timestamp?.softDeleteField : undefined;
-}
-
-/** The copy's page, bulk and pacing settings, shared by the forward capture and the reverse sync. */
-export function captureTuning(c: Ctx) {
-  return {
-    batchDocs: c.spec.copy.batchDocs,
-    batchBytes: c.spec.copy.batchBytes,
-    concurrency: c.spec.copy.concurrency,
-    keepAlive: c.spec.copy.keepAlive,
-    gzip: c.spec.copy.gzip,
-    intervalMs: c.spec.capture.tailIntervalMs,
-    reporter: c.reporter,
-    signal: c.signal,
-  };
-}
-
-export function liveCapture(c: Ctx): LiveCapture {
-  c.live ??= new LiveCapture({
-    source: c.source,
-    target: c.target,
-    sourceIndex: c.state.sourceIndex!,
-    targetIndex: c.spec.target.index,
-    store: c.store,
-    transform: c.transform,
-    versioning: c.spec.copy.versioning,
-    ...captureTuning(c),
-    timestamp:
-      c.spec.capture.strategy === 'timestamp' && c.spec.capture.timestamp
-        ? { field: c.spec.capture.timestamp.field, marginSeconds: c.spec.capture.timestamp.marginSeconds }
-        : undefined,
-    softDeleteField: softDeleteField(c.spec),
-    // Half the switch threshold: the rounds keep headroom under it while the copy and the id scans wait.
-    yieldAboveLagMs: c.spec.capture.copyYields ? (c.spec.capture.maxLagSeconds * 1000) / 2 : undefined,
-  });
-  return c.live;
-}
-
-export function captureSummary(live: LiveCapture): Record<string, unknown> {
-  const s = live.snapshot;
-  return {
-    rounds: s.rounds,
-    applied: s.applied,
-    deleted: s.deleted,
-    droppedByTransform: s.droppedByTransform,
-    conflicts: s.conflicts,
-    deadLetters: s.deadLetters,
-    reconciles: s.reconciles,
-    lagP50Ms: percentile(s.lags, 50),
-    lagP99Ms: percentile(s.lags, 99),
-    freezes: s.freezes.length,
-  };
-}
-
-export async function convergeAndSwitch(c: Ctx): Promise<'moved' | 'already'> {
+/**
+ * The forward switch: catch up, then move the aliases under a freeze of the source. `sourceCountQuery` counts
+ * the source documents the target should hold (timestamp capture leaves soft-deleted ones out).
+ */
+export async function convergeAndSwitch(
+  c: CaptureContext,
+  live: LiveCapture,
+  sourceCountQuery?: unknown,
+): Promise<'moved' | 'already'> {
   const records = c.state.aliases?.records ?? [];
   const sourceIndex = c.state.sourceIndex!;
   const targetIndex = c.spec.target.index;
@@ -81,19 +30,16 @@ export async function convergeAndSwitch(c: Ctx): Promise<'moved' | 'already'> {
   // after the swap could beat a newer application write. Nothing more is read from the source.
   if (where.placement === 'to') return 'already';
   if (where.placement === 'mixed')
-    throw new PreflightError(
+    throw new GateError(
       `aliases are not where cutover left them (${where.detail}); someone changed them: fix by hand, then rerun`,
     );
-  const live = liveCapture(c);
   const t = c.state.totals;
   await switchWhenConverged(c, {
     capture: live,
     from: { cluster: c.source, index: sourceIndex, side: 'source' },
     to: { cluster: c.target, index: targetIndex },
     exactCounts: live.exactCounts(t?.deadLetters ?? 0),
-    sourceCountQuery: softDeleteField(c.spec)
-      ? { bool: { must_not: { term: { [softDeleteField(c.spec)!]: true } } } }
-      : undefined,
+    sourceCountQuery,
     postponeFlag: c.spec.postponeFlagPath,
     beforeSwitch: async () => {
       // Everything on the target now mirrors the source: the reverse sync of the revert window starts here.
@@ -139,12 +85,12 @@ const DELETES_ADVICE =
  * Catch up until the lag is under capture.maxLagSeconds, then try the switch under a freeze of at most
  * cutover.freezeBudgetMs; retried after more catch-up, at most cutover.maxFreezeAttempts tries.
  */
-export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<FreezeRecord> {
+export async function switchWhenConverged(c: CaptureContext, p: SwitchPlan): Promise<FreezeRecord> {
   const records = c.state.aliases?.records ?? [];
   const budget = c.spec.cutover.freezeBudgetMs;
   const maxLagMs = c.spec.capture.maxLagSeconds * 1000;
   let tries = 0;
-  let lastNote = 0;
+  const note = every();
   let lastReconcileMs = 0;
   const freezesBefore = p.capture.snapshot.freezes.length;
   let skipped = 0;
@@ -152,12 +98,11 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
     c.signal?.throwIfAborted();
     const round = await p.capture.round();
     if (p.postponeFlag && existsSync(p.postponeFlag)) {
-      if (Date.now() - lastNote > 10_000) {
+      note(() =>
         c.reporter.info(
           `cutover postponed while ${p.postponeFlag} exists; catching up (last round: ${round.read} change(s) in ${round.durationMs} ms)`,
-        );
-        lastNote = Date.now();
-      }
+        ),
+      );
       await sleep(c.spec.capture.tailIntervalMs, c.signal);
       continue;
     }

@@ -1,6 +1,6 @@
 /** The final report of a run: the figures an operator pastes into the change ticket. */
 import { type CaptureState, percentile } from '../capture/live.js';
-import { emptyTotals, type MigrationState } from '../plan/state.js';
+import { emptyTotals, type MigrationState } from '../store/state.js';
 
 /** Live capture figures: what was caught up, how far behind it ran, and every write freeze. */
 export interface CaptureReport {

@@ -1,0 +1,46 @@
+/**
+ * What the modes without catch-up rounds share (`none`, `append-only`): the aliases move in one request with no
+ * freeze, and a rollback moves them back; writes made on the target since are not copied back.
+ */
+
+import { moveAliases } from '../../cutover/aliases.js';
+import { COPY_SETTINGS } from '../../cutover/target.js';
+import type { CaptureContext, CaptureStrategy } from '../strategy.js';
+
+type Shared = Pick<
+  CaptureStrategy,
+  | 'keepsTombstonesUntilSwitch'
+  | 'canPostpone'
+  | 'copyNotes'
+  | 'afterCopy'
+  | 'afterSwitch'
+  | 'alongsideCopy'
+  | 'captureDeadLetters'
+  | 'proofCompanion'
+  | 'switchAliases'
+  | 'rollBack'
+  | 'revertWindowOpen'
+  | 'copySettings'
+>;
+
+export const pointInTime: Shared = {
+  keepsTombstonesUntilSwitch: false,
+  canPostpone: false,
+  copyNotes: () => [],
+  afterCopy: [],
+  afterSwitch: [],
+  alongsideCopy: (_c, copy) => copy({}),
+  captureDeadLetters: () => 0,
+  proofCompanion: () => undefined,
+  copySettings: () => COPY_SETTINGS,
+  switchAliases: (c) =>
+    moveAliases(c.source, c.state.aliases?.records ?? [], c.state.sourceIndex!, c.spec.target.index),
+  rollBack: (c: CaptureContext) => {
+    if (c.state.cutoverAt)
+      c.reporter.warn(
+        `writes made on ${c.spec.target.index} since the switch at ${c.state.cutoverAt} are not on ${c.state.sourceIndex}: readers lose sight of them`,
+      );
+    return moveAliases(c.source, c.state.aliases?.records ?? [], c.spec.target.index, c.state.sourceIndex!);
+  },
+  revertWindowOpen: () => false,
+};

@@ -1,0 +1,472 @@
+/**
+ * The migration facade: what an operator can ask of a migration (plan, run, cutover, verify, status, rollback,
+ * cleanup), each as a library call. The CLI only parses, calls this and formats; everything it decides (whether a
+ * migration is ready to switch, what the report holds, what the outcome means) is decided here.
+ */
+import { hostname } from 'node:os';
+import type { CaptureState } from '../capture/live.js';
+import { captureStrategy } from '../capture/strategies/index.js';
+import { Cluster } from '../cluster/client.js';
+import { loadCheckpoints, totalsOf } from '../copy/backfill.js';
+import { loadTransform, type TransformFn } from '../copy/transform.js';
+import { aliasPlacement } from '../cutover/aliases.js';
+import { liftWriteBlock } from '../cutover/freeze.js';
+import { requestHandover } from '../cutover/revert-window.js';
+import { restoreTargetSettings } from '../cutover/target-settings.js';
+import { failpoint } from '../ops/failpoints.js';
+import { type Reporter, silentReporter } from '../ops/reporter.js';
+import { clusterConfig, type LoadedSpec } from '../spec/load.js';
+import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
+import { AuditLog } from '../store/audit.js';
+import { GateError, Interrupted, PreflightError } from '../store/errors.js';
+import { acquireLock, heldByLiveProcess, type Lock, lockOwner } from '../store/lock.js';
+import { type MigrationState, newState, StateStore } from '../store/state.js';
+import { type Facts, inspect } from '../verify/inspect.js';
+import type { ProofReport } from '../verify/proof.js';
+import type { Ctx } from './context.js';
+import { runProof } from './proof-gate.js';
+import { redriveDeadLetters } from './redrive.js';
+import { buildReport, type RunReport } from './report.js';
+import { runbook } from './runbook.js';
+
+export interface StepInfo {
+  name: string;
+  title: string;
+  /** what the step will change, in words an operator can check */
+  changes: string[];
+  done: boolean;
+}
+
+export interface RunOptions {
+  reporter?: Reporter;
+  signal?: AbortSignal;
+  takeOverLock?: boolean;
+  /** override preflight findings that are not about safety */
+  force?: boolean;
+  /** copy the dead-lettered documents again (after the mapping or transform was fixed) before going on */
+  retryDeadLetters?: boolean;
+}
+
+export type RunOutcome = 'cut-over' | 'awaiting-cutover';
+
+export interface RunResult {
+  outcome: RunOutcome;
+  /** one line that says what is true now and what to do next */
+  message: string;
+}
+
+export interface MigrationStatus {
+  report: RunReport;
+  completed: string[];
+  /** the process holding the lock, or what became of it */
+  running?: string;
+  lastError?: MigrationState['lastError'];
+  warnings: string[];
+}
+
+export class Migration {
+  readonly store: StateStore;
+  readonly audit: AuditLog;
+  readonly source: Cluster;
+  readonly target: Cluster;
+
+  constructor(readonly spec: LoadedSpec) {
+    this.store = new StateStore(spec.migrationDir);
+    this.audit = new AuditLog(this.store.auditPath);
+    this.source = new Cluster(clusterConfig(spec.source.cluster, 'source.cluster'));
+    this.target = spec.target.cluster
+      ? new Cluster(clusterConfig(spec.target.cluster, 'target.cluster'))
+      : this.source;
+  }
+
+  /** The persisted state, refused when it was made for other clusters or indices than this spec names. */
+  state(): MigrationState {
+    const s = this.store.load();
+    if (!s) return newState(this.spec.name, this.spec.target.index, this.identity());
+    const now = this.identity();
+    const was = s.madeFor;
+    // A state from before this field was recorded takes this spec's identity from now on.
+    s.madeFor ??= now;
+    if (was) {
+      const diffs = (Object.keys(now) as Array<keyof typeof now>)
+        .filter((k) => was[k] !== now[k])
+        .map((k) => `${k}: the state has "${was[k]}", the spec "${now[k]}"`);
+      if (diffs.length)
+        throw new PreflightError(
+          `migration "${this.spec.name}" in ${this.store.dir} was made for another source or target (${diffs.join('; ')}); put the spec back, or give this migration another name (or stateDir)`,
+        );
+    }
+    return s;
+  }
+
+  /** What a state is made for: the clusters (credentials never part of it) and the indices. */
+  private identity(): NonNullable<MigrationState['madeFor']> {
+    return {
+      sourceCluster: this.source.displayUrl,
+      sourceIndex: this.spec.source.index,
+      targetCluster: this.target.displayUrl,
+      targetIndex: this.spec.target.index,
+    };
+  }
+
+  /** The one place a context is built: complete, with the strategy chosen once for this command. */
+  private context(state: MigrationState, transform: TransformFn, opts: RunOptions, cutoverNow = false): Ctx {
+    return {
+      spec: this.spec,
+      source: this.source,
+      target: this.target,
+      store: this.store,
+      state,
+      audit: this.audit,
+      reporter: opts.reporter ?? silentReporter,
+      signal: opts.signal,
+      transform,
+      strategy: captureStrategy(this.spec),
+      cutoverNow,
+      force: !!opts.force,
+    };
+  }
+
+  /**
+   * The runbook with what each step changes. Reads the clusters (a plan that cannot see the source is no plan)
+   * and refuses bad input exactly as `run` would; writes nothing.
+   */
+  async plan(opts: { force?: boolean } = {}): Promise<{ facts?: Facts; capture: string; steps: StepInfo[] }> {
+    const state = this.state();
+    const c = this.context(state, await loadTransform(this.spec.transformPath), opts);
+    this.refusePostponeWithoutLoop(c);
+    const facts = state.completed.inspect ? undefined : await inspect({ ...c, sample: true });
+    return {
+      facts,
+      capture: c.strategy.summary,
+      steps: runbook(c.strategy).map((s) => ({
+        name: s.name,
+        title: s.title,
+        changes: s.changes(this.spec, c),
+        done: s.done(c),
+      })),
+    };
+  }
+
+  /** Execute or resume. Returns when cut over, or when waiting for a manual cutover. */
+  run(opts: RunOptions = {}): Promise<RunResult> {
+    return this.execute(opts, 'run', false);
+  }
+
+  /** Why `cutover` cannot switch now, or undefined when it can: every step up to the switch must be done. */
+  notReadyToSwitch(): string | undefined {
+    const st = this.state();
+    if (st.phase === 'rolled-back' || st.phase === 'cleaned-up')
+      return `migration ${this.spec.name} was ${st.phase}; start a new one under another name`;
+    if (!st.completed.gate)
+      return `migration ${this.spec.name} is "${st.phase}" and not ready to switch (steps done: ${Object.keys(st.completed).join(', ') || 'none'}); finish \`cutover run\` first`;
+    return undefined;
+  }
+
+  /** `cutover cutover`: the switch of a migration waiting in manual mode (the proof runs again first). */
+  async cutover(opts: RunOptions = {}): Promise<RunResult> {
+    const why = this.notReadyToSwitch();
+    if (why) throw new PreflightError(why);
+    return this.execute(opts, 'cutover', true);
+  }
+
+  private lock(command: string, opts: RunOptions): Lock {
+    return acquireLock(this.store.lockPath, command, { takeOverStale: opts.takeOverLock });
+  }
+
+  private refusePostponeWithoutLoop(c: Ctx): void {
+    if (this.spec.postponeFlagPath && !c.strategy.canPostpone)
+      throw new PreflightError(
+        `cutover.postponeFlagFile: capture.strategy ${c.strategy.mode} switches in one request with no catch-up loop to hold it back, so a postpone flag would be ignored; use cutover.mode manual (then \`cutover cutover\` when ready) instead`,
+      );
+  }
+
+  private async execute(opts: RunOptions, command: string, cutoverNow: boolean): Promise<RunResult> {
+    // Everything that can fail before the steps (a transform that does not load, an unreadable state file)
+    // runs before the lock is taken, so such a failure never leaves a lock behind.
+    const transform = await loadTransform(this.spec.transformPath);
+    const state = this.state();
+    if (state.phase === 'rolled-back' || state.phase === 'cleaned-up')
+      throw new PreflightError(
+        `migration ${this.spec.name} was ${state.phase}; start a new one under another name`,
+      );
+    const c = this.context(state, transform, opts, cutoverNow);
+    this.refusePostponeWithoutLoop(c);
+    const lock = this.lock(command, opts);
+    let current = '';
+    try {
+      if (state.phase !== 'cut-over') state.phase = 'running';
+      this.store.save(state);
+      this.audit.record({ event: 'run-started', command, resumed: Object.keys(state.completed).length > 0 });
+      await this.liftStaleFreeze(state, c.reporter);
+      if (opts.retryDeadLetters) await redriveDeadLetters(c);
+      for (const step of runbook(c.strategy)) {
+        if (step.done(c)) continue;
+        current = step.name;
+        c.reporter.step(step.name, step.title);
+        const r = await step.run(c);
+        if (r === 'pause') {
+          this.store.save(state);
+          return this.result(state);
+        }
+        failpoint(`step.${step.name}.before-save`);
+        state.completed[step.name] = new Date().toISOString();
+        this.store.save(state);
+      }
+      state.phase = 'cut-over';
+      this.store.save(state);
+      return this.result(state);
+    } catch (e) {
+      const err = opts.signal?.aborted
+        ? new Interrupted(`interrupted in step ${current || 'start'}; \`cutover run\` resumes`)
+        : e;
+      state.lastError = {
+        at: new Date().toISOString(),
+        step: current,
+        message: err instanceof Error ? err.message : String(err),
+      };
+      state.phase = 'failed';
+      this.store.save(state);
+      // Leave the target as an operator would want it while they investigate: with its own settings back.
+      await restoreTargetSettings(c).catch((x) =>
+        c.reporter.warn(
+          `could not restore target settings: ${(x as Error).message}; the next run restores them`,
+        ),
+      );
+      this.audit.record({ event: 'run-failed', step: current, error: state.lastError.message });
+      throw err;
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** What is true after a run that returned, in one line. */
+  private result(state: MigrationState): RunResult {
+    if (state.phase === 'awaiting-cutover') {
+      const proof = readJson<ProofReport>(this.store.proofPath);
+      const diffs = proof ? proof.missing + proof.extra + proof.changed : 0;
+      const proven =
+        this.spec.verify.mode === 'off' || !proof
+          ? 'copied, not proven (verify.mode off: only the counts were compared)'
+          : diffs === 0
+            ? 'copied and proven document by document'
+            : `copied; the proof found ${diffs} difference(s), within verify.maxDifferences = ${this.spec.verify.maxDifferences} (see ${this.store.proofPath})`;
+      return {
+        outcome: 'awaiting-cutover',
+        message: `${proven}; run \`cutover cutover <spec>\` to switch the aliases`,
+      };
+    }
+    const aliases = state.aliases?.records.map((r) => r.alias) ?? [];
+    return {
+      outcome: 'cut-over',
+      message: aliases.length
+        ? `done: ${aliases.join(', ')} point at ${this.spec.target.index}`
+        : `done: ${this.spec.target.index} holds the copy; the spec names no aliases, so point the application at it yourself`,
+    };
+  }
+
+  /** A run killed inside a write freeze left the block on: the application cannot write until it is lifted. */
+  private async liftStaleFreeze(state: MigrationState, reporter: Reporter): Promise<void> {
+    if (!state.frozen) return;
+    const f = state.frozen;
+    const cluster = f.side === 'source' ? this.source : this.target;
+    await liftWriteBlock(cluster, f.index);
+    // The writers were refused from the block until now: that freeze is reported as it really was.
+    const started = f.startedAt ? Date.parse(f.startedAt) : Date.now();
+    const [from, to] =
+      f.side === 'source'
+        ? [state.sourceIndex!, this.spec.target.index]
+        : [this.spec.target.index, state.sourceIndex!];
+    const where = await aliasPlacement(this.source, state.aliases?.records ?? [], from, to);
+    const path = f.side === 'source' ? this.store.capturePath : this.store.revertPath;
+    const capture = readJson<CaptureState>(path);
+    if (capture) {
+      capture.freezes.push({
+        attempt: f.attempt ?? capture.freezes.length + 1,
+        startedAt: f.startedAt ?? new Date(started).toISOString(),
+        durationMs: Date.now() - started,
+        switched: (state.aliases?.records.length ?? 0) > 0 && where.placement === 'to',
+        reason: 'the run was stopped inside the freeze; the block stayed until it was lifted',
+        appliedInFreeze: 0,
+        deletedInFreeze: 0,
+      });
+      writeJsonAtomic(path, capture);
+    }
+    this.audit.record({ event: 'stale-freeze-lifted', index: f.index, frozenSince: f.startedAt });
+    reporter.warn(
+      `lifted the write block a stopped run left on ${f.index} (in place since ${f.startedAt ?? '?'})`,
+    );
+    state.frozen = undefined;
+    this.store.save(state);
+  }
+
+  /**
+   * Move the aliases back onto the source in one request; the target is kept. Inside the revert window of a live
+   * migration no write made since the switch is lost (the strategy drains the reverse sync first), and a run still
+   * keeping the window open is asked to hand over its lock. Before any switch there is nothing to move back: the
+   * migration is left as it is and `run` can go on.
+   */
+  async rollback(
+    opts: RunOptions = {},
+  ): Promise<{ result: 'aliases-restored' | 'nothing-to-move'; message: string }> {
+    const reporter = opts.reporter ?? silentReporter;
+    const first = this.state();
+    const strategy = captureStrategy(this.spec);
+    if (
+      strategy.revertWindowOpen({ spec: this.spec, state: first }) &&
+      heldByLiveProcess(this.store.lockPath)
+    ) {
+      reporter.info('asking the running migration to stop its revert window and hand over');
+      await requestHandover({ store: this.store }, () => !heldByLiveProcess(this.store.lockPath));
+    }
+    const lock = this.lock('rollback', opts);
+    try {
+      const state = this.state();
+      if (!state.sourceIndex)
+        throw new PreflightError(`migration ${this.spec.name} has not started: nothing to roll back`);
+      await this.liftStaleFreeze(state, reporter);
+      const records = state.aliases?.records ?? [];
+      const where = await aliasPlacement(this.source, records, state.sourceIndex, this.spec.target.index);
+      const c = this.context(state, await loadTransform(this.spec.transformPath), opts);
+      if (records.length === 0 || (where.placement === 'from' && !state.cutoverAt)) {
+        await restoreTargetSettings(c);
+        this.audit.record({ event: 'rollback-nothing-to-move' });
+        return {
+          result: 'nothing-to-move',
+          message: `nothing to roll back: ${records.length ? `the aliases never left ${state.sourceIndex}` : 'the spec names no aliases'}; the migration is kept as it was (phase ${state.phase}), \`cutover run\` goes on with it`,
+        };
+      }
+      const r = await c.strategy.rollBack(c);
+      await restoreTargetSettings(c);
+      state.phase = 'rolled-back';
+      state.rolledBackAt = new Date().toISOString();
+      this.store.save(state);
+      this.audit.record({ event: 'rolled-back', result: r });
+      return {
+        result: 'aliases-restored',
+        message: `${records.map((a) => a.alias).join(', ')} point at ${state.sourceIndex} again; ${this.spec.target.index} is kept`,
+      };
+    } finally {
+      lock.release();
+    }
+  }
+
+  /**
+   * Delete the old (source) index: only after cutover, after the retention window, and when named exactly. The
+   * window is cutover.retentionHours from the switch, as the spec says it now.
+   */
+  async cleanup(confirmIndex: string | undefined, opts: RunOptions = {}, now = new Date()): Promise<string> {
+    const lock = this.lock('cleanup', opts);
+    try {
+      const state = this.state();
+      if (state.phase !== 'cut-over' || !state.sourceIndex || !state.cutoverAt) {
+        throw new PreflightError(
+          `cleanup: migration ${this.spec.name} is "${state.phase}", not cut over; nothing is deleted`,
+        );
+      }
+      const retainUntil = new Date(
+        Date.parse(state.cutoverAt) + this.spec.cutover.retentionHours * 3_600_000,
+      );
+      if (now < retainUntil) {
+        throw new PreflightError(
+          `cleanup: the old index ${state.sourceIndex} is retained until ${retainUntil.toISOString()} (switched at ${state.cutoverAt} + cutover.retentionHours = ${this.spec.cutover.retentionHours}); rollback stays possible until then`,
+        );
+      }
+      if (confirmIndex !== state.sourceIndex) {
+        throw new PreflightError(
+          `cleanup deletes index "${state.sourceIndex}": confirm with --confirm-delete ${state.sourceIndex}`,
+        );
+      }
+      const where = await aliasPlacement(
+        this.source,
+        state.aliases?.records ?? [],
+        state.sourceIndex,
+        this.spec.target.index,
+      );
+      if ((state.aliases?.records.length ?? 0) > 0 && where.placement !== 'to') {
+        throw new GateError(
+          `cleanup: aliases do not all point at the target (${where.detail}); refusing to delete ${state.sourceIndex}`,
+        );
+      }
+      await this.source.deleteIndex(state.sourceIndex);
+      state.phase = 'cleaned-up';
+      this.store.save(state);
+      this.audit.record({ event: 'old-index-deleted', index: state.sourceIndex });
+      return state.sourceIndex;
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** `cutover verify`: a full proof on demand, after the copy; changes nothing. */
+  async verify(opts: { signal?: AbortSignal; reporter?: Reporter } = {}): Promise<ProofReport> {
+    const state = this.state();
+    if (!state.completed.copy)
+      throw new PreflightError(
+        `verify: migration ${this.spec.name} has not finished copying (phase ${state.phase})`,
+      );
+    const c = this.context(state, await loadTransform(this.spec.transformPath), opts);
+    try {
+      return await runProof(c, undefined, false);
+    } catch (e) {
+      if (opts.signal?.aborted) throw new Interrupted('verify interrupted; nothing was changed');
+      throw e;
+    }
+  }
+
+  /**
+   * The report of where the migration stands, from the state and the capture files. While a copy runs (here or
+   * in another process) the figures come from the slice checkpoints, which move with every acknowledged bulk.
+   */
+  report(): RunReport {
+    const s = this.state();
+    const live =
+      !s.completed.copy && s.sourceShards
+        ? { ...s, totals: totalsOf(loadCheckpoints(this.store, s.sourceShards), s.totals?.sourceDocs ?? 0) }
+        : s;
+    return buildReport(
+      live,
+      this.store.deadLetterPath,
+      readJson<CaptureState>(this.store.capturePath),
+      readJson<CaptureState>(this.store.revertPath),
+    );
+  }
+
+  /**
+   * `cutover status`: the report, the steps done, who runs the migration now, the last error while it still
+   * stands, and anything the application feels right now (a write block left in place).
+   */
+  async status(): Promise<MigrationStatus> {
+    const s = this.state();
+    const owner = lockOwner(this.store.lockPath);
+    const running = owner
+      ? heldByLiveProcess(this.store.lockPath) || owner.host !== hostname()
+        ? `${owner.command} (pid ${owner.pid} on ${owner.host}, since ${owner.startedAt})`
+        : `nothing: the ${owner.command} of pid ${owner.pid} stopped without finishing; \`cutover run\` resumes`
+      : undefined;
+    const warnings: string[] = [];
+    if (s.frozen)
+      warnings.push(
+        `a write freeze was in progress on ${s.frozen.index} (since ${s.frozen.startedAt ?? '?'}); if the application's writes are refused, \`cutover run\` or \`cutover rollback\` lifts the block, or by hand: PUT ${s.frozen.index}/_settings {"index.blocks.write": null}`,
+      );
+    return {
+      report: this.report(),
+      completed: Object.keys(s.completed),
+      running,
+      lastError: s.phase === 'failed' ? s.lastError : undefined,
+      warnings,
+    };
+  }
+
+  /** Write the report next to the state (report.json), once the migration has started. */
+  saveReport(): RunReport {
+    const r = this.report();
+    if (this.state().sourceIndex) writeJsonAtomic(this.store.reportPath, r);
+    return r;
+  }
+
+  async close(): Promise<void> {
+    await this.source.close();
+    if (this.target !== this.source) await this.target.close();
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The copy: every source document through reader -> transform -> the one versioned writer, slice by slice, a
+ * slice's checkpoint moving only after its bulk was acknowledged. The capture strategy runs what it needs beside it.
+ */
+import { backfill, loadCheckpoints, totalsOf } from '../../copy/backfill.js';
+import { FileDeadLetters } from '../../copy/dead-letters.js';
+import type { Step } from '../context.js';
+
+export const copyStep: Step = {
+  name: 'copy',
+  title: 'Copy every document (PIT slices, versioned bulk writes, checkpoints)',
+  done: (c) => !!c.state.completed.copy,
+  changes: (spec, c) => [
+    `writes every document of ${spec.source.index} into ${spec.target.index} with ${c.strategy.createOnly ? 'op_type=create (a document already there is newer)' : `version_type=external, version = ${spec.copy.versioning === 'seqno' ? 'source _seq_no + 1' : 'source _version'}`}`,
+    `${spec.copy.concurrency} slice(s) at a time, ${spec.copy.batchDocs} docs / ${spec.copy.batchBytes} bytes per bulk${spec.copy.maxDocsPerSecond ? `, at most ${spec.copy.maxDocsPerSecond} docs/s` : ''}`,
+    ...c.strategy.copyNotes(),
+  ],
+  async run(c) {
+    const sourceIndex = c.state.sourceIndex!;
+    const slices = c.state.sourceShards!;
+    await c.source.refresh(sourceIndex).catch(() => undefined);
+    const sourceDocs = await c.source.count(sourceIndex);
+    const before = totalsOf(loadCheckpoints(c.store, slices), sourceDocs);
+    c.state.copyStartedAt ??= new Date().toISOString();
+    // The state carries the figures while the copy runs, so `status` from another shell is true meanwhile.
+    c.state.totals = before;
+    c.store.save(c.state);
+    c.reporter.copyStarted(
+      sourceDocs,
+      before.copied + before.conflicts + before.dropped + before.deadLetters,
+    );
+    try {
+      const cps = await c.strategy.alongsideCopy(c, (hooks) =>
+        backfill({
+          source: c.source,
+          target: c.target,
+          sourceIndex,
+          targetIndex: c.spec.target.index,
+          slices,
+          batchDocs: c.spec.copy.batchDocs,
+          batchBytes: c.spec.copy.batchBytes,
+          concurrency: c.spec.copy.concurrency,
+          maxDocsPerSecond: c.spec.copy.maxDocsPerSecond,
+          keepAlive: c.spec.copy.keepAlive,
+          versioning: c.spec.copy.versioning,
+          gzip: c.spec.copy.gzip,
+          createOnly: c.strategy.createOnly,
+          softDeleteField: c.strategy.softDeleteField,
+          onDropped: hooks.onDropped,
+          yieldTo: hooks.yieldTo,
+          transform: c.transform,
+          store: c.store,
+          deadLetters: new FileDeadLetters(c.store.deadLetterPath),
+          signal: c.signal,
+          onProgress: (p) => c.reporter.copyProgress(p),
+          onNotice: (m) => c.reporter.warn(m),
+        }),
+      );
+      c.state.totals = totalsOf(cps, sourceDocs);
+    } finally {
+      c.reporter.copyFinished();
+    }
+    c.state.copyFinishedAt = new Date().toISOString();
+    c.audit.record({ event: 'copied', totals: c.state.totals });
+    return 'continue';
+  },
+};

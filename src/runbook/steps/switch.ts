@@ -1,0 +1,59 @@
+/**
+ * The switch: the aliases move to the target in one atomic request (how, and under which freeze, is the capture
+ * strategy's), then the target gets its last settings back and the old index is kept for the retention window.
+ */
+import { restoreTargetSettings } from '../../cutover/target-settings.js';
+import { specAliasNames } from '../../verify/inspect.js';
+import type { Step } from '../context.js';
+import { proveAndJudge } from '../proof-gate.js';
+
+export const switchStep: Step = {
+  name: 'switch-aliases',
+  title: 'Switch the aliases to the target in one atomic request',
+  done: (c) => !!c.state.completed['switch-aliases'],
+  changes: (spec) => {
+    const names = specAliasNames(spec);
+    const manual = spec.cutover.mode === 'manual' ? ' (waits for `cutover cutover`)' : '';
+    return names.length === 0
+      ? ['no aliases in the spec: nothing to switch; the application must be pointed at the target by hand']
+      : [
+          `one _aliases request: remove ${names.join(', ')} from the source, add them to ${spec.target.index}${manual}`,
+        ];
+  },
+  async run(c) {
+    if (c.spec.cutover.mode === 'manual' && !c.cutoverNow) {
+      c.state.phase = 'awaiting-cutover';
+      c.reporter.info('copy verified; waiting for `cutover cutover <spec>` to switch the aliases');
+      return 'pause';
+    }
+    // Time has passed since the copy was proven: prove it again right before a manual switch.
+    if (c.cutoverNow && c.spec.verify.mode !== 'off') await proveAndJudge(c, 'before the switch');
+    const r = await c.strategy.switchAliases(c);
+    // Tombstones were kept through the switch; nothing can resurrect a document on the target any more.
+    await restoreTargetSettings(c);
+    if (Object.keys(c.state.parkedSettings ?? {}).length) {
+      // Lifecycle policy back on, now that the target is the index the aliases (and a rollover alias) name.
+      await c.target.putSettings(c.spec.target.index, c.state.parkedSettings!);
+      c.audit.record({ event: 'lifecycle-settings-applied', settings: c.state.parkedSettings });
+    }
+    const now = new Date();
+    c.state.cutoverAt = now.toISOString();
+    // The old index is kept from here; cleanup reads cutover.retentionHours again when it runs.
+    c.state.retainUntil = new Date(now.getTime() + c.spec.cutover.retentionHours * 3_600_000).toISOString();
+    // Also after a crash between the alias request and this step's end ('already'): the cursors were saved.
+    if (c.spec.cutover.revertWindowMinutes > 0 && c.state.revertCursors)
+      c.state.revertUntil ??= new Date(
+        now.getTime() + c.spec.cutover.revertWindowMinutes * 60_000,
+      ).toISOString();
+    c.audit.record({
+      event: 'aliases-switched',
+      result: r,
+      to: c.spec.target.index,
+      retainUntil: c.state.retainUntil,
+    });
+    c.state.phase = 'cut-over';
+    // A refusal from an earlier try is history now, not the migration's state.
+    c.state.lastError = undefined;
+    return 'continue';
+  },
+};

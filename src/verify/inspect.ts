@@ -1,0 +1,196 @@
+/**
+ * What the clusters look like before anything changes, and whether the migration may start: read-only, shared by
+ * `plan` and the runbook's inspect and sample steps, so the plan refuses exactly what `run` would.
+ */
+import type { CaptureStrategy } from '../capture/strategy.js';
+import type { Cluster } from '../cluster/client.js';
+import type { TransformFn } from '../copy/transform.js';
+import { inspectAliases, resolveIndex } from '../cutover/aliases.js';
+import { canonical, desiredTargetBody, firstDifference, type TargetBody } from '../cutover/target.js';
+import type { LoadedSpec } from '../spec/load.js';
+import { PreflightError } from '../store/errors.js';
+import type { AliasRecord } from '../store/state.js';
+import { explainLifecycle, lifecycleFindings, lifecycleSettings } from './lifecycle.js';
+import { blocking, type Finding, formatFindings, preflight, privileges } from './preflight.js';
+import { type SampleResult, sampleDryRun } from './sample.js';
+
+export interface Facts {
+  sourceIndex: string;
+  shards: number;
+  docs: number;
+  aliases: AliasRecord[];
+  targetReused: boolean;
+  source: string;
+  target: string;
+  findings: Finding[];
+  /** lifecycle settings of the source, put on the target only after cutover */
+  parkedSettings: Record<string, unknown>;
+}
+
+export interface InspectInput {
+  spec: LoadedSpec;
+  source: Cluster;
+  target: Cluster;
+  strategy: CaptureStrategy;
+  transform: TransformFn;
+  force?: boolean;
+  /** run the sample dry run too (plan does; run has a step of its own for it) */
+  sample?: boolean;
+}
+
+export const sampleIndexOf = (target: string) => `${target}-cutover-sample`;
+
+/** Every alias name of the spec, once each. */
+export function specAliasNames(spec: Pick<LoadedSpec, 'aliases'>): string[] {
+  return [...new Set([...(spec.aliases?.read ?? []), ...(spec.aliases?.write ? [spec.aliases.write] : [])])];
+}
+
+export async function inspect(c: InspectInput): Promise<Facts> {
+  const aliasNames = specAliasNames(c.spec);
+  // Privileges first: a user who may not read the metadata would otherwise meet a bare 403 below.
+  const priv = await privileges({
+    source: c.source,
+    sourceIndex: c.spec.source.index,
+    targetIndex: c.spec.target.index,
+    aliases: aliasNames.map((alias) => ({ alias })),
+  });
+  refuseOn(priv, false);
+  const sourceIndex = await resolveIndex(c.source, c.spec.source.index, 'source.index');
+  const aliases = await inspectAliases(c.source, aliasNames, sourceIndex);
+  if (sourceIndex === c.spec.target.index)
+    throw new PreflightError(`target.index: "${c.spec.target.index}" is the source index itself`);
+  const caps = await c.source.capabilities();
+  if (!caps.seqNoPrimaryTerm)
+    throw new PreflightError(
+      `source: ${caps.distribution} ${caps.version} does not return _seq_no on hits; cutover needs it for versioned copies`,
+    );
+  const targetCaps = await c.target.capabilities();
+  const body = await desiredTargetBody(c.source, sourceIndex, c.spec);
+  const targetReused = await reusableTarget(c, body);
+  const sourceMappings = Object.values(await c.source.getMapping(sourceIndex))[0]?.mappings ?? {};
+  const settings = Object.values(await c.source.getSettings(sourceIndex))[0]?.settings ?? {};
+  const strategyFindings = await c.strategy.preflight({
+    source: c.source,
+    sourceIndex,
+    sourceMappings,
+    settings,
+  });
+  const findings: Finding[] = [
+    ...priv,
+    ...lifecycleFindings(await explainLifecycle(c.source, sourceIndex), sourceIndex),
+    ...(await preflight({
+      source: c.source,
+      target: c.target,
+      sourceIndex,
+      targetIndex: c.spec.target.index,
+      aliases,
+      sourceMappings,
+      targetBody: body,
+    })),
+    ...strategyFindings,
+  ];
+  if (c.sample && c.spec.copy.sampleSize > 0 && !targetReused)
+    findings.push(sampleFinding(await runSample(c, sourceIndex, body), c.spec));
+  refuseOn(findings, !!c.force);
+  return {
+    sourceIndex,
+    shards: await c.source.primaryShards(sourceIndex),
+    docs: await c.source.count(sourceIndex),
+    aliases,
+    targetReused,
+    source: `${caps.distribution} ${caps.version}`,
+    target: `${targetCaps.distribution} ${targetCaps.version}`,
+    findings,
+    parkedSettings: lifecycleSettings(settings),
+  };
+}
+
+/** A refusal carries every finding, so `plan --json` can print them as data. */
+export class PreflightRefused extends PreflightError {
+  override readonly name = 'PreflightRefused';
+  constructor(
+    message: string,
+    readonly findings: Finding[],
+  ) {
+    super(message);
+  }
+}
+
+export function refuseOn(findings: Finding[], force: boolean): void {
+  const blocks = blocking(findings, force);
+  if (blocks.length === 0) return;
+  throw new PreflightRefused(
+    `preflight refused, nothing was changed:\n${formatFindings(blocks)}${blocks.some((b) => !b.safety) ? '\n(--force overrides the findings that are not about safety)' : ''}`,
+    findings,
+  );
+}
+
+/** The target name must be free, or hold an index with exactly the mappings the spec asks for (target.reuse). */
+async function reusableTarget(c: InspectInput, body: TargetBody): Promise<boolean> {
+  if (!(await c.target.indexExists(c.spec.target.index))) return false;
+  if (!c.spec.target.reuse)
+    throw new PreflightError(
+      `target.index: "${c.spec.target.index}" already exists on ${c.target.displayUrl}; pick another name, delete it, or set target.reuse (--reuse-target) if its mappings match`,
+    );
+  const existing = Object.values(await c.target.getMapping(c.spec.target.index))[0]?.mappings ?? {};
+  if (canonical(existing) !== canonical(body.mappings))
+    throw new PreflightError(
+      `target.reuse: "${c.spec.target.index}" exists but its mappings differ from the spec's at ${firstDifference(existing, body.mappings)}`,
+    );
+  return true;
+}
+
+export function runSample(
+  c: Pick<InspectInput, 'spec' | 'source' | 'target' | 'transform'>,
+  sourceIndex: string,
+  body: TargetBody,
+): Promise<SampleResult> {
+  return sampleDryRun(
+    c.source,
+    c.target,
+    sourceIndex,
+    sampleIndexOf(c.spec.target.index),
+    body,
+    c.transform,
+    c.spec.copy.sampleSize,
+  );
+}
+
+/**
+ * The sample's verdict. The transform throwing and the mapping rejecting are told apart (they are fixed in
+ * different places). Rejections within copy.maxDeadLetters only warn: the copy would dead-letter them, which the
+ * operator allowed; above it the sample blocks, and --force, a larger budget or --sample-size 0 get past it.
+ */
+export function sampleFinding(r: SampleResult, spec: Pick<LoadedSpec, 'copy'>): Finding {
+  if (r.rejected.length === 0)
+    return {
+      check: 'sample',
+      severity: 'ok',
+      message: `sample of ${r.sampled} documents indexes cleanly into the target mapping`,
+    };
+  const byTransform = r.rejected.filter((d) => d.type === 'transform_error');
+  const byMapping = r.rejected.filter((d) => d.type !== 'transform_error');
+  const parts: string[] = [];
+  if (byTransform.length)
+    parts.push(`the transform throws on ${byTransform.length} of ${r.sampled} sampled documents`);
+  if (byMapping.length)
+    parts.push(`the target mapping rejects ${byMapping.length} of ${r.sampled} sampled documents`);
+  const lines = [...byTransform, ...byMapping]
+    .slice(0, 10)
+    .map((d) => `id ${JSON.stringify(d.id)}: ${d.type}: ${d.reason}`);
+  const within = r.rejected.length <= spec.copy.maxDeadLetters;
+  const fix = [
+    byTransform.length ? 'fix the transform' : '',
+    byMapping.length ? 'fix target.mappings/mappingOverrides or the transform' : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
+  return {
+    check: 'sample',
+    severity: within ? 'warn' : 'block',
+    message: `${parts.join(', and ')} (these would become dead letters):\n        ${lines.join('\n        ')}`,
+    action: within
+      ? `within copy.maxDeadLetters = ${spec.copy.maxDeadLetters}: the copy dead-letters them and goes on; ${fix} to keep them`
+      : `${fix}; or accept them as dead letters with --max-dead-letters N (copy.maxDeadLetters); --force or --sample-size 0 go on to the copy, whose dead-letter gate still counts them`,
+  };
+}
