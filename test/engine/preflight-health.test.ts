@@ -25,13 +25,8 @@ describe('cluster health gate on es8', () => {
       assert.equal(plan.code, 0, plan.stderr);
       return (JSON.parse(plan.stdout).facts.findings as Finding[]).filter((f) => f.check === 'source.health');
     };
-    assert.deepEqual(
-      (await healthFindings()).map((f) => f.severity),
-      ['ok'],
-      'the shared server starts green',
-    );
-
-    // One replica on a single node can never be assigned: the cluster is yellow.
+    // One replica on a single node can never be assigned: the cluster is yellow (it may be already: suites before
+    // this one leave indices with the default replica behind on the shared server).
     const yellow = uniqueName('yellow');
     try {
       await s.c.createIndex(yellow, { settings: { number_of_shards: 1, number_of_replicas: 1 } });
@@ -83,7 +78,7 @@ describe('cluster health gate on es8', () => {
     assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.source]);
     assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.source]);
 
-    // The refusal left nothing to undo: once the cluster is healthy the same migration runs through.
+    // The refusal left nothing to undo: once the cluster is no longer red the same migration runs through.
     const after = await runCli(['run', s.specPath]);
     assert.equal(after.code, 0, after.stderr);
     assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.target]);
