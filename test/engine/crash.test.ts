@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { runCli, startCli } from '../support/cli.js';
+import { EXPECTED } from '../support/clusters.js';
 import { diffDocs, readAll, summarize } from '../support/data.js';
 import { aliasTargets, scenario } from '../support/scenario.js';
 
@@ -46,7 +47,7 @@ async function finalCheck(
   assert.equal(report.copied + report.versionConflicts >= s.expected.size, true);
 }
 
-for (const kind of ['es8', 'os3'] as const) {
+for (const kind of (['es8', 'es9', 'os3'] as const).filter((k) => EXPECTED.includes(k))) {
   describe(`kill -9 and resume on ${kind}`, () => {
     it('survives a kill at every failpoint in turn', async () => {
       const s = await scenario(kind, 3000, { copy: { batchDocs: 100, concurrency: 1 } });

@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { application, type Log } from '../support/app-writer.js';
 import { startCli } from '../support/cli.js';
+import { EXPECTED } from '../support/clusters.js';
 import { canon, readAll } from '../support/data.js';
 import { aliasTargets, type Scenario, scenario, transformDoc } from '../support/scenario.js';
 
@@ -45,7 +46,7 @@ async function assertExact(s: Scenario, log: Log): Promise<void> {
   );
 }
 
-for (const kind of ['es8', 'os3'] as const) {
+for (const kind of (['es8', 'es9', 'os3'] as const).filter((k) => EXPECTED.includes(k))) {
   describe(`seqno capture on ${kind}`, () => {
     it('keeps every acknowledged write, update and delete made during the migration', async () => {
       const s = await scenario(kind, 3000, {
@@ -118,7 +119,7 @@ for (const kind of ['es8', 'os3'] as const) {
   });
 }
 
-for (const kind of ['es8', 'os3'] as const) {
+for (const kind of (['es8', 'es9', 'os3'] as const).filter((k) => EXPECTED.includes(k))) {
   describe(`seqno capture killed around the freeze on ${kind}`, () => {
     for (const fp of [
       'freeze.after-block:1',
@@ -166,7 +167,7 @@ for (const kind of ['es8', 'os3'] as const) {
   });
 }
 
-for (const kind of ['es8', 'os3'] as const) {
+for (const kind of (['es8', 'es9', 'os3'] as const).filter((k) => EXPECTED.includes(k))) {
   describe(`seqno freeze budget on ${kind}`, () => {
     it('lifts a freeze that cannot finish in time, never switches half-done, and succeeds with a larger budget', async () => {
       const s = await scenario(kind, 800, {
@@ -206,7 +207,7 @@ for (const kind of ['es8', 'os3'] as const) {
   });
 }
 
-for (const kind of ['es8', 'os3'] as const) {
+for (const kind of (['es8', 'es9', 'os3'] as const).filter((k) => EXPECTED.includes(k))) {
   describe(`seqno steady deletes and a slow id scan on ${kind}`, () => {
     it('stops freezing in vain once the scan did not fit, and switches when deletes pause', async () => {
       // The id scan is made slower than the freeze budget (a delay point per page: a large index without the
