@@ -2,6 +2,8 @@
 /** The `cutover` command: thin glue over the library (src/index.ts). Exit codes: docs/cli.md. */
 import { Command, Option } from 'commander';
 import { ClusterError, TransportError } from '../cluster/errors.js';
+import { onClusterNotice } from '../cluster/notices.js';
+import { redactUrlsIn } from '../cluster/redact.js';
 import { EXIT, GateError, PreflightError } from '../plan/errors.js';
 import { LockError } from '../plan/lock.js';
 import { SpecError } from '../spec/load.js';
@@ -15,6 +17,15 @@ function exitCodeFor(e: unknown): number {
   return EXIT.failed;
 }
 
+// A reader that stops early (`cutover status x | head -1`) is not an error: further output is dropped and the
+// command ends as it would have, never in the middle of a cluster operation (a freeze must still be lifted).
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') return;
+  throw e;
+});
+
+onClusterNotice((message) => process.stderr.write(`cutover: ${message}\n`));
+
 const program = new Command('cutover')
   .description('Zero-downtime reindexing and migration for Elasticsearch and OpenSearch')
   .version('0.1.0')
@@ -25,7 +36,8 @@ registerCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const code = exitCodeFor(e);
-  const msg = e instanceof Error ? e.message : String(e);
+  // Last line of defence: whatever produced the message, no URL userinfo reaches the terminal.
+  const msg = redactUrlsIn(e instanceof Error ? e.message : String(e));
   process.stderr.write(`cutover: ${msg}\n`);
   if (code === EXIT.failed && e instanceof Error && process.env.CUTOVER_DEBUG)
     process.stderr.write(`${e.stack}\n`);
