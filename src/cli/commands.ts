@@ -308,7 +308,8 @@ export function registerCommands(program: Command): void {
       await withMigration(spec, opts, async (m) => {
         const st = await m.status();
         if (globalJson(cmd)) {
-          out(JSON.stringify(st));
+          const { report, ...rest } = st;
+          out(JSON.stringify({ ...report, ...rest }));
           return;
         }
         out(formatReport(st.report));

@@ -36,6 +36,8 @@ export class TransportError extends CutoverError {
     readonly code: string | undefined,
     readonly method: string,
     readonly path: string,
+    /** host:port the connection went to, when the network stack says */
+    readonly address?: string,
   ) {
     super(`${method} ${path} failed: ${message}`);
   }

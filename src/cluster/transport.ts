@@ -11,6 +11,8 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { Agent, buildConnector, type Dispatcher, request as undiciRequest } from 'undici';
 import { ClusterError, parseErrorBody, TransportError } from './errors.js';
+import { explainFailure, type FailureContext, retryNotice } from './explain.js';
+import { clusterNotice } from './notices.js';
 import { redactUrl, scrub } from './redact.js';
 import { type RetryPolicy, TRANSPORT_RETRY, withRetry } from './retry.js';
 
@@ -36,6 +38,10 @@ export interface ClusterConfig {
   /** sockets per origin (default 16) */
   connections?: number;
   retry?: RetryPolicy;
+  /** spec field of this cluster ("source.cluster"): failures and retry notices name it */
+  label?: string;
+  /** where `auth` came from ("source.cluster.auth.passwordEnv (ES_PASSWORD)"): a 401 says to check it */
+  authSetting?: string;
 }
 
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -107,26 +113,32 @@ export class Transport {
   private readonly secrets: string[];
   private readonly retry: RetryPolicy;
   private readonly timeoutMs: number;
+  private readonly failure: FailureContext;
 
   constructor(config: ClusterConfig) {
     let url: URL;
     try {
       url = new URL(config.url);
     } catch {
-      throw new TypeError(`cluster url is not a valid URL: ${redactUrl(config.url)}`);
+      throw new TypeError(`${config.label ?? 'cluster'}.url is not a valid URL: ${redactUrl(config.url)}`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new TypeError(`cluster url must be http:// or https://, got ${url.protocol}`);
+      throw new TypeError(
+        `${config.label ?? 'cluster'}.url must be http:// or https://, got ${redactUrl(url.protocol)}`,
+      );
     }
     let auth = config.auth;
+    let authSetting = auth ? (config.authSetting ?? 'the configured credentials') : undefined;
     if (!auth && (url.username || url.password)) {
       auth = { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+      authSetting = `the credentials in ${config.label ? `${config.label}.url` : 'the cluster URL'}`;
     }
     url.username = '';
     url.password = '';
     this.origin = url.origin;
     this.basePath = url.pathname.replace(/\/+$/, '');
     this.displayUrl = redactUrl(url.toString());
+    this.failure = { label: config.label, displayUrl: this.displayUrl, authSetting };
     this.headers = { accept: 'application/json' };
     this.secrets = [];
     if (auth && 'username' in auth) {
@@ -164,15 +176,37 @@ export class Transport {
     return scrub(text, this.secrets);
   }
 
+  /** A failure comes out naming this cluster's spec field and what to check; each retry is announced. */
   async request<T = unknown>(opts: RequestOptions): Promise<Response<T>> {
-    const run = () => this.once<T>(opts);
-    if (!opts.idempotent) return run();
-    return withRetry(
-      run,
-      (err) => (err instanceof TransportError || err instanceof ClusterError) && err.transient,
-      this.retry,
-      { signal: opts.signal },
-    );
+    const started = Date.now();
+    let retries = 0;
+    try {
+      if (!opts.idempotent) return await this.once<T>(opts);
+      return await withRetry(
+        () => this.once<T>(opts),
+        (err) => (err instanceof TransportError || err instanceof ClusterError) && err.transient,
+        this.retry,
+        {
+          signal: opts.signal,
+          onRetry: (err, attempt, delayMs) => {
+            retries++;
+            clusterNotice(
+              retryNotice(
+                err as TransportError | ClusterError,
+                this.failure,
+                attempt + 2,
+                delayMs,
+                this.retry.budgetMs,
+              ),
+            );
+          },
+        },
+      );
+    } catch (err) {
+      if (err instanceof TransportError || err instanceof ClusterError)
+        err.message = explainFailure(err, this.failure, retries, Date.now() - started);
+      throw err;
+    }
   }
 
   private async once<T>(opts: RequestOptions): Promise<Response<T>> {
@@ -204,10 +238,14 @@ export class Transport {
         signal: opts.signal,
       });
     } catch (err) {
-      const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+      type NetError = Error & { code?: string; address?: string; port?: number };
+      const e = err as NetError & { cause?: NetError };
       const code = e.code ?? e.cause?.code;
       const message = this.scrub(e.cause?.message ? `${e.message}: ${e.cause.message}` : e.message);
-      throw new TransportError(message, code, opts.method, opts.path);
+      const at = e.address ?? e.cause?.address;
+      const port = e.port ?? e.cause?.port;
+      const address = at ? (port !== undefined ? `${at}:${port}` : at) : undefined;
+      throw new TransportError(message, code, opts.method, opts.path, address);
     }
     const text = opts.method === 'HEAD' ? '' : await res.body.text();
     let parsed: unknown = text;

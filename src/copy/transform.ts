@@ -4,6 +4,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { SpecError } from '../spec/load.js';
+import { isParseError, locateSyntaxError } from './syntax-error.js';
 
 export interface DocMeta {
   id: string;
@@ -39,6 +40,11 @@ export async function loadTransform(path: string | undefined): Promise<Transform
   try {
     mod = await import(pathToFileURL(path).href);
   } catch (e) {
+    const at = isParseError(e) ? locateSyntaxError(path) : undefined;
+    if (at)
+      throw new SpecError(
+        `transform: ${at.file}:${at.line}:${at.column}: ${at.message}${at.file === path ? '' : ` (imported by ${path})`}`,
+      );
     throw new SpecError(`transform: cannot load ${path}: ${(e as Error).message}`);
   }
   const fn = mod.default ?? mod.transform;

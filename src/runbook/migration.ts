@@ -85,9 +85,9 @@ export class Migration {
     if (!s) return newState(this.spec.name, this.spec.target.index, this.identity());
     const now = this.identity();
     const was = s.madeFor;
-    // A state from before this field was recorded takes this spec's identity from now on.
-    s.madeFor ??= now;
-    if (was) {
+    // Nothing done yet (a refused first try), or a state from before this was recorded: it takes this spec's.
+    if (!was || Object.keys(s.completed).length === 0) s.madeFor = now;
+    else {
       const diffs = (Object.keys(now) as Array<keyof typeof now>)
         .filter((k) => was[k] !== now[k])
         .map((k) => `${k}: the state has "${was[k]}", the spec "${now[k]}"`);
@@ -398,7 +398,7 @@ export class Migration {
     }
   }
 
-  /** `cutover verify`: a full proof on demand, after the copy; changes nothing. */
+  /** `cutover verify`: the proof on demand, after the copy; changes nothing. */
   async verify(opts: { signal?: AbortSignal; reporter?: Reporter } = {}): Promise<ProofReport> {
     const state = this.state();
     if (!state.completed.copy)
@@ -407,7 +407,7 @@ export class Migration {
       );
     const c = this.context(state, await loadTransform(this.spec.transformPath), opts);
     try {
-      return await runProof(c, undefined, false);
+      return await runProof(c);
     } catch (e) {
       if (opts.signal?.aborted) throw new Interrupted('verify interrupted; nothing was changed');
       throw e;

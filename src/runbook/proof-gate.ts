@@ -21,6 +21,8 @@ interface ProofWatermarks {
   settingsKey: string;
   source: number[];
   target: number[];
+  /** what the proof these watermarks belong to compared: a proof that re-reads nothing stands on it */
+  compared?: { source: number; target: number; confidence: string };
 }
 
 /** Differences above verify.maxDifferences: refused, with the first ones named. */
@@ -69,13 +71,11 @@ function withSoftDeletes(t: TransformFn, field: string | undefined): TransformFn
 
 /**
  * `live`: catch-up rounds (and id scans) keep running beside the proof; absent for `cutover verify`.
- * `reuse`: shards unchanged since a passed proof are not read again (the runbook's proofs); `cutover verify`
- * always reads everything, because an operator asking for a proof expects documents compared.
+ * Shards unchanged since a passed proof are not read again; the report then says which proof stands.
  */
 export async function runProof(
   c: CaptureContext & Pick<Ctx, 'strategy'>,
   live?: LiveCapture,
-  reuse = true,
 ): Promise<ProofReport> {
   const sourceIndex = c.state.sourceIndex!;
   const mappings = Object.values(await c.target.getMapping(c.spec.target.index))[0]?.mappings ?? {};
@@ -100,7 +100,6 @@ export async function runProof(
   let sourceSlices: number[] | undefined;
   let skipTargetPass = false;
   if (
-    reuse &&
     previous?.passed &&
     previous.settingsKey === settingsKey &&
     previous.source.length === sourceMarks.length &&
@@ -132,18 +131,22 @@ export async function runProof(
       skipTargetPass: skipTargetPass || c.strategy.proofSkipsTargetPass,
     });
   const r = live ? await live.alongside(proof, true) : await proof();
-  if (sourceSlices) {
-    r.confidence +=
-      sourceSlices.length === 0
-        ? `; nothing changed since the proof of ${previous!.at}: no slice re-read`
-        : `; only source slice(s) ${sourceSlices.join(', ')} changed since the proof of ${previous!.at} and were re-read`;
-  }
+  const compared =
+    sourceSlices?.length === 0 && previous?.compared
+      ? previous.compared
+      : { source: r.sourceChecked, target: r.targetChecked, confidence: r.confidence };
+  if (sourceSlices?.length === 0)
+    // Nothing was read now: say what stands, not "0 documents compared".
+    r.confidence = `nothing changed since the proof of ${previous!.at} (${compared.confidence}); no slice re-read`;
+  else if (sourceSlices)
+    r.confidence += `; only source slice(s) ${sourceSlices.join(', ')} changed since the proof of ${previous!.at} and were re-read`;
   writeJsonAtomic(c.store.proofWatermarksPath, {
     at: new Date().toISOString(),
     passed: r.passed,
     settingsKey,
     source: sourceMarks.map((m) => m.maxSeqNo),
     target: targetMarks.map((m) => m.maxSeqNo),
+    compared,
   } satisfies ProofWatermarks);
   writeJsonAtomic(c.store.proofPath, r);
   return r;

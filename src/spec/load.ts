@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
+import { clusterNotice } from '../cluster/notices.js';
+import { hasUserinfo, redactUrl, redactUrlsIn } from '../cluster/redact.js';
 import type { Auth, ClusterConfig } from '../cluster/transport.js';
 import { CutoverError, EXIT } from '../store/errors.js';
 import { type ClusterSpec, type Spec, type SpecInput, specSchema } from './schema.js';
@@ -45,15 +47,18 @@ function parseFile(path: string, what: string): unknown {
   try {
     return /\.json$/i.test(path) ? JSON.parse(text) : YAML.parse(text);
   } catch (e) {
+    // The parser quotes the offending line, which may be a URL with a password in it.
     throw new SpecError(
-      `${what} ${path} is not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(e as Error).message}`,
+      `${what} ${path} is not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${redactUrlsIn((e as Error).message)}`,
     );
   }
 }
 
-function show(value: unknown): string {
+/** The bad value, for the message: a URL field is shown without its userinfo, whether or not it parses. */
+function show(value: unknown, field: string): string {
   if (value === undefined) return 'nothing';
-  const s = JSON.stringify(value);
+  const safe = typeof value === 'string' && /(^|\.)url$/i.test(field) ? redactUrl(value) : value;
+  const s = redactUrlsIn(JSON.stringify(safe));
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
@@ -67,7 +72,9 @@ export function formatIssues(issues: z.core.$ZodIssue[], input: unknown): string
   return issues
     .map((i) => {
       const field = i.path.length ? i.path.join('.') : '(spec)';
-      const got = /password|apiKey|bearer|auth/i.test(field) ? '' : ` (got ${show(valueAt(input, i.path))})`;
+      const got = /password|apiKey|bearer|auth/i.test(field)
+        ? ''
+        : ` (got ${show(valueAt(input, i.path), field)})`;
       if (i.code === 'unrecognized_keys') return `${field}: unknown field(s) ${i.keys.join(', ')}`;
       return `${field}: ${i.message}${got}`;
     })
@@ -130,17 +137,35 @@ function secret(inline: string | undefined, envName: string | undefined, field: 
   throw new SpecError(`${field}: give it inline or through ${field}Env`);
 }
 
-/** Turn a cluster spec into transport config, resolving secrets from the environment. */
+/** The setting a secret comes from, for messages: "source.cluster.auth.passwordEnv (ES_PASSWORD)". */
+function secretSetting(inline: string | undefined, envName: string | undefined, field: string): string {
+  return inline ? field : `${field}Env (${envName})`;
+}
+
+/**
+ * Turn a cluster spec into transport config, resolving secrets from the environment. `field` ("source.cluster")
+ * travels with the config so a cluster failure names the settings to check.
+ */
 export function clusterConfig(c: ClusterSpec, field: string): ClusterConfig {
   let auth: Auth | undefined;
+  let authSetting: string | undefined;
   const a = c.auth as Record<string, string | undefined> | undefined;
-  if (a && 'username' in a)
+  if (a && 'username' in a) {
     auth = { username: a.username!, password: secret(a.password, a.passwordEnv, `${field}.auth.password`) };
-  else if (a && ('apiKey' in a || 'apiKeyEnv' in a))
+    authSetting = `${field}.auth.username (${a.username}) with ${secretSetting(a.password, a.passwordEnv, `${field}.auth.password`)}`;
+  } else if (a && ('apiKey' in a || 'apiKeyEnv' in a)) {
     auth = { apiKey: secret(a.apiKey, a.apiKeyEnv, `${field}.auth.apiKey`) };
-  else if (a && ('bearer' in a || 'bearerEnv' in a))
+    authSetting = secretSetting(a.apiKey, a.apiKeyEnv, `${field}.auth.apiKey`);
+  } else if (a && ('bearer' in a || 'bearerEnv' in a)) {
     auth = { bearer: secret(a.bearer, a.bearerEnv, `${field}.auth.bearer`) };
-  return { url: c.url, auth, tls: c.tls, requestTimeoutMs: c.requestTimeoutMs };
+    authSetting = secretSetting(a.bearer, a.bearerEnv, `${field}.auth.bearer`);
+  }
+  // Two sources of credentials: the transport uses auth and drops the URL's, so say so rather than guess silently.
+  if (auth && hasUserinfo(c.url))
+    clusterNotice(
+      `${field}.url carries credentials and ${field}.auth is set too: using ${authSetting}; the credentials in the URL are ignored (remove them from ${field}.url)`,
+    );
+  return { url: c.url, auth, tls: c.tls, requestTimeoutMs: c.requestTimeoutMs, label: field, authSetting };
 }
 
 export type { Spec, SpecInput };

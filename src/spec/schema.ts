@@ -28,7 +28,10 @@ export const authSchema = z
   .describe('basic auth, API key (base64 id:key) or bearer token');
 
 export const clusterSchema = z.strictObject({
-  url: z.url({ protocol: /^https?$/ }).describe('http(s)://host:port of the cluster'),
+  // The message never quotes the value: a URL may carry a password (load.ts shows it redacted).
+  url: z
+    .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL with a valid host and port' })
+    .describe('http(s)://host:port of the cluster'),
   auth: authSchema.optional(),
   tls: z
     .strictObject({
