@@ -5,7 +5,8 @@
  */
 
 import { existsSync, readFileSync } from 'node:fs';
-import type { Cluster, Hit } from '../cluster/client.js';
+import type { Hit } from '../cluster/client.js';
+import type { IndexPair } from '../cluster/index-pair.js';
 import { sleep } from '../cluster/retry.js';
 import { routingTable, type ShardRouter, selfCheck } from '../cluster/routing.js';
 import { FileDeadLetters } from '../copy/dead-letters.js';
@@ -76,11 +77,7 @@ const MAX_DROPPED_IDS = 50_000;
 
 const MAX_LAGS = 2000;
 
-export interface LiveCaptureOptions {
-  source: Cluster;
-  target: Cluster;
-  sourceIndex: string;
-  targetIndex: string;
+export interface LiveCaptureOptions extends IndexPair {
   store: StateStore;
   transform: TransformFn;
   versioning: Versioning;

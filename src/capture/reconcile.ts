@@ -10,17 +10,15 @@
  * than that maximum is already on the target) the delete is refused as a version conflict and the next round
  * retries it with fresh maxima; under the write freeze nothing races and the round is exact.
  */
-import type { Cluster, Hit } from '../cluster/client.js';
+
+import type { Hit } from '../cluster/client.js';
+import type { IndexPair } from '../cluster/index-pair.js';
 import { type ShardRouter, shardOfViaServer } from '../cluster/routing.js';
 import { PitSession, PitSliceReader } from '../copy/reader.js';
 import { addResults, type BulkWriter, emptyResult, type WriteOp, type WriteResult } from '../copy/writer.js';
 import { delaypoint } from '../ops/failpoints.js';
 
-export interface ReconcileDeps {
-  source: Cluster;
-  sourceIndex: string;
-  target: Cluster;
-  targetIndex: string;
+export interface ReconcileDeps extends IndexPair {
   writer: BulkWriter;
   /** the source's routing, checked against the server; undefined: ask the server per deleted id */
   router?: ShardRouter;

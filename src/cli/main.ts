@@ -35,6 +35,7 @@ program.parseAsync(process.argv).catch((e: unknown) => {
       `${JSON.stringify({ error: msg, kind: e instanceof Error ? e.name : 'Error', exitCode: code, meaning: EXIT_MEANING[code] })}\n`,
     );
   else process.stderr.write(`cutover: ${msg}\n`);
-  if (code === EXIT.failed && e instanceof Error && process.env.CUTOVER_DEBUG) process.stderr.write(`${e.stack}\n`);
+  if (code === EXIT.failed && e instanceof Error && process.env.CUTOVER_DEBUG)
+    process.stderr.write(`${e.stack}\n`);
   process.exit(code);
 });

@@ -1,5 +1,6 @@
 /** Copy every slice of the source into the target, `concurrency` slices at a time, resuming from checkpoints. */
-import type { Cluster } from '../cluster/client.js';
+
+import type { IndexPair } from '../cluster/index-pair.js';
 import { RateLimiter } from '../ops/throttle.js';
 import { type CopyTotals, emptyTotals, type SliceCheckpoint, type StateStore } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
@@ -9,11 +10,7 @@ import { copySlice, emptyCheckpoint, type SliceProgress, type Versioning } from 
 import type { TransformFn } from './transform.js';
 import { BulkWriter } from './writer.js';
 
-export interface BackfillOptions {
-  source: Cluster;
-  target: Cluster;
-  sourceIndex: string;
-  targetIndex: string;
+export interface BackfillOptions extends IndexPair {
   /** = primary shards of the source: each slice is one shard */
   slices: number;
   batchDocs: number;

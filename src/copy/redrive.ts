@@ -4,18 +4,16 @@
  * versioned writer as the copy, so a newer state already on the target still wins. The dead-letter file is then
  * rewritten to hold exactly the documents that failed again; nothing is dropped from it unread.
  */
-import type { Cluster, Hit } from '../cluster/client.js';
+
+import type { Hit } from '../cluster/client.js';
+import type { IndexPair } from '../cluster/index-pair.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { type DeadLetter, readDeadLetters } from './dead-letters.js';
 import { toWriteOps, type Versioning } from './slice-copier.js';
 import type { TransformFn } from './transform.js';
 import { BulkWriter } from './writer.js';
 
-export interface RedriveOptions {
-  source: Cluster;
-  target: Cluster;
-  sourceIndex: string;
-  targetIndex: string;
+export interface RedriveOptions extends IndexPair {
   deadLetterPath: string;
   transform: TransformFn;
   versioning: Versioning;

@@ -1,10 +1,7 @@
 /** The target index: its mappings and settings, and the temporary settings that speed up the copy. */
 import type { Cluster } from '../cluster/client.js';
+import { canonicalJson, isObj, type Obj } from '../store/json.js';
 import type { TemporarySettings } from '../store/state.js';
-
-type Obj = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function deepMerge(base: Obj, over: Obj): Obj {
   const out: Obj = { ...base };
@@ -81,15 +78,7 @@ export async function desiredTargetBody(
 }
 
 /** Canonical JSON (sorted keys) for comparing mappings. */
-export function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (isObj(v))
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(v);
-}
+export const canonical = canonicalJson;
 
 /** First path where two mappings differ, for an error the operator can act on. */
 export function firstDifference(a: unknown, b: unknown, path = ''): string | undefined {

@@ -17,6 +17,7 @@ import { Migration } from '../runbook/migration.js';
 import { formatReport } from '../runbook/report.js';
 import { resolveSpec } from '../spec/load.js';
 import { readJson } from '../store/atomic-file.js';
+import { canonicalJson } from '../store/json.js';
 import { formatFindings } from '../verify/preflight.js';
 import { formatProof, type ProofReport } from '../verify/proof.js';
 
@@ -119,7 +120,7 @@ export async function runDemo(opts: { docs: number; kind: ServerKind }): Promise
         const e = expected.get(chunk[k]!)!;
         const want = e.doc === null ? null : e.index === 'products-v1' ? demoTransform(e.doc) : e.doc;
         const have = t?.found ? t._source : null;
-        if (JSON.stringify(canonical(have)) !== JSON.stringify(canonical(want))) mismatches++;
+        if (canonicalJson(have ?? null) !== canonicalJson(want)) mismatches++;
         checked++;
       });
     }
@@ -152,17 +153,6 @@ export async function runDemo(opts: { docs: number; kind: ServerKind }): Promise
 function demoTransform(doc: Record<string, unknown>): Record<string, unknown> {
   const { stock, ...rest } = doc;
   return { ...rest, price: Number(doc.price), quantity: stock };
-}
-
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v && typeof v === 'object')
-    return Object.fromEntries(
-      Object.keys(v as object)
-        .sort()
-        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
-    );
-  return v;
 }
 
 interface Acked {

@@ -1,18 +1,8 @@
 /** Canonical comparison of documents: key order never matters, ignored paths are left out, differing fields named. */
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+import { canonicalJson, isObj, type Obj } from '../store/json.js';
 
-export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (isObj(v)) {
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
-}
+export { canonicalJson };
 
 /** A copy of `doc` without the dotted `paths` (e.g. "meta.updated_at"). */
 export function withoutPaths(doc: Obj, paths: readonly string[]): Obj {

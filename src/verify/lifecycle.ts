@@ -4,6 +4,7 @@
  * during the copy ("parked") and are put on it right after the alias switch.
  */
 import type { Cluster } from '../cluster/client.js';
+import { isObj, type Obj } from '../store/json.js';
 import type { Finding } from './preflight.js';
 
 export interface LifecycleInfo {
@@ -15,9 +16,6 @@ export interface LifecycleInfo {
   /** the current phase can roll the index over */
   rollover: boolean;
 }
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** `GET <index>/_ilm/explain` */
 export function parseIlmExplain(body: unknown, index: string): LifecycleInfo | undefined {

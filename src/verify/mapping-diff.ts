@@ -14,8 +14,7 @@ export interface MappingChange {
   class: ChangeClass;
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+import { isObj, type Obj } from '../store/json.js';
 
 interface FieldDef {
   type: string;
