@@ -179,8 +179,16 @@ export async function switchWhenConverged(c: CaptureContext, p: SwitchPlan): Pro
       );
       return f;
     }
+    const futile = p.capture.snapshot.freezes.slice(freezesBefore).filter((x) => !x.switched).length;
+    const maxFutile = c.spec.cutover.maxFutileFreezes;
+    if (futile >= maxFutile) {
+      // Every futile freeze refused the application's writes for nothing: the run stops costing it more.
+      throw new GateError(
+        `switch refused: ${futile} write freeze(s) in this run were lifted without switching (cutover.maxFutileFreezes = ${maxFutile}; last: ${f.reason}), each refusing the application's writes for up to ${budget} ms. The application still writes to ${p.from.index} and the catch-up position is kept. Run again at a quieter time, raise cutover.freezeBudgetMs, or capture.maxLagSeconds lower so the freeze has less to apply.${/delete/.test(f.reason ?? '') ? ` ${DELETES_ADVICE}` : ''}`,
+      );
+    }
     c.reporter.warn(
-      `write freeze lifted after ${f.durationMs} ms without switching (${f.reason}); catching up and trying again`,
+      `write freeze lifted after ${f.durationMs} ms without switching (${f.reason}); catching up and trying again (${futile}/${maxFutile} futile freezes allowed)`,
     );
     if (tries >= c.spec.cutover.maxFreezeAttempts) {
       const deletes = /delete/.test(f.reason ?? '')

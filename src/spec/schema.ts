@@ -240,7 +240,18 @@ export const specSchema = z.strictObject({
         .min(1)
         .max(1000)
         .default(20)
-        .describe('freezes tried before the run stops (exit 3) with the writes still on the source'),
+        .describe(
+          'tries (write freezes, and skipped tries while deletes keep coming) before the run stops (exit 3) with the writes still on the source',
+        ),
+      maxFutileFreezes: z
+        .number()
+        .int()
+        .min(1)
+        .max(1000)
+        .default(3)
+        .describe(
+          'write freezes lifted without switching that one run may cost the application (each refuses its writes for up to freezeBudgetMs); then the run stops (exit 3) and says what to change',
+        ),
       postponeFlagFile: z
         .string()
         .min(1)
