@@ -169,6 +169,8 @@ async function attemptStart(
       'path.logs': logsDir,
       // Dev disks are often >90 % full; the watermarks would make indices read-only mid-test.
       'cluster.routing.allocation.disk.threshold_enabled': false,
+      // A whole test run leaves hundreds of small indices on one node; the default 1,000 shards run out.
+      'cluster.max_shards_per_node': 5000,
     };
     // The geoip downloader phones home; the setting exists only where the module ships (ES 7.14+).
     if (info.distribution === 'elasticsearch' && existsSync(path.join(homeDir, 'modules', 'ingest-geoip'))) {
