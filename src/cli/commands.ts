@@ -236,9 +236,11 @@ export function registerCommands(program: Command): void {
           );
         throw e;
       }
-      const { facts, steps, capture } = plan;
+      const { facts, sample, steps, capture } = plan;
       if (json) {
-        out(JSON.stringify({ migration: m.spec.name, refused: false, capture, facts, steps }, null, 2));
+        out(
+          JSON.stringify({ migration: m.spec.name, refused: false, capture, facts, sample, steps }, null, 2),
+        );
         return;
       }
       out(
@@ -253,6 +255,8 @@ export function registerCommands(program: Command): void {
             `\nPreflight:\n${formatFindings(facts.findings)}`,
         );
       }
+      if (sample)
+        out(`\nSample (\`run\` takes it again before creating the target):\n${formatFindings([sample])}`);
       steps.forEach((s, i) => {
         out(`\n${i + 1}. ${s.title}${s.done ? '  [done]' : ''}`);
         for (const c of s.changes) out(`   - ${c}`);
