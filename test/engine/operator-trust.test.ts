@@ -7,11 +7,26 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CliResult, runCli, startCli } from '../support/cli.js';
 import { diffDocs, readAll, summarize } from '../support/data.js';
-import { aliasTargets, type Scenario, scenario } from '../support/scenario.js';
+import { aliasTargets, scenario as makeScenario, type Scenario } from '../support/scenario.js';
+
+/** The shared server has a shard limit: each test's indices are deleted when it ends, pass or fail. */
+const made: Scenario[] = [];
+async function scenario(...args: Parameters<typeof makeScenario>): Promise<Scenario> {
+  const s = await makeScenario(...args);
+  made.push(s);
+  return s;
+}
+async function dropMade(): Promise<void> {
+  for (const s of made.splice(0)) {
+    for (const i of [s.source, s.target, `${s.target}-other`, `${s.source}-v3`])
+      await s.c.deleteIndex(i).catch(() => undefined);
+    await s.c.close();
+  }
+}
 
 /** One document whose `code` the target maps as integer cannot be indexed: a dead letter, the gate refuses. */
 async function withRejectedDoc(s: Scenario, patch: Record<string, unknown> = {}): Promise<void> {
@@ -57,6 +72,8 @@ function ok(r: CliResult, what: string): void {
 }
 
 describe('operator trust (es8)', () => {
+  afterEach(dropMade);
+
   it('a manual run says what its proof found: differences within budget, or no proof at all', async () => {
     // A per-copy random stamp on three documents: every proof finds exactly those three changed.
     const s = await scenario('es8', 300, {
@@ -84,8 +101,6 @@ describe('operator trust (es8)', () => {
     ok(r2, 'run with verify.mode off');
     assert.match(r2.stdout, /Copied, not proven/);
     assert.doesNotMatch(`${r2.stdout}\n${r2.stderr}`, /verified/i, 'nothing was verified');
-    await s.c.close();
-    await off.c.close();
   });
 
   it('status during the copy shows the documents copied so far', async () => {
@@ -108,7 +123,6 @@ describe('operator trust (es8)', () => {
     }
     ok(await run.done, 'run');
     assert.ok(during, `status never showed copied > 0 while the copy ran; seen ${seen.join(' ')}`);
-    await s.c.close();
   });
 
   it('status after a successful switch no longer shows the refusal of an earlier try', async () => {
@@ -126,7 +140,6 @@ describe('operator trust (es8)', () => {
     assert.doesNotMatch(st.stdout, /last error|cutover refused/);
     const j = JSON.parse((await runCli(['--json', 'status', s.specPath])).stdout);
     assert.equal(j.lastError, undefined);
-    await s.c.close();
   });
 
   it('verify right after a manual run says which proof stands and what it compared', async () => {
@@ -141,7 +154,6 @@ describe('operator trust (es8)', () => {
         `nothing changed since the proof of \\S+ \\(full proof: all 300 source and ${s.expected.size} target documents compared\\); no slice re-read`,
       ),
     );
-    await s.c.close();
   });
 
   it('a throwing transform is reported as such by the sample; --force and a dead-letter budget get past it', async () => {
@@ -183,7 +195,6 @@ describe('operator trust (es8)', () => {
     assert.equal(deadLetterLines(s).length, 4);
     ok(await runCli(['run', s.specPath, '--max-dead-letters', '4']), 'run within budget');
     assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.target]);
-    await s.c.close();
   });
 
   it('rollback before any switch leaves the migration to `run`', async () => {
@@ -199,7 +210,6 @@ describe('operator trust (es8)', () => {
     ok(await runCli(['run', s.specPath, '--max-dead-letters', '1']), 'run after the rollback');
     assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.target]);
     assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
-    await s.c.close();
   });
 
   it('one Ctrl-C during the copy exits 130 and the next run resumes to the end', async () => {
@@ -213,7 +223,6 @@ describe('operator trust (es8)', () => {
     ok(await runCli(['run', s.specPath]), 'resumed run');
     const d = diffDocs(s.expected, await readAll(s.c, s.target));
     assert.deepEqual([d.missing.length, d.extra.length, d.changed.length], [0, 0, 0], summarize(d));
-    await s.c.close();
   });
 
   it('capture none has no append-only step, and a spec without aliases does not claim they moved', async () => {
@@ -231,8 +240,6 @@ describe('operator trust (es8)', () => {
     ok(r2, 'run without aliases');
     assert.doesNotMatch(r2.stdout, /aliases point at/i);
     assert.match(r2.stdout, /the spec names no aliases/);
-    await s.c.close();
-    await bare.c.close();
   });
 
   it('`--json plan` prints the refusal and every finding on stdout', async () => {
@@ -246,7 +253,6 @@ describe('operator trust (es8)', () => {
     const sample = j.findings.find((f: { check: string }) => f.check === 'sample');
     assert.equal(sample?.severity, 'block', JSON.stringify(j.findings));
     assert.match(sample.message, /rejects 1 of 101 sampled documents/);
-    await s.c.close();
   });
 
   it('dead letters are copied again with a fixed transform', async () => {
@@ -279,7 +285,6 @@ describe('operator trust (es8)', () => {
     const d = diffDocs(s.expected, await readAll(s.c, s.target));
     assert.deepEqual([d.missing.length, d.extra.length, d.changed.length], [0, 0, 0], summarize(d));
     assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.target]);
-    await s.c.close();
   });
 
   it('a migration state is refused for another target, and a refused first try binds nothing', async () => {
@@ -311,9 +316,6 @@ describe('operator trust (es8)', () => {
     u.writeSpec({ target: { index: v3 } });
     ok(await runCli(['run', u.specPath]), 'run for another target after a sample refusal');
     assert.deepEqual(await aliasTargets(u.c, u.readAlias), [v3]);
-    await u.c.close();
-    await s.c.close();
-    await t.c.close();
   });
 
   it('cleanup reads cutover.retentionHours when it runs', async () => {
@@ -327,7 +329,6 @@ describe('operator trust (es8)', () => {
     ok(now, 'cleanup after the retention was shortened');
     assert.equal(await s.c.indexExists(s.source), false);
     assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.target]);
-    await s.c.close();
   });
 
   it('--json and --state-dir on status, rollback and cleanup; errors as one JSON object', async () => {
@@ -367,8 +368,6 @@ describe('operator trust (es8)', () => {
     const clean = await runCli(['--json', 'cleanup', t.specPath, '--confirm-delete', t.source]);
     ok(clean, 'cleanup');
     assert.deepEqual(JSON.parse(clean.stdout), { deleted: t.source });
-    await s.c.close();
-    await t.c.close();
   });
 
   it('a postpone flag with capture none is refused before anything is created', async () => {
@@ -377,7 +376,6 @@ describe('operator trust (es8)', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /cutover\.postponeFlagFile: capture\.strategy none/);
     assert.equal(await s.c.indexExists(s.target), false);
-    await s.c.close();
   });
 
   it('a second run while one runs exits 4 and prints no report', async () => {
@@ -388,6 +386,5 @@ describe('operator trust (es8)', () => {
     assert.equal(second.code, 4, second.stderr);
     assert.equal(second.stdout, '', 'no report of a run this process does not own');
     ok(await first.done, 'first run');
-    await s.c.close();
   });
 });
