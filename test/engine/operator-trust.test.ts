@@ -5,13 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CliResult, runCli, startCli } from '../support/cli.js';
 import { diffDocs, readAll, summarize } from '../support/data.js';
-import { aliasTargets, scenario as makeScenario, type Scenario } from '../support/scenario.js';
+import { aliasTargets, scenario as makeScenario, type Scenario, TRANSFORM } from '../support/scenario.js';
 
 /** The shared server has a shard limit: each test's indices are deleted when it ends, pass or fail. */
 const made: Scenario[] = [];
@@ -273,13 +274,14 @@ describe('operator trust (es8)', () => {
     assert.match(r.stderr, /10 document\(s\) were rejected/);
     assert.equal(deadLetterLines(s).length, 10);
 
-    const retry = await runCli([
-      'run',
-      s.specPath,
-      '--retry-dead-letters',
-      '--transform',
-      join(s.dir, 'transform.mjs'),
-    ]);
+    // The fix sits in the operator's working directory, not beside the spec: a path typed there means there.
+    const shell = mkdtempSync(join(tmpdir(), 'cutover-shell-'));
+    writeFileSync(join(shell, 'fixed.mjs'), TRANSFORM);
+    const retry = await runCli(
+      ['run', s.specPath, '--retry-dead-letters', '--transform', 'fixed.mjs'],
+      {},
+      { cwd: shell },
+    );
     ok(retry, 'run --retry-dead-letters');
     assert.match(retry.stderr, /dead letters retried: 10 document\(s\); 10 landed/);
     assert.deepEqual(deadLetterLines(s), [], 'nothing failed again');
@@ -334,27 +336,26 @@ describe('operator trust (es8)', () => {
 
   it('--json and --state-dir on status, rollback and cleanup; errors as one JSON object', async () => {
     const s = await scenario('es8', 100, { cutover: { retentionHours: 0 } });
-    const stateDir = join(s.dir, 'elsewhere');
-    ok(await runCli(['run', s.specPath, '--state-dir', stateDir]), 'run --state-dir');
-    assert.equal(existsSync(join(stateDir, 'm1', 'state.json')), true);
-    const st = await runCli(['--json', 'status', s.specPath, '--state-dir', stateDir]);
+    // Typed relative to the operator's working directory, as a shell user means it.
+    const shell = mkdtempSync(join(tmpdir(), 'cutover-shell-'));
+    const stateDir = 'elsewhere';
+    const at = { cwd: shell };
+    ok(await runCli(['run', s.specPath, '--state-dir', stateDir], {}, at), 'run --state-dir');
+    assert.equal(existsSync(join(shell, 'elsewhere', 'm1', 'state.json')), true);
+    const st = await runCli(['--json', 'status', s.specPath, '--state-dir', stateDir], {}, at);
     ok(st, 'status --state-dir');
     assert.equal(JSON.parse(st.stdout).phase, 'cut-over');
 
-    const back = await runCli(['--json', 'rollback', s.specPath, '--state-dir', stateDir]);
+    const back = await runCli(['--json', 'rollback', s.specPath, '--state-dir', stateDir], {}, at);
     ok(back, 'rollback --state-dir');
     assert.equal(JSON.parse(back.stdout).result, 'aliases-restored');
     assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.source]);
 
-    const refused = await runCli([
-      '--json',
-      'cleanup',
-      s.specPath,
-      '--state-dir',
-      stateDir,
-      '--confirm-delete',
-      s.source,
-    ]);
+    const refused = await runCli(
+      ['--json', 'cleanup', s.specPath, '--state-dir', stateDir, '--confirm-delete', s.source],
+      {},
+      at,
+    );
     assert.equal(refused.code, 2);
     assert.equal(refused.stdout, '');
     assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
