@@ -43,7 +43,13 @@ const SPEC_FLAGS: Array<{ flag: string; path: string[]; parse: (v: string) => un
     parse: String,
     help: 'copy.versioning (seqno | source-version)',
   },
-  { flag: '--transform <file>', path: ['transform'], parse: String, help: 'transform' },
+  {
+    flag: '--transform <file>',
+    path: ['transform'],
+    // Paths typed on the command line mean the operator's working directory, not the spec's.
+    parse: (v) => resolvePath(v),
+    help: 'transform',
+  },
   {
     flag: '--cutover-mode <mode>',
     path: ['cutover', 'mode'],
@@ -77,7 +83,6 @@ const SPEC_FLAGS: Array<{ flag: string; path: string[]; parse: (v: string) => un
   {
     flag: '--postpone-cutover-flag-file <path>',
     path: ['cutover', 'postponeFlagFile'],
-    // A path typed on the command line means the operator's working directory, not the spec's.
     parse: (v) => resolvePath(v),
     help: 'cutover.postponeFlagFile: while it exists, keep catching up and do not switch',
   },
@@ -87,7 +92,7 @@ const SPEC_FLAGS: Array<{ flag: string; path: string[]; parse: (v: string) => un
     parse: Number,
     help: 'cutover.revertWindowMinutes',
   },
-  { flag: '--state-dir <dir>', path: ['stateDir'], parse: String, help: 'stateDir' },
+  { flag: '--state-dir <dir>', path: ['stateDir'], parse: (v) => resolvePath(v), help: 'stateDir' },
 ];
 
 function camel(flag: string): string {
@@ -236,9 +241,11 @@ export function registerCommands(program: Command): void {
           );
         throw e;
       }
-      const { facts, steps, capture } = plan;
+      const { facts, sample, steps, capture } = plan;
       if (json) {
-        out(JSON.stringify({ migration: m.spec.name, refused: false, capture, facts, steps }, null, 2));
+        out(
+          JSON.stringify({ migration: m.spec.name, refused: false, capture, facts, sample, steps }, null, 2),
+        );
         return;
       }
       out(
@@ -253,6 +260,8 @@ export function registerCommands(program: Command): void {
             `\nPreflight:\n${formatFindings(facts.findings)}`,
         );
       }
+      if (sample)
+        out(`\nSample (\`run\` takes it again before creating the target):\n${formatFindings([sample])}`);
       steps.forEach((s, i) => {
         out(`\n${i + 1}. ${s.title}${s.done ? '  [done]' : ''}`);
         for (const c of s.changes) out(`   - ${c}`);

@@ -12,6 +12,7 @@ import { loadTransform, type TransformFn } from '../copy/transform.js';
 import { aliasPlacement } from '../cutover/aliases.js';
 import { liftWriteBlock } from '../cutover/freeze.js';
 import { requestHandover } from '../cutover/revert-window.js';
+import { desiredTargetBody } from '../cutover/target.js';
 import { restoreTargetSettings } from '../cutover/target-settings.js';
 import { failpoint } from '../ops/failpoints.js';
 import { type Reporter, silentReporter } from '../ops/reporter.js';
@@ -21,7 +22,8 @@ import { AuditLog } from '../store/audit.js';
 import { GateError, Interrupted, PreflightError } from '../store/errors.js';
 import { acquireLock, heldByLiveProcess, type Lock, lockOwner } from '../store/lock.js';
 import { type MigrationState, newState, StateStore } from '../store/state.js';
-import { type Facts, inspect } from '../verify/inspect.js';
+import { type Facts, inspect, refuseOn, runSample, sampleFinding } from '../verify/inspect.js';
+import type { Finding } from '../verify/preflight.js';
 import type { ProofReport } from '../verify/proof.js';
 import type { Ctx } from './context.js';
 import { runProof } from './proof-gate.js';
@@ -64,6 +66,9 @@ export interface MigrationStatus {
   warnings: string[];
 }
 
+/** Steps that change nothing on a cluster (the sample's scratch index is gone when it ends). */
+const READ_ONLY_STEPS = new Set(['inspect', 'sample']);
+
 export class Migration {
   readonly store: StateStore;
   readonly audit: AuditLog;
@@ -91,6 +96,10 @@ export class Migration {
       const diffs = (Object.keys(now) as Array<keyof typeof now>)
         .filter((k) => was[k] !== now[k])
         .map((k) => `${k}: the state has "${was[k]}", the spec "${now[k]}"`);
+      // Only read so far (a first try the sample refused): nothing exists for the old spec, so the name is free,
+      // and what inspect recorded belongs to the old source: this spec starts over.
+      if (diffs.length && Object.keys(s.completed).every((k) => READ_ONLY_STEPS.has(k)))
+        return newState(this.spec.name, this.spec.target.index, now);
       if (diffs.length)
         throw new PreflightError(
           `migration "${this.spec.name}" in ${this.store.dir} was made for another source or target (${diffs.join('; ')}); put the spec back, or give this migration another name (or stateDir)`,
@@ -131,13 +140,28 @@ export class Migration {
    * The runbook with what each step changes. Reads the clusters (a plan that cannot see the source is no plan)
    * and refuses bad input exactly as `run` would; writes nothing.
    */
-  async plan(opts: { force?: boolean } = {}): Promise<{ facts?: Facts; capture: string; steps: StepInfo[] }> {
+  async plan(
+    opts: { force?: boolean } = {},
+  ): Promise<{ facts?: Facts; sample?: Finding; capture: string; steps: StepInfo[] }> {
     const state = this.state();
     const c = this.context(state, await loadTransform(this.spec.transformPath), opts);
     this.refusePostponeWithoutLoop(c);
     const facts = state.completed.inspect ? undefined : await inspect({ ...c, sample: true });
+    // Inspected, but the sample refused (or never ran): `run` samples again, so the plan does, and refuses alike.
+    let sample: Finding | undefined;
+    if (
+      state.completed.inspect &&
+      !state.completed.sample &&
+      this.spec.copy.sampleSize > 0 &&
+      state.createdTarget !== false
+    ) {
+      const body = await desiredTargetBody(this.source, state.sourceIndex!, this.spec);
+      sample = sampleFinding(await runSample(c, state.sourceIndex!, body), this.spec);
+      refuseOn([sample], !!opts.force);
+    }
     return {
       facts,
+      sample,
       capture: c.strategy.summary,
       steps: runbook(c.strategy).map((s) => ({
         name: s.name,

@@ -17,11 +17,13 @@ export interface CliResult {
 export function startCli(
   args: string[],
   env: Record<string, string> = {},
+  opts: { cwd?: string } = {},
 ): { child: ChildProcess; done: Promise<CliResult> } {
   if (!existsSync(CLI))
     throw new Error(`${CLI} is missing: run \`npm run build\` first (scripts/test.sh does)`);
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, ...env },
+    cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -38,6 +40,10 @@ export function startCli(
   return { child, done };
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return startCli(args, env).done;
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { cwd?: string } = {},
+): Promise<CliResult> {
+  return startCli(args, env, opts).done;
 }

@@ -23,7 +23,7 @@ export const switchStep: Step = {
   async run(c) {
     if (c.spec.cutover.mode === 'manual' && !c.cutoverNow) {
       c.state.phase = 'awaiting-cutover';
-      c.reporter.info('copy verified; waiting for `cutover cutover <spec>` to switch the aliases');
+      c.reporter.info('gates passed; waiting for `cutover cutover <spec>` to switch the aliases');
       return 'pause';
     }
     // Time has passed since the copy was proven: prove it again right before a manual switch.
