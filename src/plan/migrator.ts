@@ -978,7 +978,12 @@ export class Migration {
   }
 
   private lock(command: string, opts: RunOptions): Lock {
-    return acquireLock(this.store.lockPath, command, { takeOverStale: opts.takeOverLock });
+    const lock = acquireLock(this.store.lockPath, command, { takeOverStale: opts.takeOverLock });
+    if (lock.tookOver) {
+      (opts.reporter ?? silentReporter).warn(lock.tookOver.message);
+      this.audit.record({ event: 'lock-taken-over', command, from: lock.tookOver.owner });
+    }
+    return lock;
   }
 
   /** Execute or resume. Returns when cut over, or when waiting for a manual cutover. */
