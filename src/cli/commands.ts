@@ -1,6 +1,7 @@
 /** Each subcommand: parse flags into spec fields, call the library, print, and let main.ts map errors to exit codes. */
 import { type Command, Option } from 'commander';
 import type { CaptureState } from '../capture/live.js';
+import { writeBlockStatus } from '../cutover/block-status.js';
 import { createReporter } from '../ops/progress.js';
 import { buildReport, formatReport } from '../ops/report.js';
 import { readJson, writeJsonAtomic } from '../plan/atomic-file.js';
@@ -275,12 +276,21 @@ export function registerCommands(program: Command): void {
       await withMigration(spec, opts, async (m) => {
         const s = m.state();
         const report = buildReport(s, m.store.deadLetterPath);
+        const writeBlocks = await writeBlockStatus({
+          source: m.source,
+          target: m.target,
+          state: s,
+          targetIndex: m.spec.target.index,
+          specPath: spec,
+          lockPath: m.store.lockPath,
+        });
         if (globalJson(cmd)) {
           process.stdout.write(
-            `${JSON.stringify({ ...report, completed: s.completed, lastError: s.lastError })}\n`,
+            `${JSON.stringify({ ...report, completed: s.completed, lastError: s.lastError, writeBlocks })}\n`,
           );
           return;
         }
+        for (const note of writeBlocks.flatMap((b) => b.notes)) process.stdout.write(`!! ${note}\n`);
         process.stdout.write(
           `${formatReport(report)}\n  steps done  ${Object.keys(s.completed).join(', ') || 'none'}\n`,
         );

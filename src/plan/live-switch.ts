@@ -9,6 +9,7 @@ import type { Cluster } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
 import { aliasPlacement } from '../cutover/aliases.js';
 import { freezeAndSwitch } from '../cutover/freeze.js';
+import { guardFor } from '../cutover/freeze-guard.js';
 import type { LoadedSpec } from '../spec/load.js';
 import { GateError, PreflightError } from './errors.js';
 import type { Ctx } from './migrator.js';
@@ -225,6 +226,7 @@ export async function switchWhenConverged(c: Ctx, p: SwitchPlan): Promise<Freeze
         c.store.save(c.state);
       },
       beforeSwitch: p.beforeSwitch,
+      guard: guardFor(c.spec, p.from.side, c.audit.path),
     });
     p.capture.recordFreeze(f);
     c.audit.record({ event: 'freeze', index: p.from.index, ...f });

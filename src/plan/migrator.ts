@@ -12,6 +12,7 @@ import { FileDeadLetters } from '../copy/dead-letters.js';
 import { loadTransform, type TransformFn } from '../copy/transform.js';
 import { aliasPlacement, inspectAliases, moveAliases, resolveIndex } from '../cutover/aliases.js';
 import { liftWriteBlock } from '../cutover/freeze.js';
+import { guardLiftOf } from '../cutover/freeze-guard.js';
 import {
   applySettings,
   COPY_SETTINGS,
@@ -1049,6 +1050,10 @@ export class Migration {
     await liftWriteBlock(cluster, f.index);
     // The writers were refused from the block until now: that freeze is reported as it really was.
     const started = f.startedAt ? Date.parse(f.startedAt) : Date.now();
+    const guard = guardLiftOf(this.audit.path, f.index, f.startedAt);
+    const until = guard
+      ? `its freeze guard lifted the block at ${guard.at}`
+      : 'the block stayed until this run lifted it';
     const [from, to] =
       f.side === 'source'
         ? [state.sourceIndex!, this.spec.target.index]
@@ -1060,9 +1065,9 @@ export class Migration {
       capture.freezes.push({
         attempt: f.attempt ?? capture.freezes.length + 1,
         startedAt: f.startedAt ?? new Date(started).toISOString(),
-        durationMs: Date.now() - started,
+        durationMs: (guard ? Date.parse(guard.at) : Date.now()) - started,
         switched: (state.aliases?.records.length ?? 0) > 0 && where.placement === 'to',
-        reason: 'the run was stopped inside the freeze; the block stayed until this run lifted it',
+        reason: `the run was stopped inside the freeze; ${until}`,
         appliedInFreeze: 0,
         deletedInFreeze: 0,
       });
@@ -1070,7 +1075,7 @@ export class Migration {
     }
     this.audit.record({ event: 'stale-freeze-lifted', index: f.index, frozenSince: f.startedAt });
     reporter.warn(
-      `lifted the write block a stopped run left on ${f.index} (in place since ${f.startedAt ?? '?'})`,
+      `lifted the write block a stopped run left on ${f.index} (in place since ${f.startedAt ?? '?'}; ${until})`,
     );
     state.frozen = undefined;
     this.store.save(state);
