@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster } from '../../src/cluster/client.js';
 import { application, type Log } from '../support/app-writer.js';
 import { runCli, startCli } from '../support/cli.js';
+import { testCluster } from '../support/clusters.js';
 import { canon, readAll } from '../support/data.js';
 import { aliasTargets, type Scenario, scenario, transformDoc } from '../support/scenario.js';
 
@@ -61,9 +62,14 @@ function auditEvents(s: Scenario): Array<{ event: string; reason?: string; index
     .map((l) => JSON.parse(l));
 }
 
-async function finish(s: Scenario, app: { log: Log; done: Promise<void> }, stop: () => void) {
+async function finish(
+  s: Scenario,
+  app: { log: Log; done: Promise<void> },
+  stop: () => void,
+  env: Record<string, string> = {},
+) {
   // No flag: the dead run's lock is taken over on its own.
-  const r = await runCli(['--json', 'run', s.specPath]);
+  const r = await runCli(['--json', 'run', s.specPath], env);
   await sleep(300);
   stop();
   await app.done;
@@ -74,14 +80,21 @@ async function finish(s: Scenario, app: { log: Log; done: Promise<void> }, stop:
   await assertExact(s, app.log);
 }
 
-describe('freeze guard on es8', () => {
+describe('freeze guard (es8, es8sec)', () => {
   for (const fp of ['freeze.after-block:1', 'freeze.before-switch:1', 'freeze.after-switch:1']) {
-    it(`lifts the block at once when the run is killed at ${fp}, without any command`, async () => {
+    it(`lifts the block at once when the run is killed at ${fp}, without any command`, async (t) => {
       const s = await scenario('es8', 600, {
         capture: { strategy: 'seqno', tailIntervalMs: 100 },
         cutover: { freezeBudgetMs: BUDGET_MS },
       });
       let stop = false;
+      t.after(() => {
+        stop = true;
+      });
+      // A failed assertion must not leave the writer running forever.
+      t.after(() => {
+        stop = true;
+      });
       const app = application(s, () => stop);
       const killed = await startCli(['--json', 'run', s.specPath], { CUTOVER_FAILPOINTS: fp }).done;
       const killedAt = Date.now();
@@ -109,15 +122,19 @@ describe('freeze guard on es8', () => {
     });
   }
 
-  it('lifts the block at the deadline while the run is alive but stuck in the freeze', async () => {
+  it('lifts the block at the deadline while the run is alive but stuck in the freeze', async (t) => {
     const s = await scenario('es8', 600, {
       capture: { strategy: 'seqno', tailIntervalMs: 100 },
       cutover: { freezeBudgetMs: BUDGET_MS, maxFreezeAttempts: 1 },
     });
     let stop = false;
+    t.after(() => {
+      stop = true;
+    });
     const app = application(s, () => stop);
     // The runner sleeps 25 s right after setting the block: alive, pipe open, and past its budget.
     const run = startCli(['--json', 'run', s.specPath], { CUTOVER_FAILPOINTS: 'freeze.stall:sleep25000' });
+    t.after(() => run.child.kill('SIGKILL'));
     let exited = false;
     void run.done.then(() => {
       exited = true;
@@ -140,6 +157,61 @@ describe('freeze guard on es8', () => {
     await finish(s, app, () => {
       stop = true;
     });
+    await s.c.close();
+  });
+
+  it("connects with the runner's credentials, which are neither in its argv nor in its environment", async (t) => {
+    const sec = testCluster('es8sec');
+    const env = { GUARD_TEST_PASSWORD: sec.password! };
+    const s = await scenario('es8sec', 400, {
+      source: {
+        cluster: { url: sec.url, auth: { username: sec.username, passwordEnv: 'GUARD_TEST_PASSWORD' } },
+      },
+      capture: { strategy: 'seqno', tailIntervalMs: 100 },
+      cutover: { freezeBudgetMs: BUDGET_MS, maxFreezeAttempts: 1 },
+    });
+    let stop = false;
+    t.after(() => {
+      stop = true;
+    });
+    const app = application(s, () => stop);
+    const run = startCli(['--json', 'run', s.specPath], {
+      ...env,
+      CUTOVER_FAILPOINTS: 'freeze.stall:sleep25000',
+    });
+    t.after(() => run.child.kill('SIGKILL'));
+    let exited = false;
+    void run.done.then(() => {
+      exited = true;
+    });
+    while (!(await blocked(s.c, s.source))) {
+      assert.equal(exited, false, 'the run ended before it froze writes');
+      await sleep(20);
+    }
+    const blockedAt = Date.now();
+    const started = auditEvents(s).filter((e) => e.event === 'freeze-guard-started');
+    assert.equal(started.length, 1);
+    const pid = (started[0] as unknown as { pid: number }).pid;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    assert.match(argv, /dist\/src\/cutover\/freeze-guard-main\.js/, 'the compiled guard runs');
+    assert.ok(!argv.includes(sec.password!), 'password in argv');
+    assert.ok(!readFileSync(`/proc/${pid}/environ`, 'utf8').includes(sec.password!), 'password in env');
+    // Lifting needs the credentials: it happening proves the guard got them over its pipe.
+    const at = await liftedBy(s.c, s.source, blockedAt + BUDGET_MS + SLACK_MS);
+    assert.ok(at !== undefined, `still write-blocked ${BUDGET_MS + SLACK_MS} ms after the block was set`);
+    assert.equal(exited, false, 'the guard lifted it, not the run');
+    run.child.kill('SIGKILL');
+    await run.done;
+    await finish(
+      s,
+      app,
+      () => {
+        stop = true;
+      },
+      env,
+    );
+    const audit = readFileSync(join(s.dir, 'state', 'm1', 'audit.jsonl'), 'utf8');
+    assert.ok(!audit.includes(sec.password!), 'password in the audit trail');
     await s.c.close();
   });
 
