@@ -321,11 +321,11 @@ export function registerCommands(program: Command): void {
           out(JSON.stringify({ ...report, ...rest }));
           return;
         }
+        for (const w of st.warnings) out(`!! ${w}`);
         out(formatReport(st.report));
         out(`  steps done  ${st.completed.join(', ') || 'none'}`);
         if (st.running) out(`  running     ${st.running}`);
         if (st.lastError) out(`  last error  ${st.lastError.step}: ${st.lastError.message}`);
-        for (const w of st.warnings) out(`  WARNING     ${w}`);
       });
     },
   );

@@ -11,9 +11,10 @@
 import type { FreezeRecord, LiveCapture } from '../capture/live.js';
 import type { Cluster } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
-import { failpoint } from '../ops/failpoints.js';
+import { delaypoint, failpoint } from '../ops/failpoints.js';
 import type { AliasRecord } from '../store/state.js';
 import { moveActions } from './aliases.js';
+import { type GuardSpec, startFreezeGuard } from './freeze-guard.js';
 
 export const WRITE_BLOCK = 'index.blocks.write';
 
@@ -36,11 +37,15 @@ export interface FreezeOptions {
   aliasCluster?: Cluster;
   /** called under the freeze right before the alias request: the last moment both sides are equal */
   beforeSwitch?: () => Promise<void>;
+  /** how a separate process reaches the source to lift the block should this one die or hang in the freeze */
+  guard?: GuardSpec;
 }
 
 class Abort extends Error {}
 
 export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
+  // Running before the block is set, and told "done" only once this process lifted it.
+  const guard = o.guard && (await startFreezeGuard(o.guard, o.sourceIndex, o.budgetMs));
   const started = Date.now();
   const rec: FreezeRecord = {
     attempt: o.attempt,
@@ -65,6 +70,7 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
     blockMs = Date.now() - started;
     mark('block');
     failpoint('freeze.after-block');
+    await delaypoint('freeze.stall');
     // Keep room for the alias request and the lift, each about as slow as setting the block was.
     // (The lift is often slower than the block under load: measured 115 ms vs 470 ms on a busy 2-core box.)
     const deadline = started + o.budgetMs - 2 * blockMs - 150;
@@ -166,9 +172,13 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
   } finally {
     clearTimeout(timer);
     // Lifted whatever happened above, errors included: a stuck block is an outage.
-    await liftWriteBlock(o.source, o.sourceIndex);
+    await liftWriteBlock(o.source, o.sourceIndex).catch((e) => {
+      guard?.handOver();
+      throw e;
+    });
     mark('lift');
     rec.durationMs = Date.now() - started;
+    await guard?.done();
     o.markFrozen(false);
   }
   return rec;

@@ -12,6 +12,7 @@ import { every } from '../ops/every.js';
 import { GateError } from '../store/errors.js';
 import { aliasPlacement } from './aliases.js';
 import { freezeAndSwitch } from './freeze.js';
+import { guardFor } from './freeze-guard.js';
 
 /**
  * The forward switch: catch up, then move the aliases under a freeze of the source. `sourceCountQuery` counts
@@ -170,6 +171,7 @@ export async function switchWhenConverged(c: CaptureContext, p: SwitchPlan): Pro
         c.store.save(c.state);
       },
       beforeSwitch: p.beforeSwitch,
+      guard: guardFor(c.spec, p.from.side, c.audit.path),
     });
     p.capture.recordFreeze(f);
     c.audit.record({ event: 'freeze', index: p.from.index, ...f });

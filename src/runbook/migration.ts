@@ -10,7 +10,9 @@ import { Cluster } from '../cluster/client.js';
 import { loadCheckpoints, totalsOf } from '../copy/backfill.js';
 import { loadTransform, type TransformFn } from '../copy/transform.js';
 import { aliasPlacement } from '../cutover/aliases.js';
+import { type WriteBlockStatus, writeBlockStatus } from '../cutover/block-status.js';
 import { liftWriteBlock } from '../cutover/freeze.js';
+import { guardLiftOf } from '../cutover/freeze-guard.js';
 import { requestHandover } from '../cutover/revert-window.js';
 import { desiredTargetBody } from '../cutover/target.js';
 import { restoreTargetSettings } from '../cutover/target-settings.js';
@@ -63,7 +65,9 @@ export interface MigrationStatus {
   /** the process holding the lock, or what became of it */
   running?: string;
   lastError?: MigrationState['lastError'];
+  /** loud: a write block the application feels now, with how to lift it */
   warnings: string[];
+  writeBlocks: WriteBlockStatus[];
 }
 
 /** Steps that change nothing on a cluster (the sample's scratch index is gone when it ends). */
@@ -195,7 +199,12 @@ export class Migration {
   }
 
   private lock(command: string, opts: RunOptions): Lock {
-    return acquireLock(this.store.lockPath, command, { takeOverStale: opts.takeOverLock });
+    const lock = acquireLock(this.store.lockPath, command, { takeOverStale: opts.takeOverLock });
+    if (lock.tookOver) {
+      (opts.reporter ?? silentReporter).warn(lock.tookOver.message);
+      this.audit.record({ event: 'lock-taken-over', command, from: lock.tookOver.owner });
+    }
+    return lock;
   }
 
   private refusePostponeWithoutLoop(c: Ctx): void {
@@ -297,6 +306,10 @@ export class Migration {
     await liftWriteBlock(cluster, f.index);
     // The writers were refused from the block until now: that freeze is reported as it really was.
     const started = f.startedAt ? Date.parse(f.startedAt) : Date.now();
+    const guard = guardLiftOf(this.audit.path, f.index, f.startedAt);
+    const until = guard
+      ? `its freeze guard lifted the block at ${guard.at}`
+      : 'the block stayed until this run lifted it';
     const [from, to] =
       f.side === 'source'
         ? [state.sourceIndex!, this.spec.target.index]
@@ -308,9 +321,9 @@ export class Migration {
       capture.freezes.push({
         attempt: f.attempt ?? capture.freezes.length + 1,
         startedAt: f.startedAt ?? new Date(started).toISOString(),
-        durationMs: Date.now() - started,
+        durationMs: (guard ? Date.parse(guard.at) : Date.now()) - started,
         switched: (state.aliases?.records.length ?? 0) > 0 && where.placement === 'to',
-        reason: 'the run was stopped inside the freeze; the block stayed until it was lifted',
+        reason: `the run was stopped inside the freeze; ${until}`,
         appliedInFreeze: 0,
         deletedInFreeze: 0,
       });
@@ -318,7 +331,7 @@ export class Migration {
     }
     this.audit.record({ event: 'stale-freeze-lifted', index: f.index, frozenSince: f.startedAt });
     reporter.warn(
-      `lifted the write block a stopped run left on ${f.index} (in place since ${f.startedAt ?? '?'})`,
+      `lifted the write block a stopped run left on ${f.index} (in place since ${f.startedAt ?? '?'}; ${until})`,
     );
     state.frozen = undefined;
     this.store.save(state);
@@ -468,12 +481,18 @@ export class Migration {
         ? `${owner.command} (pid ${owner.pid} on ${owner.host}, since ${owner.startedAt})`
         : `nothing: the ${owner.command} of pid ${owner.pid} stopped without finishing; \`cutover run\` resumes`
       : undefined;
-    const warnings: string[] = [];
-    if (s.frozen)
-      warnings.push(
-        `a write freeze was in progress on ${s.frozen.index} (since ${s.frozen.startedAt ?? '?'}); if the application's writes are refused, \`cutover run\` or \`cutover rollback\` lifts the block, or by hand: PUT ${s.frozen.index}/_settings {"index.blocks.write": null}`,
-      );
+    // What the application feels right now: a write block on either index, read from the clusters.
+    const writeBlocks = await writeBlockStatus({
+      source: this.source,
+      target: this.target,
+      state: s,
+      targetIndex: this.spec.target.index,
+      specPath: this.spec.file,
+      lockPath: this.store.lockPath,
+    });
+    const warnings = writeBlocks.flatMap((b) => b.notes);
     return {
+      writeBlocks,
       report: this.report(),
       completed: Object.keys(s.completed),
       running,

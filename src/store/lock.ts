@@ -1,6 +1,8 @@
 /**
- * One live process per migration. The lock file names its owner; a lock whose owner is dead is stale and
- * is taken over only when the operator says so, because "dead" is judged from this host only.
+ * One live process per migration. The lock file names its owner. A lock whose owner is gone from this host
+ * is stale and taken over at once (a kill -9 must not need a human to resume); whether the owner of a lock
+ * written on another host still runs cannot be judged from here, so that one is taken over only when the
+ * operator says so (--take-over-lock).
  */
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -48,6 +50,9 @@ export function lockOwner(path: string): LockOwner | undefined {
   return readOwner(path);
 }
 
+const sameOwner = (a: LockOwner | undefined, b: LockOwner | undefined) =>
+  a?.pid === b?.pid && a?.host === b?.host && a?.startedAt === b?.startedAt;
+
 /** The lock is held by a process alive on this host (not a stale file). */
 export function heldByLiveProcess(path: string): boolean {
   const owner = readOwner(path);
@@ -56,17 +61,21 @@ export function heldByLiveProcess(path: string): boolean {
 
 export interface Lock {
   release(): void;
+  /** set when a stale lock was replaced: whose it was, and a line for the operator */
+  tookOver?: { owner: LockOwner | undefined; message: string };
 }
 
 export function acquireLock(path: string, command: string, opts: { takeOverStale?: boolean } = {}): Lock {
   mkdirSync(dirname(path), { recursive: true });
   const me: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), command };
+  let tookOver: Lock['tookOver'];
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, 'wx', 0o600);
       writeSync(fd, JSON.stringify(me));
       closeSync(fd);
       return {
+        tookOver,
         release() {
           const owner = readOwner(path);
           if (owner?.pid === me.pid && owner.host === me.host) unlinkSync(path);
@@ -77,23 +86,50 @@ export function acquireLock(path: string, command: string, opts: { takeOverStale
     }
     const owner = readOwner(path);
     const sameHost = owner?.host === me.host;
-    const stale = owner !== undefined && sameHost && !alive(owner.pid);
-    if (owner && !stale) {
-      const where = sameHost ? `pid ${owner.pid}` : `pid ${owner.pid} on host ${owner.host}`;
+    if (owner && sameHost && alive(owner.pid)) {
       throw new LockError(
-        `migration is locked by a running "${owner.command}" (${where}, since ${owner.startedAt}); wait for it or stop it first`,
+        `migration is locked by a running "${owner.command}" (pid ${owner.pid}, since ${owner.startedAt}); wait for it or stop it first`,
         owner,
         false,
       );
     }
-    if (!opts.takeOverStale) {
+    if (owner && sameHost) {
+      tookOver = {
+        owner,
+        message: `took over the lock of pid ${owner.pid} (gone), left by "${owner.command}" started ${owner.startedAt}`,
+      };
+    } else if (opts.takeOverStale) {
+      tookOver = {
+        owner,
+        message: owner
+          ? `took over the lock of pid ${owner.pid} on host ${owner.host} (--take-over-lock), left by "${owner.command}" started ${owner.startedAt}`
+          : `took over the unreadable lock ${path} (--take-over-lock)`,
+      };
+    } else if (owner) {
       throw new LockError(
-        `migration lock ${path} is stale (its owner${owner ? ` pid ${owner.pid}` : ''} is gone); rerun with --take-over-lock to continue`,
+        `migration is locked by "${owner.command}" (pid ${owner.pid} on host ${owner.host}, since ${owner.startedAt}); this host cannot tell whether it still runs: stop it there, or if that process is gone, rerun with --take-over-lock`,
         owner,
         true,
       );
+    } else {
+      // Unreadable: possibly a process that has created the file and not yet written its name into it.
+      throw new LockError(
+        `migration lock ${path} cannot be read; if no other cutover process runs for this migration, rerun with --take-over-lock`,
+        undefined,
+        true,
+      );
     }
-    unlinkSync(path);
+    // Another process may have replaced the stale lock since it was read: never remove a lock not the one judged.
+    if (!sameOwner(readOwner(path), owner)) continue;
+    try {
+      unlinkSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
   }
-  throw new LockError(`could not take the lock ${path}`, undefined, false);
+  throw new LockError(
+    `could not take the lock ${path}: another process took it first; rerun`,
+    undefined,
+    false,
+  );
 }

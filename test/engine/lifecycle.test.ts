@@ -1,5 +1,7 @@
 /** One process per migration, manual cutover, rollback, and a cleanup that needs time and a confirmation. */
 import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCli, startCli } from '../support/cli.js';
@@ -18,15 +20,40 @@ describe('lock, manual cutover, rollback, cleanup (es8)', () => {
     await s.c.close();
   });
 
-  it('a stale lock is taken over only when asked', async () => {
+  it("after kill -9, a plain `run` takes the dead process's lock over, says so, and finishes", async () => {
     const s = await scenario('es8', 500, { copy: { batchDocs: 50, concurrency: 1 } });
-    const killed = await runCli(['run', s.specPath], { CUTOVER_FAILPOINTS: 'copy.after-checkpoint:2' });
+    const run = startCli(['run', s.specPath], { CUTOVER_FAILPOINTS: 'copy.after-checkpoint:2' });
+    const killed = await run.done;
     assert.equal(killed.signal, 'SIGKILL');
+    const pid = run.child.pid!;
+    const lock = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'lock'), 'utf8'));
+    assert.equal(lock.pid, pid, 'the killed run left its lock behind');
+    const ok = await runCli(['run', s.specPath]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout + ok.stderr, new RegExp(`took over the lock of pid ${pid} \\(gone\\)`));
+    const audit = readFileSync(join(s.dir, 'state', 'm1', 'audit.jsonl'), 'utf8');
+    assert.match(audit, /"event":"lock-taken-over"/);
+    assert.equal(existsSync(join(s.dir, 'state', 'm1', 'lock')), false, 'released at the end');
+    await s.c.close();
+  });
+
+  it('a lock written on another host is taken over only when asked', async () => {
+    const s = await scenario('es8', 200);
+    const dir = join(s.dir, 'state', 'm1');
+    mkdirSync(dir, { recursive: true });
+    const owner = {
+      pid: process.pid,
+      host: 'some-other-host',
+      startedAt: '2020-01-01T00:00:00Z',
+      command: 'run',
+    };
+    writeFileSync(join(dir, 'lock'), JSON.stringify(owner));
     const refused = await runCli(['run', s.specPath]);
-    assert.equal(refused.code, 4);
-    assert.match(refused.stderr, /stale.*--take-over-lock/);
+    assert.equal(refused.code, 4, refused.stderr);
+    assert.match(refused.stderr, /on host some-other-host.*rerun with --take-over-lock/);
     const ok = await runCli(['run', s.specPath, '--take-over-lock']);
     assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout + ok.stderr, /took over the lock of pid \d+ on host some-other-host/);
     await s.c.close();
   });
 

@@ -246,7 +246,7 @@ describe('state files and locks', () => {
     writeJsonAtomic(join(dir, 's.json'), { a: 2 });
     assert.deepEqual(JSON.parse(readFileSync(join(dir, 's.json'), 'utf8')), { a: 2 });
   });
-  it('refuses a live owner and takes over a dead one only when asked', () => {
+  it("refuses a live owner, takes over one gone from this host, and another host's only when asked", () => {
     const dir = mkdtempSync(join(tmpdir(), 'lock-'));
     const path = join(dir, 'lock');
     const lock = acquireLock(path, 'run');
@@ -260,11 +260,19 @@ describe('state files and locks', () => {
       path,
       JSON.stringify({ pid: 4194305, host: require_hostname(), startedAt: 'x', command: 'run' }),
     );
+    const taken = acquireLock(path, 'run');
+    assert.equal(taken.tookOver?.owner?.pid, 4194305);
+    assert.match(taken.tookOver?.message ?? '', /took over the lock of pid 4194305 \(gone\)/);
+    taken.release();
+    // Whether a process on another host runs cannot be judged from here.
+    writeFileSync(path, JSON.stringify({ pid: 1, host: 'elsewhere', startedAt: 'x', command: 'run' }));
     assert.throws(
       () => acquireLock(path, 'run'),
-      (e: unknown) => e instanceof LockError && e.stale,
+      (e: unknown) => e instanceof LockError && e.stale && /host elsewhere.*--take-over-lock/.test(e.message),
     );
-    acquireLock(path, 'run', { takeOverStale: true }).release();
+    const forced = acquireLock(path, 'run', { takeOverStale: true });
+    assert.match(forced.tookOver?.message ?? '', /pid 1 on host elsewhere/);
+    forced.release();
   });
 });
 
