@@ -30,6 +30,8 @@ export interface FreezeRecord {
   reason?: string;
   appliedInFreeze: number;
   deletedInFreeze: number;
+  /** ms the lift of the block took (from its request to its acknowledgement) */
+  liftMs?: number;
   /** ms from the start of the freeze to the end of each phase (block, drain, final-round, ...) */
   phases?: Record<string, number>;
   /** deletes the counts showed pending under the freeze (found by an id scan inside the budget, or not) */

@@ -37,6 +37,11 @@ export interface FreezeOptions {
   aliasCluster?: Cluster;
   /** called under the freeze right before the alias request: the last moment both sides are equal */
   beforeSwitch?: () => Promise<void>;
+  /**
+   * ms the lift took in recent freezes: the deadline keeps that much room for it (under load the lift is often
+   * slower than setting the block was, and the budget counts until the lift is acknowledged)
+   */
+  liftReserveMs?: number;
   /** how a separate process reaches the source to lift the block should this one die or hang in the freeze */
   guard?: GuardSpec;
 }
@@ -71,13 +76,14 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
     mark('block');
     failpoint('freeze.after-block');
     await delaypoint('freeze.stall');
-    // Keep room for the alias request and the lift, each about as slow as setting the block was.
-    // (The lift is often slower than the block under load: measured 115 ms vs 470 ms on a busy 2-core box.)
-    const deadline = started + o.budgetMs - 2 * blockMs - 150;
+    // Keep room for the alias request (about as slow as setting the block was) and for the lift (as slow as
+    // recent lifts were, and no faster than the block: measured 115 ms vs 470 ms on a busy 2-core box).
+    const deadline = started + o.budgetMs - blockMs - Math.max(blockMs, o.liftReserveMs ?? 0) - 150;
     const left = () => {
       if (Date.now() > deadline) throw new Abort(`freeze budget of ${o.budgetMs} ms reached`);
     };
-    // Requests still running at the deadline are cut off rather than awaited: the budget is the promise.
+    // Requests still running at the deadline are cut off rather than awaited: the budget is the promise. What
+    // takes no signal is abandoned (`within`): its answer no longer matters once the freeze is being lifted.
     timer = setTimeout(
       () => cut.abort(new Abort(`freeze budget of ${o.budgetMs} ms reached`)),
       Math.max(0, deadline - Date.now()),
@@ -86,7 +92,8 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
     // copy has them (global checkpoint), since a search with preference=_shards:N may be served by a replica.
     let maxima: number[] = [];
     for (;;) {
-      const marks = await o.source.shardSeqNos(o.sourceIndex);
+      await within(delaypoint('freeze.drain'), cut.signal);
+      const marks = await within(o.source.shardSeqNos(o.sourceIndex), cut.signal);
       if (marks.every((m) => m.localCheckpoint === m.maxSeqNo && m.globalCheckpoint === m.maxSeqNo)) {
         maxima = marks.map((m) => m.maxSeqNo);
         break;
@@ -101,13 +108,16 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
     rec.deletedInFreeze = round.result.deleted;
     mark('final-round');
     left();
-    await o.target.refresh(o.targetIndex);
+    await within(o.target.refresh(o.targetIndex), cut.signal);
     if (o.exactCounts) {
-      const [all, target0, dropped] = await Promise.all([
-        o.source.count(o.sourceIndex, o.sourceCountQuery),
-        o.target.count(o.targetIndex),
-        o.capture.droppedNow(cut.signal),
-      ]);
+      const [all, target0, dropped] = await within(
+        Promise.all([
+          o.source.count(o.sourceIndex, o.sourceCountQuery),
+          o.target.count(o.targetIndex),
+          o.capture.droppedNow(cut.signal),
+        ]),
+        cut.signal,
+      );
       // Source documents the target should hold: all of them but those the transform drops now.
       const source = all - dropped;
       let target = target0;
@@ -141,8 +151,8 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
         rec.deletedInFreeze += r.result.deleted;
         if (!r.complete)
           throw new Abort(`${target - source} delete(s) pending and no time left to find them`);
-        await o.target.refresh(o.targetIndex);
-        target = await o.target.count(o.targetIndex);
+        await within(o.target.refresh(o.targetIndex), cut.signal);
+        target = await within(o.target.count(o.targetIndex), cut.signal);
         if (target !== source)
           throw new Abort(
             `counts differ after the delete reconcile (source ${all} - ${dropped} dropped by the transform, target ${target})`,
@@ -157,7 +167,8 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
     mark('deletes-checked');
     left();
     failpoint('freeze.before-switch');
-    await o.beforeSwitch?.();
+    await within(o.beforeSwitch?.() ?? Promise.resolve(), cut.signal);
+    // The alias request is never abandoned: once sent it may land, and it must land before the lift.
     left();
     await (o.aliasCluster ?? o.source).updateAliases(moveActions(o.aliases, o.sourceIndex, o.targetIndex));
     rec.switched = true;
@@ -172,16 +183,38 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
   } finally {
     clearTimeout(timer);
     // Lifted whatever happened above, errors included: a stuck block is an outage.
+    const liftFrom = Date.now();
     await liftWriteBlock(o.source, o.sourceIndex).catch((e) => {
       guard?.handOver();
       throw e;
     });
+    rec.liftMs = Date.now() - liftFrom;
     mark('lift');
     rec.durationMs = Date.now() - started;
     await guard?.done();
     o.markFrozen(false);
   }
   return rec;
+}
+
+/** `p`, or the signal's reason as soon as it aborts; `p` is left to settle on its own (its errors ignored). */
+function within<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  p.catch(() => undefined);
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 export async function liftWriteBlock(source: Cluster, index: string): Promise<void> {

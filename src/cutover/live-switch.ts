@@ -172,6 +172,8 @@ export async function switchWhenConverged(c: CaptureContext, p: SwitchPlan): Pro
       },
       beforeSwitch: p.beforeSwitch,
       guard: guardFor(c.spec, p.from.side, c.audit.path),
+      // The slowest of the last few lifts (this run's and earlier runs'): the deadline keeps room for it.
+      liftReserveMs: Math.max(0, ...p.capture.snapshot.freezes.slice(-5).map((x) => x.liftMs ?? 0)),
     });
     p.capture.recordFreeze(f);
     c.audit.record({ event: 'freeze', index: p.from.index, ...f });

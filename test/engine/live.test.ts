@@ -204,6 +204,56 @@ for (const kind of (['es8', 'es9', 'os3'] as const).filter((k) => EXPECTED.inclu
   });
 }
 
+for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))) {
+  describe(`seqno freeze deadline and futile freezes on ${kind}`, () => {
+    it('lifts at the budget whatever is in flight, and stops after cutover.maxFutileFreezes futile freezes', async () => {
+      const s = await scenario(kind, 600, {
+        capture: { strategy: 'seqno', tailIntervalMs: 100 },
+        cutover: { freezeBudgetMs: 1000 },
+      });
+      let stop = false;
+      const app = application(s, () => stop);
+      try {
+        // Every drain under the freeze stalls 6 s (a stats call stuck on a busy node): only the deadline can end it.
+        const refused = await startCli(['--json', 'run', s.specPath], {
+          CUTOVER_FAILPOINTS: 'freeze.drain:sleep6000',
+        }).done;
+        assert.equal(refused.code, 3, refused.stderr.slice(-1500));
+        assert.match(
+          refused.stderr,
+          /3 write freeze\(s\) in this run were lifted without switching \(cutover.maxFutileFreezes = 3/,
+        );
+        assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.source], 'nothing switched');
+        const st = Object.values(await s.c.getSettings(s.source))[0]!.settings;
+        assert.notEqual(st['index.blocks.write'], 'true', 'every freeze was lifted');
+        const capture = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'capture.json'), 'utf8'));
+        assert.equal(
+          capture.freezes.length,
+          3,
+          'no more futile freezes than allowed (maxFreezeAttempts is 20)',
+        );
+        for (const f of capture.freezes) {
+          assert.equal(f.switched, false);
+          assert.match(f.reason, /budget/);
+          // The stall would hold the block 6 s; the deadline lifts it at the budget (plus the lift itself).
+          assert.ok(f.durationMs < 3000, `freeze held ${f.durationMs} ms against a 1000 ms budget`);
+          assert.ok(typeof f.liftMs === 'number', 'the lift is measured');
+        }
+        const r = await startCli(['--json', 'run', s.specPath]).done;
+        await sleep(300);
+        stop = true;
+        await app.done;
+        assert.equal(r.code, 0, r.stderr.slice(-1500));
+        await assertExact(s, app.log);
+      } finally {
+        stop = true;
+        await app.done;
+        await s.c.close();
+      }
+    });
+  });
+}
+
 for (const kind of (['es8', 'es9', 'os3'] as const).filter((k) => EXPECTED.includes(k))) {
   describe(`seqno steady deletes and a slow id scan on ${kind}`, () => {
     it('stops freezing in vain once the scan did not fit, and switches when deletes pause', async () => {
