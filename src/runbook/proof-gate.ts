@@ -137,7 +137,7 @@ export async function runProof(
       : { source: r.sourceChecked, target: r.targetChecked, confidence: r.confidence };
   if (sourceSlices?.length === 0)
     // Nothing was read now: say what stands, not "0 documents compared".
-    r.confidence = `nothing changed since the proof of ${previous!.at} (${compared.confidence}); no slice re-read`;
+    r.confidence = `nothing changed since the proof of ${previous!.at}: no slice re-read (that proof: ${compared.confidence})`;
   else if (sourceSlices)
     r.confidence += `; only source slice(s) ${sourceSlices.join(', ')} changed since the proof of ${previous!.at} and were re-read`;
   writeJsonAtomic(c.store.proofWatermarksPath, {

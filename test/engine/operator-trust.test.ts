@@ -153,7 +153,7 @@ describe('operator trust (es8)', () => {
     assert.match(
       v.stdout,
       new RegExp(
-        `nothing changed since the proof of \\S+ \\(full proof: all 300 source and ${s.expected.size} target documents compared\\); no slice re-read`,
+        `nothing changed since the proof of \\S+: no slice re-read \\(that proof: full proof: all 300 source and ${s.expected.size} target documents compared\\)`,
       ),
     );
   });
