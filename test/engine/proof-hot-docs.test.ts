@@ -4,7 +4,7 @@
  * own re-reads, while a document that truly differs on the target (hot or not) is still reported.
  *
  * Catch-up is made slow with a delay point (every round outside a freeze takes 13 s longer, more than the proof's
- * dozen re-reads a second apart), and a writer rewrites a few hot ids without pause.
+ * dozen re-reads a second apart), and a writer keeps rewriting a few hot ids.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -18,7 +18,9 @@ import { canon, readAll } from '../support/data.js';
 import { aliasTargets, type Scenario, scenario, transformDoc } from '../support/scenario.js';
 
 const SLOW_ROUNDS = { CUTOVER_FAILPOINTS: 'capture.round:sleep13000' };
-const HOT = ['hot-0', 'hot-1', 'hot-2'];
+// Each rewritten about once a second: far more often than a 13 s round, rarely inside the few ms between a round's
+// checkpoint read and its search (a state rewritten there waits for a later round).
+const HOT = Array.from({ length: 10 }, (_, i) => `hot-${i}`);
 
 const spec = (cutover: Record<string, unknown> = {}) => ({
   // Rounds take 13 s: the switch threshold must allow that (correctness here, not timing).
@@ -57,7 +59,7 @@ async function hotWriter(s: Scenario, stop: () => boolean): Promise<{ log: Log; 
         if ((e as { type?: string }).type === 'cluster_block_exception') log.refusedByFreeze++;
         else log.otherFailures.push(`${id}: ${(e as Error).message}`);
       }
-      await sleep(5);
+      await sleep(90);
     }
   })();
   return { log, done };
@@ -118,7 +120,7 @@ for (const kind of (['es8'] as const).filter((k) => EXPECTED.includes(k))) {
         JSON.stringify(proof),
       );
       assert.match(proof.confidence, /seen while catch-up was behind/);
-      assert.ok(hot.log.acked > 100, `hot writes: ${hot.log.acked}`);
+      assert.ok(hot.log.acked > 50, `hot writes: ${hot.log.acked}`);
       assert.deepEqual([...hot.log.otherFailures, ...app.log.otherFailures].slice(0, 5), []);
       await assertExact(s, [app.log, hot.log]);
     });
