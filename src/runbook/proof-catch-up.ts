@@ -21,6 +21,7 @@
  * reported.
  */
 import type { LiveCapture } from '../capture/live.js';
+import { delaypoint } from '../ops/failpoints.js';
 import {
   type CompareOptions,
   confidenceOf,
@@ -88,6 +89,8 @@ export async function settleAfterCatchUp(
     // Rounds apply changes, not deletes: a document deleted on the source is found by an id scan.
     if (pending.some((d) => d.kind === 'extra' && d.sourceVersion === undefined))
       await live.reconcile(undefined, o.signal);
+    // Tests: the source moves on between catch-up and the re-read, as under a busy writer.
+    await delaypoint('proof.after-catch-up', o.signal);
     const before = new Map(pending.map((d) => [key(d), d]));
     const now = await recheckDifferences(o, pending);
     known += now.knownMissing;

@@ -12,7 +12,7 @@ import type { TransformFn } from '../copy/transform.js';
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { GateError, PreflightError } from '../store/errors.js';
 import { mappingHasPath } from '../verify/mapping-paths.js';
-import { type CompareOptions, type ProofReport, prove } from '../verify/proof.js';
+import { type CompareOptions, MAX_REPORTED, type ProofReport, prove } from '../verify/proof.js';
 import type { Ctx } from './context.js';
 import { settleAfterCatchUp } from './proof-catch-up.js';
 
@@ -55,6 +55,9 @@ export async function proveAndJudge(c: Ctx, when: string): Promise<ProofReport> 
   judgeProof(c, r, when);
   return r;
 }
+
+/** Differences a live proof keeps for the re-check after catch-up; beyond it the proof's verdict stands as is. */
+const LIVE_CANDIDATES = 10_000;
 
 /** A proof is only reusable under the same comparison rules: ignore list, sample rate and transform code. */
 function proofSettingsKey(c: Pick<Ctx, 'spec'>): string {
@@ -130,6 +133,8 @@ export async function runProof(
       recheckAttempts: live ? 12 : undefined,
       recheckDelayMs: live ? 1000 : undefined,
       deferRechecks: !!live,
+      // Every difference named, so that all of them can be checked again after catch-up (trimmed below).
+      maxReported: live ? LIVE_CANDIDATES : undefined,
       sampleRate: c.spec.verify.mode === 'full' ? 1 : c.spec.verify.sampleRate,
       batchDocs: c.spec.copy.batchDocs,
       keepAlive: c.spec.copy.keepAlive,
@@ -145,6 +150,7 @@ export async function runProof(
       maxLagMs: c.spec.capture.maxLagSeconds * 1000,
       info: (line) => c.reporter.info(line),
     });
+  r.differences = r.differences.slice(0, MAX_REPORTED);
   const compared =
     sourceSlices?.length === 0 && previous?.compared
       ? previous.compared

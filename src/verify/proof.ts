@@ -237,9 +237,12 @@ export function confidenceOf(report: ProofReport): string {
   return `sample of ${n} documents (${(report.sampleRate * 100).toFixed(2)}%): ${diffs} differences, about ${((diffs / Math.max(1, n)) * 100).toFixed(3)}% of documents`;
 }
 
+/** differences named in a report (the counts cover all) */
+export const MAX_REPORTED = 50;
+
 export async function prove(o: ProofOptions): Promise<ProofReport> {
   const started = Date.now();
-  const maxReported = o.maxReported ?? 50;
+  const maxReported = o.maxReported ?? MAX_REPORTED;
   const report: ProofReport = {
     mode: o.sampleRate >= 1 ? 'full' : 'sample',
     sampleRate: Math.min(1, o.sampleRate),
