@@ -22,9 +22,9 @@ const SLOW_ROUNDS = { CUTOVER_FAILPOINTS: 'capture.round:sleep13000' };
 const SLOW_ROUNDS_LATE_REREAD = {
   CUTOVER_FAILPOINTS: 'capture.round:sleep13000,proof.after-catch-up:sleep5000',
 };
-// Each rewritten about once a second: far more often than a 13 s round, rarely inside the few ms between a round's
-// checkpoint read and its search (a state rewritten there waits for a later round).
-const HOT = Array.from({ length: 10 }, (_, i) => `hot-${i}`);
+// Each rewritten about every half second: far more often than a 13 s round or the 5 s late re-read, rarely inside
+// the few ms between a round's checkpoint read and its search (a state rewritten there waits for a later round).
+const HOT = Array.from({ length: 4 }, (_, i) => `hot-${i}`);
 
 const spec = (cutover: Record<string, unknown> = {}) => ({
   // Rounds take 13 s: the switch threshold must allow that (correctness here, not timing).
@@ -63,7 +63,7 @@ async function hotWriter(s: Scenario, stop: () => boolean): Promise<{ log: Log; 
         if ((e as { type?: string }).type === 'cluster_block_exception') log.refusedByFreeze++;
         else log.otherFailures.push(`${id}: ${(e as Error).message}`);
       }
-      await sleep(90);
+      await sleep(100);
     }
   })();
   return { log, done };
