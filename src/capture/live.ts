@@ -13,6 +13,7 @@ import { FileDeadLetters } from '../copy/dead-letters.js';
 import type { DocRef, Versioning } from '../copy/slice-copier.js';
 import type { TransformFn } from '../copy/transform.js';
 import { BulkWriter } from '../copy/writer.js';
+import { delaypoint } from '../ops/failpoints.js';
 import type { Reporter } from '../ops/reporter.js';
 import { appendLineDurable, readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import type { StateStore } from '../store/state.js';
@@ -227,6 +228,7 @@ export class LiveCapture {
   /** One catch-up round; `upTo` under the freeze (the drained maxima). */
   /** `signal` cuts the round short (the freeze budget); the cursors only move for shards finished. */
   async round(upTo?: number[], signal?: AbortSignal): Promise<RoundResult & { lagMs: number }> {
+    if (!upTo) await delaypoint('capture.round', both(this.o.signal, signal)); // tests: slow catch-up, never in a freeze
     const startedAt = Date.now();
     const r = await tailRound(
       {

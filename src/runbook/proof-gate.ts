@@ -12,8 +12,9 @@ import type { TransformFn } from '../copy/transform.js';
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { GateError, PreflightError } from '../store/errors.js';
 import { mappingHasPath } from '../verify/mapping-paths.js';
-import { type ProofReport, prove } from '../verify/proof.js';
+import { type CompareOptions, MAX_REPORTED, type ProofReport, prove } from '../verify/proof.js';
 import type { Ctx } from './context.js';
+import { settleAfterCatchUp } from './proof-catch-up.js';
 
 interface ProofWatermarks {
   at: string;
@@ -34,6 +35,8 @@ export function judgeProof(c: Pick<Ctx, 'spec' | 'store' | 'audit'>, r: ProofRep
     missing: r.missing,
     extra: r.extra,
     changed: r.changed,
+    resolvedAfterCatchUp: r.resolvedAfterCatchUp,
+    changingAfterCatchUp: r.changingAfterCatchUp,
     mode: r.mode,
     when,
   });
@@ -52,6 +55,9 @@ export async function proveAndJudge(c: Ctx, when: string): Promise<ProofReport> 
   judgeProof(c, r, when);
   return r;
 }
+
+/** Differences a live proof keeps for the re-check after catch-up; beyond it the proof's verdict stands as is. */
+const LIVE_CANDIDATES = 10_000;
 
 /** A proof is only reusable under the same comparison rules: ignore list, sample rate and transform code. */
 function proofSettingsKey(c: Pick<Ctx, 'spec'>): string {
@@ -108,29 +114,43 @@ export async function runProof(
     sourceSlices = sourceMarks.flatMap((m, i) => (m.maxSeqNo === previous.source[i] ? [] : [i]));
     skipTargetPass = sourceSlices.length === 0;
   }
+  const rules: CompareOptions = {
+    source: c.source,
+    target: c.target,
+    sourceIndex,
+    targetIndex: c.spec.target.index,
+    transform: withSoftDeletes(c.transform, c.strategy.softDeleteField),
+    ignore: c.spec.verify.ignore,
+    knownMissing,
+    versioning: c.spec.copy.versioning,
+    signal: c.signal,
+  };
   const proof = () =>
     prove({
+      ...rules,
       // Live capture keeps applying source changes while the proof reads, so a candidate difference that is
       // only "not caught up yet" resolves on a re-read instead of failing the proof.
       recheckAttempts: live ? 12 : undefined,
       recheckDelayMs: live ? 1000 : undefined,
       deferRechecks: !!live,
-      source: c.source,
-      target: c.target,
-      sourceIndex,
-      targetIndex: c.spec.target.index,
-      transform: withSoftDeletes(c.transform, c.strategy.softDeleteField),
-      ignore: c.spec.verify.ignore,
+      // Every difference named, so that all of them can be checked again after catch-up (trimmed below).
+      maxReported: live ? LIVE_CANDIDATES : undefined,
       sampleRate: c.spec.verify.mode === 'full' ? 1 : c.spec.verify.sampleRate,
       batchDocs: c.spec.copy.batchDocs,
       keepAlive: c.spec.copy.keepAlive,
       concurrency: c.spec.copy.concurrency,
-      knownMissing,
-      signal: c.signal,
       sourceSlices,
       skipTargetPass: skipTargetPass || c.strategy.proofSkipsTargetPass,
     });
   const r = live ? await live.alongside(proof, true) : await proof();
+  // What still differs when the rounds beside the proof were slower than its re-reads: checked again once
+  // catch-up has passed the state compared (proof-catch-up.ts); only what is not capture lag is reported.
+  if (live)
+    await settleAfterCatchUp(r, live, rules, {
+      maxLagMs: c.spec.capture.maxLagSeconds * 1000,
+      info: (line) => c.reporter.info(line),
+    });
+  r.differences = r.differences.slice(0, MAX_REPORTED);
   const compared =
     sourceSlices?.length === 0 && previous?.compared
       ? previous.compared

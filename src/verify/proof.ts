@@ -8,11 +8,13 @@
  *   pass 2, target -> source: every target document must still exist on the source (extra).
  *
  * Under live writes a difference may only mean "changed since we read it": every candidate is re-read from
- * both sides and compared against the newest state before it is reported.
+ * both sides and compared against the newest state before it is reported (and under live capture, again after
+ * catch-up has passed the compared state: runbook/proof-catch-up.ts, through recheckDifferences).
  */
 import type { Cluster, Hit } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
 import { PitSession, PitSliceReader } from '../copy/reader.js';
+import type { Versioning } from '../copy/slice-copier.js';
 import { applyTransform, TransformError, type TransformFn } from '../copy/transform.js';
 import { canonicalJson, differingFields, sampled, withoutPaths } from './compare.js';
 
@@ -23,9 +25,14 @@ export interface Difference {
   kind: DifferenceKind;
   routing?: string;
   fields?: string[];
+  /** the version the copy gives the compared source state (copy.versioning), when the read showed it */
+  sourceVersion?: number;
+  /** the target's _version of the compared document */
+  targetVersion?: number;
 }
 
-export interface ProofOptions {
+/** What a comparison needs: the proof and a re-read of given differences compare by the same rules. */
+export interface CompareOptions {
   source: Cluster;
   target: Cluster;
   sourceIndex: string;
@@ -33,17 +40,22 @@ export interface ProofOptions {
   transform: TransformFn;
   /** dotted paths left out of the comparison on both sides */
   ignore: string[];
+  /** ids known to be missing (dead letters accepted by the operator) */
+  knownMissing?: ReadonlySet<string>;
+  /** copy.versioning: differences then carry the versions of both states compared */
+  versioning?: Versioning;
+  signal?: AbortSignal;
+}
+
+export interface ProofOptions extends CompareOptions {
   /** 1 = full proof; below 1 = that share of ids, chosen by a stable hash */
   sampleRate: number;
   batchDocs: number;
   keepAlive: string;
-  /** ids known to be missing (dead letters accepted by the operator) */
-  knownMissing?: ReadonlySet<string>;
   /** first differences kept in the report */
   maxReported?: number;
   recheckAttempts?: number;
   recheckDelayMs?: number;
-  signal?: AbortSignal;
   onPage?: (docs: number) => void;
   /** slices read at once on each side */
   concurrency?: number;
@@ -69,6 +81,15 @@ export interface ProofReport {
   changed: number;
   /** candidates that matched after a re-read (changed while the proof ran) */
   resolvedOnRecheck: number;
+  /** live capture: candidates that matched once catch-up had passed the state compared */
+  resolvedAfterCatchUp?: number;
+  /**
+   * live capture: documents that kept changing faster than catch-up; after each round the target held the
+   * compared state or a newer one, the source a newer one still (a capture lag, proven by versions)
+   */
+  changingAfterCatchUp?: number;
+  /** their first ids */
+  changingIds?: string[];
   differences: Difference[];
   confidence: string;
   passed: boolean;
@@ -79,11 +100,149 @@ interface Expected {
   id: string;
   routing?: string;
   doc: Record<string, unknown> | null;
+  version?: number;
 }
+
+/** The version the copy writes a source state with, if this read shows it (never throws, unlike versionOf). */
+function stateVersion(h: Hit, versioning?: Versioning): number | undefined {
+  if (versioning === 'source-version') return h._version;
+  if (versioning === 'seqno' && typeof h._seq_no === 'number') return h._seq_no + 1;
+  return undefined;
+}
+
+/** Source hits, transformed, against the target: what differs. `onDrop` counts documents the transform drops. */
+async function compareHits(o: CompareOptions, hits: Hit[], onDrop?: () => void): Promise<Difference[]> {
+  const expected: Expected[] = [];
+  const untransformable: Difference[] = [];
+  for (const h of hits) {
+    try {
+      const doc = await applyTransform(o.transform, h._source ?? {}, {
+        id: h._id,
+        index: o.sourceIndex,
+        routing: h._routing,
+        seqNo: h._seq_no,
+      });
+      expected.push({ id: h._id, routing: h._routing, doc, version: stateVersion(h, o.versioning) });
+    } catch (e) {
+      if (!(e instanceof TransformError)) throw e;
+      // The copy made a dead letter of it: expected missing (known when accepted), never silently skipped.
+      untransformable.push({
+        id: h._id,
+        kind: 'missing',
+        routing: h._routing,
+        fields: [`(transform failed: ${e.message})`],
+      });
+    }
+  }
+  if (expected.length === 0) return untransformable;
+  const got = await o.target.mget(
+    o.targetIndex,
+    expected.map((e) => ({ _id: e.id, routing: e.routing })),
+    { signal: o.signal },
+  );
+  const out: Difference[] = [...untransformable];
+  expected.forEach((e, i) => {
+    const t = got.docs[i];
+    const versions = o.versioning
+      ? { sourceVersion: e.version, targetVersion: t?.found ? t._version : undefined }
+      : {};
+    if (e.doc === null) {
+      onDrop?.();
+      if (t?.found) out.push({ id: e.id, kind: 'extra', routing: e.routing, ...versions });
+      return;
+    }
+    if (!t?.found) {
+      out.push({ id: e.id, kind: 'missing', routing: e.routing, ...versions });
+      return;
+    }
+    const want = withoutPaths(e.doc, o.ignore);
+    const have = withoutPaths((t._source ?? {}) as Record<string, unknown>, o.ignore);
+    if (canonicalJson(want) !== canonicalJson(have))
+      out.push({
+        id: e.id,
+        kind: 'changed',
+        routing: e.routing,
+        fields: differingFields(want, have),
+        ...versions,
+      });
+  });
+  return out;
+}
+
+/** Candidates read again from both sides (one refresh, batched _mget) and compared anew: what still differs. */
+async function reread(o: CompareOptions, pending: Difference[]): Promise<Difference[]> {
+  await Promise.all([o.source.refresh(o.sourceIndex), o.target.refresh(o.targetIndex)]);
+  const still: Difference[] = [];
+  for (let i = 0; i < pending.length; i += 500) {
+    const chunk = pending.slice(i, i + 500);
+    const src = await o.source.mget(
+      o.sourceIndex,
+      chunk.map((d) => ({ _id: d.id, routing: d.routing })),
+      { signal: o.signal },
+    );
+    const present: Hit[] = [];
+    const gone: Difference[] = [];
+    src.docs.forEach((s, k) => {
+      const d = chunk[k]!;
+      if (s?.found) present.push({ ...s, _index: o.sourceIndex, _routing: s._routing ?? d.routing });
+      else gone.push(d);
+    });
+    if (present.length) still.push(...(await compareHits(o, present)));
+    if (gone.length) {
+      const t = await o.target.mget(
+        o.targetIndex,
+        gone.map((d) => ({ _id: d.id, routing: d.routing })),
+        { source: false, signal: o.signal },
+      );
+      gone.forEach((d, k) => {
+        const found = t.docs[k];
+        if (found?.found)
+          still.push({
+            id: d.id,
+            kind: 'extra',
+            routing: d.routing,
+            ...(o.versioning ? { targetVersion: found._version } : {}),
+          });
+      });
+    }
+  }
+  return still;
+}
+
+/**
+ * Given differences read once more from both sides, by the proof's rules (transform, verify.ignore, soft deletes
+ * through the transform, dead letters accepted): what still differs, and how many turned out to be known dead
+ * letters.
+ */
+export async function recheckDifferences(
+  o: CompareOptions,
+  candidates: Difference[],
+): Promise<{ still: Difference[]; knownMissing: number }> {
+  const read = candidates.length ? await reread(o, candidates) : [];
+  const still = read.filter((d) => !(d.kind === 'missing' && o.knownMissing?.has(d.id)));
+  return { still, knownMissing: read.length - still.length };
+}
+
+/** The report's one-line statement of what the proof shows, from its counts. */
+export function confidenceOf(report: ProofReport): string {
+  const diffs = report.missing + report.extra + report.changed;
+  const n = report.sourceChecked;
+  if (report.mode === 'full')
+    return `full proof: all ${n} source and ${report.targetChecked} target documents compared`;
+  if (diffs === 0)
+    // Rule of three: with no failure in n independent draws, the 95% upper bound of the failure rate is ~3/n.
+    return n > 0
+      ? `sample of ${n} documents (${(report.sampleRate * 100).toFixed(2)}%): no difference; with 95% confidence fewer than ${((3 / n) * 100).toFixed(3)}% of documents differ`
+      : 'sample was empty: no confidence';
+  return `sample of ${n} documents (${(report.sampleRate * 100).toFixed(2)}%): ${diffs} differences, about ${((diffs / Math.max(1, n)) * 100).toFixed(3)}% of documents`;
+}
+
+/** differences named in a report (the counts cover all) */
+export const MAX_REPORTED = 50;
 
 export async function prove(o: ProofOptions): Promise<ProofReport> {
   const started = Date.now();
-  const maxReported = o.maxReported ?? 50;
+  const maxReported = o.maxReported ?? MAX_REPORTED;
   const report: ProofReport = {
     mode: o.sampleRate >= 1 ? 'full' : 'sample',
     sampleRate: Math.min(1, o.sampleRate),
@@ -108,53 +267,8 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
   };
 
   let dropped = 0;
-  const compare = async (hits: Hit[], countDrops = false): Promise<Difference[]> => {
-    const expected: Expected[] = [];
-    const untransformable: Difference[] = [];
-    for (const h of hits) {
-      try {
-        const doc = await applyTransform(o.transform, h._source ?? {}, {
-          id: h._id,
-          index: o.sourceIndex,
-          routing: h._routing,
-          seqNo: h._seq_no,
-        });
-        expected.push({ id: h._id, routing: h._routing, doc });
-      } catch (e) {
-        if (!(e instanceof TransformError)) throw e;
-        // The copy made a dead letter of it: expected missing (known when accepted), never silently skipped.
-        untransformable.push({
-          id: h._id,
-          kind: 'missing',
-          routing: h._routing,
-          fields: [`(transform failed: ${e.message})`],
-        });
-      }
-    }
-    if (expected.length === 0) return untransformable;
-    const got = await o.target.mget(
-      o.targetIndex,
-      expected.map((e) => ({ _id: e.id, routing: e.routing })),
-    );
-    const out: Difference[] = [...untransformable];
-    expected.forEach((e, i) => {
-      const t = got.docs[i];
-      if (e.doc === null) {
-        if (countDrops) dropped++;
-        if (t?.found) out.push({ id: e.id, kind: 'extra', routing: e.routing });
-        return;
-      }
-      if (!t?.found) {
-        out.push({ id: e.id, kind: 'missing', routing: e.routing });
-        return;
-      }
-      const want = withoutPaths(e.doc, o.ignore);
-      const have = withoutPaths((t._source ?? {}) as Record<string, unknown>, o.ignore);
-      if (canonicalJson(want) !== canonicalJson(have))
-        out.push({ id: e.id, kind: 'changed', routing: e.routing, fields: differingFields(want, have) });
-    });
-    return out;
-  };
+  const compare = (hits: Hit[], countDrops = false) =>
+    compareHits(o, hits, countDrops ? () => dropped++ : undefined);
 
   /**
    * Re-read candidates from both sides, all at once per attempt (one refresh, batched _mget), until they match
@@ -164,34 +278,7 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
     let pending = candidates;
     for (let attempt = 0; pending.length && attempt < (o.recheckAttempts ?? 3); attempt++) {
       if (attempt > 0) await sleep(o.recheckDelayMs ?? 500, o.signal);
-      await Promise.all([o.source.refresh(o.sourceIndex), o.target.refresh(o.targetIndex)]);
-      const still: Difference[] = [];
-      for (let i = 0; i < pending.length; i += 500) {
-        const chunk = pending.slice(i, i + 500);
-        const src = await o.source.mget(
-          o.sourceIndex,
-          chunk.map((d) => ({ _id: d.id, routing: d.routing })),
-        );
-        const present: Hit[] = [];
-        const gone: Difference[] = [];
-        src.docs.forEach((s, k) => {
-          const d = chunk[k]!;
-          if (s?.found) present.push({ ...s, _index: o.sourceIndex, _routing: s._routing ?? d.routing });
-          else gone.push(d);
-        });
-        if (present.length) still.push(...(await compare(present)));
-        if (gone.length) {
-          const t = await o.target.mget(
-            o.targetIndex,
-            gone.map((d) => ({ _id: d.id, routing: d.routing })),
-            { source: false },
-          );
-          gone.forEach((d, k) => {
-            if (t.docs[k]?.found) still.push({ id: d.id, kind: 'extra', routing: d.routing });
-          });
-        }
-      }
-      pending = still;
+      pending = await reread(o, pending);
     }
     report.resolvedOnRecheck += candidates.length - pending.length;
     for (const d of pending) record(d);
@@ -287,20 +374,8 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
     });
   await flush();
 
-  const diffs = report.missing + report.extra + report.changed;
-  report.passed = diffs === 0;
-  const n = report.sourceChecked;
-  if (report.mode === 'full') {
-    report.confidence = `full proof: all ${n} source and ${report.targetChecked} target documents compared`;
-  } else if (diffs === 0) {
-    // Rule of three: with no failure in n independent draws, the 95% upper bound of the failure rate is ~3/n.
-    report.confidence =
-      n > 0
-        ? `sample of ${n} documents (${(report.sampleRate * 100).toFixed(2)}%): no difference; with 95% confidence fewer than ${((3 / n) * 100).toFixed(3)}% of documents differ`
-        : 'sample was empty: no confidence';
-  } else {
-    report.confidence = `sample of ${n} documents (${(report.sampleRate * 100).toFixed(2)}%): ${diffs} differences, about ${((diffs / Math.max(1, n)) * 100).toFixed(3)}% of documents`;
-  }
+  report.passed = report.missing + report.extra + report.changed === 0;
+  report.confidence = confidenceOf(report);
   report.durationSeconds = (Date.now() - started) / 1000;
   return report;
 }
@@ -313,6 +388,10 @@ export function formatProof(r: ProofReport): string {
       (r.knownMissing ? `, known dead letters ${r.knownMissing}` : '') +
       (r.resolvedOnRecheck
         ? ` (${r.resolvedOnRecheck} changed during the proof and matched on re-read)`
+        : '') +
+      (r.resolvedAfterCatchUp ? ` (${r.resolvedAfterCatchUp} matched once catch-up had passed them)` : '') +
+      (r.changingAfterCatchUp
+        ? ` (${r.changingAfterCatchUp} kept changing faster than catch-up; the target held the compared state or newer: ${r.changingIds?.slice(0, 5).join(', ')})`
         : ''),
   ];
   for (const d of r.differences.slice(0, 10)) {

@@ -1,0 +1,131 @@
+/**
+ * Under live capture a difference the proof saw is reported only once catch-up has provably passed the state
+ * that was compared: catch-up rounds that STARTED after the comparison ran to completion (every source change
+ * made before it is then on the target), and a re-read still differs in a way the versions cannot put down to
+ * capture lag. The proof's own re-reads (a dozen, a second apart) cannot wait that long when rounds are slow.
+ *
+ * Versions decide, because a hot document may change again before every re-read. The copy writes each source
+ * state with its version (copy.versioning), so after such a round the target holds the compared state or a
+ * newer one. Each pass re-reads both sides after catch-up:
+ *   - equal content: resolved (it was lag);
+ *   - target at the source's current version or above, content different: a real difference, reported
+ *     (the target holds what the source never had, or the same state written differently);
+ *   - target below the source's current version but at or above the state read before the pass: catch-up passed
+ *     what was compared and the source changed again since; this document has "progressed";
+ *   - anything else (missing, extra because the source deleted it, no versions, target below the state read
+ *     before): read again after more catch-up.
+ * After the last pass, a document still differing only by version lag (target older than the source, both found)
+ * that progressed in some pass is counted as changing faster than catch-up, not reported: a round misses a state
+ * rewritten between its checkpoint read and its search, so a document written that often may lag in any one pass;
+ * under the freeze nothing is rewritten and the final round applies it. Everything else still differing is
+ * reported.
+ */
+import type { LiveCapture } from '../capture/live.js';
+import { delaypoint } from '../ops/failpoints.js';
+import {
+  type CompareOptions,
+  confidenceOf,
+  type Difference,
+  type ProofReport,
+  recheckDifferences,
+} from '../verify/proof.js';
+
+/** passes of "catch up, re-read" at most */
+const MAX_PASSES = 5;
+/** rounds per catch-up at most: a capture that cannot get under maxLagSeconds will not switch anyway */
+const MAX_ROUNDS = 20;
+const MAX_IDS = 20;
+
+type Verdict = 'real' | 'lag' | 'unsettled';
+
+const key = (d: Difference) => JSON.stringify([d.id, d.routing ?? null]);
+
+/** `before`: the difference as read before the rounds; `now`: as read after them. */
+function verdict(before: Difference | undefined, now: Difference): Verdict {
+  const target = now.targetVersion;
+  const source = now.sourceVersion;
+  // Both sides found (changed, or a state the transform drops still on the target): versions compare.
+  if (target === undefined || source === undefined) return 'unsettled';
+  if (target >= source) return 'real';
+  const compared = before?.sourceVersion;
+  return compared !== undefined && target >= compared ? 'lag' : 'unsettled';
+}
+
+/** Rounds until one ends under maxLagSeconds (each starts after the call, so after anything read before it). */
+async function catchUp(live: LiveCapture, maxLagMs: number, signal?: AbortSignal): Promise<boolean> {
+  for (let n = 0; n < MAX_ROUNDS; n++) {
+    signal?.throwIfAborted();
+    if ((await live.round()).lagMs <= maxLagMs) return true;
+  }
+  return false;
+}
+
+/**
+ * Settle the proof's differences against catch-up, in place (counts, differences, passed, confidence). Only when
+ * every difference is named in the report: beyond the reported cap nothing is re-read and the proof stands as is.
+ */
+export async function settleAfterCatchUp(
+  r: ProofReport,
+  live: LiveCapture,
+  o: CompareOptions,
+  opts: { maxLagMs: number; info?: (line: string) => void },
+): Promise<void> {
+  const total = r.missing + r.extra + r.changed;
+  if (total === 0 || total > r.differences.length) return;
+  opts.info?.(
+    `proof: ${total} difference(s) while catch-up ran beside it; re-checking them once catch-up has passed the state compared`,
+  );
+  // The state compared: read now, after the rounds beside the proof stopped; every round from here starts later.
+  const first = await recheckDifferences(o, r.differences);
+  let known = first.knownMissing;
+  let pending = first.still;
+  const real: Difference[] = [];
+  const progressed = new Set<string>();
+  let stalled = 0;
+  let passes = 0;
+  while (passes < MAX_PASSES && pending.length) {
+    passes++;
+    const caughtUp = await catchUp(live, opts.maxLagMs, o.signal);
+    // Rounds apply changes, not deletes: a document deleted on the source is found by an id scan.
+    if (pending.some((d) => d.kind === 'extra' && d.sourceVersion === undefined))
+      await live.reconcile(undefined, o.signal);
+    // Tests: the source moves on between catch-up and the re-read, as under a busy writer.
+    await delaypoint('proof.after-catch-up', o.signal);
+    const before = new Map(pending.map((d) => [key(d), d]));
+    const now = await recheckDifferences(o, pending);
+    known += now.knownMissing;
+    const next: Difference[] = [];
+    for (const d of now.still) {
+      const v = verdict(before.get(key(d)), d);
+      if (v === 'real') real.push(d);
+      else {
+        next.push(d);
+        if (v === 'lag') progressed.add(key(d));
+      }
+    }
+    stalled = next.length >= pending.length ? stalled + 1 : 0;
+    pending = next;
+    // Nothing shrinks any more, catch-up is caught up, and what is left has been seen passing its compared state.
+    if (stalled >= 2 && caughtUp && pending.every((d) => progressed.has(key(d)))) break;
+  }
+  const laggingOnly = (d: Difference) =>
+    progressed.has(key(d)) &&
+    d.targetVersion !== undefined &&
+    d.sourceVersion !== undefined &&
+    d.targetVersion < d.sourceVersion;
+  const changing = pending.filter(laggingOnly);
+  const reported = [...real, ...pending.filter((d) => !laggingOnly(d))];
+  r.missing = reported.filter((d) => d.kind === 'missing').length;
+  r.extra = reported.filter((d) => d.kind === 'extra').length;
+  r.changed = reported.filter((d) => d.kind === 'changed').length;
+  r.differences = reported;
+  r.knownMissing += known;
+  r.resolvedAfterCatchUp = total - reported.length - changing.length - known;
+  r.changingAfterCatchUp = changing.length;
+  r.changingIds = changing.slice(0, MAX_IDS).map((d) => d.id);
+  r.passed = reported.length === 0;
+  r.confidence = `${confidenceOf(r)}; of ${total} difference(s) seen while catch-up was behind, ${r.resolvedAfterCatchUp} matched after ${passes} catch-up pass(es)`;
+  if (changing.length)
+    r.confidence += `, ${changing.length} kept changing faster than catch-up (catch-up was seen passing the state compared, the source had a newer one each time: ${r.changingIds.slice(0, 5).join(', ')})`;
+  if (reported.length) r.confidence += `, ${reported.length} still differ`;
+}
