@@ -381,7 +381,7 @@ export class Migration {
       this.audit.record({ event: 'rolled-back', result: r });
       return {
         result: 'aliases-restored',
-        message: `${records.map((a) => a.alias).join(', ')} point at ${state.sourceIndex} again; ${this.spec.target.index} is kept`,
+        message: `aliases point at ${state.sourceIndex} again (${records.map((a) => a.alias).join(', ')}); ${this.spec.target.index} is kept`,
       };
     } finally {
       lock.release();
