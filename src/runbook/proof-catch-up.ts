@@ -17,8 +17,10 @@
  * After the last pass, a document still differing only by version lag (target older than the source, both found)
  * that progressed in some pass is counted as changing faster than catch-up, not reported: a round misses a state
  * rewritten between its checkpoint read and its search, so a document written that often may lag in any one pass;
- * under the freeze nothing is rewritten and the final round applies it. Everything else still differing is
- * reported.
+ * under the freeze nothing is rewritten and the final round applies it. Likewise a document the source deleted
+ * during the last pass (it was there at the re-read before it): its delete is newer than anything compared, and the
+ * counts under the freeze prove it settled. Everything else still differing is reported, a document extra in two
+ * re-reads in a row (a delete the id scans did not apply) included.
  */
 import type { LiveCapture } from '../capture/live.js';
 import { delaypoint } from '../ops/failpoints.js';
@@ -44,11 +46,18 @@ const key = (d: Difference) => JSON.stringify([d.id, d.routing ?? null]);
 function verdict(before: Difference | undefined, now: Difference): Verdict {
   const target = now.targetVersion;
   const source = now.sourceVersion;
+  // On the target, gone from the source since the re-read before this pass: deleted after the state compared,
+  // so its delete is as new as the pass (found by the next id scan, and proven by the counts under the freeze).
+  if (deletedSince(before, now)) return 'lag';
   // Both sides found (changed, or a state the transform drops still on the target): versions compare.
   if (target === undefined || source === undefined) return 'unsettled';
   if (target >= source) return 'real';
   const compared = before?.sourceVersion;
   return compared !== undefined && target >= compared ? 'lag' : 'unsettled';
+}
+
+function deletedSince(before: Difference | undefined, now: Difference): boolean {
+  return now.kind === 'extra' && now.sourceVersion === undefined && before?.sourceVersion !== undefined;
 }
 
 /** Rounds until one ends under maxLagSeconds (each starts after the call, so after anything read before it). */
@@ -81,6 +90,8 @@ export async function settleAfterCatchUp(
   let pending = first.still;
   const real: Difference[] = [];
   const progressed = new Set<string>();
+  /** extra in the last re-read only because the source deleted it during that pass */
+  const deletedLately = new Set<string>();
   let stalled = 0;
   let passes = 0;
   while (passes < MAX_PASSES && pending.length) {
@@ -95,8 +106,10 @@ export async function settleAfterCatchUp(
     const now = await recheckDifferences(o, pending);
     known += now.knownMissing;
     const next: Difference[] = [];
+    deletedLately.clear();
     for (const d of now.still) {
       const v = verdict(before.get(key(d)), d);
+      if (deletedSince(before.get(key(d)), d)) deletedLately.add(key(d));
       if (v === 'real') real.push(d);
       else {
         next.push(d);
@@ -109,10 +122,11 @@ export async function settleAfterCatchUp(
     if (stalled >= 2 && caughtUp && pending.every((d) => progressed.has(key(d)))) break;
   }
   const laggingOnly = (d: Difference) =>
-    progressed.has(key(d)) &&
-    d.targetVersion !== undefined &&
-    d.sourceVersion !== undefined &&
-    d.targetVersion < d.sourceVersion;
+    deletedLately.has(key(d)) ||
+    (progressed.has(key(d)) &&
+      d.targetVersion !== undefined &&
+      d.sourceVersion !== undefined &&
+      d.targetVersion < d.sourceVersion);
   const changing = pending.filter(laggingOnly);
   const reported = [...real, ...pending.filter((d) => !laggingOnly(d))];
   r.missing = reported.filter((d) => d.kind === 'missing').length;
