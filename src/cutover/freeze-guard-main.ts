@@ -6,7 +6,7 @@
  */
 import { createInterface } from 'node:readline';
 import { Cluster } from '../cluster/client.js';
-import { sleep } from '../cluster/retry.js';
+import { withRetry } from '../cluster/retry.js';
 import { AuditLog } from '../store/audit.js';
 import { liftWriteBlock } from './freeze.js';
 import type { GuardConfig } from './freeze-guard.js';
@@ -44,23 +44,25 @@ function arm(line: string): void {
 async function lift(reason: string): Promise<void> {
   if (lifting || !config || !cluster) return;
   lifting = true;
-  const until = Date.now() + config.retryForMs;
+  const c = cluster;
+  const index = config.index;
   let tries = 0;
-  let last = '';
-  for (;;) {
-    tries++;
-    try {
-      await liftWriteBlock(cluster, config.index);
-      record('freeze-guard-lifted', { reason, tries });
-      process.exit(0);
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() >= until) break;
-    await sleep(Math.min(5_000, 250 * 2 ** Math.min(tries, 5)));
+  try {
+    // The one retry policy, with the guard's long window: everything is worth another try while writes are refused.
+    await withRetry(
+      () => {
+        tries++;
+        return liftWriteBlock(c, index);
+      },
+      () => true,
+      { initialMs: 250, maxMs: 5_000, budgetMs: config.retryForMs },
+    );
+    record('freeze-guard-lifted', { reason, tries });
+    process.exit(0);
+  } catch (e) {
+    record('freeze-guard-failed', { reason, tries, error: (e as Error).message });
+    process.exit(1);
   }
-  record('freeze-guard-failed', { reason, tries, error: last });
-  process.exit(1);
 }
 
 const lines = createInterface({ input: process.stdin });
