@@ -7,21 +7,12 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { runCli, startCli } from '../support/cli.js';
-import { aliasTargets, scenario as makeScenario, type Scenario } from '../support/scenario.js';
+import { aliasTargets, trackedScenarios } from '../support/scenario.js';
 
 /** The shared server has a shard limit: each test's indices are deleted when it ends, pass or fail. */
-const made: Scenario[] = [];
-async function scenario(...args: Parameters<typeof makeScenario>): Promise<Scenario> {
-  const s = await makeScenario(...args);
-  made.push(s);
-  return s;
-}
-async function dropMade(): Promise<void> {
-  for (const s of made.splice(0)) {
-    for (const i of [s.source, s.target]) await s.c.deleteIndex(i).catch(() => undefined);
-    await s.c.close();
-  }
-}
+const tracked = trackedScenarios();
+const scenario = tracked.scenario;
+const dropMade = tracked.drop;
 
 interface JsonError {
   error: string;

@@ -12,22 +12,12 @@ import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CliResult, runCli, startCli } from '../support/cli.js';
 import { diffDocs, readAll, summarize } from '../support/data.js';
-import { aliasTargets, scenario as makeScenario, type Scenario, TRANSFORM } from '../support/scenario.js';
+import { aliasTargets, type Scenario, TRANSFORM, trackedScenarios } from '../support/scenario.js';
 
 /** The shared server has a shard limit: each test's indices are deleted when it ends, pass or fail. */
-const made: Scenario[] = [];
-async function scenario(...args: Parameters<typeof makeScenario>): Promise<Scenario> {
-  const s = await makeScenario(...args);
-  made.push(s);
-  return s;
-}
-async function dropMade(): Promise<void> {
-  for (const s of made.splice(0)) {
-    for (const i of [s.source, s.target, `${s.target}-other`, `${s.source}-v3`])
-      await s.c.deleteIndex(i).catch(() => undefined);
-    await s.c.close();
-  }
-}
+const tracked = trackedScenarios((s) => [`${s.target}-other`, `${s.source}-v3`]);
+const scenario = tracked.scenario;
+const dropMade = tracked.drop;
 
 /** One document whose `code` the target maps as integer cannot be indexed: a dead letter, the gate refuses. */
 async function withRejectedDoc(s: Scenario, patch: Record<string, unknown> = {}): Promise<void> {

@@ -145,3 +145,24 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
 export async function aliasTargets(c: Cluster, alias: string): Promise<string[]> {
   return Object.keys(await c.getAlias(alias)).sort();
 }
+
+/**
+ * Scenarios whose indices are deleted when each test ends, pass or fail (`afterEach(t.drop)`): a whole run leaves
+ * many indices on one node. `extra` names more indices a test may create from a scenario.
+ */
+export function trackedScenarios(extra: (s: Scenario) => string[] = () => []) {
+  const made: Scenario[] = [];
+  return {
+    async scenario(...args: Parameters<typeof scenario>): Promise<Scenario> {
+      const s = await scenario(...args);
+      made.push(s);
+      return s;
+    },
+    async drop(): Promise<void> {
+      for (const s of made.splice(0)) {
+        for (const i of [s.source, s.target, ...extra(s)]) await s.c.deleteIndex(i).catch(() => undefined);
+        await s.c.close();
+      }
+    },
+  };
+}
