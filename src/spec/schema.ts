@@ -135,10 +135,10 @@ export const specSchema = z.strictObject({
   capture: z
     .strictObject({
       strategy: z
-        .enum(['none', 'seqno', 'timestamp', 'append-only'])
+        .enum(['none', 'seqno', 'timestamp', 'append-only', 'proxy'])
         .optional()
         .describe(
-          'default: seqno when aliases.write is set (there is a write alias to move under a freeze), none otherwise. none: copy a point in time (writers must pause or the gates refuse); seqno: tail the source by _seq_no during and after the copy, find deletes by id reconcile, switch under a short write freeze; timestamp: tail by a field set on every write; append-only: move the write alias to the target first, backfill with op_type=create, move reads when done (no freeze; for indices never updated or deleted)',
+          'default: seqno when aliases.write is set (there is a write alias to move under a freeze), none otherwise. none: copy a point in time (writers must pause or the gates refuse); seqno: tail the source by _seq_no during and after the copy, find deletes by id reconcile, switch under a short write freeze; timestamp: tail by a field set on every write; append-only: move the write alias to the target first, backfill with op_type=create, move reads when done (no freeze; for indices never updated or deleted); proxy: the application writes through `cutover proxy`, which journals every written and deleted id; the runner copies their current state, seqno rounds run as a safety net, and the switch holds writes in the proxy instead of refusing them',
         ),
       force: z.boolean().default(false).describe('append-only even when the source shows updates or deletes'),
       maxLagSeconds: z
@@ -186,6 +186,62 @@ export const specSchema = z.strictObject({
     .refine((c) => c.strategy !== 'timestamp' || c.timestamp !== undefined, {
       message: 'capture.timestamp.field is required when capture.strategy is timestamp',
       path: ['timestamp'],
+    })
+    .prefault({}),
+  proxy: z
+    .strictObject({
+      listen: z
+        .string()
+        .regex(/^[^\s:]+:\d{1,5}$/, 'HOST:PORT, e.g. 127.0.0.1:9250')
+        .default('127.0.0.1:9250')
+        .describe(
+          'address the application talks to instead of the cluster (`cutover proxy --listen` overrides it)',
+        ),
+      control: z
+        .string()
+        .regex(/^[^\s:]+:\d{1,5}$/, 'HOST:PORT, e.g. 127.0.0.1:9251 (port 0: any free port)')
+        .default('127.0.0.1:0')
+        .describe(
+          'hold/release control, apart from the data port; every request needs the token in the state directory',
+        ),
+      journal: z
+        .union([
+          z.strictObject({ kind: z.literal('file') }),
+          z.strictObject({
+            kind: z.literal('nats'),
+            servers: z
+              .string()
+              .min(1)
+              .default('nats://127.0.0.1:4222')
+              .describe('NATS server(s), comma-separated'),
+            stream: z
+              .string()
+              .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-"')
+              .optional()
+              .describe('JetStream stream name (default: derived from the migration name)'),
+          }),
+        ])
+        .default({ kind: 'file' })
+        .describe(
+          'file: one proxy, journal in the state directory (fdatasync group commit); nats: several proxies share a JetStream stream',
+        ),
+      concreteNames: z
+        .enum(['report', 'route'])
+        .default('report')
+        .describe(
+          'after the switch, writes naming the old index by its concrete name: report them (they land in the old index), or route them to the new index',
+        ),
+      tls: z
+        .strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) })
+        .optional()
+        .describe('serve HTTPS on the data port with this certificate and key (PEM files)'),
+      heartbeatMs: z
+        .number()
+        .int()
+        .min(100)
+        .max(60_000)
+        .default(1000)
+        .describe('nats: how often each proxy says it is alive'),
     })
     .prefault({}),
   verify: z
@@ -251,6 +307,15 @@ export const specSchema = z.strictObject({
         .default(3)
         .describe(
           'write freezes lifted without switching that one run may cost the application (each refuses its writes for up to freezeBudgetMs); then the run stops (exit 3) and says what to change',
+        ),
+      holdBudgetMs: z
+        .number()
+        .int()
+        .min(50)
+        .max(30_000)
+        .default(1000)
+        .describe(
+          'proxy: longest time the proxy holds the application writes at the switch (they wait, none is refused); well under client timeouts (30 s in the official clients). The proxy itself releases the queue at this deadline if the runner is gone',
         ),
       postponeFlagFile: z
         .string()

@@ -134,6 +134,19 @@ export class StateStore {
   get reportPath(): string {
     return join(this.dir, 'report.json');
   }
+  /** the write proxy's journal (file journal), its lock, its registration and the control token */
+  get journalPath(): string {
+    return join(this.dir, 'proxy', 'journal.log');
+  }
+  get proxyLockPath(): string {
+    return join(this.dir, 'proxy', 'lock');
+  }
+  get proxyInfoPath(): string {
+    return join(this.dir, 'proxy', 'proxy.json');
+  }
+  get proxyTokenPath(): string {
+    return join(this.dir, 'proxy', 'control.token');
+  }
   checkpointPath(slice: number): string {
     return join(this.dir, 'checkpoints', `slice-${slice}.json`);
   }

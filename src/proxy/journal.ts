@@ -1,0 +1,112 @@
+/**
+ * The journal: what the write proxy saw, in the order it saw it, made durable before the client got its answer.
+ * It holds ids, never documents: the runner copies each id's *current* state from the source, so the order of
+ * concurrent writes to one id never matters, and a document deleted meanwhile is simply deleted on the target.
+ *
+ * Every entry carries a position (`seq`) one above the previous one. A reader that finds a hole, a repeated
+ * number, a line whose checksum does not match, or less journal than it already read, has found a journal that
+ * was cut or edited: it says so (JournalBroken) and the runner reconciles the whole index instead of trusting it.
+ */
+import { crc32 } from 'node:zlib';
+import { CutoverError, EXIT } from '../store/errors.js';
+
+export type DocOp = 'index' | 'create' | 'update' | 'delete';
+
+/** One document the application touched; `index` is where the write landed (from the response), else as named. */
+export interface DocEntry {
+  kind: 'doc';
+  op: DocOp;
+  index: string;
+  id: string;
+  routing?: string;
+}
+
+/**
+ * The journal cannot say which ids changed: a `_delete_by_query`/`_update_by_query`, a bulk whose response hid
+ * its items (`filter_path`), a body the proxy could not read, a proxy restarted after a crash (a write may have
+ * been forwarded and never journaled). The runner must reconcile the whole index before it may switch.
+ */
+export interface ReconcileEntry {
+  kind: 'reconcile';
+  /** the index concerned; absent: every index of the migration */
+  index?: string;
+  why: string;
+}
+
+/** A proxy started or stopped cleanly (a start without the previous stop is a crash: see ReconcileEntry). */
+export interface LifeEntry {
+  kind: 'start' | 'stop';
+}
+
+export type EntryBody = DocEntry | ReconcileEntry | LifeEntry;
+
+export type JournalEntry = EntryBody & {
+  /** position in the journal: consecutive, from 1 */
+  seq: number;
+  /** ms since epoch when the proxy journaled it */
+  at: number;
+  /** the proxy that wrote it */
+  proxy: string;
+};
+
+/** Where a reader stands: the last position it has consumed, and (file journal) the byte offset after it. */
+export interface JournalPos {
+  seq: number;
+  offset?: number;
+}
+
+export const JOURNAL_START: JournalPos = { seq: 0, offset: 0 };
+
+/** The proxy's side. */
+export interface JournalWriter {
+  /**
+   * Append entries and resolve once they are durable. Entries appended while a flush runs share the next one
+   * (group commit). A failed flush is fatal: this and every later append reject, and nothing is retried.
+   */
+  append(entries: EntryBody[]): Promise<JournalPos>;
+  /** the position of the last durable entry */
+  readonly end: JournalPos;
+  close(): Promise<void>;
+}
+
+/** The runner's side. */
+export interface JournalReader {
+  /** entries after `after`, at most `max`, in order; `next` is where the following read starts */
+  read(after: JournalPos, max: number): Promise<{ entries: JournalEntry[]; next: JournalPos }>;
+  /** the position of the last durable entry */
+  end(): Promise<JournalPos>;
+  close(): Promise<void>;
+}
+
+/** The journal was cut, edited or lost: the entries after a position cannot be trusted. */
+export class JournalBroken extends CutoverError {
+  override readonly name = 'JournalBroken';
+  readonly exitCode = EXIT.cluster;
+}
+
+/** The journal could not be made durable: the proxy must stop taking writes (fsyncgate: never retry a flush). */
+export class JournalFailed extends CutoverError {
+  override readonly name = 'JournalFailed';
+  readonly exitCode = EXIT.cluster;
+}
+
+/** One line of the file journal: `<crc32 hex of the JSON> <JSON>\n`. */
+export function encodeLine(e: JournalEntry): string {
+  const json = JSON.stringify(e);
+  return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
+}
+
+/** The entry of a line (without its newline), or why it is not one. */
+export function decodeLine(line: string): JournalEntry | string {
+  const sp = line.indexOf(' ');
+  if (sp !== 8) return 'no checksum';
+  const json = line.slice(9);
+  if (crc32(json).toString(16).padStart(8, '0') !== line.slice(0, 8)) return 'checksum mismatch';
+  try {
+    const e = JSON.parse(json) as JournalEntry;
+    if (typeof e.seq !== 'number' || typeof e.kind !== 'string') return 'not an entry';
+    return e;
+  } catch {
+    return 'not JSON';
+  }
+}
