@@ -158,7 +158,7 @@ export class FileJournalWriter implements JournalWriter {
       this.seq = seq;
       this.offset = offset;
       this.durable = { seq, offset };
-      batch.forEach((p, i) => p.resolve(ends[i]!));
+      for (const [i, p] of batch.entries()) p.resolve(ends[i]!);
     }
     this.flushing = false;
   }
