@@ -103,6 +103,10 @@ export interface LiveCaptureOptions extends IndexPair {
   softDeleteField?: string;
   /** capture.copyYields: the backfill and background id scans wait while the rounds are further behind than this */
   yieldAboveLagMs?: number;
+  /** the ids each round applied, page by page */
+  onApplied?: (ids: string[]) => void;
+  /** runs after every round outside a freeze (proxy capture: the journal sync rides along wherever rounds run) */
+  afterRound?: (signal?: AbortSignal) => Promise<void>;
 }
 
 export class LiveCapture {
@@ -245,6 +249,7 @@ export class LiveCapture {
         versionOffset: this.o.versionOffset,
         softDeleteField: this.o.softDeleteField,
         onDropped: (ids) => this.noteDropped(ids),
+        onApplied: this.o.onApplied,
         timestamp:
           this.o.timestamp && this.state.since
             ? { field: this.o.timestamp.field, since: this.state.since }
@@ -269,6 +274,7 @@ export class LiveCapture {
     this.state.lags.push(lagMs);
     if (this.state.lags.length > MAX_LAGS) this.state.lags.splice(0, this.state.lags.length - MAX_LAGS);
     this.save();
+    if (!upTo) await this.o.afterRound?.(both(this.o.signal, signal));
     return { ...r, lagMs };
   }
 
@@ -326,7 +332,7 @@ export class LiveCapture {
    * The source's routing computed here, but only once it agreed with the server on a sample of every shard;
    * otherwise null, and each deleted id's shard is asked of the server.
    */
-  private async shardRouter(): Promise<ShardRouter | null> {
+  async shardRouter(): Promise<ShardRouter | null> {
     if (this.router !== undefined) return this.router;
     try {
       const router = await routingTable(this.o.source, this.o.sourceIndex);

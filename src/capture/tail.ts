@@ -38,6 +38,8 @@ export interface TailDeps {
   timestamp?: { field: string; since: string };
   softDeleteField?: string;
   onDropped?: (ids: DocRef[]) => void;
+  /** the ids of each page applied (proxy capture: tells writes the journal never saw) */
+  onApplied?: (ids: string[]) => void;
 }
 
 export interface RoundResult {
@@ -90,6 +92,7 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
         if (d.versionOffset) for (const op of ops) op.version += d.versionOffset;
         out.result = addResults(out.result, await d.writer.write(ops, d.signal));
         failpoint('tail.after-bulk');
+        d.onApplied?.(hits.map((h) => h._id));
         out.read += hits.length;
         out.dropped += dropped;
         out.transformFailures += failed;

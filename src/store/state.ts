@@ -76,6 +76,8 @@ export interface MigrationState {
   revertCursors?: number[];
   /** the reverse sync ends then; a rollback before it loses no write made after the switch */
   revertUntil?: string;
+  /** proxy capture: the journal position at the switch; later writes that landed on the old index are reported */
+  cutoverJournalEnd?: { seq: number; offset?: number };
   /** what the state was made for: a spec naming other clusters or indices is refused, not silently followed */
   madeFor?: { sourceCluster: string; sourceIndex: string; targetCluster: string; targetIndex: string };
   /** live capture: the target's own gc_deletes goes back only after the switch (tombstones must outlive it) */

@@ -6,6 +6,7 @@ import type { LoadedSpec } from '../../spec/load.js';
 import type { CaptureStrategy } from '../strategy.js';
 import { appendOnlyCapture } from './append-only.js';
 import { noCapture } from './none.js';
+import { proxyCapture } from './proxy.js';
 import { seqnoCapture } from './seqno.js';
 import { timestampCapture } from './timestamp.js';
 
@@ -16,6 +17,7 @@ const STRATEGIES: Record<Mode, (spec: LoadedSpec) => CaptureStrategy> = {
   seqno: seqnoCapture,
   timestamp: timestampCapture,
   'append-only': appendOnlyCapture,
+  proxy: proxyCapture,
 };
 
 /** A fresh strategy object for one command (live modes keep their capture in it). */

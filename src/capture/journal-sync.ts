@@ -1,0 +1,327 @@
+/**
+ * Sync from the write proxy's journal: the ids the application wrote or deleted, in the order the proxy saw them.
+ * For each batch of ids the source's *current* state is copied (`_mget`, realtime, with `_seq_no`) through the one
+ * versioned writer, and an id the source no longer has is deleted on the target with the tombstone rule of the id
+ * reconcile (version = its source shard's `max_seq_no + 1`, read before the `_mget`): above every state the target
+ * holds or may still receive, below any later re-creation. So the order of concurrent writes to one id never
+ * matters, and the cost grows with the ids changed, not with the index.
+ *
+ * The position is saved only after the target acknowledged the batch it covers: a crash replays at most that batch,
+ * which versions make harmless. A journal that was cut or edited (JournalBroken) is not trusted: the position moves
+ * to its end and the whole index must be reconciled before a switch, as for a reconcile marker.
+ */
+import type { Cluster, Hit } from '../cluster/client.js';
+import type { ShardRouter } from '../cluster/routing.js';
+import { shardOfViaServer } from '../cluster/routing.js';
+import type { DeadLetterSink } from '../copy/dead-letters.js';
+import { type DocRef, toWriteOps, type Versioning } from '../copy/slice-copier.js';
+import type { TransformFn } from '../copy/transform.js';
+import { addResults, type BulkWriter, emptyResult, type WriteOp, type WriteResult } from '../copy/writer.js';
+import type { Reporter } from '../ops/reporter.js';
+import { JournalBroken, type JournalPos, type JournalReader } from '../proxy/journal.js';
+import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
+
+/** Why the whole index must be reconciled before a switch, and the journal position that said so. */
+export interface ReconcileDemand {
+  seq: number;
+  why: string;
+  at: string;
+}
+
+export interface HoldReport {
+  attempt: number;
+  startedAt: string;
+  /** runner's view: from the hold request to the last proxy's release */
+  durationMs: number;
+  switched: boolean;
+  reason?: string;
+  proxies: number;
+  /** application requests the proxies queued, and the longest any of them waited */
+  heldRequests: number;
+  longestWaitMs: number;
+  /** how each proxy's hold ended: released by this runner, or by the proxy at its deadline */
+  releasedBy: string[];
+  syncedInHold: number;
+  phases: Record<string, number>;
+}
+
+export interface JournalSyncState {
+  format: 1;
+  pos: JournalPos;
+  /** journal entries read, documents copied and deleted through it */
+  entries: number;
+  copied: number;
+  deleted: number;
+  conflicts: number;
+  deadLetters: number;
+  /** reconcile markers not yet satisfied by a complete id reconcile that started after them */
+  demands: ReconcileDemand[];
+  /** changes the safety-net rounds applied that the journal never saw (writers that bypass the proxy) */
+  bypass: number;
+  bypassSample: string[];
+  /** journal entries whose write landed on the old index after the switch (concrete names) */
+  lateOnOldIndex: number;
+  /** ms from journaling to the target's acknowledgement, recent batches */
+  lags: number[];
+  holds: HoldReport[];
+}
+
+export interface JournalSyncOptions {
+  source: Cluster;
+  sourceIndex: string;
+  /** names under which a journaled write concerns the source (its concrete name, its aliases) */
+  sourceNames: string[];
+  reader: JournalReader;
+  writer: BulkWriter;
+  transform: TransformFn;
+  versioning: Versioning;
+  deadLetters: DeadLetterSink;
+  router: () => Promise<ShardRouter | null>;
+  onDropped: (ids: DocRef[]) => void;
+  batchDocs: number;
+  statePath: string;
+  reporter: Reporter;
+  signal?: AbortSignal;
+}
+
+/** How long journaled ids are remembered to tell a bypassing write from a proxied one. */
+const RECENT_MS = 120_000;
+const MAX_RECENT = 500_000;
+const MAX_LAGS = 2000;
+
+export class JournalSync {
+  private state: JournalSyncState;
+  /** id -> when it was last journaled (bounded window) */
+  private readonly recent = new Map<string, number>();
+  /** ids the safety-net rounds applied, checked once the journal was read past `after` */
+  private checks: Array<{ ids: string[]; after: number }> = [];
+
+  constructor(private readonly o: JournalSyncOptions) {
+    this.state = readJson<JournalSyncState>(o.statePath) ?? {
+      format: 1,
+      pos: { seq: 0, offset: 0 },
+      entries: 0,
+      copied: 0,
+      deleted: 0,
+      conflicts: 0,
+      deadLetters: 0,
+      demands: [],
+      bypass: 0,
+      bypassSample: [],
+      lateOnOldIndex: 0,
+      lags: [],
+      holds: [],
+    };
+  }
+
+  get snapshot(): Readonly<JournalSyncState> {
+    return this.state;
+  }
+
+  /** Start reading at the journal's current end: called before the copy opens its point in time. */
+  async startAtEnd(): Promise<void> {
+    this.state.pos = await this.o.reader.end();
+    this.save();
+  }
+
+  get reconcileNeeded(): ReconcileDemand | undefined {
+    return this.state.demands[0];
+  }
+
+  /** A complete id reconcile that started with the journal read up to `seq` satisfies the demands up to it. */
+  reconciled(seq: number): void {
+    this.state.demands = this.state.demands.filter((d) => d.seq > seq);
+    this.save();
+  }
+
+  /**
+   * Copy the current source state of every id journaled after the position, up to `upTo` (the end at a hold) or
+   * to the journal's end; returns the documents written or deleted.
+   */
+  sync(upTo?: JournalPos, signal?: AbortSignal): Promise<WriteResult> {
+    // One pass at a time: two would read the same entries and could save the position backwards.
+    const run = this.queue.then(() => this.pass(upTo, signal));
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private queue: Promise<void> = Promise.resolve();
+
+  private async pass(upTo?: JournalPos, signal?: AbortSignal): Promise<WriteResult> {
+    const sig =
+      signal && this.o.signal ? AbortSignal.any([signal, this.o.signal]) : (signal ?? this.o.signal);
+    const total = emptyResult();
+    const startedAt = Date.now();
+    for (;;) {
+      sig?.throwIfAborted();
+      if (upTo && this.state.pos.seq >= upTo.seq) break;
+      let batch: Awaited<ReturnType<JournalReader['read']>>;
+      try {
+        batch = await this.o.reader.read(this.state.pos, this.o.batchDocs);
+      } catch (e) {
+        if (!(e instanceof JournalBroken)) throw e;
+        // Not trusted: whatever it lost is found by a reconcile of the whole index.
+        const end = await this.o.reader.end();
+        this.o.reporter.warn(
+          `${e.message}; reading on from its end, and reconciling every id before the switch`,
+        );
+        this.demand(end.seq, e.message);
+        this.state.pos = end;
+        this.save();
+        continue;
+      }
+      if (batch.entries.length === 0) break;
+      const refs = new Map<string, DocRef>();
+      let newest = 0;
+      for (const e of batch.entries) {
+        if (upTo && e.seq > upTo.seq) break;
+        this.state.entries++;
+        newest = Math.max(newest, e.at);
+        if (e.kind === 'reconcile') {
+          if (e.index === undefined || this.concerns(e.index)) this.demand(e.seq, e.why);
+          continue;
+        }
+        if (e.kind !== 'doc') continue;
+        if (!this.concerns(e.index)) continue;
+        this.remember(e.id, e.at);
+        refs.set(JSON.stringify([e.id, e.routing ?? null]), { _id: e.id, routing: e.routing });
+      }
+      if (refs.size > 0) {
+        const r = await this.apply([...refs.values()], sig);
+        Object.assign(total, addResults(total, r));
+        this.state.copied += r.written;
+        this.state.deleted += r.deleted;
+        this.state.conflicts += r.conflicts;
+        this.state.deadLetters += r.deadLetters;
+        this.state.lags.push(Date.now() - newest);
+        if (this.state.lags.length > MAX_LAGS) this.state.lags.splice(0, this.state.lags.length - MAX_LAGS);
+      }
+      // A batch read past the hold's end stops there: the rest is read again by the next sync.
+      const cut = upTo !== undefined && batch.entries.at(-1)!.seq > upTo.seq;
+      this.state.pos = cut ? { seq: upTo.seq, offset: upTo.offset } : batch.next;
+      this.save();
+    }
+    this.checkBypass(startedAt);
+    return total;
+  }
+
+  private concerns(index: string): boolean {
+    return this.o.sourceNames.includes(index);
+  }
+
+  private demand(seq: number, why: string): void {
+    this.state.demands.push({ seq, why, at: new Date().toISOString() });
+    if (this.state.demands.length > 100) this.state.demands.splice(1, this.state.demands.length - 100);
+  }
+
+  private remember(id: string, at: number): void {
+    this.recent.delete(id);
+    this.recent.set(id, at);
+    if (this.recent.size > MAX_RECENT) {
+      const first = this.recent.keys().next().value;
+      if (first !== undefined) this.recent.delete(first);
+    }
+  }
+
+  /** The current source state of these ids onto the target; absent ids become versioned deletes. */
+  private async apply(refs: DocRef[], signal?: AbortSignal): Promise<WriteResult> {
+    // Read before the _mget: see the module comment.
+    const maxima = (await this.o.source.shardSeqNos(this.o.sourceIndex)).map((m) => m.maxSeqNo);
+    const got = await this.o.source.mget(this.o.sourceIndex, refs, { signal });
+    const present: Hit[] = [];
+    const ops: WriteOp[] = [];
+    const router = await this.o.router();
+    for (const [i, d] of got.docs.entries()) {
+      const ref = refs[i]!;
+      if (d.found) {
+        present.push({ ...d, _index: this.o.sourceIndex, _routing: d._routing ?? ref.routing });
+        continue;
+      }
+      const shard = router
+        ? router.shardOf(ref._id, ref.routing)
+        : await shardOfViaServer(this.o.source, this.o.sourceIndex, ref.routing ?? ref._id);
+      ops.push({ kind: 'delete', id: ref._id, routing: ref.routing, version: maxima[shard]! + 1 });
+    }
+    if (present.length > 0) {
+      const t = await toWriteOps(present, {
+        transform: this.o.transform,
+        versioning: this.o.versioning,
+        sourceIndex: this.o.sourceIndex,
+        deadLetters: this.o.deadLetters,
+        dropAsDelete: true,
+      });
+      if (t.droppedIds.length) this.o.onDropped(t.droppedIds);
+      ops.push(...t.ops);
+    }
+    return this.o.writer.write(ops, signal);
+  }
+
+  /**
+   * The safety-net rounds applied these ids: each should have been journaled by the time the journal was read
+   * past the round's end (the proxy journals within milliseconds of the cluster's answer). One that was not came
+   * from a writer that bypasses the proxy: its deletes are invisible to everything but an id reconcile.
+   */
+  noteRoundApplied(ids: string[]): void {
+    if (ids.length) this.checks.push({ ids, after: Date.now() + 1_000 });
+  }
+
+  private checkBypass(journalReadFrom: number): void {
+    const now = Date.now();
+    for (const [id, at] of this.recent) {
+      if (now - at <= RECENT_MS) break;
+      this.recent.delete(id);
+    }
+    const due = this.checks.filter((c) => c.after <= journalReadFrom);
+    if (due.length === 0) return;
+    this.checks = this.checks.filter((c) => c.after > journalReadFrom);
+    let found = 0;
+    for (const c of due)
+      for (const id of c.ids)
+        if (!this.recent.has(id)) {
+          found++;
+          if (this.state.bypassSample.length < 10) this.state.bypassSample.push(id);
+        }
+    if (found === 0) return;
+    const first = this.state.bypass === 0;
+    this.state.bypass += found;
+    // Their deletes cannot be seen as they happen: the switch needs an id reconcile first.
+    this.demand(this.state.pos.seq, `writes bypass the proxy (${found} change(s) the journal never saw)`);
+    this.save();
+    if (first)
+      this.o.reporter.warn(
+        `writes bypass the proxy: ${found} change(s) on ${this.o.sourceIndex} the journal never saw (e.g. ${this.state.bypassSample.slice(0, 3).join(', ')}). Point every writer at the proxy; until then their updates are caught by the seqno rounds and their deletes only by an id reconcile before the switch`,
+      );
+  }
+
+  /** After the switch: journaled writes that still landed on the old index (a client using its concrete name). */
+  async lateWrites(from: JournalPos, oldIndex: string): Promise<{ count: number; sample: string[] }> {
+    let pos = from;
+    let count = 0;
+    const sample: string[] = [];
+    for (;;) {
+      const b = await this.o.reader.read(pos, 5000);
+      if (b.entries.length === 0) break;
+      for (const e of b.entries)
+        if (e.kind === 'doc' && e.index === oldIndex) {
+          count++;
+          if (sample.length < 10) sample.push(e.id);
+        }
+      pos = b.next;
+    }
+    this.state.lateOnOldIndex = count;
+    this.save();
+    return { count, sample };
+  }
+
+  recordHold(h: HoldReport): void {
+    this.state.holds.push(h);
+    this.save();
+  }
+
+  private save(): void {
+    writeJsonAtomic(this.o.statePath, this.state);
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * `capture.strategy: proxy`: the application writes through `cutover proxy`, which journals every id it writes or
+ * deletes before answering. The runner copies each journaled id's current source state (deletes included, as they
+ * happen), so nothing depends on an id scan of the whole index; `_seq_no` rounds keep running as a safety net for
+ * writers that bypass the proxy, and they are counted. The switch holds the writes in the proxies instead of
+ * refusing them with a write block.
+ */
+
+import { join } from 'node:path';
+import { FileDeadLetters } from '../../copy/dead-letters.js';
+import { aliasPlacement, moveAliases } from '../../cutover/aliases.js';
+import { holdAndSwitch } from '../../cutover/hold-switch.js';
+import { captureTuning, keepOldIndexInSync, revertWindowOpen } from '../../cutover/revert-window.js';
+import { COPY_SETTINGS } from '../../cutover/target.js';
+import { every } from '../../ops/every.js';
+import { attachProxies, type ProxyFleet } from '../../proxy/attach.js';
+import type { LoadedSpec } from '../../spec/load.js';
+import { GateError, PreflightError } from '../../store/errors.js';
+import { JournalSync } from '../journal-sync.js';
+import { LiveCapture, percentile } from '../live.js';
+import type { CaptureContext, CaptureStrategy } from '../strategy.js';
+
+export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
+  let live: LiveCapture | undefined;
+  let sync: JournalSync | undefined;
+  let fleet: Promise<ProxyFleet> | undefined;
+  const proxies = (c: Pick<CaptureContext, 'spec' | 'store'>) => {
+    fleet ??= attachProxies(c.spec, c.store);
+    return fleet;
+  };
+  const journal = async (c: CaptureContext): Promise<JournalSync> => {
+    if (sync) return sync;
+    const f = await proxies(c);
+    const sourceIndex = c.state.sourceIndex!;
+    sync = new JournalSync({
+      source: c.source,
+      sourceIndex,
+      sourceNames: [
+        ...new Set([
+          sourceIndex,
+          c.spec.source.index,
+          ...(c.state.aliases?.records ?? []).map((r) => r.alias),
+        ]),
+      ],
+      reader: f.reader,
+      writer: capture(c).writer,
+      transform: c.transform,
+      versioning: c.spec.copy.versioning,
+      deadLetters: new FileDeadLetters(c.store.deadLetterPath),
+      router: () => capture(c).shardRouter(),
+      onDropped: (ids) => capture(c).noteDropped(ids),
+      batchDocs: c.spec.copy.batchDocs,
+      statePath: join(c.store.dir, 'journal-sync.json'),
+      reporter: c.reporter,
+      signal: c.signal,
+    });
+    return sync;
+  };
+  const capture = (c: CaptureContext): LiveCapture => {
+    live ??= new LiveCapture({
+      source: c.source,
+      target: c.target,
+      sourceIndex: c.state.sourceIndex!,
+      targetIndex: c.spec.target.index,
+      store: c.store,
+      transform: c.transform,
+      versioning: c.spec.copy.versioning,
+      ...captureTuning(c),
+      yieldAboveLagMs: c.spec.capture.copyYields ? (c.spec.capture.maxLagSeconds * 1000) / 2 : undefined,
+      onApplied: (ids) => sync?.noteRoundApplied(ids),
+      // The journal sync rides along wherever rounds run: beside the copy, the proof, the wait for the switch.
+      afterRound: async (signal) => {
+        await (await journal(c)).sync(undefined, signal);
+      },
+    });
+    return live;
+  };
+  const maxLag = spec.capture.maxLagSeconds;
+  const reconcile = async (c: CaptureContext) => {
+    const lc = capture(c);
+    const r = await lc.alongside(() => lc.reconcile(undefined, undefined, { giveWay: true }));
+    c.reporter.info(
+      `reconcile: ${r.checked} target ids checked, ${r.missingOnSource} deleted on the source and not yet on the target`,
+    );
+  };
+
+  return {
+    mode: 'proxy',
+    summary:
+      'proxy: the application writes through `cutover proxy`, which journals every written and deleted id; the runner copies their current state as they come, seqno rounds run as a safety net, and the switch holds writes in the proxy (they wait, none is refused)',
+    createOnly: false,
+    countGate: 'under-freeze',
+    proofSkipsTargetPass: false,
+    keepsTombstonesUntilSwitch: true,
+    canPostpone: true,
+    copySettings: () => COPY_SETTINGS,
+    copyNotes: () => [
+      `journal sync: every id the proxy journals is copied from the source's current state (deletes as versioned tombstones) after each catch-up round`,
+    ],
+
+    async preflight(f) {
+      if (!spec.aliases?.write)
+        throw new PreflightError(
+          'capture.strategy proxy: aliases.write is required (the held writes are released through it, onto the new index)',
+        );
+      if (String(f.settings['index.blocks.write']) === 'true')
+        throw new PreflightError(
+          `capture.strategy proxy: ${f.sourceIndex} is write-blocked (index.blocks.write); use capture.strategy none`,
+        );
+      return [];
+    },
+
+    beforeCopy: [
+      {
+        name: 'start-capture',
+        title:
+          'Proxy capture: check the proxies journal, record where the journal and the safety-net rounds start',
+        changes: (s) => [
+          `nothing: checks that a write proxy is up and journaling (${s.proxy.journal.kind} journal), then records the journal's end and each source shard's checkpoint, before the copy opens its point in time`,
+        ],
+        async run(c) {
+          const f = await proxies(c);
+          const up = await f.live();
+          if (up.length === 0)
+            throw new GateError(
+              `no write proxy is running for ${c.spec.name} (journal: ${f.where}): start \`cutover proxy ${c.spec.file || '<spec>'}\`, point the application at the address it prints, then rerun. Nothing was copied yet`,
+            );
+          const status = await Promise.all(up.map((p) => f.control(p).status()));
+          const sj = await journal(c);
+          await sj.startAtEnd();
+          await capture(c).start();
+          c.reporter.info(
+            `${up.length} write proxy(ies) journaling (${status.map((s) => `${s.id} at ${s.listen}`).join(', ')}); journal sync starts at position ${sj.snapshot.pos.seq}`,
+          );
+          c.audit.record({
+            event: 'capture-started',
+            cursors: capture(c).snapshot.cursors,
+            journal: sj.snapshot.pos,
+            proxies: up.map((p) => p.id),
+          });
+          return 'continue';
+        },
+      },
+    ],
+
+    async alongsideCopy(c, copy) {
+      const lc = capture(c);
+      await journal(c);
+      return lc.alongside(() =>
+        copy({ onDropped: (ids) => lc.noteDropped(ids), yieldTo: (signal) => lc.yieldWhileBehind(signal) }),
+      );
+    },
+
+    afterCopy: [
+      {
+        name: 'catch-up',
+        title: 'Proxy capture: apply the journal and the safety-net rounds until the lag is small',
+        changes: (s) => [
+          `catch-up rounds and journal sync until the lag is under ${s.capture.maxLagSeconds} s; an id reconcile only if the journal asks for one (by-query writes, a proxy restart, writes that bypass the proxy)`,
+        ],
+        async run(c) {
+          const lc = capture(c);
+          const sj = await journal(c);
+          const note = every();
+          for (;;) {
+            c.signal?.throwIfAborted();
+            const round = await lc.round();
+            if (round.lagMs <= maxLag * 1000) {
+              c.reporter.info(
+                `caught up: journal at position ${sj.snapshot.pos.seq} (${sj.snapshot.copied} copied, ${sj.snapshot.deleted} deleted through it); last round lag ${round.lagMs} ms`,
+              );
+              break;
+            }
+            note(() => c.reporter.info(`catching up: lag ${round.lagMs} ms (target: under ${maxLag} s)`));
+          }
+          c.audit.record({ event: 'caught-up', capture: summary(lc, sj) });
+          return 'continue';
+        },
+      },
+    ],
+
+    afterSwitch: [
+      {
+        name: 'late-writes',
+        title: 'After the switch: report writes that still landed on the old index',
+        changes: (s) => [
+          `nothing: reads the journal after the switch; writes naming the old index by its concrete name are reported (proxy.concreteNames: ${s.proxy.concreteNames})`,
+        ],
+        async run(c) {
+          const from = c.state.cutoverJournalEnd;
+          if (!from) return 'continue';
+          const sj = await journal(c);
+          const late = await sj.lateWrites(from, c.state.sourceIndex!);
+          if (late.count > 0)
+            c.reporter.warn(
+              `${late.count} write(s) landed on the old index ${c.state.sourceIndex} after the switch (e.g. ${late.sample.slice(0, 3).join(', ')}): a client names it by its concrete name. Set proxy.concreteNames: route, or make that client use the alias ${c.spec.aliases?.write}`,
+            );
+          c.audit.record({ event: 'late-writes', count: late.count, sample: late.sample });
+          return 'continue';
+        },
+      },
+      {
+        name: 'revert-window',
+        title: "Revert window: copy the new index's changes back to the old one until the window closes",
+        changes: (s) =>
+          s.cutover.revertWindowMinutes === 0
+            ? ['skipped (cutover.revertWindowMinutes = 0)']
+            : [
+                `for ${s.cutover.revertWindowMinutes} min after the switch: tails ${s.target.index} by _seq_no into the old index`,
+              ],
+        async run(c) {
+          if (!revertWindowOpen(c)) return 'continue';
+          return (await keepOldIndexInSync(c)) === 'handover' ? 'pause' : 'continue';
+        },
+      },
+    ],
+
+    captureDeadLetters: (c) => capture(c).snapshot.deadLetters + (sync?.snapshot.deadLetters ?? 0),
+    proofCompanion: (c) => capture(c),
+    async switchAliases(c) {
+      const lc = capture(c);
+      const sj = await journal(c);
+      const t = c.state.totals;
+      return holdAndSwitch(c, {
+        capture: lc,
+        sync: sj,
+        fleet: await proxies(c),
+        exactCounts: lc.exactCounts((t?.deadLetters ?? 0) + sj.snapshot.deadLetters),
+        reconcile: () => reconcile(c),
+        beforeSwitch: async () => {
+          if (c.spec.cutover.revertWindowMinutes > 0) {
+            c.state.revertCursors = (await c.target.shardSeqNos(c.spec.target.index)).map((m) => m.maxSeqNo);
+            c.store.save(c.state);
+          }
+        },
+      });
+    },
+    revertWindowOpen: (c, now) => revertWindowOpen(c, now),
+
+    async rollBack(c) {
+      const records = c.state.aliases?.records ?? [];
+      const where = await aliasPlacement(c.source, records, c.state.sourceIndex!, c.spec.target.index);
+      if (where.placement === 'to' && c.state.cutoverAt)
+        c.reporter.warn(
+          `writes made on ${c.spec.target.index} since the switch at ${c.state.cutoverAt} are not on ${c.state.sourceIndex}${revertWindowOpen(c) ? ' unless the revert window copied them' : ' (no revert window open)'}: readers may lose sight of them`,
+        );
+      return moveAliases(c.source, records, c.spec.target.index, c.state.sourceIndex!);
+    },
+  };
+}
+
+function summary(live: LiveCapture, sync: JournalSync): Record<string, unknown> {
+  const s = live.snapshot;
+  const j = sync.snapshot;
+  return {
+    rounds: s.rounds,
+    applied: s.applied,
+    journalEntries: j.entries,
+    journalCopied: j.copied,
+    journalDeleted: j.deleted,
+    bypass: j.bypass,
+    journalLagP50Ms: percentile(j.lags, 50),
+    journalLagP99Ms: percentile(j.lags, 99),
+    lagP50Ms: percentile(s.lags, 50),
+    lagP99Ms: percentile(s.lags, 99),
+  };
+}

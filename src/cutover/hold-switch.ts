@@ -1,0 +1,237 @@
+/**
+ * The switch of `capture.strategy: proxy`: the proxies hold the application's writes (queued, not refused) while
+ * the runner drains the journal up to the hold, runs a last safety-net round, proves the counts and moves the
+ * aliases in one request; then the queued writes are released and land, through the aliases, on the new index.
+ * Every source change is applied before the swap, never after (the rule freeze.ts keeps with a write block).
+ *
+ * The hold has a budget the proxies enforce themselves. The runner sends the alias request only while enough of
+ * the budget is left for it to land before the proxies' own deadline; a hold that cannot finish in time is
+ * released without switching and tried again after more catch-up. Should a release by deadline still cross an
+ * alias request, the journal shows every write that landed on the old index afterwards, and the run reports it.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type { HoldReport, JournalSync } from '../capture/journal-sync.js';
+import type { LiveCapture } from '../capture/live.js';
+import type { CaptureContext } from '../capture/strategy.js';
+import { sleep } from '../cluster/retry.js';
+import { every } from '../ops/every.js';
+import type { ProxyFleet } from '../proxy/attach.js';
+import type { HoldGranted, HoldRecord, ProxyInfo } from '../proxy/control.js';
+import type { JournalPos } from '../proxy/journal.js';
+import { GateError } from '../store/errors.js';
+import { aliasPlacement, moveActions } from './aliases.js';
+
+class Abort extends Error {}
+
+export interface HoldSwitchPlan {
+  capture: LiveCapture;
+  sync: JournalSync;
+  fleet: ProxyFleet;
+  exactCounts: boolean;
+  beforeSwitch?: () => Promise<void>;
+  /** a complete id reconcile, for when the journal cannot be trusted to name every change */
+  reconcile: () => Promise<void>;
+}
+
+/** Catch up, then switch under a hold; retried after more catch-up, at most cutover.maxFreezeAttempts tries. */
+export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promise<'moved' | 'already'> {
+  const records = c.state.aliases?.records ?? [];
+  const sourceIndex = c.state.sourceIndex!;
+  const targetIndex = c.spec.target.index;
+  const where = await aliasPlacement(c.source, records, sourceIndex, targetIndex);
+  if (where.placement === 'to') return 'already';
+  if (where.placement === 'mixed')
+    throw new GateError(
+      `aliases are not where cutover left them (${where.detail}); someone changed them: fix by hand, then rerun`,
+    );
+  const maxLagMs = c.spec.capture.maxLagSeconds * 1000;
+  const note = every();
+  let tries = 0;
+  let last: HoldReport | undefined;
+  for (;;) {
+    c.signal?.throwIfAborted();
+    // Each round also syncs the journal (the capture's afterRound).
+    const round = await p.capture.round();
+    if (c.spec.postponeFlagPath && existsSync(c.spec.postponeFlagPath)) {
+      note(() => c.reporter.info(`cutover postponed while ${c.spec.postponeFlagPath} exists; catching up`));
+      await sleep(c.spec.capture.tailIntervalMs, c.signal);
+      continue;
+    }
+    if (round.lagMs > maxLagMs) {
+      await sleep(Math.max(0, c.spec.capture.tailIntervalMs - round.durationMs), c.signal);
+      continue;
+    }
+    const demand = p.sync.reconcileNeeded;
+    if (demand) {
+      // The journal cannot name every change since this position: every id is compared before a switch.
+      c.reporter.info(`reconciling every id before the switch: ${demand.why}`);
+      const upTo = p.sync.snapshot.pos.seq;
+      await p.reconcile();
+      p.sync.reconciled(upTo);
+      c.audit.record({ event: 'proxy-reconciled', why: demand.why, upTo });
+      continue;
+    }
+    const proxies = await p.fleet.live();
+    if (proxies.length === 0)
+      throw new GateError(
+        `no write proxy is running for ${c.spec.name} (journal: ${p.fleet.where}): start \`cutover proxy\` and point the application at it, then rerun; the catch-up position is kept`,
+      );
+    tries++;
+    last = await holdOnce(c, p, proxies, tries, records, sourceIndex, targetIndex);
+    p.sync.recordHold(last);
+    c.audit.record({ event: 'hold', ...last });
+    if (last.switched) {
+      c.reporter.info(
+        `aliases moved to ${targetIndex} under a ${last.durationMs} ms hold of the application's writes (attempt ${last.attempt}; ${last.heldRequests} request(s) waited, the longest ${last.longestWaitMs} ms; none refused)`,
+      );
+      return 'moved';
+    }
+    if (tries >= c.spec.cutover.maxFreezeAttempts)
+      throw new GateError(
+        `switch refused: ${tries} hold(s) could not finish inside cutover.holdBudgetMs = ${c.spec.cutover.holdBudgetMs} ms (last: ${last.reason}). No write was refused; the application still writes to ${sourceIndex} and the catch-up position is kept: run again, raise cutover.holdBudgetMs, or switch at a quieter time.`,
+      );
+    c.reporter.warn(
+      `writes released after a ${last.durationMs} ms hold without switching (${last.reason}); catching up and trying again (${tries}/${c.spec.cutover.maxFreezeAttempts})`,
+    );
+    await sleep(Math.min(5_000, 250 * 2 ** Math.min(tries, 4)), c.signal);
+  }
+}
+
+async function holdOnce(
+  c: CaptureContext,
+  p: HoldSwitchPlan,
+  proxies: ProxyInfo[],
+  attempt: number,
+  records: NonNullable<CaptureContext['state']['aliases']>['records'],
+  sourceIndex: string,
+  targetIndex: string,
+): Promise<HoldReport> {
+  const budget = c.spec.cutover.holdBudgetMs;
+  const holdId = randomUUID();
+  const started = Date.now();
+  const rep: HoldReport = {
+    attempt,
+    startedAt: new Date(started).toISOString(),
+    durationMs: 0,
+    switched: false,
+    proxies: proxies.length,
+    heldRequests: 0,
+    longestWaitMs: 0,
+    releasedBy: [],
+    syncedInHold: 0,
+    phases: {},
+  };
+  const mark = (phase: string) => {
+    rep.phases[phase] = Date.now() - started;
+  };
+  // The proxies count their deadline from when each started holding, after this moment; the runner's is earlier.
+  // The alias request must be sent with room left for it to land (about as slow as the slowest call so far).
+  let slowest = 0;
+  const timed = async <T>(f: () => Promise<T>): Promise<T> => {
+    const t = Date.now();
+    try {
+      return await f();
+    } finally {
+      slowest = Math.max(slowest, Date.now() - t);
+    }
+  };
+  const left = () => started + budget - Date.now();
+  const cut = new AbortController();
+  const timer = setTimeout(() => cut.abort(new Abort(`hold budget of ${budget} ms reached`)), budget);
+  const granted: Array<{ info: ProxyInfo; g: HoldGranted }> = [];
+  let released = false;
+  const releaseAll = async (switchedTo?: string) => {
+    released = true;
+    const done = await Promise.all(
+      granted.map(({ info }) =>
+        p.fleet
+          .control(info)
+          .release({ holdId, switchedTo })
+          .catch((e: Error): HoldRecord | undefined => {
+            c.reporter.warn(
+              `proxy ${info.id} did not confirm the release (${e.message}); it releases by itself at its deadline`,
+            );
+            return undefined;
+          }),
+      ),
+    );
+    for (const r of done) {
+      if (!r) continue;
+      rep.heldRequests += r.heldRequests;
+      rep.longestWaitMs = Math.max(rep.longestWaitMs, r.longestWaitMs);
+      rep.releasedBy.push(r.releasedBy);
+    }
+  };
+  try {
+    const results = await Promise.allSettled(
+      proxies.map(async (info) => {
+        const g = await p.fleet.control(info).hold({ holdId, budgetMs: budget });
+        granted.push({ info, g });
+      }),
+    );
+    const refused = results.find((r) => r.status === 'rejected');
+    if (refused) throw new Abort(`a proxy did not grant the hold (${(refused.reason as Error).message})`);
+    mark('held');
+    // Every write the proxies forwarded before holding is journaled up to here.
+    const end: JournalPos = granted.map((x) => x.g.journalEnd).reduce((a, b) => (b.seq > a.seq ? b : a));
+    const drained = await timed(() => p.sync.sync(end, cut.signal));
+    rep.syncedInHold = drained.written + drained.deleted;
+    mark('drain');
+    // Safety net: writers that bypass the proxies are not held; what they changed so far is applied now.
+    const round = await timed(() => p.capture.round(undefined, cut.signal));
+    rep.syncedInHold += round.result.written + round.result.deleted;
+    mark('final-round');
+    if (p.sync.reconcileNeeded)
+      throw new Abort(`the journal asks for a reconcile (${p.sync.reconcileNeeded.why})`);
+    // A proxy that started since the hold was granted is not holding: its writes would race the switch.
+    const now = await p.fleet.live();
+    const unheld = now.filter((x) => !granted.some((g) => g.info.id === x.id));
+    if (unheld.length) throw new Abort(`proxy ${unheld[0]!.id} started during the hold`);
+    mark('registry');
+    if (p.exactCounts) {
+      const [source, target] = await timed(async () => {
+        await Promise.all([c.source.refresh(sourceIndex), c.target.refresh(targetIndex)]);
+        const [all, tgt, dropped] = await Promise.all([
+          c.source.count(sourceIndex),
+          c.target.count(targetIndex),
+          p.capture.droppedNow(cut.signal),
+        ]);
+        return [all - dropped, tgt];
+      });
+      mark('counts');
+      if (target !== source)
+        throw new Abort(
+          `counts differ under the hold (source ${source}, target ${target}): ${target > source ? 'a delete the journal did not name (a writer bypassing the proxy?)' : 'a write not yet on the target'}`,
+        );
+    } else {
+      mark('counts');
+    }
+    await timed(() => p.beforeSwitch?.() ?? Promise.resolve());
+    // Room for the alias request itself: never send it when it could land after the proxies gave up the hold.
+    const reserve = Math.max(100, 2 * slowest);
+    if (left() < reserve)
+      throw new Abort(`hold budget of ${budget} ms nearly spent before the alias request`);
+    await c.source.updateAliases(moveActions(records, sourceIndex, targetIndex));
+    rep.switched = true;
+    mark('aliases');
+    c.state.cutoverJournalEnd = p.sync.snapshot.pos;
+    c.store.save(c.state);
+    await releaseAll(targetIndex);
+    mark('release');
+  } catch (e) {
+    const why =
+      cut.signal.aborted && !rep.switched ? (cut.signal.reason as Error).message : (e as Error).message;
+    if (!(e instanceof Abort) && !cut.signal.aborted) {
+      if (!released) await releaseAll(rep.switched ? targetIndex : undefined);
+      throw e;
+    }
+    rep.reason = why;
+    if (!released) await releaseAll(rep.switched ? targetIndex : undefined);
+    mark('release');
+  } finally {
+    clearTimeout(timer);
+    rep.durationMs = Date.now() - started;
+  }
+  return rep;
+}

@@ -1,0 +1,70 @@
+/**
+ * What a runner attaches to when the application writes through proxies: the journal they share, the proxies
+ * alive now, and a control client for each. The journal kind decides both: a file journal has exactly one proxy
+ * (registered in the state directory, alive while its process is), a NATS journal any number (alive while their
+ * heartbeats arrive).
+ */
+import type { LoadedSpec } from '../spec/load.js';
+import type { StateStore } from '../store/state.js';
+import { controlToken, ProxyControl, type ProxyInfo, processAlive, readProxyInfo } from './control.js';
+import { FileJournalReader } from './file-journal.js';
+import type { JournalReader } from './journal.js';
+
+export interface ProxyFleet {
+  reader: JournalReader;
+  /** the proxies alive now */
+  live(): Promise<ProxyInfo[]>;
+  control(info: ProxyInfo): ProxyControl;
+  /** where the journal is, for messages */
+  readonly where: string;
+  close(): Promise<void>;
+}
+
+interface NatsSide {
+  NatsJournalReader: new (spec: LoadedSpec) => JournalReader & { ready?: Promise<void> };
+  openNatsRegistry(spec: LoadedSpec): Promise<{ live(): ProxyInfo[]; close(): Promise<void> }>;
+}
+
+export async function attachProxies(spec: LoadedSpec, store: StateStore): Promise<ProxyFleet> {
+  const token = () => process.env.CUTOVER_PROXY_TOKEN ?? controlToken(store.proxyTokenPath, false);
+  const control = (info: ProxyInfo) => new ProxyControl(info, token());
+  const j = spec.proxy.journal;
+  if (j.kind === 'file') {
+    const reader = new FileJournalReader(store.journalPath);
+    return {
+      reader,
+      where: store.journalPath,
+      control,
+      async live() {
+        const info = readProxyInfo(store.proxyInfoPath);
+        if (!info) return [];
+        const alive = processAlive(info);
+        if (alive === false) return [];
+        if (alive === undefined) {
+          // Another host: alive if its control port answers.
+          const up = await control(info)
+            .status()
+            .then(() => true)
+            .catch(() => false);
+          return up ? [info] : [];
+        }
+        return [info];
+      },
+      close: () => reader.close(),
+    };
+  }
+  const natsModule = './nats-journal.js';
+  const nats = (await import(natsModule)) as NatsSide;
+  const reader = new nats.NatsJournalReader(spec);
+  const registry = await nats.openNatsRegistry(spec);
+  return {
+    reader,
+    where: `NATS ${j.servers}`,
+    control,
+    live: async () => registry.live(),
+    async close() {
+      await reader.close();
+      await registry.close();
+    },
+  };
+}
