@@ -4,6 +4,7 @@
  * migration is ready to switch, what the report holds, what the outcome means) is decided here.
  */
 import { hostname } from 'node:os';
+import type { JournalSyncState } from '../capture/journal-sync.js';
 import type { CaptureState } from '../capture/live.js';
 import { captureStrategy } from '../capture/strategies/index.js';
 import { Cluster } from '../cluster/client.js';
@@ -466,6 +467,7 @@ export class Migration {
       this.store.deadLetterPath,
       readJson<CaptureState>(this.store.capturePath),
       readJson<CaptureState>(this.store.revertPath),
+      readJson<JournalSyncState>(this.store.journalSyncPath),
     );
   }
 

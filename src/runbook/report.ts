@@ -1,4 +1,5 @@
 /** The final report of a run: the figures an operator pastes into the change ticket. */
+import type { JournalSyncState } from '../capture/journal-sync.js';
 import { type CaptureState, percentile } from '../capture/live.js';
 import { emptyTotals, type MigrationState } from '../store/state.js';
 
@@ -37,6 +38,49 @@ export function captureReport(c: CaptureState): CaptureReport {
   };
 }
 
+/** Proxy capture: what the journal carried, writers that bypassed it, and every hold of the application's writes. */
+export interface ProxyReport {
+  journalEntries: number;
+  copied: number;
+  deleted: number;
+  lagP50Ms: number;
+  lagP99Ms: number;
+  bypass: number;
+  bypassSample: string[];
+  lateOnOldIndex: number;
+  holds: Array<{
+    attempt: number;
+    durationMs: number;
+    switched: boolean;
+    reason?: string;
+    heldRequests: number;
+    longestWaitMs: number;
+    releasedBy: string[];
+  }>;
+}
+
+export function proxyReport(j: JournalSyncState): ProxyReport {
+  return {
+    journalEntries: j.entries,
+    copied: j.copied,
+    deleted: j.deleted,
+    lagP50Ms: percentile(j.lags, 50),
+    lagP99Ms: percentile(j.lags, 99),
+    bypass: j.bypass,
+    bypassSample: j.bypassSample,
+    lateOnOldIndex: j.lateOnOldIndex,
+    holds: j.holds.map((h) => ({
+      attempt: h.attempt,
+      durationMs: h.durationMs,
+      switched: h.switched,
+      reason: h.reason,
+      heldRequests: h.heldRequests,
+      longestWaitMs: h.longestWaitMs,
+      releasedBy: h.releasedBy,
+    })),
+  };
+}
+
 export interface RunReport {
   migration: string;
   phase: string;
@@ -60,6 +104,7 @@ export interface RunReport {
   /** the revert window's reverse sync (new index -> old index) */
   reverse?: CaptureReport;
   revertUntil?: string;
+  proxy?: ProxyReport;
 }
 
 export function buildReport(
@@ -67,6 +112,7 @@ export function buildReport(
   deadLetterFile: string,
   capture?: CaptureState,
   reverse?: CaptureState,
+  journal?: JournalSyncState,
 ): RunReport {
   const t = s.totals ?? emptyTotals();
   const secs =
@@ -95,6 +141,7 @@ export function buildReport(
     capture: capture ? captureReport(capture) : undefined,
     reverse: reverse ? captureReport(reverse) : undefined,
     revertUntil: s.revertUntil,
+    proxy: journal ? proxyReport(journal) : undefined,
   };
 }
 
@@ -131,6 +178,31 @@ export function formatReport(r: RunReport): string {
       rows.push([
         `write freeze ${f.attempt}`,
         `${f.durationMs} ms, ${f.switched ? 'switched' : `lifted without switching: ${f.reason}`}`,
+      ]);
+  }
+  if (r.proxy) {
+    const p = r.proxy;
+    rows.push(
+      [
+        'proxy journal',
+        `${p.journalEntries} entries; ${p.copied} written, ${p.deleted} deleted through it; lag p50 ${p.lagP50Ms} ms, p99 ${p.lagP99Ms} ms`,
+      ],
+      [
+        'writes bypassing the proxy',
+        p.bypass
+          ? `${p.bypass} (e.g. ${p.bypassSample.slice(0, 3).join(', ')}): point every writer at the proxy`
+          : '0',
+      ],
+    );
+    for (const h of p.holds)
+      rows.push([
+        `write hold ${h.attempt}`,
+        `${h.durationMs} ms, ${h.heldRequests} request(s) waited (longest ${h.longestWaitMs} ms), none refused; ${h.switched ? 'switched' : `released without switching: ${h.reason}`}`,
+      ]);
+    if (p.lateOnOldIndex)
+      rows.push([
+        'writes to the old index after the switch',
+        `${p.lateOnOldIndex} (a client names it directly)`,
       ]);
   }
   if (r.cutoverAt) rows.push(['cut over at', r.cutoverAt], ['old index kept until', r.retainUntil ?? '-']);

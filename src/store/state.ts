@@ -140,6 +140,10 @@ export class StateStore {
   get journalPath(): string {
     return join(this.dir, 'proxy', 'journal.log');
   }
+  /** where the runner stands in the proxy journal, and the holds of the switch */
+  get journalSyncPath(): string {
+    return join(this.dir, 'journal-sync.json');
+  }
   get proxyLockPath(): string {
     return join(this.dir, 'proxy', 'lock');
   }

@@ -6,7 +6,6 @@
  * refusing them with a write block.
  */
 
-import { join } from 'node:path';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { aliasPlacement, moveAliases } from '../../cutover/aliases.js';
 import { holdAndSwitch } from '../../cutover/hold-switch.js';
@@ -16,6 +15,7 @@ import { every } from '../../ops/every.js';
 import { attachProxies, type ProxyFleet } from '../../proxy/attach.js';
 import type { LoadedSpec } from '../../spec/load.js';
 import { GateError, PreflightError } from '../../store/errors.js';
+import { StateStore } from '../../store/state.js';
 import { JournalSync } from '../journal-sync.js';
 import { LiveCapture, percentile } from '../live.js';
 import type { CaptureContext, CaptureStrategy } from '../strategy.js';
@@ -50,7 +50,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       router: () => capture(c).shardRouter(),
       onDropped: (ids) => capture(c).noteDropped(ids),
       batchDocs: c.spec.copy.batchDocs,
-      statePath: join(c.store.dir, 'journal-sync.json'),
+      statePath: c.store.journalSyncPath,
       reporter: c.reporter,
       signal: c.signal,
     });
@@ -107,7 +107,31 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
         throw new PreflightError(
           `capture.strategy proxy: ${f.sourceIndex} is write-blocked (index.blocks.write); use capture.strategy none`,
         );
-      return [];
+      // The plan says whether the proxies are up; the run refuses to open the copy's point in time without one.
+      const store = new StateStore(spec.migrationDir);
+      const fleet = await attachProxies(spec, store);
+      try {
+        const up = await fleet.live();
+        if (up.length === 0)
+          return [
+            {
+              check: 'proxy.running',
+              severity: 'warn',
+              message: `no write proxy is running for ${spec.name} (journal: ${fleet.where}); \`run\` refuses to start the copy without one`,
+              action: `start \`cutover proxy ${spec.file || '<spec>'}\` and point the application's cluster URL at the address it prints (${spec.proxy.listen} by default)`,
+            },
+          ];
+        const status = await Promise.all(up.map((p) => fleet.control(p).status()));
+        return [
+          {
+            check: 'proxy.running',
+            severity: 'ok',
+            message: `${up.length} write proxy(ies) journaling: ${status.map((s) => `${s.id} at ${s.listen} (journal at position ${s.journalEnd.seq})`).join(', ')}`,
+          },
+        ];
+      } finally {
+        await fleet.close();
+      }
     },
 
     beforeCopy: [
