@@ -28,7 +28,7 @@ export const gateStep: Step = {
   done: (c) => !!c.state.completed.gate,
   changes: (_spec, c) => [
     c.strategy.countGate === 'under-freeze'
-      ? 'nothing: checks dead letters; the counts are compared under the write freeze, right before the switch'
+      ? 'nothing: checks dead letters; the counts are compared while writes are frozen (or held by the proxy), right before the switch'
       : 'nothing: refreshes both indices and compares _count (source - dropped - dead letters = target)',
   ],
   async run(c) {
@@ -41,7 +41,7 @@ export const gateStep: Step = {
     }
     if (c.strategy.countGate === 'under-freeze') {
       // The source keeps changing: counts can only be compared while it is frozen, right before the switch.
-      c.reporter.info('dead letters within budget; the count gate runs under the write freeze');
+      c.reporter.info('dead letters within budget; the count gate runs right before the switch, while writes are frozen or held');
       return 'continue';
     }
     await c.source.refresh(c.state.sourceIndex!);
