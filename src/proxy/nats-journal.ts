@@ -225,8 +225,8 @@ class NatsJournalWriter implements JournalWriter {
         if (seq > this.durable.seq) this.durable = { seq, epoch: this.durable.epoch };
         return { seq, epoch: this.durable.epoch } as NatsPos;
       },
-      () => {
-        throw this.failed;
+      (e: unknown) => {
+        throw this.failed ?? e;
       },
     );
     this.inflight.add(done);
