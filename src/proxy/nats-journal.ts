@@ -13,9 +13,10 @@
  * checks: a missing position, unread positions gone from the front (a purge, a limit an operator lowered), a stream
  * shorter than what was read, or another stream under the same name (its creation time differs) is JournalBroken.
  *
- * Durability is the NATS server's: acknowledged messages are in the page cache and flushed about every 2 minutes
- * (`sync_interval`), so they survive a crash of any process, the NATS server's included, but not a power loss or
- * kernel crash of the NATS host within that interval (docs: the NATS journal).
+ * Durability is the NATS server's: an acknowledged message has been written to the stream's file (page cache) and
+ * is fsynced by the server's background sync, every 2 minutes by default (2.9.x has no setting for it; newer servers
+ * take `sync_interval`). So it survives a crash of any process, the NATS server's included (tested), but not a power
+ * loss or kernel crash of the NATS host within that interval.
  */
 import { randomBytes } from 'node:crypto';
 import {

@@ -3,8 +3,11 @@
  * name, so its own stream and subjects, and deletes the stream afterwards.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { hostname } from 'node:os';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,6 +28,7 @@ import { natsNames } from '../../src/proxy/nats-names.js';
 import { type LoadedSpec, resolveSpec } from '../../src/spec/load.js';
 
 const SERVERS = 'nats://127.0.0.1:4222';
+const NATS_SERVER = '/usr/sbin/nats-server';
 
 function specInput(tag: string, heartbeatMs = 1000) {
   return {
@@ -112,6 +116,35 @@ async function until(what: string, cond: () => boolean, limitMs = 20_000): Promi
   }
 }
 
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** A nats-server of this test's own (the shared one is never stopped), with JetStream in dir, ready for clients. */
+async function ownNatsServer(port: number, dir: string): Promise<ChildProcess> {
+  const child = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], {
+    stdio: 'ignore',
+  });
+  for (let i = 0; ; i++) {
+    try {
+      const nc = await connect({ servers: `nats://127.0.0.1:${port}`, name: 'cutover test probe' });
+      await (await jetstreamManager(nc)).getAccountInfo();
+      await nc.close();
+      return child;
+    } catch (e) {
+      if (i >= 200 || child.exitCode !== null) {
+        child.kill('SIGKILL');
+        throw e;
+      }
+      await sleep(50);
+    }
+  }
+}
+
 describe('NATS journal', () => {
   it('two proxies appending concurrently: gap-free positions, read back in order, each entry exactly once', async () => {
     await withMigration('concurrent', async (spec) => {
@@ -174,6 +207,50 @@ describe('NATS journal', () => {
         await reader.close();
       }
     });
+  });
+
+  it('acknowledged entries survive a SIGKILL of the NATS server process', async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-nats-'));
+    const input = {
+      ...specInput('srvkill'),
+      proxy: { journal: { kind: 'nats', servers: `nats://127.0.0.1:${port}` } },
+    };
+    const spec = resolveSpec(input, '/tmp');
+    let server = await ownNatsServer(port, dir);
+    try {
+      const j = await openNatsJournal(spec, 'proxy-a');
+      const acked = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => j.writer.append(docs(`k${i}`, 20))),
+      );
+      const end = j.writer.end.seq;
+      assert.equal(end, 1 + 2000);
+      assert.equal(Math.max(...acked.map((p) => p.seq)), end);
+      // Killed right after the last ack: no clean shutdown of the server, nothing flushed on purpose.
+      const gone = new Promise((r) => server.once('exit', r));
+      server.kill('SIGKILL');
+      await gone;
+      server = await ownNatsServer(port, dir);
+      const reader = await NatsJournalReader.open(spec);
+      try {
+        const all = await readAll(reader, { seq: 0 }, 500);
+        assert.equal(all.length, end, 'every acknowledged entry is there');
+        assert.deepEqual(
+          all.map((e) => e.seq),
+          all.map((_, i) => i + 1),
+        );
+        assert.equal(new Set(all.filter((e) => e.kind === 'doc').map(shape)).size, 2000);
+      } finally {
+        await reader.close();
+        // The proxy outlived the server; its stop goes to the new one, or fails: either way it is done.
+        await j.close();
+      }
+    } finally {
+      const gone = new Promise((r) => server.once('exit', r));
+      server.kill('SIGKILL');
+      await gone;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('an append is durable: another connection reads it after the proxy closed; a clean reopen needs no reconcile', async () => {
