@@ -347,22 +347,27 @@ export class NatsJournalReader implements JournalReader {
   /** the stream this reader has read from; a position carries it too (NatsPos.epoch) */
   private epoch?: string;
 
-  private constructor(
-    private readonly nc: NatsConnection,
-    private readonly jsm: JetStreamManager,
-    private readonly js: JetStreamClient,
-    private readonly names: NatsNames,
-  ) {}
+  private readonly names: NatsNames;
+  private readonly conn: Promise<{ nc: NatsConnection; jsm: JetStreamManager; js: JetStreamClient }>;
+  /** resolves once connected; rejects (JournalFailed) if NATS cannot be reached. Every method waits for it too. */
+  readonly ready: Promise<void>;
+  private closed = false;
 
-  static async open(spec: LoadedSpec): Promise<NatsJournalReader> {
+  constructor(spec: LoadedSpec) {
     const names = natsNames(spec);
-    const nc = await connectTo(names, 'cutover runner journal reader');
-    try {
-      return new NatsJournalReader(nc, await jetstreamManager(nc), jetstream(nc), names);
-    } catch (e) {
-      await nc.close().catch(() => undefined);
-      throw e;
-    }
+    this.names = names;
+    this.conn = (async () => {
+      const nc = await connectTo(names, 'cutover runner journal reader');
+      try {
+        return { nc, jsm: await jetstreamManager(nc), js: jetstream(nc) };
+      } catch (e) {
+        await nc.close().catch(() => undefined);
+        throw new JournalFailed(`cannot use JetStream at ${serversText(names)}: ${errText(e)}`);
+      }
+    })();
+    this.ready = this.conn.then(() => undefined);
+    // Whoever reads finds the failure; nobody has to await ready.
+    this.ready.catch(() => undefined);
   }
 
   private broken(why: string): JournalBroken {
@@ -371,7 +376,7 @@ export class NatsJournalReader implements JournalReader {
 
   /** The stream as it is now, checked against what was read from it: the reason it broke, thrown. */
   private async current(after: JournalPos): Promise<StreamInfo | undefined> {
-    const si = await streamInfo(this.jsm, this.names.stream);
+    const si = await streamInfo((await this.conn).jsm, this.names.stream);
     if (!si) {
       if (after.seq > 0)
         throw this.broken(`the stream is gone, though ${after.seq} entries were read from it`);
@@ -404,7 +409,8 @@ export class NatsJournalReader implements JournalReader {
     const entries: JournalEntry[] = [];
     let expect = after.seq + 1;
     try {
-      const consumer = await this.js.consumers.get(this.names.stream, { opt_start_seq: expect });
+      const { js, jsm } = await this.conn;
+      const consumer = await js.consumers.get(this.names.stream, { opt_start_seq: expect });
       try {
         const msgs = await consumer.fetch({ max_messages: want, expires: FETCH_EXPIRES_MS });
         try {
@@ -425,7 +431,7 @@ export class NatsJournalReader implements JournalReader {
         await consumer.delete().catch(() => undefined);
       }
       if (entries.length < want) {
-        const m = await this.jsm.streams.getMessage(this.names.stream, { seq: expect });
+        const m = await jsm.streams.getMessage(this.names.stream, { seq: expect });
         if (m === null) {
           await this.current({ seq: expect - 1, epoch: this.epoch } as NatsPos);
           throw this.broken(
@@ -444,13 +450,16 @@ export class NatsJournalReader implements JournalReader {
   }
 
   async end(): Promise<JournalPos> {
-    const si = await streamInfo(this.jsm, this.names.stream);
+    const si = await streamInfo((await this.conn).jsm, this.names.stream);
     if (!si) return { seq: 0 };
     return { seq: si.state.last_seq, epoch: epochOf(si) } as NatsPos;
   }
 
   async close(): Promise<void> {
-    await this.nc.close();
+    if (this.closed) return;
+    this.closed = true;
+    const c = await this.conn.catch(() => undefined);
+    await c?.nc.close();
   }
 }
 

@@ -168,7 +168,7 @@ describe('NATS journal', () => {
       await a.close();
       await b.close();
 
-      const reader = await NatsJournalReader.open(spec);
+      const reader = new NatsJournalReader(spec);
       try {
         const all = await readAll(reader, { seq: 0 }, 37);
         assert.equal(all.length, 2 + 400 + 2, 'two starts, 400 documents, two stops');
@@ -231,7 +231,7 @@ describe('NATS journal', () => {
       server.kill('SIGKILL');
       await gone;
       server = await ownNatsServer(port, dir);
-      const reader = await NatsJournalReader.open(spec);
+      const reader = new NatsJournalReader(spec);
       try {
         const all = await readAll(reader, { seq: 0 }, 500);
         assert.equal(all.length, end, 'every acknowledged entry is there');
@@ -259,7 +259,7 @@ describe('NATS journal', () => {
       const pos = await first.writer.append(docs('d', 3));
       assert.equal(pos.seq, 4);
       await first.close();
-      const reader = await NatsJournalReader.open(spec);
+      const reader = new NatsJournalReader(spec);
       try {
         const r1 = await reader.read({ seq: 0 }, 100);
         assert.deepEqual(r1.entries.map(shape), [
@@ -296,7 +296,7 @@ describe('NATS journal', () => {
       await j.close();
       const stream = natsNames(spec).stream;
       await admin((jsm) => jsm.streams.deleteMessage(stream, 5));
-      const reader = await NatsJournalReader.open(spec);
+      const reader = new NatsJournalReader(spec);
       try {
         await assert.rejects(reader.read({ seq: 0 }, 100), (e: Error) => {
           assert.ok(e instanceof JournalBroken, e.message);
@@ -326,7 +326,7 @@ describe('NATS journal', () => {
       await editableStream(spec);
       const j = await openNatsJournal(spec, 'proxy-a');
       await j.writer.append(docs('d', 10));
-      const reader = await NatsJournalReader.open(spec);
+      const reader = new NatsJournalReader(spec);
       try {
         const head = await reader.read({ seq: 0 }, 4);
         await admin((jsm) => jsm.streams.purge(natsNames(spec).stream));
@@ -350,7 +350,7 @@ describe('NATS journal', () => {
         const si = await jsm.streams.info(stream);
         await jsm.streams.update(stream, { ...si.config, max_msgs: 3 });
       });
-      const reader = await NatsJournalReader.open(spec);
+      const reader = new NatsJournalReader(spec);
       try {
         await assert.rejects(reader.read({ seq: 2 }, 100), /positions 3 to 8 are gone/);
       } finally {
@@ -363,7 +363,7 @@ describe('NATS journal', () => {
       const stream = natsNames(spec).stream;
       let j = await openNatsJournal(spec, 'proxy-a');
       await j.writer.append(docs('d', 3));
-      const reader = await NatsJournalReader.open(spec);
+      const reader = new NatsJournalReader(spec);
       try {
         const { next } = await reader.read({ seq: 0 }, 100);
         assert.equal(next.seq, 4);
@@ -374,7 +374,7 @@ describe('NATS journal', () => {
         // The new stream is shorter than what was read: its identity tells, and so does its length alone
         // (a position saved without the identity, read by a runner that just started).
         await assert.rejects(reader.read(next, 100), /deleted and created again/);
-        const restarted = await NatsJournalReader.open(spec);
+        const restarted = new NatsJournalReader(spec);
         try {
           await assert.rejects(restarted.read({ seq: 4 }, 100), /ends at position 1, though 4 were read/);
         } finally {
@@ -383,7 +383,7 @@ describe('NATS journal', () => {
         await j.writer.append(docs('new', 10));
         // Now longer: only the stream's identity tells it apart, in memory and in the persisted position.
         await assert.rejects(reader.read(next, 100), /deleted and created again/);
-        const fresh = await NatsJournalReader.open(spec);
+        const fresh = new NatsJournalReader(spec);
         try {
           await assert.rejects(fresh.read(persisted, 100), /deleted and created again/);
         } finally {
@@ -437,7 +437,7 @@ describe('NATS journal', () => {
 
       const j = await openNatsJournal(spec, 'proxy-c');
       await j.close();
-      const reader = await NatsJournalReader.open(spec);
+      const reader = new NatsJournalReader(spec);
       try {
         const all = await readAll(reader, { seq: 0 }, 100);
         assert.deepEqual(all.map(shape), [
@@ -517,6 +517,27 @@ describe('NATS journal', () => {
       },
       200,
     );
+  });
+
+  it('NATS out of reach: JournalFailed for the proxy and the reader, without the credentials in the message', async () => {
+    const port = await freePort();
+    const input = {
+      ...specInput('unreachable'),
+      proxy: { journal: { kind: 'nats', servers: `nats://cutover:s3cret-pw@127.0.0.1:${port}` } },
+    };
+    const spec = resolveSpec(input, '/tmp');
+    const refused = (e: Error) => {
+      assert.ok(e instanceof JournalFailed, e.message);
+      assert.match(e.message, /cannot reach NATS at nats:\/\/\*\*\*@127\.0\.0\.1:/);
+      assert.doesNotMatch(e.message, /s3cret/);
+      return true;
+    };
+    await assert.rejects(openNatsJournal(spec, 'proxy-a'), refused);
+    const reader = new NatsJournalReader(spec);
+    await assert.rejects(reader.ready, refused);
+    await assert.rejects(reader.read({ seq: 0 }, 10), refused);
+    await reader.close();
+    await assert.rejects(openNatsRegistry(spec), refused);
   });
 
   it('a publish that fails is fatal: JournalFailed, and every later append rejects too', async () => {
