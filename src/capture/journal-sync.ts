@@ -201,7 +201,7 @@ export class JournalSync {
       }
       // A batch read past the hold's end stops there: the rest is read again by the next sync.
       const cut = upTo !== undefined && batch.entries.at(-1)!.seq > upTo.seq;
-      this.state.pos = cut ? { seq: upTo.seq, offset: upTo.offset } : batch.next;
+      this.state.pos = cut ? { ...batch.next, seq: upTo.seq, offset: upTo.offset } : batch.next;
       this.save();
     }
     this.checkBypass(startedAt);

@@ -4,11 +4,14 @@
  * (registered in the state directory, alive while its process is), a NATS journal any number (alive while their
  * heartbeats arrive).
  */
+
+import { redactUrl } from '../cluster/redact.js';
 import type { LoadedSpec } from '../spec/load.js';
 import type { StateStore } from '../store/state.js';
 import { controlToken, ProxyControl, type ProxyInfo, processAlive, readProxyInfo } from './control.js';
 import { FileJournalReader } from './file-journal.js';
 import type { JournalReader } from './journal.js';
+import { NatsJournalReader, openNatsRegistry } from './nats-journal.js';
 
 export interface ProxyFleet {
   reader: JournalReader;
@@ -18,11 +21,6 @@ export interface ProxyFleet {
   /** where the journal is, for messages */
   readonly where: string;
   close(): Promise<void>;
-}
-
-interface NatsSide {
-  NatsJournalReader: new (spec: LoadedSpec) => JournalReader & { ready?: Promise<void> };
-  openNatsRegistry(spec: LoadedSpec): Promise<{ live(): ProxyInfo[]; close(): Promise<void> }>;
 }
 
 export async function attachProxies(spec: LoadedSpec, store: StateStore): Promise<ProxyFleet> {
@@ -53,13 +51,14 @@ export async function attachProxies(spec: LoadedSpec, store: StateStore): Promis
       close: () => reader.close(),
     };
   }
-  const natsModule = './nats-journal.js';
-  const nats = (await import(natsModule)) as NatsSide;
-  const reader = new nats.NatsJournalReader(spec);
-  const registry = await nats.openNatsRegistry(spec);
+  const reader = new NatsJournalReader(spec);
+  const registry = await openNatsRegistry(spec);
   return {
     reader,
-    where: `NATS ${j.servers}`,
+    where: `NATS ${j.servers
+      .split(',')
+      .map((u) => redactUrl(u.trim()))
+      .join(',')}`,
     control,
     live: async () => registry.live(),
     async close() {

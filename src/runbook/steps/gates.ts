@@ -41,7 +41,9 @@ export const gateStep: Step = {
     }
     if (c.strategy.countGate === 'under-freeze') {
       // The source keeps changing: counts can only be compared while it is frozen, right before the switch.
-      c.reporter.info('dead letters within budget; the count gate runs right before the switch, while writes are frozen or held');
+      c.reporter.info(
+        'dead letters within budget; the count gate runs right before the switch, while writes are frozen or held',
+      );
       return 'continue';
     }
     await c.source.refresh(c.state.sourceIndex!);
