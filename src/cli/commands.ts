@@ -381,6 +381,16 @@ export function registerCommands(program: Command): void {
       control: opts.control as string | undefined,
       log,
     });
+    // Before the ready line: whoever reads it may signal at once.
+    let signalled = false;
+    const stop = (sig: string) => {
+      if (signalled) process.exit(EXIT.interrupted);
+      signalled = true;
+      log(`${sig}: closing (in-flight writes finish and are journaled; a hold is released)`);
+      void proxy.close();
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
     const journal = proxy.journal;
     if (json)
       out(
@@ -393,15 +403,6 @@ export function registerCommands(program: Command): void {
         }),
       );
     else out(`proxy listening on ${proxy.dataUrl} (control on ${proxy.controlUrl}, journal ${journal})`);
-    let signalled = false;
-    const stop = (sig: string) => {
-      if (signalled) process.exit(EXIT.interrupted);
-      signalled = true;
-      log(`${sig}: closing (in-flight writes finish and are journaled; a hold is released)`);
-      void proxy.close();
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
     const failed = await proxy.closed;
     if (failed) throw failed;
   });
