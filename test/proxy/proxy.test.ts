@@ -152,6 +152,20 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       written.add('a2');
       ok(await call(base, 'POST', `/${w}/_update/a1`, { doc: { n: 10 } }), 'update');
       ok(await call(base, 'DELETE', `/${w}/_doc/a2`), 'delete');
+      // Optimistic concurrency: works, and is counted (its values mean nothing on the new index).
+      const cur = await call(base, 'GET', `/${w}/_doc/a1`);
+      ok(
+        await call(
+          base,
+          'PUT',
+          `/${w}/_doc/a1?if_seq_no=${cur.body._seq_no}&if_primary_term=${cur.body._primary_term}`,
+          {
+            n: 11,
+          },
+        ),
+        'if_seq_no write',
+      );
+      assert.equal(proxy.stats().optimisticConcurrencyWrites, 1);
       ok(
         await call(base, 'PUT', `/${w}/_doc/${encodeURIComponent('r 1/x')}?routing=k`, { n: 4 }),
         'routed id',
@@ -241,7 +255,7 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       assert.ok(got.filter((e) => e.id === 'b2').every((e) => e.routing === 'k2'));
       assert.deepEqual(
         got.filter((e) => e.id === 'a1').map((e) => e.op),
-        ['index', 'update'],
+        ['index', 'update', 'index'],
       );
       assert.equal(got.find((e) => e.id === 'a2' && e.op === 'delete')?.kind, 'doc');
       // Every document the index now holds was journaled.
@@ -359,6 +373,27 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       );
       await call(base, 'POST', '/v1/hold', { holdId: 'y', budgetMs: 10_000 });
       assert.equal((await control.status()).holding, undefined);
+    });
+
+    it('after a switch, reports writes naming the old concrete index (concreteNames: report) and lets them land there', async () => {
+      await s.c.createIndex(s.target, { settings: { number_of_shards: 1, number_of_replicas: 0 } });
+      await control.hold({ holdId: 'switch', budgetMs: 20_000 });
+      await s.c.updateAliases([
+        { remove: { index: s.source, alias: s.writeAlias } },
+        { add: { index: s.target, alias: s.writeAlias, is_write_index: true } },
+      ]);
+      await control.release({ holdId: 'switch', switchedTo: s.target });
+      assert.equal((await control.status()).switchedTo, s.target);
+      const viaAlias = await call(base, 'PUT', `/${s.writeAlias}/_doc/after1`, { n: 1 });
+      assert.equal(viaAlias.body._index, s.target);
+      const concrete = await call(base, 'PUT', `/${s.source}/_doc/after2`, { n: 2 });
+      assert.equal(concrete.body._index, s.source);
+      const st = proxy.stats();
+      assert.equal(st.concreteNameWrites, 1);
+      assert.equal(st.routedConcreteNameWrites, 0);
+      const j = docs(await journalOf(s.store.journalPath));
+      assert.equal(j.find((e) => e.id === 'after1')?.index, s.target);
+      assert.equal(j.find((e) => e.id === 'after2')?.index, s.source);
     });
   });
 
