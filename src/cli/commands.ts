@@ -391,7 +391,7 @@ export function registerCommands(program: Command): void {
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
-    const journal = proxy.journal;
+    const journal = proxy.journalWhere;
     if (json)
       out(
         JSON.stringify({

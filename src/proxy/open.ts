@@ -58,6 +58,11 @@ async function natsJournal(spec: LoadedSpec, proxyId: string): Promise<NatsJourn
   return mod.openNatsJournal(spec, proxyId);
 }
 
+/** The control token: CUTOVER_PROXY_TOKEN (proxies on other hosts, as the runner reads it), else the state directory's. */
+function proxyToken(store: StateStore): string {
+  return process.env.CUTOVER_PROXY_TOKEN ?? controlToken(store.proxyTokenPath, true);
+}
+
 /** source.index as a concrete index: an alias must point at exactly one. */
 async function concreteSource(spec: LoadedSpec): Promise<string> {
   const cluster = new Cluster(clusterConfig(spec.source.cluster, 'source.cluster'));
@@ -106,7 +111,7 @@ export async function openProxy(spec: LoadedSpec, opts: OpenProxyOptions = {}): 
 
   if (spec.proxy.journal.kind === 'nats') {
     const nats = await natsJournal(spec, id);
-    const token = controlToken(store.proxyTokenPath, true);
+    const token = proxyToken(store);
     try {
       const running = await startProxy({
         ...common,
@@ -139,7 +144,7 @@ export async function openProxy(spec: LoadedSpec, opts: OpenProxyOptions = {}): 
       journal,
       journalKind: 'file',
       journalLabel: store.journalPath,
-      token: controlToken(store.proxyTokenPath, true),
+      token: proxyToken(store),
       register: async (info) => writeProxyInfo(store.proxyInfoPath, info),
     });
     void running.closed.finally(() => lock.release());

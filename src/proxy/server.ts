@@ -86,7 +86,7 @@ export interface RunningProxy {
   dataUrl: string;
   controlUrl: string;
   /** where the journal is, for people (a file path, a NATS stream) */
-  journal: string;
+  journalWhere: string;
   stats(): ProxyStats;
   status(): ProxyStatus;
   /** stop accepting, finish what is in flight, release a hold, close the journal */
@@ -625,7 +625,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     info,
     dataUrl,
     controlUrl: control.url,
-    journal: o.journalLabel ?? info.journal,
+    journalWhere: o.journalLabel ?? info.journal,
     stats: statsNow,
     status,
     close: () => close(),
