@@ -12,6 +12,11 @@ export { BulkWriter, RetryBudgetExceeded, type WriteOp, type WriteResult } from 
 export { AliasReadBackError, moveActions, moveAliases } from './cutover/aliases.js';
 export { createReporter } from './ops/progress.js';
 export type { Reporter } from './ops/reporter.js';
+export * from './proxy/control.js';
+export { FileJournalReader, FileJournalWriter } from './proxy/file-journal.js';
+export * from './proxy/journal.js';
+export { type NatsJournal, type OpenProxyOptions, openProxy } from './proxy/open.js';
+export { type ProxyOptions, type RunningProxy, startProxy } from './proxy/server.js';
 export {
   Migration,
   type MigrationStatus,

@@ -11,6 +11,7 @@ import {
   LockError,
   loadSpec,
   Migration,
+  openProxy,
   PreflightError,
   PreflightRefused,
   type RunResult,
@@ -353,6 +354,57 @@ export function registerCommands(program: Command): void {
       const deleted = await m.cleanup(opts.confirmDelete as string | undefined);
       out(globalJson(cmd) ? JSON.stringify({ deleted }) : `deleted old index ${deleted}`);
     });
+  });
+
+  withStateDir(
+    program
+      .command('proxy <spec>')
+      .description(
+        'serve the write proxy: the application talks to it instead of the cluster; every write to the migrated index is journaled before it is answered',
+      )
+      .option('--listen <host:port>', 'overrides proxy.listen (port 0: any free port)')
+      .option('--control <host:port>', 'overrides proxy.control'),
+  ).action(async (spec: string, opts: Raw, cmd: Command) => {
+    const json = globalJson(cmd);
+    const loaded = loadSpec(spec, (raw) => applyFlags(raw, opts));
+    // Logs go to stderr; they never carry a body, a header value, a query string or a credential.
+    const log = (msg: string, fields: Record<string, unknown> = {}) =>
+      process.stderr.write(
+        json
+          ? `${JSON.stringify({ at: new Date().toISOString(), msg, ...fields })}\n`
+          : `cutover proxy: ${msg}${Object.entries(fields)
+              .map(([k, v]) => ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+              .join('')}\n`,
+      );
+    const proxy = await openProxy(loaded, {
+      listen: opts.listen as string | undefined,
+      control: opts.control as string | undefined,
+      log,
+    });
+    // Before the ready line: whoever reads it may signal at once.
+    let signalled = false;
+    const stop = (sig: string) => {
+      if (signalled) process.exit(EXIT.interrupted);
+      signalled = true;
+      log(`${sig}: closing (in-flight writes finish and are journaled; a hold is released)`);
+      void proxy.close();
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    const journal = proxy.journalWhere;
+    if (json)
+      out(
+        JSON.stringify({
+          event: 'ready',
+          id: proxy.info.id,
+          listen: proxy.dataUrl,
+          control: proxy.controlUrl,
+          journal,
+        }),
+      );
+    else out(`proxy listening on ${proxy.dataUrl} (control on ${proxy.controlUrl}, journal ${journal})`);
+    const failed = await proxy.closed;
+    if (failed) throw failed;
   });
 
   program

@@ -103,6 +103,17 @@ function fingerprintConnector(fingerprint: string, base: Record<string, unknown>
     });
 }
 
+/**
+ * The `connect` option of an undici dispatcher for these TLS settings: verification on unless `insecure`, the CA
+ * file added to the trusted roots, or the chain pinned by fingerprint. Shared with the write proxy's upstream.
+ */
+export function tlsConnect(tls: TlsOptions | undefined): Record<string, unknown> | buildConnector.connector {
+  const base: Record<string, unknown> = {};
+  if (tls?.caFile) base.ca = readFileSync(tls.caFile);
+  if (tls?.insecure) base.rejectUnauthorized = false;
+  return tls?.caFingerprint && !tls.insecure ? fingerprintConnector(tls.caFingerprint, base) : base;
+}
+
 export class Transport {
   readonly origin: string;
   /** URL safe to print */
@@ -155,13 +166,7 @@ export class Transport {
     this.retry = config.retry ?? TRANSPORT_RETRY;
     this.timeoutMs = config.requestTimeoutMs ?? 120_000;
 
-    const tlsBase: Record<string, unknown> = {};
-    if (config.tls?.caFile) tlsBase.ca = readFileSync(config.tls.caFile);
-    if (config.tls?.insecure) tlsBase.rejectUnauthorized = false;
-    const connect =
-      config.tls?.caFingerprint && !config.tls.insecure
-        ? fingerprintConnector(config.tls.caFingerprint, tlsBase)
-        : tlsBase;
+    const connect = tlsConnect(config.tls);
     this.dispatcher = new Agent({
       connections: config.connections ?? 16,
       keepAliveTimeout: 30_000,

@@ -1,0 +1,132 @@
+/**
+ * The action lines of a `_bulk` body, and nothing else: a source line (after index/create/update) is skipped by
+ * position and never parsed, so a document's content never reaches a parser, a log or the journal. A body the
+ * rules below cannot read is an error the caller turns into a reconcile marker, never a guess.
+ *
+ * Rewriting keeps every byte of every source line: only action lines whose `_index` changes are re-serialized.
+ */
+import { CutoverError, EXIT } from '../store/errors.js';
+import type { DocOp } from './journal.js';
+
+export interface BulkAction {
+  op: DocOp;
+  /** the action's `_index`, else the path's default; undefined when neither names one (the server refuses it) */
+  index?: string;
+  id?: string;
+  routing?: string;
+  /** if_seq_no / if_primary_term on the action */
+  optimistic: boolean;
+}
+
+/** The body cannot be read as bulk action lines: the journal cannot say which ids it touched. */
+export class BulkBodyUnreadable extends CutoverError {
+  override readonly name = 'BulkBodyUnreadable';
+  readonly exitCode = EXIT.badInput;
+}
+
+const OPS = new Set<DocOp>(['index', 'create', 'update', 'delete']);
+const NL = 0x0a;
+
+/** Each line of the body with its bounds; blank lines (only whitespace) are left out. */
+function* lines(body: Buffer): Generator<{ start: number; end: number; text: string }> {
+  let start = 0;
+  while (start < body.length) {
+    let end = body.indexOf(NL, start);
+    if (end < 0) end = body.length;
+    const text = body.toString('utf8', start, end);
+    if (text.trim() !== '') yield { start, end, text };
+    start = end + 1;
+  }
+}
+
+interface ActionLine {
+  op: DocOp;
+  meta: Record<string, unknown>;
+  start: number;
+  end: number;
+}
+
+function parseAction(text: string, n: number): { op: DocOp; meta: Record<string, unknown> } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new BulkBodyUnreadable(`bulk action line ${n} is not JSON`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new BulkBodyUnreadable(`bulk action line ${n} is not an object`);
+  const keys = Object.keys(parsed);
+  const op = keys[0] as DocOp;
+  if (keys.length !== 1 || !OPS.has(op))
+    throw new BulkBodyUnreadable(`bulk action line ${n} is not one of index, create, update, delete`);
+  const meta = (parsed as Record<string, unknown>)[op];
+  if (!meta || typeof meta !== 'object' || Array.isArray(meta))
+    throw new BulkBodyUnreadable(`bulk action line ${n} has no metadata object`);
+  return { op, meta: meta as Record<string, unknown> };
+}
+
+function actionLines(body: Buffer): ActionLine[] {
+  const out: ActionLine[] = [];
+  let expectSource = false;
+  let n = 0;
+  for (const l of lines(body)) {
+    n++;
+    if (expectSource) {
+      expectSource = false;
+      continue;
+    }
+    const { op, meta } = parseAction(l.text, n);
+    out.push({ op, meta, start: l.start, end: l.end });
+    expectSource = op !== 'delete';
+  }
+  if (expectSource) throw new BulkBodyUnreadable('bulk body ends with an action line that needs a source');
+  return out;
+}
+
+const str = (v: unknown): string | undefined =>
+  typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined;
+
+/** The actions of a bulk body (decompressed), with the path's default index and routing applied. */
+export function parseBulkActions(
+  body: Buffer,
+  defaults: { index?: string; routing?: string } = {},
+): BulkAction[] {
+  return actionLines(body).map(({ op, meta }) => {
+    const a: BulkAction = {
+      op,
+      optimistic: meta.if_seq_no !== undefined || meta.if_primary_term !== undefined,
+    };
+    const index = str(meta._index) ?? defaults.index;
+    const id = str(meta._id);
+    // `routing` since 7.0, `_routing` before; both are still accepted by 7.17.
+    const routing = str(meta.routing) ?? str(meta._routing) ?? defaults.routing;
+    if (index !== undefined) a.index = index;
+    if (id !== undefined) a.id = id;
+    if (routing !== undefined) a.routing = routing;
+    return a;
+  });
+}
+
+/**
+ * The body with every action line whose `_index` is `from` naming `to` instead (lines without `_index` follow
+ * the path, which the caller rewrites). Returns the same buffer when nothing changed.
+ */
+export function rewriteBulkIndex(
+  body: Buffer,
+  from: string,
+  to: string,
+): { body: Buffer; rewritten: number } {
+  const parts: Buffer[] = [];
+  let last = 0;
+  let rewritten = 0;
+  for (const a of actionLines(body)) {
+    if (a.meta._index !== from) continue;
+    parts.push(body.subarray(last, a.start));
+    parts.push(Buffer.from(JSON.stringify({ [a.op]: { ...a.meta, _index: to } })));
+    last = a.end;
+    rewritten++;
+  }
+  if (rewritten === 0) return { body, rewritten };
+  parts.push(body.subarray(last));
+  return { body: Buffer.concat(parts), rewritten };
+}

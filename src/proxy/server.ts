@@ -1,0 +1,634 @@
+/**
+ * The write proxy: the application talks to it instead of the cluster. A write that may change the migrated
+ * index is answered only after the journal holds every id it touched (or a reconcile marker when that cannot be
+ * known); everything else is streamed through untouched, bodies never buffered or parsed. Writes to the migrated
+ * index pass the write gate, which a hold closes at the switch (they wait, none is refused).
+ *
+ * A journal that cannot be made durable stops the proxy: the write that met it is answered 503 and no later
+ * write is taken, because a write answered without being journaled would be lost to the migration.
+ *
+ * Logs carry method, index, status and ms: never a body, a header value, a query string or a credential.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { pipeline } from 'node:stream/promises';
+import { type Dispatcher, Pool } from 'undici';
+import { type TlsOptions, tlsConnect } from '../cluster/transport.js';
+import { type BulkAction, BulkBodyUnreadable, parseBulkActions, rewriteBulkIndex } from './bulk-actions.js';
+import { type ByQueryWrite, classify, type DocWrite, migratedNames, type RequestFacts } from './classify.js';
+import type { HoldRecord, ProxyInfo, ProxyStats, ProxyStatus } from './control.js';
+import { startControlServer } from './control-server.js';
+import {
+  clientResponseHeaders,
+  decodedBody,
+  encodedBody,
+  esErrorBody,
+  headerValue,
+  upstreamRequestHeaders,
+} from './http-forward.js';
+import { type EntryBody, JournalFailed, type JournalWriter } from './journal.js';
+import {
+  bulkEntries,
+  byQueryEntries,
+  docEntries,
+  type Outcome,
+  unreadableBulkEntries,
+} from './journal-entries.js';
+import { rewriteNodesHttp } from './sniff.js';
+import { readSwitch, type SwitchRecord, writeSwitch } from './switch-state.js';
+import { WriteGate } from './write-gate.js';
+
+export interface ProxyOptions {
+  /** the cluster; no credentials: each client's own Authorization header is forwarded unchanged */
+  upstream: { url: string; tls?: TlsOptions };
+  /** HOST:PORT of the data listener (port 0: any free port) */
+  listen: string;
+  /** HOST:PORT of the control listener */
+  control: string;
+  migrated: {
+    /** the concrete index being migrated */
+    sourceIndex: string;
+    /** every other name the application may use for it (spec source.index, aliases.write, aliases.read) */
+    names: string[];
+  };
+  journal: JournalWriter;
+  /** what kind of journal `journal` is (for ProxyInfo) */
+  journalKind?: 'file' | 'nats';
+  token: string;
+  holdBudgetDefaultMs: number;
+  concreteNames: 'report' | 'route';
+  /** serve HTTPS on the data listener */
+  tls?: { certFile: string; keyFile: string };
+  /** announce this proxy (file mode: proxy.json; nats: heartbeats), once both listeners are up */
+  register?: (info: ProxyInfo) => Promise<void>;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+  id?: string;
+  /** where a switch the runner reported is kept, so a restarted proxy still knows it */
+  switchStatePath?: string;
+  /** where the journal is, for people (a file path, a NATS stream) */
+  journalLabel?: string;
+  /** sockets to the upstream (default 256: a thousand clients must not queue behind a small pool) */
+  connections?: number;
+}
+
+export interface RunningProxy {
+  info: ProxyInfo;
+  dataUrl: string;
+  controlUrl: string;
+  /** where the journal is, for people (a file path, a NATS stream) */
+  journalWhere: string;
+  stats(): ProxyStats;
+  status(): ProxyStatus;
+  /** stop accepting, finish what is in flight, release a hold, close the journal */
+  close(): Promise<void>;
+  /** resolves when the proxy stopped: with the fatal error when the journal failed */
+  closed: Promise<Error | undefined>;
+}
+
+export function parseHostPort(s: string, what: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  const port = Number(s.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new TypeError(`${what} must be HOST:PORT, got ${JSON.stringify(s)}`);
+  return { host: s.slice(0, i), port };
+}
+
+function listenOn(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** A by-query that returns a task: its changes go on after the answer. */
+function isAsync(search: string): boolean {
+  return new URLSearchParams(search).get('wait_for_completion') === 'false';
+}
+
+/** Read a whole stream (a migrated write's body or its answer: both needed whole to journal). */
+async function readAll(stream: AsyncIterable<Buffer | string>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+  return Buffer.concat(chunks);
+}
+
+/** A migrated write on its way: what it is, its body as received, and what the journal needs from it. */
+interface MigratedWrite {
+  method: string;
+  /** path without query, as received (percent-encoded) */
+  path: string;
+  /** `?...` or '' */
+  search: string;
+  facts: RequestFacts;
+  /** bytes as the client sent them (possibly compressed) */
+  body: Buffer;
+  /** bulk: the actions, or why they could not be read */
+  actions?: BulkAction[];
+  unreadable?: string;
+}
+
+export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
+  const id = o.id ?? `proxy-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const sourceIndex = o.migrated.sourceIndex;
+  const names = migratedNames(sourceIndex, o.migrated.names);
+  const upstream = new URL(o.upstream.url);
+  upstream.username = '';
+  upstream.password = '';
+  const basePath = upstream.pathname.replace(/\/+$/, '');
+  const pool = new Pool(upstream.origin, {
+    connections: o.connections ?? 256,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    // The client decides how long it waits (a by-query may run for minutes); the proxy adds no deadline.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    connect: tlsConnect(o.upstream.tls),
+  });
+
+  const stats: ProxyStats = {
+    requests: 0,
+    journaledDocs: 0,
+    reconcileMarkers: 0,
+    heldRequests: 0,
+    longestHoldWaitMs: 0,
+    holds: 0,
+    concreteNameWrites: 0,
+    routedConcreteNameWrites: 0,
+    optimisticConcurrencyWrites: 0,
+    sniffRequests: 0,
+    proxyErrors: 0,
+  };
+  let switched: SwitchRecord | undefined = o.switchStatePath ? readSwitch(o.switchStatePath) : undefined;
+  if (switched && switched.sourceIndex !== sourceIndex) switched = undefined;
+  let failed: Error | undefined;
+  let closing: Promise<void> | undefined;
+  let resolveClosed!: (e: Error | undefined) => void;
+  const closed = new Promise<Error | undefined>((r) => {
+    resolveClosed = r;
+  });
+  /** requests on the data port not yet answered (graceful close waits for them) */
+  let active = 0;
+  let idle: (() => void) | undefined;
+  /** the product header the cluster sends, echoed on the proxy's own errors so clients accept them */
+  let product: string | undefined;
+  const once = new Set<string>();
+  let concreteWarnedAt = 0;
+  let concreteSinceWarn = 0;
+
+  const gate = new WriteGate(
+    () => o.journal.end,
+    (r: HoldRecord) =>
+      o.log('hold ended', {
+        holdId: r.holdId,
+        releasedBy: r.releasedBy,
+        heldRequests: r.heldRequests,
+        longestWaitMs: r.longestWaitMs,
+        ms: r.durationMs,
+      }),
+  );
+
+  function logOnce(key: string, msg: string, fields?: Record<string, unknown>): void {
+    if (once.has(key)) return;
+    once.add(key);
+    o.log(msg, fields);
+  }
+
+  function sendError(res: ServerResponse, status: number, type: string, reason: string): void {
+    stats.proxyErrors++;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = esErrorBody(status, type, reason);
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/json',
+      'content-length': body.length,
+    };
+    if (product) headers['x-elastic-product'] = product;
+    res.writeHead(status, headers);
+    res.end(body);
+  }
+
+  function noteProduct(headers: Record<string, string | string[] | undefined>): void {
+    const p = headerValue(headers['x-elastic-product']);
+    if (p) product = p;
+  }
+
+  /** The concrete index a marker concerns: the new one for names that follow the aliases after the switch. */
+  function concerned(named: string): string {
+    return switched && named !== sourceIndex ? switched.switchedTo : sourceIndex;
+  }
+
+  async function journal(entries: EntryBody[]): Promise<void> {
+    if (entries.length === 0) return;
+    await o.journal.append(entries);
+    for (const e of entries)
+      if (e.kind === 'doc') stats.journaledDocs++;
+      else if (e.kind === 'reconcile') stats.reconcileMarkers++;
+  }
+
+  function journalFailed(e: Error): void {
+    if (failed) return;
+    failed = e;
+    o.log('journal failed: the proxy stops taking writes', { error: e.message });
+    void close(e);
+  }
+
+  function forward(
+    method: string,
+    pathAndQuery: string,
+    headers: Record<string, string | string[]>,
+    body: Dispatcher.DispatchOptions['body'],
+    signal?: AbortSignal,
+  ): Promise<Dispatcher.ResponseData> {
+    return pool.request({
+      method: method as Dispatcher.HttpMethod,
+      path: basePath + pathAndQuery,
+      headers,
+      body,
+      signal,
+    });
+  }
+
+  function upstreamFailed(res: ServerResponse, method: string, index: string | undefined, e: unknown): void {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).name;
+    o.log('upstream unreachable', { method, index, status: 502, error: code });
+    sendError(res, 502, 'proxy_upstream_error', `the write proxy could not reach the cluster (${code})`);
+  }
+
+  /** Reads, and writes that cannot touch the migrated index: both directions streamed as they are. */
+  async function stream(req: IncomingMessage, res: ServerResponse, body?: Buffer): Promise<void> {
+    const ac = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) ac.abort();
+    });
+    const hasBody =
+      body !== undefined || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'];
+    let r: Dispatcher.ResponseData;
+    try {
+      r = await forward(
+        req.method!,
+        req.url!,
+        upstreamRequestHeaders(req.headers, body ? ['content-length'] : []),
+        body ?? (hasBody ? req : undefined),
+        ac.signal,
+      );
+    } catch (e) {
+      if (!ac.signal.aborted) upstreamFailed(res, req.method!, undefined, e);
+      return;
+    }
+    noteProduct(r.headers);
+    res.writeHead(r.statusCode, clientResponseHeaders(r.headers));
+    try {
+      await pipeline(r.body, res);
+    } catch {
+      // The client went away, or the cluster cut the answer: either way the connection says so.
+    }
+  }
+
+  async function sniff(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    stats.sniffRequests++;
+    logOnce(
+      'sniff',
+      'a client sniffs the cluster nodes: answered with the proxy address so it stays on the proxy',
+    );
+    let r: Dispatcher.ResponseData;
+    let text: Buffer;
+    try {
+      r = await forward(
+        req.method!,
+        req.url!,
+        upstreamRequestHeaders(req.headers, ['accept-encoding']),
+        undefined,
+      );
+      text = await readAll(r.body);
+    } catch (e) {
+      upstreamFailed(res, req.method!, undefined, e);
+      return;
+    }
+    noteProduct(r.headers);
+    let out = text;
+    if (r.statusCode === 200) {
+      try {
+        const body = JSON.parse(text.toString('utf8'));
+        out = Buffer.from(JSON.stringify(rewriteNodesHttp(body, publishAddress).body));
+      } catch {
+        // Not JSON (filter_path=... or a format param): passed as it came.
+      }
+    }
+    const headers = clientResponseHeaders(r.headers, ['content-length', 'content-encoding']);
+    headers['content-length'] = out.length;
+    res.writeHead(r.statusCode, headers);
+    res.end(out);
+  }
+
+  /** After the switch, a write naming the old index by its concrete name: counted, then routed or reported. */
+  function concreteName(w: MigratedWrite, count: number): void {
+    if (count === 0 || !switched) return;
+    stats.concreteNameWrites += count;
+    if (o.concreteNames === 'route') {
+      stats.routedConcreteNameWrites += count;
+      return;
+    }
+    concreteSinceWarn += count;
+    const now = Date.now();
+    if (now - concreteWarnedAt < 10_000) return;
+    o.log(
+      `writes name the old index ${sourceIndex} by its concrete name after the switch to ${switched.switchedTo}: they land in the old index; change the writer to use the alias (or set proxy.concreteNames: route)`,
+      { method: w.method, index: sourceIndex, writes: concreteSinceWarn },
+    );
+    concreteWarnedAt = now;
+    concreteSinceWarn = 0;
+  }
+
+  /** The path with its first segment (the index expression) renamed from the old concrete index to the new. */
+  function routedPath(path: string, to: string): string {
+    const segs = path.split('/');
+    const i = segs.findIndex((s) => s !== '');
+    const parts = decodeURIComponent(segs[i]!).split(',');
+    segs[i] = parts.map((p) => encodeURIComponent(p.trim() === sourceIndex ? to : p)).join(',');
+    return segs.join('/');
+  }
+
+  /** Apply the concrete-name rule; returns the path and body to forward. */
+  async function afterSwitch(
+    w: MigratedWrite,
+    decoded: Buffer | undefined,
+  ): Promise<{ path: string; body: Buffer }> {
+    const c = w.facts.classified;
+    let path = w.path;
+    let body = w.body;
+    if (!switched) return { path, body };
+    const to = switched.switchedTo;
+    const route = o.concreteNames === 'route';
+    if (c.kind === 'doc' && c.index === sourceIndex) {
+      concreteName(w, 1);
+      if (route) path = routedPath(path, to);
+    } else if (c.kind === 'by-query' && c.index.split(',').some((p) => p.trim() === sourceIndex)) {
+      concreteName(w, 1);
+      if (route) path = routedPath(path, to);
+    } else if (c.kind === 'bulk' && w.actions && decoded) {
+      const n = w.actions.filter((a) => a.index === sourceIndex).length;
+      concreteName(w, n);
+      if (route && n > 0) {
+        if (c.defaultIndex === sourceIndex) path = routedPath(path, to);
+        const { body: rewritten, rewritten: lines } = rewriteBulkIndex(decoded, sourceIndex, to);
+        if (lines > 0) body = rewritten;
+      }
+    }
+    return { path, body };
+  }
+
+  /** A write that may change the migrated index: gate, forward, read the answer, journal, then answer. */
+  async function migratedWrite(req: IncomingMessage, res: ServerResponse, w: MigratedWrite): Promise<void> {
+    if (failed) return sendError(res, 503, 'journal_failed', failed.message);
+    const c = w.facts.classified;
+    const named =
+      c.kind === 'doc' || c.kind === 'by-query'
+        ? c.index
+        : (c.kind === 'bulk' && c.defaultIndex) || sourceIndex;
+    const optimistic =
+      (c.kind === 'doc' && c.optimistic) || (w.actions?.some((a) => a.optimistic && isMigrated(a)) ?? false);
+    if (optimistic) {
+      stats.optimisticConcurrencyWrites++;
+      logOnce(
+        'optimistic',
+        'writes to the migrated index use optimistic concurrency (if_seq_no/if_primary_term): those values come from the old index and will be refused (409) on the new one; re-read documents before writing after the switch, or drop if_seq_no for the cutover',
+        { method: w.method, index: named },
+      );
+    }
+    const started = Date.now();
+    await gate.enter();
+    try {
+      // The journal may have failed while this write waited at the gate.
+      const meanwhile = failed as Error | undefined;
+      if (meanwhile) return sendError(res, 503, 'journal_failed', meanwhile.message);
+      const encoding = headerValue(req.headers['content-encoding']);
+      let decoded: Buffer | undefined;
+      if (c.kind === 'bulk' && w.actions) decoded = await decodedBody(w.body, encoding);
+      let { path, body } = await afterSwitch(w, decoded);
+      // A rewritten bulk goes out encoded as the client sent it.
+      if (body !== w.body) body = await encodedBody(body, encoding);
+      const headers = upstreamRequestHeaders(req.headers, ['content-length']);
+      let outcome: Outcome;
+      let answer: Buffer;
+      let r: Dispatcher.ResponseData;
+      try {
+        r = await forward(w.method, path + w.search, headers, body);
+        answer = await readAll(r.body);
+      } catch (e) {
+        // Refused connection: nothing reached the cluster. Anything else: the write may have landed.
+        if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED')
+          await journal(entriesFor(w, { status: 0 }, named));
+        upstreamFailed(res, w.method, named, e);
+        return;
+      }
+      noteProduct(r.headers);
+      outcome = { status: r.statusCode };
+      try {
+        outcome.body = JSON.parse(
+          (await decodedBody(answer, headerValue(r.headers['content-encoding']))).toString('utf8'),
+        );
+      } catch {
+        // An answer the proxy cannot read: known ids are still journaled, unknown ones get a marker.
+      }
+      try {
+        await journal(entriesFor(w, outcome, named));
+      } catch (e) {
+        if (e instanceof JournalFailed) journalFailed(e);
+        else journalFailed(new JournalFailed(`journal append failed: ${(e as Error).message}`));
+        return sendError(res, 503, 'journal_failed', failed!.message);
+      }
+      if (r.statusCode >= 500)
+        o.log('the cluster refused a write', {
+          method: w.method,
+          index: named,
+          status: r.statusCode,
+          ms: Date.now() - started,
+        });
+      res.writeHead(r.statusCode, clientResponseHeaders(r.headers));
+      res.end(answer);
+    } finally {
+      gate.leave();
+    }
+  }
+
+  function isMigrated(a: BulkAction): boolean {
+    return a.index !== undefined && names.has(a.index);
+  }
+
+  function entriesFor(w: MigratedWrite, out: Outcome, named: string): EntryBody[] {
+    const c = w.facts.classified;
+    if (c.kind === 'doc') return docEntries(c as DocWrite, out, concerned(named));
+    if (c.kind === 'by-query')
+      return byQueryEntries(c as ByQueryWrite, out, concerned(named), isAsync(w.search));
+    if (w.actions) return bulkEntries(w.actions, isMigrated, out, concerned(named));
+    return unreadableBulkEntries(w.unreadable ?? 'unreadable', out, concerned(named));
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const search = q < 0 ? '' : url.slice(q);
+    const facts = classify(req.method ?? 'GET', path, search, names);
+    const c = facts.classified;
+    if (c.kind === 'sniff') return sniff(req, res);
+    if (c.kind === 'read') return stream(req, res);
+    if (failed) return sendError(res, 503, 'journal_failed', failed.message);
+    if (c.kind === 'other' || ((c.kind === 'doc' || c.kind === 'by-query') && !c.migrated))
+      return stream(req, res);
+    const body = await readAll(req);
+    const w: MigratedWrite = { method: req.method!, path, search, facts, body };
+    if (c.kind === 'bulk') {
+      try {
+        w.actions = parseBulkActions(await decodedBody(body, headerValue(req.headers['content-encoding'])), {
+          index: c.defaultIndex,
+          routing: c.defaultRouting,
+        });
+      } catch (e) {
+        w.unreadable = e instanceof BulkBodyUnreadable ? e.message : 'the body could not be decompressed';
+      }
+      // A bulk that surely names only other indices goes on as it came.
+      if (
+        w.actions &&
+        !w.actions.some(isMigrated) &&
+        !(switched && w.actions.some((a) => a.index === sourceIndex))
+      )
+        return stream(req, res, body);
+    }
+    return migratedWrite(req, res, w);
+  }
+
+  const dataServer = o.tls
+    ? createHttpsServer({ cert: readFileSync(o.tls.certFile), key: readFileSync(o.tls.keyFile) })
+    : createHttpServer();
+  dataServer.keepAliveTimeout = 65_000;
+  dataServer.requestTimeout = 0;
+  dataServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    active++;
+    res.on('close', () => {
+      stats.requests++;
+      if (--active === 0) idle?.();
+    });
+    handle(req, res).catch((e: unknown) => {
+      o.log('request failed in the proxy', { method: req.method, error: (e as Error).name });
+      sendError(res, 500, 'proxy_error', 'the write proxy failed on this request');
+    });
+  });
+
+  const listen = parseHostPort(o.listen, 'proxy.listen');
+  const dataAddr = await listenOn(dataServer, listen.host, listen.port);
+  const shownHost = listen.host === '0.0.0.0' || listen.host === '::' ? hostname() : listen.host;
+  const publishAddress = `${shownHost}:${dataAddr.port}`;
+  const dataUrl = `${o.tls ? 'https' : 'http'}://${urlHost(shownHost)}:${dataAddr.port}`;
+
+  const info: ProxyInfo = {
+    id,
+    pid: process.pid,
+    host: hostname(),
+    control: '',
+    listen: dataUrl,
+    startedAt: new Date().toISOString(),
+    journal: o.journalKind ?? 'file',
+  };
+
+  function status(): ProxyStatus {
+    const s: ProxyStatus = { ...info, journalEnd: o.journal.end, stats: statsNow() };
+    const holding = gate.state();
+    if (holding) s.holding = holding;
+    if (switched) s.switchedTo = switched.switchedTo;
+    return s;
+  }
+
+  function statsNow(): ProxyStats {
+    return { ...stats, ...gate.stats };
+  }
+
+  let control: Awaited<ReturnType<typeof startControlServer>>;
+  try {
+    control = await startControlServer({
+      address: parseHostPort(o.control, 'proxy.control'),
+      token: o.token,
+      status,
+      hold: (holdId, budgetMs) => {
+        if (failed) throw failed;
+        return gate.hold(holdId, budgetMs ?? o.holdBudgetDefaultMs);
+      },
+      release: (holdId, switchedTo) => {
+        // The aliases moved whatever became of the hold: a switch reported is remembered either way.
+        if (switchedTo !== undefined && switchedTo !== switched?.switchedTo) {
+          switched = { sourceIndex, switchedTo, at: new Date().toISOString() };
+          if (o.switchStatePath) writeSwitch(o.switchStatePath, switched);
+          o.log('switch recorded', { index: sourceIndex, switchedTo });
+        }
+        return gate.release(holdId, switchedTo);
+      },
+      log: o.log,
+    });
+  } catch (e) {
+    dataServer.close();
+    await pool.close();
+    throw e;
+  }
+  info.control = control.url;
+
+  async function close(err?: Error): Promise<void> {
+    closing ??= (async () => {
+      dataServer.close();
+      control.server.close();
+      gate.shutdown();
+      if (active > 0)
+        await new Promise<void>((r) => {
+          idle = r;
+          // A long read (a scroll, a by-query) does not keep the proxy up forever.
+          setTimeout(r, 30_000).unref();
+        });
+      dataServer.closeAllConnections();
+      control.server.closeAllConnections();
+      await pool.close().catch(() => undefined);
+      await o.journal.close().catch(() => undefined);
+      o.log('proxy stopped', err ? { error: err.message } : {});
+      resolveClosed(err);
+    })();
+    return closing;
+  }
+
+  if (o.register) {
+    try {
+      await o.register(info);
+    } catch (e) {
+      await close();
+      throw e;
+    }
+  }
+  o.log('proxy listening', { listen: dataUrl, control: control.url, index: sourceIndex });
+
+  return {
+    info,
+    dataUrl,
+    controlUrl: control.url,
+    journalWhere: o.journalLabel ?? info.journal,
+    stats: statsNow,
+    status,
+    close: () => close(),
+    closed,
+  };
+}
