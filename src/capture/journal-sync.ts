@@ -42,6 +42,8 @@ export interface HoldReport {
   /** how each proxy's hold ended: released by this runner, or by the proxy at its deadline */
   releasedBy: string[];
   syncedInHold: number;
+  /** writers bypass the proxies: the source was also write-fenced for them during the hold */
+  fence?: { fenced: boolean; freezeMs?: number; pendingDeletes?: number };
   phases: Record<string, number>;
 }
 
@@ -287,12 +289,11 @@ export class JournalSync {
     if (found === 0) return;
     const first = this.state.bypass === 0;
     this.state.bypass += found;
-    // Their deletes cannot be seen as they happen: the switch needs an id reconcile first.
-    this.demand(this.state.pos.seq, `writes bypass the proxy (${found} change(s) the journal never saw)`);
+    // Their deletes cannot be seen as they happen: the switch fences the source for them (hold-switch.ts).
     this.save();
     if (first)
       this.o.reporter.warn(
-        `writes bypass the proxy: ${found} change(s) on ${this.o.sourceIndex} the journal never saw (e.g. ${this.state.bypassSample.slice(0, 3).join(', ')}). Point every writer at the proxy; until then their updates are caught by the seqno rounds and their deletes only by an id reconcile before the switch`,
+        `writes bypass the proxy: ${found} change(s) on ${this.o.sourceIndex} the journal never saw (e.g. ${this.state.bypassSample.slice(0, 3).join(', ')}). Point every writer at the proxy; until then their updates are caught by the seqno rounds, their deletes only by an id scan, and the switch refuses their writes for a moment (a write freeze of the source inside the hold)`,
       );
   }
 

@@ -74,6 +74,11 @@ export interface CaptureStrategy {
   readonly keepsTombstonesUntilSwitch: boolean;
   /** cutover.postponeFlagFile means something: the switch waits in a loop that can hold it back */
   readonly canPostpone: boolean;
+  /**
+   * the capture sees deletes as they happen (the proxy's journal): nothing needs an id scan of the whole target to
+   * find them (the proof's companion rounds and its re-checks skip it)
+   */
+  readonly seesDeletes?: boolean;
   /** a field whose `true` means deleted (timestamp capture): such documents are absent from the target */
   readonly softDeleteField?: string;
 

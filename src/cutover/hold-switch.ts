@@ -8,6 +8,11 @@
  * the budget is left for it to land before the proxies' own deadline; a hold that cannot finish in time is
  * released without switching and tried again after more catch-up. Should a release by deadline still cross an
  * alias request, the journal shows every write that landed on the old index afterwards, and the run reports it.
+ *
+ * Writers that bypass the proxies are not held. Once the journal sync has seen one, the hold also fences the
+ * source with the budgeted write freeze of `seqno` (freeze.ts, with its guard): the held writes are not affected
+ * (they are queued, not forwarded), only the bypassing writer's are refused for that moment, and the freeze's
+ * drained final round, count check and in-budget delete scan make the switch exact for its writes too.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -21,6 +26,8 @@ import type { HoldGranted, HoldRecord, ProxyInfo } from '../proxy/control.js';
 import type { JournalPos } from '../proxy/journal.js';
 import { GateError } from '../store/errors.js';
 import { aliasPlacement, moveActions } from './aliases.js';
+import { freezeAndSwitch } from './freeze.js';
+import { guardFor } from './freeze-guard.js';
 
 class Abort extends Error {}
 
@@ -94,6 +101,8 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
     c.reporter.warn(
       `writes released after a ${last.durationMs} ms hold without switching (${last.reason}); catching up and trying again (${tries}/${c.spec.cutover.maxFreezeAttempts})`,
     );
+    // Deletes by a bypassing writer that the fence could not settle in time: settled outside the hold first.
+    if (/delete/.test(last.reason ?? '')) await p.reconcile();
     await sleep(Math.min(5_000, 250 * 2 ** Math.min(tries, 4)), c.signal);
   }
 }
@@ -189,30 +198,57 @@ async function holdOnce(
     const unheld = now.filter((x) => !granted.some((g) => g.info.id === x.id));
     if (unheld.length) throw new Abort(`proxy ${unheld[0]!.id} started during the hold`);
     mark('registry');
-    if (p.exactCounts) {
-      const [source, target] = await timed(async () => {
-        await Promise.all([c.source.refresh(sourceIndex), c.target.refresh(targetIndex)]);
-        const [all, tgt, dropped] = await Promise.all([
-          c.source.count(sourceIndex),
-          c.target.count(targetIndex),
-          p.capture.droppedNow(cut.signal),
-        ]);
-        return [all - dropped, tgt];
+    if (p.sync.snapshot.bypass > 0) {
+      // Writers bypass the proxies: fence the source for them (see the module comment) and switch under it.
+      const f = await freezeAndSwitch({
+        source: c.source,
+        target: c.target,
+        sourceIndex,
+        targetIndex,
+        aliases: records,
+        capture: p.capture,
+        budgetMs: Math.max(100, left() - Math.max(100, 2 * slowest)),
+        attempt: p.capture.snapshot.freezes.length + 1,
+        exactCounts: p.exactCounts,
+        markFrozen: (frozen) => {
+          c.state.frozen = frozen
+            ? { side: 'source', index: sourceIndex, startedAt: new Date().toISOString(), attempt }
+            : undefined;
+          c.store.save(c.state);
+        },
+        beforeSwitch: p.beforeSwitch,
+        guard: guardFor(c.spec, 'source', c.audit.path),
       });
-      mark('counts');
-      if (target !== source)
-        throw new Abort(
-          `counts differ under the hold (source ${source}, target ${target}): ${target > source ? 'a delete the journal did not name (a writer bypassing the proxy?)' : 'a write not yet on the target'}`,
-        );
+      p.capture.recordFreeze(f);
+      c.audit.record({ event: 'freeze', index: sourceIndex, fence: true, ...f });
+      rep.fence = { fenced: true, freezeMs: f.durationMs, pendingDeletes: f.pendingDeletes };
+      if (!f.switched) throw new Abort(`the bypass fence could not switch: ${f.reason}`);
     } else {
-      mark('counts');
+      if (p.exactCounts) {
+        const [source, target] = await timed(async () => {
+          await Promise.all([c.source.refresh(sourceIndex), c.target.refresh(targetIndex)]);
+          const [all, tgt, dropped] = await Promise.all([
+            c.source.count(sourceIndex),
+            c.target.count(targetIndex),
+            p.capture.droppedNow(cut.signal),
+          ]);
+          return [all - dropped, tgt];
+        });
+        mark('counts');
+        if (target !== source)
+          throw new Abort(
+            `counts differ under the hold (source ${source}, target ${target}): ${target > source ? 'a delete the journal did not name (a writer bypassing the proxy?)' : 'a write not yet on the target'}`,
+          );
+      } else {
+        mark('counts');
+      }
+      await timed(() => p.beforeSwitch?.() ?? Promise.resolve());
+      // Room for the alias request itself: never send it when it could land after the proxies gave up the hold.
+      const reserve = Math.max(100, 2 * slowest);
+      if (left() < reserve)
+        throw new Abort(`hold budget of ${budget} ms nearly spent before the alias request`);
+      await c.source.updateAliases(moveActions(records, sourceIndex, targetIndex));
     }
-    await timed(() => p.beforeSwitch?.() ?? Promise.resolve());
-    // Room for the alias request itself: never send it when it could land after the proxies gave up the hold.
-    const reserve = Math.max(100, 2 * slowest);
-    if (left() < reserve)
-      throw new Abort(`hold budget of ${budget} ms nearly spent before the alias request`);
-    await c.source.updateAliases(moveActions(records, sourceIndex, targetIndex));
     rep.switched = true;
     mark('aliases');
     c.state.cutoverJournalEnd = p.sync.snapshot.pos;

@@ -77,7 +77,7 @@ export async function settleAfterCatchUp(
   r: ProofReport,
   live: LiveCapture,
   o: CompareOptions,
-  opts: { maxLagMs: number; info?: (line: string) => void },
+  opts: { maxLagMs: number; idScan: boolean; info?: (line: string) => void },
 ): Promise<void> {
   const total = r.missing + r.extra + r.changed;
   if (total === 0 || total > r.differences.length) return;
@@ -97,8 +97,9 @@ export async function settleAfterCatchUp(
   while (passes < MAX_PASSES && pending.length) {
     passes++;
     const caughtUp = await catchUp(live, opts.maxLagMs, o.signal);
-    // Rounds apply changes, not deletes: a document deleted on the source is found by an id scan.
-    if (pending.some((d) => d.kind === 'extra' && d.sourceVersion === undefined))
+    // Rounds apply changes, not deletes: a document deleted on the source is found by an id scan (unless the
+    // capture sees deletes as they happen).
+    if (opts.idScan && pending.some((d) => d.kind === 'extra' && d.sourceVersion === undefined))
       await live.reconcile(undefined, o.signal);
     // Tests: the source moves on between catch-up and the re-read, as under a busy writer.
     await delaypoint('proof.after-catch-up', o.signal);

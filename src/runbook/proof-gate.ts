@@ -142,12 +142,14 @@ export async function runProof(
       sourceSlices,
       skipTargetPass: skipTargetPass || c.strategy.proofSkipsTargetPass,
     });
-  const r = live ? await live.alongside(proof, true) : await proof();
+  // Beside the proof, id scans find deletes, unless the capture sees them as they happen (the proxy's journal).
+  const r = live ? await live.alongside(proof, !c.strategy.seesDeletes) : await proof();
   // What still differs when the rounds beside the proof were slower than its re-reads: checked again once
   // catch-up has passed the state compared (proof-catch-up.ts); only what is not capture lag is reported.
   if (live)
     await settleAfterCatchUp(r, live, rules, {
       maxLagMs: c.spec.capture.maxLagSeconds * 1000,
+      idScan: !c.strategy.seesDeletes,
       info: (line) => c.reporter.info(line),
     });
   r.differences = r.differences.slice(0, MAX_REPORTED);

@@ -93,6 +93,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
     proofSkipsTargetPass: false,
     keepsTombstonesUntilSwitch: true,
     canPostpone: true,
+    seesDeletes: true,
     copySettings: () => COPY_SETTINGS,
     copyNotes: () => [
       `journal sync: every id the proxy journals is copied from the source's current state (deletes as versioned tombstones) after each catch-up round`,
