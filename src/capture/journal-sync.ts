@@ -157,6 +157,9 @@ export class JournalSync {
       signal && this.o.signal ? AbortSignal.any([signal, this.o.signal]) : (signal ?? this.o.signal);
     const total = emptyResult();
     const startedAt = Date.now();
+    // A pass ends at the journal's end as it stands now: while the application writes, chasing the end would
+    // never finish, and the rounds this pass rides along with would wait for it.
+    if (!upTo) upTo = await this.o.reader.end();
     for (;;) {
       sig?.throwIfAborted();
       if (upTo && this.state.pos.seq >= upTo.seq) break;

@@ -231,7 +231,11 @@ export class LiveCapture {
 
   /** One catch-up round; `upTo` under the freeze (the drained maxima). */
   /** `signal` cuts the round short (the freeze budget); the cursors only move for shards finished. */
-  async round(upTo?: number[], signal?: AbortSignal): Promise<RoundResult & { lagMs: number }> {
+  async round(
+    upTo?: number[],
+    signal?: AbortSignal,
+    opts: { alone?: boolean } = {},
+  ): Promise<RoundResult & { lagMs: number }> {
     if (!upTo) await delaypoint('capture.round', both(this.o.signal, signal)); // tests: slow catch-up, never in a freeze
     const startedAt = Date.now();
     const r = await tailRound(
@@ -274,7 +278,7 @@ export class LiveCapture {
     this.state.lags.push(lagMs);
     if (this.state.lags.length > MAX_LAGS) this.state.lags.splice(0, this.state.lags.length - MAX_LAGS);
     this.save();
-    if (!upTo) await this.o.afterRound?.(both(this.o.signal, signal));
+    if (!upTo && !opts.alone) await this.o.afterRound?.(both(this.o.signal, signal));
     return { ...r, lagMs };
   }
 

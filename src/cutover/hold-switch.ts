@@ -188,7 +188,8 @@ async function holdOnce(
     rep.syncedInHold = drained.written + drained.deleted;
     mark('drain');
     // Safety net: writers that bypass the proxies are not held; what they changed so far is applied now.
-    const round = await timed(() => p.capture.round(undefined, cut.signal));
+    // (alone: the journal was just drained up to the hold; nothing proxied can have been added since)
+    const round = await timed(() => p.capture.round(undefined, cut.signal, { alone: true }));
     rep.syncedInHold += round.result.written + round.result.deleted;
     mark('final-round');
     if (p.sync.reconcileNeeded)
