@@ -88,6 +88,8 @@ export interface CaptureStrategy {
   copySettings(): Record<string, string>;
   /** extra lines for the plan's copy step */
   copyNotes(): string[];
+  /** how the switch protects the application's writes, for the plan's switch step (none: nothing to say) */
+  switchNotes?(spec: LoadedSpec): string[];
   /** steps before the copy opens its point in time, after the copy, after the switch */
   readonly beforeCopy: StrategyStep[];
   readonly afterCopy: StrategyStep[];

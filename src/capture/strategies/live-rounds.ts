@@ -61,6 +61,9 @@ export function liveRounds(spec: LoadedSpec, m: LiveMode): CaptureStrategy {
     canPostpone: true,
     softDeleteField: m.softDeleteField,
     copySettings: () => COPY_SETTINGS,
+    switchNotes: (s) => [
+      `under a write freeze of ${s.source.index} (index.blocks.write) of at most cutover.freezeBudgetMs = ${s.cutover.freezeBudgetMs} ms: the application's writes are refused (403) meanwhile; the last changes are applied and the counts compared first`,
+    ],
     copyNotes: () =>
       spec.capture.copyYields
         ? [

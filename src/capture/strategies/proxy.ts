@@ -95,6 +95,10 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
     canPostpone: true,
     seesDeletes: true,
     copySettings: () => COPY_SETTINGS,
+    switchNotes: (s) => [
+      `under a hold: every live proxy queues the application's writes to ${s.source.index} (reads go on) for at most cutover.holdBudgetMs = ${s.cutover.holdBudgetMs} ms, enforced by the proxy itself; the journal is drained, the last safety-net round applied and the counts compared, then the aliases move and the queued writes land on ${s.target.index}; none is refused`,
+      'a hold that cannot finish in time is released without switching and tried again; if writers bypass the proxy, the source is also write-fenced for them inside the hold',
+    ],
     copyNotes: () => [
       `journal sync: every id the proxy journals is copied from the source's current state (deletes as versioned tombstones) after each catch-up round`,
     ],

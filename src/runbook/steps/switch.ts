@@ -11,13 +11,14 @@ export const switchStep: Step = {
   name: 'switch-aliases',
   title: 'Switch the aliases to the target in one atomic request',
   done: (c) => !!c.state.completed['switch-aliases'],
-  changes: (spec) => {
+  changes: (spec, c) => {
     const names = specAliasNames(spec);
     const manual = spec.cutover.mode === 'manual' ? ' (waits for `cutover cutover`)' : '';
     return names.length === 0
       ? ['no aliases in the spec: nothing to switch; the application must be pointed at the target by hand']
       : [
           `one _aliases request: remove ${names.join(', ')} from the source, add them to ${spec.target.index}${manual}`,
+          ...(c.strategy.switchNotes?.(spec) ?? []),
         ];
   },
   async run(c) {
