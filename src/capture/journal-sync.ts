@@ -63,7 +63,7 @@ export interface JournalSyncState {
   bypassSample: string[];
   /** journal entries whose write landed on the old index after the switch (concrete names) */
   lateOnOldIndex: number;
-  /** ms from journaling to the target's acknowledgement, recent batches */
+  /** ms from journaling the oldest entry of a batch to the target's acknowledgement of the batch, recent batches */
   lags: number[];
   holds: HoldReport[];
 }
@@ -180,11 +180,12 @@ export class JournalSync {
       }
       if (batch.entries.length === 0) break;
       const refs = new Map<string, DocRef>();
-      let newest = 0;
+      // The lag of a batch is that of its oldest entry: how long a journaled write waited for the target.
+      let oldest = Number.POSITIVE_INFINITY;
       for (const e of batch.entries) {
         if (upTo && e.seq > upTo.seq) break;
         this.state.entries++;
-        newest = Math.max(newest, e.at);
+        oldest = Math.min(oldest, e.at);
         if (e.kind === 'reconcile') {
           if (e.index === undefined || this.concerns(e.index)) this.demand(e.seq, e.why);
           continue;
@@ -201,7 +202,7 @@ export class JournalSync {
         this.state.deleted += r.deleted;
         this.state.conflicts += r.conflicts;
         this.state.deadLetters += r.deadLetters;
-        this.state.lags.push(Date.now() - newest);
+        this.state.lags.push(Date.now() - oldest);
         if (this.state.lags.length > MAX_LAGS) this.state.lags.splice(0, this.state.lags.length - MAX_LAGS);
       }
       // A batch read past the hold's end stops there: the rest is read again by the next sync.

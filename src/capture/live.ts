@@ -366,17 +366,38 @@ export class LiveCapture {
    */
   async background(stop: () => boolean, alsoReconcile = false): Promise<void> {
     this.gate.loopStarted();
+    // The afterRound work (the proxy's journal sync) gets a loop of its own here, so neither waits for the other;
+    // its rounds run alone. The first error of either ends both.
+    let failed = false;
+    const side = this.o.afterRound;
+    const sideLoop = side
+      ? (async () => {
+          try {
+            while (!stop() && !failed) {
+              await side(this.o.signal);
+              await sleep(50, this.o.signal);
+            }
+          } catch (e) {
+            failed = true;
+            throw e;
+          }
+        })()
+      : Promise.resolve();
+    sideLoop.catch(() => undefined);
     try {
-      while (!stop()) {
+      while (!stop() && !failed) {
         const startedAt = Date.now();
-        await this.round();
+        await this.round(undefined, undefined, { alone: !!side });
         if (alsoReconcile && !stop()) await this.reconcile();
         const rest = this.o.intervalMs - (Date.now() - startedAt);
-        for (let waited = 0; waited < rest && !stop(); waited += 50)
+        for (let waited = 0; waited < rest && !stop() && !failed; waited += 50)
           await sleep(Math.min(50, rest - waited), this.o.signal);
       }
+      await sideLoop;
       this.gate.loopEnded();
     } catch (e) {
+      failed = true;
+      await sideLoop.catch(() => undefined);
       this.gate.loopEnded(e);
       throw e;
     }

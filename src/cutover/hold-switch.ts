@@ -189,7 +189,13 @@ async function holdOnce(
     mark('drain');
     // Safety net: writers that bypass the proxies are not held; what they changed so far is applied now.
     // (alone: the journal was just drained up to the hold; nothing proxied can have been added since)
-    const round = await timed(() => p.capture.round(undefined, cut.signal, { alone: true }));
+    // The source refresh for the counts runs beside it (the proxied writes drained above may not be visible yet).
+    const [round] = await timed(() =>
+      Promise.all([
+        p.capture.round(undefined, cut.signal, { alone: true }),
+        p.exactCounts ? c.source.refresh(sourceIndex) : Promise.resolve(),
+      ]),
+    );
     rep.syncedInHold += round.result.written + round.result.deleted;
     mark('final-round');
     if (p.sync.reconcileNeeded)
@@ -227,7 +233,7 @@ async function holdOnce(
     } else {
       if (p.exactCounts) {
         const [source, target] = await timed(async () => {
-          await Promise.all([c.source.refresh(sourceIndex), c.target.refresh(targetIndex)]);
+          await c.target.refresh(targetIndex);
           const [all, tgt, dropped] = await Promise.all([
             c.source.count(sourceIndex),
             c.target.count(targetIndex),
