@@ -93,7 +93,13 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
     proofSkipsTargetPass: false,
     keepsTombstonesUntilSwitch: true,
     canPostpone: true,
-    seesDeletes: true,
+    // Deletes come from the journal as they happen, unless it said it cannot name them (a reconcile marker: a
+    // by-query, a proxy restarted after a crash, a broken journal) or writers bypass it: then the proof's id scans
+    // are needed, or a document deleted that way stays extra on the target and fails the proof. Before this
+    // process read the journal it does not know yet, so it scans.
+    get seesDeletes() {
+      return sync !== undefined && !sync.reconcileNeeded && sync.snapshot.bypass === 0;
+    },
     copySettings: () => COPY_SETTINGS,
     copyNotes: () => [
       `journal sync: every id the proxy journals is copied from the source's current state (deletes as versioned tombstones) after each catch-up round`,
