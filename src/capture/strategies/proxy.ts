@@ -267,6 +267,13 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       });
     },
     revertWindowOpen: (c, now) => revertWindowOpen(c, now),
+    // The NATS journal's reader and registry hold connections open: a finished run would never exit.
+    async close() {
+      const f = fleet;
+      fleet = undefined;
+      sync = undefined;
+      await (await f?.catch(() => undefined))?.close();
+    },
 
     async rollBack(c) {
       const records = c.state.aliases?.records ?? [];
