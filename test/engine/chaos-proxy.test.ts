@@ -104,6 +104,7 @@ interface SyncState {
     reason?: string;
     fence?: { fenced: boolean; freezeMs?: number };
     durationMs: number;
+    settledByNextRun?: boolean;
   }>;
 }
 
@@ -223,7 +224,7 @@ class RestartableProxy {
   }
 
   async stop(): Promise<void> {
-    if (this.p.child.exitCode === null && this.p.child.signalCode === null) await this.p.stop();
+    if (this.p && this.p.child.exitCode === null && this.p.child.signalCode === null) await this.p.stop();
   }
 
   output(): string {
@@ -300,17 +301,18 @@ async function chaos(
 
   // ---- the proxies, and what the application writes through them
   const proxies: RestartableProxy[] = [];
-  for (let i = 0; i < v.proxies; i++) {
-    const p = new RestartableProxy(s.specPath, `proxy ${i + 1}`);
-    await p.start();
-    proxies.push(p);
-  }
-  note(`${v.proxies} proxies at ${proxies.map((p) => p.url).join(', ')} (${v.journal} journal)`);
-  const apps = proxies.map((p) => applicationVia(p.url));
+  const apps: Cluster[] = [];
   tc.after(async () => {
     for (const a of apps) await a.close();
     for (const p of proxies) await p.stop().catch(() => undefined);
   });
+  for (let i = 0; i < v.proxies; i++) {
+    const p = new RestartableProxy(s.specPath, `proxy ${i + 1}`);
+    proxies.push(p);
+    await p.start();
+    apps.push(applicationVia(p.url));
+  }
+  note(`${v.proxies} proxies at ${proxies.map((p) => p.url).join(', ')} (${v.journal} journal)`);
 
   // The ids of the by-query: made through the proxy before the run, so the copy takes them, and searchable.
   const byQuery = kind === 'os3';
@@ -546,7 +548,7 @@ async function chaos(
     `proxy kills ${proxies.reduce((n, p) => n + p.kills, 0)}, crash markers ${crashMarkers.map((e) => e.seq).join(',') || 'none'}, ` +
     `reconciled up to ${reconciled.map((e) => e.upTo).join(',') || 'never'} (capture.reconciles ${capture.reconciles}) | ` +
     `journal ${entries.length} entries, sync copied ${sync.copied} deleted ${sync.deleted} bypass ${sync.bypass} | ` +
-    `holds ${sync.holds.map((h) => `${h.durationMs}ms/${h.proxies}p${h.switched ? ` switched${h.fence?.fenced ? ' fenced' : ''}` : ` (${h.reason})`}`).join('; ')} | ` +
+    `holds ${sync.holds.map((h) => `${h.durationMs}ms/${h.proxies}p${h.switched ? ` switched${h.fence?.fenced ? ' fenced' : ''}${h.settledByNextRun ? ' (recorded by the next run)' : ''}` : ` (${h.reason})`}`).join('; ')} | ` +
     `${describeComparison(cmp)}`;
   console.log(summary);
   tc.diagnostic(summary);
