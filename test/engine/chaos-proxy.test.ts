@@ -26,6 +26,8 @@
  *   CUTOVER_PROXY_CHAOS_AFTER_MS (1500)      writers go on this long after the switch
  *   CUTOVER_PROXY_CHAOS_SEED                 the writers' PRNG seed (default random; printed)
  *   CUTOVER_PROXY_CHAOS_FINAL_RUN_MS (180000) the final run gets this long
+ *   CUTOVER_PROXY_CHAOS_FAILPOINTS           the kill in the switch step by CUTOVER_FAILPOINTS instead of a timer
+ *                                            (e.g. freeze.after-switch:1: right after the alias request of the fence)
  *
  * The Elasticsearch test servers are plain zips without the reindex module (no `_delete_by_query`) and without
  * painless (no scripted updates): both run on OpenSearch only.
@@ -84,6 +86,7 @@ const DOWN_MS = num('CUTOVER_PROXY_CHAOS_DOWN_MS', 1500);
 const AFTER_MS = num('CUTOVER_PROXY_CHAOS_AFTER_MS', 1500);
 const SEED = process.env.CUTOVER_PROXY_CHAOS_SEED ? num('CUTOVER_PROXY_CHAOS_SEED', 0) : undefined;
 const FINAL_RUN_MS = num('CUTOVER_PROXY_CHAOS_FINAL_RUN_MS', 180_000);
+const FAILPOINTS = process.env.CUTOVER_PROXY_CHAOS_FAILPOINTS;
 const NATS_URL = 'nats://127.0.0.1:4222';
 /** ids only the `_delete_by_query` touches: created before the run, deleted by it mid-copy */
 const BY_QUERY_IDS = Array.from({ length: 20 }, (_, i) => `dbq-${i}`);
@@ -407,10 +410,13 @@ async function chaos(
   // ---- the runs: killed at random moments, then in the switch step, then the one that must finish
   const attempts: Attempt[] = [];
   let running: { kill(): void } | undefined;
-  const attempt = async (n: number, kill?: { ms: number; step?: string }) => {
+  const attempt = async (n: number, kill?: { ms: number; step?: string; failpoints?: string }) => {
     // A run must not meet the switch while the killed proxy is still down (it refuses: no proxy to hold).
     await proxyBack;
-    const run = startCli(['--json', 'run', s.specPath, ...(n > 1 ? ['--take-over-lock'] : [])]);
+    const run = startCli(
+      ['--json', 'run', s.specPath, ...(n > 1 ? ['--take-over-lock'] : [])],
+      kill?.failpoints ? { CUTOVER_FAILPOINTS: kill.failpoints } : {},
+    );
     running = { kill: () => run.child.exitCode === null && run.child.kill('SIGKILL') };
     const a: Partial<Attempt> = { n, startedAt: Date.now() };
     note(`run ${n} started`);
@@ -422,7 +428,10 @@ async function chaos(
       }, ms);
     };
     if (!kill) arm(FINAL_RUN_MS, `final run still going after ${FINAL_RUN_MS} ms`);
-    else if (!kill.step) {
+    else if (kill.failpoints) {
+      a.killAt = `failpoint ${kill.failpoints}`;
+      arm(FINAL_RUN_MS, `failpoint ${kill.failpoints} not reached after ${FINAL_RUN_MS} ms`);
+    } else if (!kill.step) {
       a.killAt = `${kill.ms}ms`;
       arm(kill.ms, a.killAt);
     } else {
@@ -456,7 +465,9 @@ async function chaos(
       const kill = last
         ? undefined
         : n === v.kills
-          ? { ms: rand(0, 1500), step: 'switch-aliases' }
+          ? FAILPOINTS
+            ? { ms: 0, failpoints: FAILPOINTS }
+            : { ms: rand(0, 1500), step: 'switch-aliases' }
           : { ms: rand(1500, KILL_MAX_MS) };
       const r = await attempt(n, kill);
       if (r.signal === 'SIGKILL' && !last) continue;
