@@ -45,6 +45,10 @@ export interface HoldReport {
   /** writers bypass the proxies: the source was also write-fenced for them during the hold */
   fence?: { fenced: boolean; freezeMs?: number; pendingDeletes?: number };
   phases: Record<string, number>;
+  /** recorded as the alias request went out, not yet completed: the run may have ended before its answer */
+  aliasRequestSent?: true;
+  /** completed by a later run, from where it found the aliases (the run that sent the request ended first) */
+  settledByNextRun?: true;
 }
 
 export interface JournalSyncState {
@@ -321,9 +325,29 @@ export class JournalSync {
     return { count, sample };
   }
 
+  /** Record a hold; it replaces the record its own alias request left (same start). */
   recordHold(h: HoldReport): void {
-    this.state.holds.push(h);
+    const last = this.state.holds.at(-1);
+    if (last?.aliasRequestSent && last.startedAt === h.startedAt)
+      this.state.holds[this.state.holds.length - 1] = h;
+    else this.state.holds.push(h);
     this.save();
+  }
+
+  /**
+   * A run that ended between its alias request and the record of that hold: the next run, which found the aliases
+   * on the target (`switched`) or still on the source, completes the record. Returns it, if there was one.
+   */
+  settleUnansweredHold(switched: boolean): HoldReport | undefined {
+    const last = this.state.holds.at(-1);
+    if (!last?.aliasRequestSent) return undefined;
+    delete last.aliasRequestSent;
+    last.settledByNextRun = true;
+    last.switched = switched;
+    if (!switched)
+      last.reason = 'the run ended before the answer to its alias request; the aliases had not moved';
+    this.save();
+    return last;
   }
 
   private save(): void {

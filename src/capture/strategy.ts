@@ -109,4 +109,6 @@ export interface CaptureStrategy {
   rollBack(c: CaptureContext): Promise<'moved' | 'already'>;
   /** a revert window is open: a running `run` keeps the old index in sync and must hand over for a rollback */
   revertWindowOpen(c: Pick<CaptureContext, 'spec' | 'state'>, now?: number): boolean;
+  /** let go of what the mode opened for this command (connections that would keep the process alive) */
+  close?(): Promise<void>;
 }

@@ -47,6 +47,9 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
   const sourceIndex = c.state.sourceIndex!;
   const targetIndex = c.spec.target.index;
   const where = await aliasPlacement(c.source, records, sourceIndex, targetIndex);
+  // A run that ended between its alias request and the record of that hold left the record unfinished.
+  const unanswered = where.placement !== 'mixed' && p.sync.settleUnansweredHold(where.placement === 'to');
+  if (unanswered) c.audit.record({ event: 'hold', ...unanswered });
   if (where.placement === 'to') return 'already';
   if (where.placement === 'mixed')
     throw new GateError(
@@ -150,6 +153,13 @@ async function holdOnce(
   const timer = setTimeout(() => cut.abort(new Abort(`hold budget of ${budget} ms reached`)), budget);
   const granted: Array<{ info: ProxyInfo; g: HoldGranted }> = [];
   let released = false;
+  // The alias request goes out now. Should this run end before its answer is recorded, the next one finds where
+  // the aliases are and completes this record; the late-write report starts from this journal position.
+  const aliasRequestSent = () => {
+    c.state.cutoverJournalEnd = p.sync.snapshot.pos;
+    c.store.save(c.state);
+    p.sync.recordHold({ ...rep, durationMs: Date.now() - started, aliasRequestSent: true });
+  };
   const releaseAll = async (switchedTo?: string) => {
     released = true;
     const done = await Promise.all(
@@ -207,6 +217,7 @@ async function holdOnce(
     mark('registry');
     if (p.sync.snapshot.bypass > 0) {
       // Writers bypass the proxies: fence the source for them (see the module comment) and switch under it.
+      rep.fence = { fenced: true };
       const f = await freezeAndSwitch({
         source: c.source,
         target: c.target,
@@ -223,7 +234,10 @@ async function holdOnce(
             : undefined;
           c.store.save(c.state);
         },
-        beforeSwitch: p.beforeSwitch,
+        beforeSwitch: async () => {
+          await p.beforeSwitch?.();
+          aliasRequestSent();
+        },
         guard: guardFor(c.spec, 'source', c.audit.path),
       });
       p.capture.recordFreeze(f);
@@ -254,6 +268,7 @@ async function holdOnce(
       const reserve = Math.max(100, 2 * slowest);
       if (left() < reserve)
         throw new Abort(`hold budget of ${budget} ms nearly spent before the alias request`);
+      aliasRequestSent();
       await c.source.updateAliases(moveActions(records, sourceIndex, targetIndex));
     }
     rep.switched = true;

@@ -5,6 +5,7 @@
  * heartbeats arrive).
  */
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { redactUrl } from '../cluster/redact.js';
 import type { LoadedSpec } from '../spec/load.js';
 import type { StateStore } from '../store/state.js';
@@ -53,6 +54,9 @@ export async function attachProxies(spec: LoadedSpec, store: StateStore): Promis
   }
   const reader = new NatsJournalReader(spec);
   const registry = await openNatsRegistry(spec);
+  // A proxy counts as alive for three heartbeats: a registry that has listened for less may not have heard from
+  // every live proxy yet, and would report none (the run refuses to start) or hold only some of them.
+  const heardAll = Date.now() + 3 * spec.proxy.heartbeatMs;
   return {
     reader,
     where: `NATS ${j.servers
@@ -60,7 +64,11 @@ export async function attachProxies(spec: LoadedSpec, store: StateStore): Promis
       .map((u) => redactUrl(u.trim()))
       .join(',')}`,
     control,
-    live: async () => registry.live(),
+    async live() {
+      const wait = heardAll - Date.now();
+      if (wait > 0) await sleep(wait);
+      return registry.live();
+    },
     async close() {
       await reader.close();
       await registry.close();

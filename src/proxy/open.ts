@@ -13,7 +13,7 @@ import { StateStore } from '../store/state.js';
 import { controlToken, type ProxyInfo, writeProxyInfo } from './control.js';
 import { FileJournalWriter } from './file-journal.js';
 import type { JournalWriter } from './journal.js';
-import { type RunningProxy, startProxy } from './server.js';
+import { parseHostPort, type RunningProxy, startProxy } from './server.js';
 import { readSwitch } from './switch-state.js';
 
 export interface OpenProxyOptions {
@@ -22,7 +22,7 @@ export interface OpenProxyOptions {
   /** HOST:PORT, overrides proxy.control */
   control?: string;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
-  /** fixed proxy id (default: derived from host and pid) */
+  /** fixed proxy id (default: derived from the host and the listen address, see defaultProxyId) */
   id?: string;
 }
 
@@ -58,6 +58,17 @@ async function natsJournal(spec: LoadedSpec, proxyId: string): Promise<NatsJourn
   return mod.openNatsJournal(spec, proxyId);
 }
 
+/**
+ * A proxy's id names its lives in a NATS journal: a proxy started again under the same id finds that its previous
+ * life published no stop and journals a reconcile marker before it takes writes. A pid changes with every start, so
+ * the default is the host and the listen address (no two proxies listen on one address at once); only a proxy on
+ * any free port (port 0) has nothing stable to be named by, and takes its pid.
+ */
+function defaultProxyId(listen: string): string {
+  const { host, port } = parseHostPort(listen, 'proxy.listen');
+  return port === 0 ? `proxy-${hostname()}-${process.pid}` : `proxy-${hostname()}-${host}:${port}`;
+}
+
 /** The control token: CUTOVER_PROXY_TOKEN (proxies on other hosts, as the runner reads it), else the state directory's. */
 function proxyToken(store: StateStore): string {
   return process.env.CUTOVER_PROXY_TOKEN ?? controlToken(store.proxyTokenPath, true);
@@ -84,7 +95,8 @@ async function concreteSource(spec: LoadedSpec): Promise<string> {
 
 export async function openProxy(spec: LoadedSpec, opts: OpenProxyOptions = {}): Promise<RunningProxy> {
   const log = opts.log ?? (() => {});
-  const id = opts.id ?? `proxy-${hostname()}-${process.pid}`;
+  const listen = opts.listen ?? spec.proxy.listen;
+  const id = opts.id ?? defaultProxyId(listen);
   const store = new StateStore(spec.migrationDir);
   const switchStatePath = join(dirname(store.journalPath), 'switch.json');
   if (spec.capture.strategy !== 'proxy')
@@ -99,7 +111,7 @@ export async function openProxy(spec: LoadedSpec, opts: OpenProxyOptions = {}): 
   const common = {
     // The application's own credentials go through; the proxy holds none.
     upstream: { url: spec.source.cluster.url, tls: spec.source.cluster.tls },
-    listen: opts.listen ?? spec.proxy.listen,
+    listen,
     control: opts.control ?? spec.proxy.control,
     migrated: { sourceIndex, names },
     holdBudgetDefaultMs: spec.cutover.holdBudgetMs,
@@ -110,6 +122,11 @@ export async function openProxy(spec: LoadedSpec, opts: OpenProxyOptions = {}): 
   };
 
   if (spec.proxy.journal.kind === 'nats') {
+    if (!opts.id && parseHostPort(listen, 'proxy.listen').port === 0)
+      log(
+        'listening on any free port: this proxy is named by its pid, so if it crashes, the proxy started after it cannot tell the runner that a write may be missing from the journal; give it a fixed port',
+        {},
+      );
     const nats = await natsJournal(spec, id);
     const token = proxyToken(store);
     try {

@@ -271,6 +271,7 @@ export class Migration {
       throw err;
     } finally {
       lock.release();
+      await c.strategy.close?.();
     }
   }
 

@@ -126,6 +126,7 @@ describe('writers oracle (pure)', () => {
       ok: 3,
       absent: 0,
       ambiguous: 0,
+      ambiguousAutoId: 0,
     });
     assert.equal(isExact(c), false);
 
@@ -192,6 +193,53 @@ describe('writers oracle (pure)', () => {
     const wrong = compare(e, new Map([['a', { v: 1, counter: 5 }]]));
     assert.deepEqual(wrong.stale, ['a']);
   });
+
+  it('an unanswered auto-id create explains at most one document, and only one with exactly its content', () => {
+    const create = (n: number): AmbiguousOp => ({
+      id: '',
+      kind: 'autoid',
+      intent: { op: 'create', doc: { auto: n } },
+      error: 'socket hang up',
+      writer: 0,
+      sentAt: ++at,
+      at,
+    });
+    // An acknowledged auto-id create is an index of a new id, named by its answer.
+    const e = expectedState(
+      {
+        log: [op('Xq1', 'old', 1, { auto: 0 }, { kind: 'autoid', result: 'created' })],
+        ambiguousCreates: [create(1), create(2)],
+      },
+      ['old', 'new'],
+    );
+    assert.deepEqual(e.get('Xq1'), { auto: 0 });
+    // The transform of a migration depends on the id and the index it landed on.
+    const transform = (d: Record<string, unknown>, ctx: { id: string; index: string | null }) =>
+      ctx.index === 'new' ? d : { ...d, len: ctx.id.length };
+    const ok = compare(
+      e,
+      new Map<string, Record<string, unknown>>([
+        ['Xq1', { auto: 0, len: 3 }],
+        ['Yz22', { auto: 1, len: 4 }], // landed on the old index, copied
+        ['W', { auto: 2 }], // landed on the new index
+      ]),
+      { transform },
+    );
+    assert.ok(isExact(ok), describeComparison(ok));
+    assert.equal(ok.ambiguousAutoId, 2);
+    // Twice the same content: one create cannot explain two documents; other content is extra.
+    const twice = compare(
+      e,
+      new Map<string, Record<string, unknown>>([
+        ['A', { auto: 1 }],
+        ['B', { auto: 1 }],
+        ['C', { auto: 3 }],
+      ]),
+      { transform },
+    );
+    assert.deepEqual(twice.extra, ['B', 'C']);
+    assert.equal(twice.ambiguousAutoId, 1);
+  });
 });
 
 const RUN_MS = 6000;
@@ -211,12 +259,20 @@ for (const kind of ['es8', 'os3'] as const) {
             aliases: { [alias]: { is_write_index: true } },
           }),
         );
-        const w = startWriters({ cluster: c, alias, writers: 8, ids: 400, scripted: kind === 'os3' });
+        const w = startWriters({
+          cluster: c,
+          alias,
+          writers: 8,
+          ids: 400,
+          scripted: kind === 'os3',
+          mix: { autoid: 1 },
+        });
         const wanted: OpKind[] = [
           'index',
           'update',
           'delete',
           'recreate',
+          'autoid',
           ...(kind === 'os3' ? (['script'] as const) : []),
         ];
         const started = Date.now();
@@ -242,6 +298,7 @@ for (const kind of ['es8', 'os3'] as const) {
           [],
           'every write got an answer',
         );
+        assert.deepEqual(report.ambiguousCreates, []);
         assert.equal(report.inFlight, 0);
         assert.deepEqual(Object.keys(report.ackedByIndex), [index], 'the alias writes to the one index');
         for (const k of wanted) assert.ok(report.ackedByKind[k] >= 20, `${k} acked >= 20: ${info}`);

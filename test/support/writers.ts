@@ -3,10 +3,13 @@
  * leave behind.
  *
  * Writers pick random ids from a shared, overlapping id space and index, partially update, delete, re-create and
- * (OpenSearch) script-update them through a write alias, never forcing a refresh. Every acknowledged write is
- * logged with the `_index`, `_seq_no` and `_primary_term` the server answered and the document state it left
- * (the sent document for index/create, `get._source` for updates, null for deletes). A write the server answered
- * with a 4xx is refused (not applied); a write without an answer (or with a 5xx) is ambiguous.
+ * (OpenSearch) script-update them through a write alias, never forcing a refresh; on request they also create
+ * documents without an id (`POST /<alias>/_doc`: the id comes from the answer, a new one each time). Every
+ * acknowledged write is logged with the `_index`, `_seq_no` and `_primary_term` the server answered and the
+ * document state it left (the sent document for index/create, `get._source` for updates, null for deletes). A
+ * write the server answered with a 4xx is refused (not applied); a write without an answer (or with a 5xx) is
+ * ambiguous. An ambiguous auto-id create names no id at all: it is kept apart (`ambiguousCreates`), and the
+ * comparison lets it explain at most one document nobody else wrote whose content is exactly its own.
  *
  * The oracle: for each id, the acknowledged op applied last wins, ordered by (generation of `_index` in the
  * migration's ordered index list, primary term, seq_no). Ops on the old index all precede ops on the new index
@@ -24,8 +27,11 @@ import { canon, type Docs } from './data.js';
 
 export type Doc = Record<string, unknown>;
 
-/** `recreate-delete` and `recreate` are the two halves of a re-create (delete, then `_create` of the same id). */
-export type OpKind = 'index' | 'update' | 'delete' | 'recreate-delete' | 'recreate' | 'script';
+/**
+ * `recreate-delete` and `recreate` are the two halves of a re-create (delete, then `_create` of the same id);
+ * `autoid` is a create without an id (the answer names it).
+ */
+export type OpKind = 'index' | 'update' | 'delete' | 'recreate-delete' | 'recreate' | 'script' | 'autoid';
 export const OP_KINDS: readonly OpKind[] = [
   'index',
   'update',
@@ -33,7 +39,9 @@ export const OP_KINDS: readonly OpKind[] = [
   'recreate-delete',
   'recreate',
   'script',
+  'autoid',
 ];
+type Choice = 'index' | 'update' | 'delete' | 'recreate' | 'script' | 'autoid';
 
 export type RefusalReason = 'cluster_block_exception' | 'version_conflict' | 'document_missing' | 'other';
 export const REFUSAL_REASONS: readonly RefusalReason[] = [
@@ -79,6 +87,7 @@ export interface RefusedOp {
 }
 
 export interface AmbiguousOp {
+  /** '' for an auto-id create: its id was in the answer that never came */
   id: string;
   kind: OpKind;
   intent: Intent;
@@ -95,7 +104,10 @@ export interface WriterStats {
   inFlight: number;
   acked: number;
   refused: number;
+  /** ambiguous ops, auto-id creates among them */
   ambiguous: number;
+  /** ambiguous auto-id creates: whether they created a document, and under which id, cannot be known */
+  ambiguousAutoId: number;
   ackedByKind: Record<OpKind, number>;
   ackedByIndex: Record<string, number>;
   refusedByReason: Record<RefusalReason, number>;
@@ -106,7 +118,10 @@ export interface WriterReport extends WriterStats {
   /** every acknowledged write, in acknowledgement order */
   log: AckedOp[];
   refusals: RefusedOp[];
+  /** ambiguous ops on known ids */
   ambiguousOps: AmbiguousOp[];
+  /** ambiguous auto-id creates (id ''): each may have created one document under an id nobody learned */
+  ambiguousCreates: AmbiguousOp[];
   /** the id space the writers drew from */
   ids: string[];
   seed: number;
@@ -131,8 +146,8 @@ export interface WritersOptions {
   makeDoc?: (id: string, n: number) => Doc;
   /** the `doc` of a partial update; the default sometimes repeats itself so that "noop" answers happen */
   makeUpdate?: (id: string, n: number, random: () => number) => Doc;
-  /** relative weights of the op kinds (defaults: index 3, update 3, delete 1.5, recreate 1, script 1.5) */
-  mix?: Partial<Record<'index' | 'update' | 'delete' | 'recreate' | 'script', number>>;
+  /** relative weights of the op kinds (defaults: index 3, update 3, delete 1.5, recreate 1, script 1.5, autoid 0) */
+  mix?: Partial<Record<Choice, number>>;
   /** PRNG seed for the writers' choices (timing stays nondeterministic); default random */
   seed?: number;
 }
@@ -222,14 +237,15 @@ export function startWriters(opts: WritersOptions): WritersHandle {
   const makeDoc = opts.makeDoc ?? defaultDoc;
   const makeUpdate = opts.makeUpdate ?? defaultUpdate;
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
-  const weights: Array<['index' | 'update' | 'delete' | 'recreate' | 'script', number]> = (
+  const weights: Array<[Choice, number]> = (
     [
       ['index', opts.mix?.index ?? 3],
       ['update', opts.mix?.update ?? 3],
       ['delete', opts.mix?.delete ?? 1.5],
       ['recreate', opts.mix?.recreate ?? 1],
       ['script', opts.scripted ? (opts.mix?.script ?? 1.5) : 0],
-    ] as Array<['index' | 'update' | 'delete' | 'recreate' | 'script', number]>
+      ['autoid', opts.mix?.autoid ?? 0],
+    ] as Array<[Choice, number]>
   ).filter(([, w]) => w > 0);
   const total = weights.reduce((s, [, w]) => s + w, 0);
   if (total <= 0) throw new Error('startWriters: no op kind has a positive weight');
@@ -239,6 +255,7 @@ export function startWriters(opts: WritersOptions): WritersHandle {
   const log: AckedOp[] = [];
   const refusals: RefusedOp[] = [];
   const ambiguousOps: AmbiguousOp[] = [];
+  const ambiguousCreates: AmbiguousOp[] = [];
   const st: WriterStats = {
     running: true,
     ops: 0,
@@ -246,6 +263,7 @@ export function startWriters(opts: WritersOptions): WritersHandle {
     acked: 0,
     refused: 0,
     ambiguous: 0,
+    ambiguousAutoId: 0,
     ackedByKind: zeroes(OP_KINDS),
     ackedByIndex: {},
     refusedByReason: zeroes(REFUSAL_REASONS),
@@ -269,11 +287,15 @@ export function startWriters(opts: WritersOptions): WritersHandle {
     st.refusedByReason[reason]++;
   };
   const ambiguous = (w: number, kind: OpKind, id: string, intent: Intent, sentAt: number, error: string) => {
-    ambiguousOps.push({ id, kind, intent, error, writer: w, sentAt, at: Date.now() });
+    const a: AmbiguousOp = { id, kind, intent, error, writer: w, sentAt, at: Date.now() };
     st.ambiguous++;
+    if (kind === 'autoid') {
+      ambiguousCreates.push(a);
+      st.ambiguousAutoId++;
+    } else ambiguousOps.push(a);
   };
 
-  /** One request, sent once. True when acknowledged. */
+  /** One request, sent once. True when acknowledged. For `autoid`, `id` is '' and the answer's `_id` is logged. */
   async function send(
     w: number,
     kind: OpKind,
@@ -312,6 +334,7 @@ export function startWriters(opts: WritersOptions): WritersHandle {
       }
       if (
         !b ||
+        (kind === 'autoid' && typeof b._id !== 'string') ||
         typeof b._index !== 'string' ||
         typeof b._seq_no !== 'number' ||
         typeof b._primary_term !== 'number' ||
@@ -337,7 +360,7 @@ export function startWriters(opts: WritersOptions): WritersHandle {
       }
       const ackedAt = Date.now();
       log.push({
-        id,
+        id: kind === 'autoid' ? b._id! : id,
         index: b._index,
         seqNo: b._seq_no,
         primaryTerm: b._primary_term,
@@ -405,6 +428,18 @@ export function startWriters(opts: WritersOptions): WritersHandle {
         );
         return;
       }
+      case 'autoid': {
+        // A new document every time: its content is unique (n), so an ambiguous one is recognisable if it landed.
+        const doc = makeDoc('auto', n);
+        await send(
+          w,
+          'autoid',
+          '',
+          { method: 'POST', path: `/${enc(alias)}/_doc`, body: doc },
+          { op: 'create', doc },
+        );
+        return;
+      }
       case 'script':
         await send(
           w,
@@ -463,7 +498,17 @@ export function startWriters(opts: WritersOptions): WritersHandle {
       stopper.abort();
       await loops;
       st.running = false;
-      return { ...snapshot(), log, refusals, ambiguousOps, ids, seed, startedAt, stoppedAt: Date.now() };
+      return {
+        ...snapshot(),
+        log,
+        refusals,
+        ambiguousOps,
+        ambiguousCreates,
+        ids,
+        seed,
+        startedAt,
+        stoppedAt: Date.now(),
+      };
     },
   };
 }
@@ -476,6 +521,8 @@ export class ExpectedState extends Map<string, Doc | null> {
   readonly lastOp = new Map<string, AckedOp>();
   /** ops without an answer, per id: those ids may be in any of several states */
   readonly ambiguousOps = new Map<string, AmbiguousOp[]>();
+  /** auto-id creates without an answer: each may have left one document under an id nobody knows */
+  readonly ambiguousCreates: AmbiguousOp[] = [];
   constructor(readonly indices: readonly string[]) {
     super();
   }
@@ -490,7 +537,11 @@ export class ExpectedState extends Map<string, Doc | null> {
 
 export type OracleInput =
   | readonly AckedOp[]
-  | { log: readonly AckedOp[]; ambiguousOps?: readonly AmbiguousOp[] };
+  | {
+      log: readonly AckedOp[];
+      ambiguousOps?: readonly AmbiguousOp[];
+      ambiguousCreates?: readonly AmbiguousOp[];
+    };
 
 /** Negative when `a` was applied before `b`: (generation of the index, primary term, seq_no). */
 export function opOrder(a: AckedOp, b: AckedOp, generation: ReadonlyMap<string, number>): number {
@@ -512,6 +563,9 @@ export function expectedState(input: OracleInput, indices?: readonly string[]): 
   const amb = Array.isArray(input)
     ? []
     : ((input as { ambiguousOps?: readonly AmbiguousOp[] }).ambiguousOps ?? []);
+  const creates = Array.isArray(input)
+    ? []
+    : ((input as { ambiguousCreates?: readonly AmbiguousOp[] }).ambiguousCreates ?? []);
   let order = indices;
   if (!order) {
     const seen = [...new Set(log.map((o) => o.index))];
@@ -545,6 +599,7 @@ export function expectedState(input: OracleInput, indices?: readonly string[]): 
     list.push(a);
     out.ambiguousOps.set(a.id, list);
   }
+  out.ambiguousCreates.push(...creates);
   return out;
 }
 
@@ -572,6 +627,11 @@ export interface Comparison {
   absent: number;
   /** ids with an unanswered write, judged against every state they may be in */
   ambiguous: number;
+  /**
+   * documents nobody is known to have written whose content is exactly that of an unanswered auto-id create:
+   * that create landed (each explains at most one document)
+   */
+  ambiguousAutoId: number;
 }
 
 interface Candidate {
@@ -658,7 +718,26 @@ export function compare(
   const opts: CompareOptions = typeof options === 'function' ? { transform: options } : options;
   const ex = expected instanceof ExpectedState ? expected : undefined;
   const written = (id: string) => (ex ? ex.written(id) : expected.has(id));
-  const out: Comparison = { lost: [], stale: [], resurrected: [], extra: [], ok: 0, absent: 0, ambiguous: 0 };
+  const out: Comparison = {
+    lost: [],
+    stale: [],
+    resurrected: [],
+    extra: [],
+    ok: 0,
+    absent: 0,
+    ambiguous: 0,
+    ambiguousAutoId: 0,
+  };
+  // Unanswered auto-id creates not yet matched to a document; what one left depends on the id it got.
+  const unclaimed = (ex?.ambiguousCreates ?? []).flatMap((a) =>
+    a.intent.op === 'create' ? [a.intent.doc] : [],
+  );
+  const landings: Array<string | null> = ex?.indices.length ? [...ex.indices] : [null];
+  const leftBy = (doc: Doc, id: string, got: string) =>
+    landings.some((index) => {
+      const d = opts.transform ? opts.transform(doc, { id, index }) : doc;
+      return d !== null && canon(d) === got;
+    });
   const ids = new Set<string>([
     ...expected.keys(),
     ...(ex?.ambiguousOps.keys() ?? []),
@@ -681,7 +760,14 @@ export function compare(
     if (primary !== null && got === null) out.lost.push(id);
     else if (primary !== null) out.stale.push(id);
     else if (written(id)) out.resurrected.push(id);
-    else out.extra.push(id);
+    else {
+      const i = got === null ? -1 : unclaimed.findIndex((doc) => leftBy(doc, id, got));
+      if (i < 0) out.extra.push(id);
+      else {
+        unclaimed.splice(i, 1);
+        out.ambiguousAutoId++;
+      }
+    }
   }
   return out;
 }
@@ -694,7 +780,8 @@ export function describeComparison(c: Comparison): string {
   const few = (xs: string[]) => `${xs.length}${xs.length ? ` (${xs.slice(0, 5).join(',')})` : ''}`;
   return (
     `lost ${few(c.lost)} | stale ${few(c.stale)} | resurrected ${few(c.resurrected)} | extra ${few(c.extra)} | ` +
-    `ok ${c.ok} | absent ${c.absent} | ambiguous ${c.ambiguous}`
+    `ok ${c.ok} | absent ${c.absent} | ambiguous ${c.ambiguous}` +
+    (c.ambiguousAutoId ? ` | unanswered auto-id creates that landed ${c.ambiguousAutoId}` : '')
   );
 }
 

@@ -93,7 +93,13 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
     proofSkipsTargetPass: false,
     keepsTombstonesUntilSwitch: true,
     canPostpone: true,
-    seesDeletes: true,
+    // Deletes come from the journal as they happen, unless it said it cannot name them (a reconcile marker: a
+    // by-query, a proxy restarted after a crash, a broken journal) or writers bypass it: then the proof's id scans
+    // are needed, or a document deleted that way stays extra on the target and fails the proof. Before this
+    // process read the journal it does not know yet, so it scans.
+    get seesDeletes() {
+      return sync !== undefined && !sync.reconcileNeeded && sync.snapshot.bypass === 0;
+    },
     copySettings: () => COPY_SETTINGS,
     switchNotes: (s) => [
       `under a hold: every live proxy queues the application's writes to ${s.source.index} (reads go on) for at most cutover.holdBudgetMs = ${s.cutover.holdBudgetMs} ms, enforced by the proxy itself; the journal is drained, the last safety-net round applied and the counts compared, then the aliases move and the queued writes land on ${s.target.index}; none is refused`,
@@ -265,6 +271,13 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       });
     },
     revertWindowOpen: (c, now) => revertWindowOpen(c, now),
+    // The NATS journal's reader and registry hold connections open: a finished run would never exit.
+    async close() {
+      const f = fleet;
+      fleet = undefined;
+      sync = undefined;
+      await (await f?.catch(() => undefined))?.close();
+    },
 
     async rollBack(c) {
       const records = c.state.aliases?.records ?? [];
