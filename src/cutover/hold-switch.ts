@@ -31,6 +31,9 @@ import { guardFor } from './freeze-guard.js';
 
 class Abort extends Error {}
 
+/** How long the switch waits for a write proxy to come back before it gives up (exit 3, nothing lost). */
+const NO_PROXY_WAIT_MS = 120_000;
+
 export interface HoldSwitchPlan {
   capture: LiveCapture;
   sync: JournalSync;
@@ -59,6 +62,7 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
   const note = every();
   let tries = 0;
   let last: HoldReport | undefined;
+  let noProxySince: number | undefined;
   for (;;) {
     c.signal?.throwIfAborted();
     // Each round also syncs the journal (the capture's afterRound).
@@ -83,10 +87,22 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
       continue;
     }
     const proxies = await p.fleet.live();
-    if (proxies.length === 0)
-      throw new GateError(
-        `no write proxy is running for ${c.spec.name} (journal: ${p.fleet.where}): start \`cutover proxy\` and point the application at it, then rerun; the catch-up position is kept`,
+    if (proxies.length === 0) {
+      // A proxy restarting (deploy, crash) is gone for seconds: catch-up goes on while the run waits for it.
+      noProxySince ??= Date.now();
+      if (Date.now() - noProxySince > NO_PROXY_WAIT_MS)
+        throw new GateError(
+          `no write proxy has been running for ${c.spec.name} for ${NO_PROXY_WAIT_MS / 1000} s (journal: ${p.fleet.where}): start \`cutover proxy\` and point the application at it, then rerun; the catch-up position is kept`,
+        );
+      note(() =>
+        c.reporter.warn(
+          `no write proxy is running (journal: ${p.fleet.where}); catching up while waiting for one to start`,
+        ),
       );
+      await sleep(c.spec.capture.tailIntervalMs, c.signal);
+      continue;
+    }
+    noProxySince = undefined;
     tries++;
     last = await holdOnce(c, p, proxies, tries, records, sourceIndex, targetIndex);
     p.sync.recordHold(last);

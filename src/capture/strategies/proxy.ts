@@ -208,6 +208,16 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
             }
             note(() => c.reporter.info(`catching up: lag ${round.lagMs} ms (target: under ${maxLag} s)`));
           }
+          // What the journal could not name (by-query, a proxy crash, a broken journal) is settled before the
+          // proof, which would otherwise find those deletes missing on the target.
+          const demand = sj.reconcileNeeded;
+          if (demand) {
+            c.reporter.info(`reconciling every id: ${demand.why}`);
+            const upTo = sj.snapshot.pos.seq;
+            await reconcile(c);
+            sj.reconciled(upTo);
+            c.audit.record({ event: 'proxy-reconciled', why: demand.why, upTo });
+          }
           c.audit.record({ event: 'caught-up', capture: summary(lc, sj) });
           return 'continue';
         },
