@@ -22,7 +22,7 @@ import type { CaptureContext } from '../capture/strategy.js';
 import { sleep } from '../cluster/retry.js';
 import { every } from '../ops/every.js';
 import type { ProxyFleet } from '../proxy/attach.js';
-import type { HoldGranted, HoldRecord, ProxyInfo } from '../proxy/control.js';
+import { type HoldGranted, type HoldRecord, HoldRefused, type ProxyInfo } from '../proxy/control.js';
 import type { JournalPos } from '../proxy/journal.js';
 import { GateError } from '../store/errors.js';
 import { aliasPlacement, moveActions } from './aliases.js';
@@ -201,7 +201,18 @@ async function holdOnce(
   try {
     const results = await Promise.allSettled(
       proxies.map(async (info) => {
-        const g = await p.fleet.control(info).hold({ holdId, budgetMs: budget });
+        const ctl = p.fleet.control(info);
+        const g = await ctl.hold({ holdId, budgetMs: budget }).catch(async (e: unknown) => {
+          // A hold left by a run that died (this one holds the migration lock, and the aliases have not moved):
+          // released now rather than at its deadline, and asked again.
+          if (!(e instanceof HoldRefused) || !e.holding || e.holding.holdId === holdId) throw e;
+          await ctl.release({ holdId: e.holding.holdId });
+          c.audit.record({ event: 'orphan-hold-released', proxy: info.id, holdId: e.holding.holdId });
+          c.reporter.info(
+            `released a hold a stopped run left on proxy ${info.id} (${e.holding.queued} request(s) waiting)`,
+          );
+          return ctl.hold({ holdId, budgetMs: budget });
+        });
         granted.push({ info, g });
       }),
     );

@@ -96,8 +96,20 @@ export interface HoldRecord {
 }
 
 export class ProxyUnavailable extends CutoverError {
-  override readonly name = 'ProxyUnavailable';
+  override readonly name: string = 'ProxyUnavailable';
   readonly exitCode = EXIT.cluster;
+}
+
+/** 409 from a proxy: another hold is active (`holding`), or the hold named has ended (`record` says how). */
+export class HoldRefused extends ProxyUnavailable {
+  override readonly name: string = 'HoldRefused';
+  constructor(
+    message: string,
+    readonly holding?: HoldState,
+    readonly record?: HoldRecord,
+  ) {
+    super(message);
+  }
 }
 
 /** The control token: created once (random, 0600), then read by the proxy and the runner alike. */
@@ -168,6 +180,20 @@ export class ProxyControl {
       );
     }
     const text = await res.body.text();
+    if (res.statusCode === 409) {
+      const body = (() => {
+        try {
+          return JSON.parse(text) as { error?: string; holding?: HoldState; record?: HoldRecord };
+        } catch {
+          return {};
+        }
+      })();
+      throw new HoldRefused(
+        `proxy ${this.info.id}: ${body.error ?? text.slice(0, 300)}`,
+        body.holding,
+        body.record,
+      );
+    }
     if (res.statusCode >= 300)
       throw new ProxyUnavailable(
         `proxy ${this.info.id}: ${method} ${path} -> ${res.statusCode} ${text.slice(0, 300)}`,
