@@ -156,11 +156,23 @@ export class JournalSync {
 
   private queue: Promise<void> = Promise.resolve();
 
+  /**
+   * ms since the start of the last pass that reached the journal's end: every write journaled before then is on
+   * the target. The backfill gives way while this is large (capture.copyYields), as it does for the rounds.
+   */
+  behindMs(now = Date.now()): number {
+    return this.caughtUpAt === undefined ? 0 : now - this.caughtUpAt;
+  }
+
+  private caughtUpAt?: number;
+
   private async pass(upTo?: JournalPos, signal?: AbortSignal): Promise<WriteResult> {
     const sig =
       signal && this.o.signal ? AbortSignal.any([signal, this.o.signal]) : (signal ?? this.o.signal);
     const total = emptyResult();
     const startedAt = Date.now();
+    const toEnd = upTo === undefined;
+    this.caughtUpAt ??= startedAt;
     // A pass ends at the journal's end as it stands now: while the application writes, chasing the end would
     // never finish, and the rounds this pass rides along with would wait for it.
     if (!upTo) upTo = await this.o.reader.end();
@@ -214,6 +226,7 @@ export class JournalSync {
       this.state.pos = cut ? { ...batch.next, seq: upTo.seq, offset: upTo.offset } : batch.next;
       this.save();
     }
+    if (toEnd) this.caughtUpAt = startedAt;
     this.checkBypass(startedAt);
     return total;
   }

@@ -6,6 +6,7 @@
  * refusing them with a write block.
  */
 
+import { sleep } from '../../cluster/retry.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { aliasPlacement, moveAliases } from '../../cutover/aliases.js';
 import { holdAndSwitch } from '../../cutover/hold-switch.js';
@@ -180,9 +181,18 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
 
     async alongsideCopy(c, copy) {
       const lc = capture(c);
-      await journal(c);
+      const sj = await journal(c);
+      const maxBehindMs = (maxLag * 1000) / 2;
       return lc.alongside(() =>
-        copy({ onDropped: (ids) => lc.noteDropped(ids), yieldTo: (signal) => lc.yieldWhileBehind(signal) }),
+        copy({
+          onDropped: (ids) => lc.noteDropped(ids),
+          // Live changes first: the backfill waits while the rounds or the journal sync are behind.
+          yieldTo: async (signal) => {
+            await lc.yieldWhileBehind(signal);
+            if (!c.spec.capture.copyYields) return;
+            while (sj.behindMs() > maxBehindMs) await sleep(20, signal);
+          },
+        }),
       );
     },
 
