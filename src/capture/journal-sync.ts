@@ -45,6 +45,8 @@ export interface HoldReport {
   /** writers bypass the proxies: the source was also write-fenced for them during the hold */
   fence?: { fenced: boolean; freezeMs?: number; pendingDeletes?: number };
   phases: Record<string, number>;
+  /** ms the alias request took (the reserve the next holds keep for it) */
+  aliasMs?: number;
   /** recorded as the alias request went out, not yet completed: the run may have ended before its answer */
   aliasRequestSent?: true;
   /** completed by a later run, from where it found the aliases (the run that sent the request ended first) */

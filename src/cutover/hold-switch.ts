@@ -31,6 +31,19 @@ import { guardFor } from './freeze-guard.js';
 
 class Abort extends Error {}
 
+/**
+ * Time the hold keeps for the alias request: twice the slowest of the last few alias requests of this migration
+ * (300 ms before any was measured), at least 150 ms. The other steps of the hold are no guide: a slow count says
+ * nothing about how long the cluster takes to publish an alias change.
+ */
+export function aliasReserveMs(holds: ReadonlyArray<{ aliasMs?: number }>): number {
+  const seen = holds
+    .slice(-5)
+    .map((h) => h.aliasMs)
+    .filter((x): x is number => typeof x === 'number');
+  return seen.length === 0 ? 300 : Math.max(150, 2 * Math.max(...seen));
+}
+
 /** How long the switch waits for a write proxy to come back before it gives up (exit 3, nothing lost). */
 const NO_PROXY_WAIT_MS = 120_000;
 
@@ -292,11 +305,13 @@ async function holdOnce(
       }
       await timed(() => p.beforeSwitch?.() ?? Promise.resolve());
       // Room for the alias request itself: never send it when it could land after the proxies gave up the hold.
-      const reserve = Math.max(100, 2 * slowest);
+      const reserve = aliasReserveMs(p.sync.snapshot.holds);
       if (left() < reserve)
         throw new Abort(`hold budget of ${budget} ms nearly spent before the alias request`);
       aliasRequestSent();
+      const aliasFrom = Date.now();
       await c.source.updateAliases(moveActions(records, sourceIndex, targetIndex));
+      rep.aliasMs = Date.now() - aliasFrom;
     }
     rep.switched = true;
     mark('aliases');
