@@ -99,7 +99,7 @@ const MAX_LAGS = 2000;
 
 export class JournalSync {
   private state: JournalSyncState;
-  /** id -> when it was last journaled (bounded window) */
+  /** id -> when the sync last read it from the journal (bounded window) */
   private readonly recent = new Map<string, number>();
   /** ids the safety-net rounds applied, checked once the journal was read past `after` */
   private checks: Array<{ ids: string[]; after: number }> = [];
@@ -210,7 +210,9 @@ export class JournalSync {
         }
         if (e.kind !== 'doc') continue;
         if (!this.concerns(e.index)) continue;
-        this.remember(e.id, e.at);
+        // Remembered from when this runner read it, not when it was journaled: a sync far behind must not forget
+        // an id before the round that applied it is checked (every such id would count as a bypass).
+        this.remember(e.id, Date.now());
         refs.set(JSON.stringify([e.id, e.routing ?? null]), { _id: e.id, routing: e.routing });
       }
       if (refs.size > 0) {
