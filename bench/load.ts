@@ -81,6 +81,8 @@ export interface OpenLoopResult {
   ok: number;
   errors: number;
   errorsByType: Record<string, number>;
+  /** successful answers per second, from the first request's due time to the last answer */
+  okPerSecond: number;
   /** not sent because `maxInFlight` requests were already waiting (counted in `errors`) */
   dropped: number;
   /** ms from the moment each request was due to its answer (successful ones) */
@@ -187,7 +189,8 @@ export async function openLoop(o: {
     setTimeout(tick, 20);
   });
   await allAnswered;
-  const wallSeconds = (performance.now() - started) / 1000;
+  const endAt = performance.now();
+  const wallSeconds = (endAt - started) / 1000;
   await pool.close();
   const okOnly = (a: Float64Array) => a.filter((x) => !Number.isNaN(x));
   const latencyOk = okOnly(latency);
@@ -200,6 +203,7 @@ export async function openLoop(o: {
     ok,
     errors: total - ok,
     errorsByType,
+    okPerSecond: Math.round(ok / ((endAt - t0) / 1000)),
     dropped,
     latencyMs: dist(latencyOk),
     serviceMs: dist(serviceOk),
@@ -229,7 +233,7 @@ export interface ClosedLoopResult {
 /**
  * `clients` keep-alive clients (one connection each), started over `rampMs`, each sending `make(client, k)` in a
  * loop until `seconds` after the first started. A failed request is counted and the client goes on after 10 ms.
- * `during` runs once every client has started (e.g. to count the proxy's sockets).
+ * `during` runs every second meanwhile (e.g. to count the proxy's sockets).
  */
 export async function closedLoop(o: {
   origin: string;
@@ -285,8 +289,9 @@ export async function closedLoop(o: {
     }
   };
   const runs = Array.from({ length: o.clients }, (_, c) => one(c));
-  if (o.during) setTimeout(o.during, rampMs + 500).unref();
+  const sampler = o.during ? setInterval(o.during, 1000) : undefined;
   await Promise.all(runs);
+  if (sampler) clearInterval(sampler);
   const wallSeconds = (performance.now() - started) / 1000;
   await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
   return {

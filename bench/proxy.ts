@@ -351,9 +351,12 @@ async function latencyRow(
       latencyMs: dist(samples[route].latency),
       serviceMs: dist(samples[route].service),
       scheduled: rs.reduce((a, x) => a + x.scheduled, 0),
+      sent: rs.reduce((a, x) => a + x.scheduled - x.dropped, 0),
       ok: rs.reduce((a, x) => a + x.ok, 0),
       errors: rs.reduce((a, x) => a + x.errors, 0),
       errorsByType: Object.assign({}, ...rs.map((x) => x.errorsByType)),
+      /** answers per second achieved, mean over the rounds */
+      okPerSecond: Math.round(rs.reduce((a, x) => a + x.okPerSecond, 0) / rs.length),
       sendDelayP99Ms: Math.max(...rs.map((x) => x.sendDelayMs.p99 ?? 0)),
       proxyCpuSeconds: rs.reduce((a, x) => a + (x.usage.proxyCpuSeconds ?? 0), 0),
       serverCpuSeconds: rs.reduce((a, x) => a + (x.usage.serverCpuSeconds ?? 0), 0),
@@ -377,7 +380,7 @@ async function latencyRow(
     addedP50Ms: diff('p50'),
     addedP99Ms: diff('p99'),
     /** proxy CPU per request through it, ms */
-    proxyCpuMsPerRequest: proxy.ok ? round((proxy.proxyCpuSeconds * 1000) / proxy.scheduled, 3) : null,
+    proxyCpuMsPerRequest: proxy.sent ? round((proxy.proxyCpuSeconds * 1000) / proxy.sent, 3) : null,
   };
 }
 
@@ -437,7 +440,7 @@ async function clientsPart(s: Steady, c: Config): Promise<Json> {
               path: `/bp-read/_doc/d${String((client * 7 + k) % c.readDocs).padStart(8, '0')}`,
             },
       during: () => {
-        if (route === 'proxy') fds = s.proxy.fds();
+        if (route === 'proxy') fds = Math.max(fds ?? 0, s.proxy.fds() ?? 0);
       },
     });
     const usage = meter();
@@ -799,7 +802,7 @@ function goals(res: Json): Json[] {
   for (const row of res.latency?.rows ?? [])
     out.push({
       goal: `${row.what} at ${num(row.rate)}/s: added p50 ≤ +1 ms`,
-      measured: `${signed(row.addedP50Ms)} (direct ${ms(row.direct.latencyMs.p50)}, proxy ${ms(row.proxy.latencyMs.p50)}); p99 ${signed(row.addedP99Ms)}; errors ${row.direct.errors} / ${row.proxy.errors}`,
+      measured: `${signed(row.addedP50Ms)} (direct ${ms(row.direct.latencyMs.p50)}, proxy ${ms(row.proxy.latencyMs.p50)}); p99 ${signed(row.addedP99Ms)}; answered ${num(row.direct.okPerSecond)}/s direct, ${num(row.proxy.okPerSecond)}/s via proxy; errors ${num(row.direct.errors)} / ${num(row.proxy.errors)}${row.direct.errors ? ' (the server did not keep up even direct)' : ''}`,
       met: row.addedP50Ms !== null && row.addedP50Ms <= 1 && row.proxy.errors === 0,
     });
   const cl = res.clients;
@@ -874,6 +877,7 @@ function markdown(res: Json): string {
         'proxy p50 / p99',
         'added p50',
         'added p99',
+        'answered/s d / p',
         'errors d / p',
         'proxy CPU per request',
         'other cores (max)',
@@ -885,7 +889,8 @@ function markdown(res: Json): string {
         `${ms(r.proxy.latencyMs.p50)} / ${ms(r.proxy.latencyMs.p99)}`,
         `**${signed(r.addedP50Ms)}**`,
         signed(r.addedP99Ms),
-        `${r.direct.errors} / ${r.proxy.errors}`,
+        `${num(r.direct.okPerSecond)} / ${num(r.proxy.okPerSecond)}`,
+        `${num(r.direct.errors)} / ${num(r.proxy.errors)}`,
         ms(r.proxyCpuMsPerRequest, 3),
         num(Math.max(r.direct.otherCoresMax, r.proxy.otherCoresMax), 2),
       ]),
