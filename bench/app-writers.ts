@@ -3,8 +3,8 @@
  * schedule (never waiting for the previous answer, never retried), mix index / partial update / delete like
  * bench/live.ts. Updates and deletes pick ids believed present, and no id is in two requests at once, so a failed
  * item means the write was refused or lost, not that writers raced each other. Every op is counted: acknowledged,
- * refused (a status the application would have to retry: 429, 5xx, a write block, a transport failure, a tick
- * skipped because too many requests were waiting), or failed otherwise.
+ * refused (a status the application would have to retry: 429, 5xx, a write block, a transport failure), failed
+ * otherwise, or not sent (its tick found `maxInFlight` requests still waiting: back-pressure, not a refusal).
  */
 import { Pool } from 'undici';
 import { docId, prng } from './lib.js';
@@ -17,8 +17,10 @@ export interface WritersStats {
   batch: number;
   seconds: number;
   ticks: number;
-  /** ticks with `maxInFlight` requests waiting: their ops were never sent (counted as refused) */
+  /** ticks with `maxInFlight` requests waiting: their ops were never sent */
   skippedTicks: number;
+  /** ops of the skipped ticks */
+  notSent: number;
   requests: number;
   sent: number;
   acked: number;
@@ -67,6 +69,7 @@ export class AppWriters {
   private readonly st = {
     ticks: 0,
     skippedTicks: 0,
+    notSent: 0,
     requests: 0,
     sent: 0,
     acked: 0,
@@ -148,8 +151,7 @@ export class AppWriters {
       this.st.ticks++;
       if (this.inFlight >= max) {
         this.st.skippedTicks++;
-        this.st.refused += this.o.batch;
-        this.count(this.st.refusedByType, 'not sent: too many requests waiting', this.o.batch);
+        this.st.notSent += this.o.batch;
         continue;
       }
       const p = this.send(Date.now() + (due - performance.now()));
