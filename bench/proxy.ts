@@ -89,6 +89,7 @@ interface Config {
   writerBatch: number;
   mix: Record<OpKind, number>;
   holdBudgetMs: number;
+  runTimeoutMinutes: number;
   keepData: boolean;
   out: string;
   md: string;
@@ -120,6 +121,8 @@ const DEFAULTS: Record<string, string> = {
   BENCH_WRITER_BATCH: '10',
   BENCH_MIX: 'index:50,update:35,delete:15',
   BENCH_HOLD_BUDGET_MS: '1000',
+  // A migration that has not cut over by then is stopped (SIGTERM) and counted as not switched.
+  BENCH_RUN_TIMEOUT_MINUTES: '10',
   BENCH_KEEP_DATA: '0',
   BENCH_OUT: 'bench/out/proxy.json',
   BENCH_MD: 'bench/out/proxy.md',
@@ -169,6 +172,7 @@ function config(): Config {
     writerBatch: n('BENCH_WRITER_BATCH'),
     mix,
     holdBudgetMs: n('BENCH_HOLD_BUDGET_MS'),
+    runTimeoutMinutes: n('BENCH_RUN_TIMEOUT_MINUTES'),
     keepData: v('BENCH_KEEP_DATA') === '1',
     out: path.resolve(ROOT, v('BENCH_OUT')),
     md: path.resolve(ROOT, v('BENCH_MD')),
@@ -660,7 +664,7 @@ async function migration(
     cwd: work,
     env: childEnv(),
     stderrFile,
-    timeoutMs: 30 * 60_000,
+    timeoutMs: c.runTimeoutMinutes * 60_000,
   });
   const usage = meter();
   const cliEnd = Date.now();
@@ -690,6 +694,7 @@ async function migration(
     label: o.label,
     ok,
     exitCode: m.code,
+    timedOut: m.wallSeconds >= c.runTimeoutMinutes * 60,
     wallSeconds: round(m.wallSeconds, 1),
     steps: Object.fromEntries(
       marks.map((k, i) => [k.step, round(((marks[i + 1]?.at ?? cliEnd) - k.at) / 1000, 1)]),
@@ -727,8 +732,15 @@ async function migration(
           lags,
         }
       : null,
+    // The safety-net _seq_no rounds: their lag gates the switch.
     capture: capture
-      ? { rounds: capture.rounds, reconciles: capture.reconciles, freezes: capture.freezes?.length }
+      ? {
+          rounds: capture.rounds,
+          reconciles: capture.reconciles,
+          freezes: capture.freezes?.length,
+          roundLagsMs: dist(capture.lags ?? []),
+          lastRoundLagsMs: (capture.lags ?? []).slice(-5),
+        }
       : null,
     stderrTail: ok ? undefined : m.stderrTail,
   };
@@ -773,6 +785,9 @@ function holdSummary(runs: Json[]): Json {
   return {
     runs: runs.length,
     ok: runs.filter((r) => r.ok).length,
+    timedOut: runs.filter((r) => r.timedOut).length,
+    /** runs in which the journal sync counted changes it never journaled (writers bypassing the proxy) */
+    withBypass: runs.filter((r) => (r.journal?.bypass ?? 0) > 0).length,
     switchedMs: dist(switched.map((h: Json) => h.durationMs)),
     allHoldsMs: dist(all.map((h: Json) => h.durationMs)),
     failedHolds: all.length - switched.length,
@@ -1017,7 +1032,7 @@ function markdown(res: Json): string {
       ].filter((r) => r[1] !== 0),
     );
     p(
-      `${s.ok} of ${s.runs} runs cut over; ${s.failedHolds} hold(s) released without switching${s.failedReasons.length ? ` (${[...new Set(s.failedReasons)].join('; ')})` : ''}; holds the proxy ended itself at its deadline: ${s.releasedByDeadline}; switched holds with the bypass fence: ${s.fenced}. Writes refused: **${num(s.refused)}**${s.refused ? ` (${JSON.stringify(s.refusedByType)})` : ''}; other failed writes: ${num(s.otherFailures)}${s.otherFailures ? ` (${JSON.stringify(s.otherFailuresByType)})` : ''}; writes not sent because 256 requests were still waiting (the writers' back-pressure, not a refusal): ${num(s.notSent)}. Peak RSS: proxy ≤ ${num(s.proxyPeakRssMbMax)} MB, runner ≤ ${num(s.runnerPeakRssMbMax)} MB; other cores p50 ${num(s.otherCores.p50, 2)}, max ${num(s.otherCores.max, 2)}.`,
+      `${s.ok} of ${s.runs} runs cut over${s.timedOut ? ` (${s.timedOut} stopped at the ${c.runTimeoutMinutes}-minute limit)` : ''}; runs whose journal sync counted "bypassing" changes (every writer here goes through the proxy): ${s.withBypass}; ${s.failedHolds} hold(s) released without switching${s.failedReasons.length ? ` (${[...new Set(s.failedReasons)].join('; ')})` : ''}; holds the proxy ended itself at its deadline: ${s.releasedByDeadline}; switched holds with the bypass fence: ${s.fenced}. Writes refused: **${num(s.refused)}**${s.refused ? ` (${JSON.stringify(s.refusedByType)})` : ''}; other failed writes: ${num(s.otherFailures)}${s.otherFailures ? ` (${JSON.stringify(s.otherFailuresByType)})` : ''}; writes not sent because 256 requests were still waiting (the writers' back-pressure, not a refusal): ${num(s.notSent)}. Peak RSS: proxy ≤ ${num(s.proxyPeakRssMbMax)} MB, runner ≤ ${num(s.runnerPeakRssMbMax)} MB; other cores p50 ${num(s.otherCores.p50, 2)}, max ${num(s.otherCores.max, 2)}.`,
     );
     p();
     table(
@@ -1032,6 +1047,8 @@ function markdown(res: Json): string {
         'acked/s',
         'proxy RSS MB',
         'proxy CPU s',
+        'journal "bypass"',
+        'safety-net round lag p50 / max',
         'other cores',
       ],
       h.runs.map((r: Json) => [
@@ -1045,6 +1062,10 @@ function markdown(res: Json): string {
         num(r.writers.achievedAckedPerSecond),
         num(r.proxy.peakRssMb),
         num(r.proxy.cpuSeconds, 1),
+        num(r.journal?.bypass),
+        r.capture?.roundLagsMs
+          ? `${ms(r.capture.roundLagsMs.p50, 0)} / ${ms(r.capture.roundLagsMs.max, 0)}`
+          : '-',
         num(r.usage.otherCores, 2),
       ]),
     );
