@@ -213,6 +213,27 @@ export interface Measured {
 
 const TIME = '/usr/bin/time';
 
+/** Direct children of a process (Linux /proc), empty when they cannot be read. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
 /**
  * Runs a command to completion and measures it. Peak RSS: getrusage's ru_maxrss through /usr/bin/time when
  * installed, else /proc/<pid>/status VmHWM polled every 200 ms (can miss the last 200 ms of growth).
@@ -252,8 +273,12 @@ export function measure(
             // exited between polls
           }
         }, 200);
+    // /usr/bin/time does not pass SIGTERM on: the measured command is signalled itself, then time.
     const timer = opts.timeoutMs
-      ? setTimeout(() => child.kill('SIGTERM'), opts.timeoutMs).unref()
+      ? setTimeout(() => {
+          if (child.pid !== undefined) for (const pid of childrenOf(child.pid)) signal(pid, 'SIGTERM');
+          child.kill('SIGTERM');
+        }, opts.timeoutMs).unref()
       : undefined;
     child.on('error', reject);
     child.on('close', async (code) => {
