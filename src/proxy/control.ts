@@ -189,7 +189,7 @@ export class ProxyControl {
         }
       })();
       throw new HoldRefused(
-        `proxy ${this.info.id}: ${body.error ?? text.slice(0, 300)}`,
+        `proxy ${this.info.id}: ${method} ${path} -> 409 ${body.error ?? text.slice(0, 300)}`,
         body.holding,
         body.record,
       );
