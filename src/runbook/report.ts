@@ -56,6 +56,8 @@ export interface ProxyReport {
     heldRequests: number;
     longestWaitMs: number;
     releasedBy: string[];
+    fenced?: boolean;
+    fenceMs?: number;
   }>;
 }
 
@@ -77,6 +79,8 @@ export function proxyReport(j: JournalSyncState): ProxyReport {
       heldRequests: h.heldRequests,
       longestWaitMs: h.longestWaitMs,
       releasedBy: h.releasedBy,
+      fenced: h.fence?.fenced,
+      fenceMs: h.fence?.freezeMs,
     })),
   };
 }
@@ -197,7 +201,7 @@ export function formatReport(r: RunReport): string {
     for (const h of p.holds)
       rows.push([
         `write hold ${h.attempt}`,
-        `${h.durationMs} ms, ${h.heldRequests} request(s) waited (longest ${h.longestWaitMs} ms), none refused; ${h.switched ? 'switched' : `released without switching: ${h.reason}`}`,
+        `${h.durationMs} ms, ${h.heldRequests} request(s) waited (longest ${h.longestWaitMs} ms)${h.fenced ? `; the source was write-fenced ${h.fenceMs ?? '?'} ms for writers bypassing the proxy (their writes refused meanwhile)` : ', none refused'}; ${h.switched ? 'switched' : `released without switching: ${h.reason}`}`,
       ]);
     if (p.lateOnOldIndex)
       rows.push([
