@@ -11,6 +11,7 @@ import type { Cluster } from '../cluster/client.js';
 import type { DocRef } from '../copy/slice-copier.js';
 import type { TransformFn } from '../copy/transform.js';
 import type { Reporter } from '../ops/reporter.js';
+import type { Throttle } from '../ops/throttle.js';
 import type { LoadedSpec } from '../spec/load.js';
 import type { AuditLog } from '../store/audit.js';
 import type { MigrationState, StateStore } from '../store/state.js';
@@ -28,6 +29,8 @@ export interface CaptureContext {
   reporter: Reporter;
   signal?: AbortSignal;
   transform: TransformFn;
+  /** one per process: paces and pauses the copy (and pauses the capture rounds) */
+  throttle: Throttle;
 }
 
 /** What inspect has read about the source, for the strategy's own requirements. */

@@ -1,7 +1,7 @@
 /** Copy every slice of the source into the target, `concurrency` slices at a time, resuming from checkpoints. */
 
 import type { IndexPair } from '../cluster/index-pair.js';
-import { RateLimiter } from '../ops/throttle.js';
+import type { Throttle } from '../ops/throttle.js';
 import { type CopyTotals, emptyTotals, type SliceCheckpoint, type StateStore } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
 import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './reader.js';
@@ -16,7 +16,8 @@ export interface BackfillOptions extends IndexPair {
   batchDocs: number;
   batchBytes: number;
   concurrency: number;
-  maxDocsPerSecond: number;
+  /** paces and pauses every slice (copy.maxDocsPerSecond, the operator's control, the closed loop) */
+  throttle: Throttle;
   keepAlive: string;
   versioning: Versioning;
   gzip: boolean;
@@ -56,7 +57,6 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
   const caps = await o.source.capabilities();
   const checkpoints = loadCheckpoints(o.store, o.slices);
   const pit = caps.pit ? new PitSession(o.source, o.sourceIndex, o.keepAlive) : undefined;
-  const limiter = new RateLimiter(o.maxDocsPerSecond);
   const writer = new BulkWriter(o.target, o.targetIndex, {
     deadLetters: o.deadLetters,
     maxBytes: o.batchBytes,
@@ -91,7 +91,7 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
           writer,
           transform: o.transform,
           store: o.store,
-          limiter,
+          limiter: o.throttle,
           deadLetters: o.deadLetters,
           versioning: o.versioning,
           sourceIndex: o.sourceIndex,

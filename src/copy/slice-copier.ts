@@ -4,7 +4,7 @@
  */
 import type { Hit } from '../cluster/client.js';
 import { failpoint } from '../ops/failpoints.js';
-import type { RateLimiter } from '../ops/throttle.js';
+import type { Throttle } from '../ops/throttle.js';
 import type { SliceCheckpoint, StateStore } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
 import type { SliceReader } from './reader.js';
@@ -32,7 +32,7 @@ export interface SliceCopyDeps {
   writer: BulkWriter;
   transform: TransformFn;
   store: StateStore;
-  limiter: RateLimiter;
+  limiter: Pick<Throttle, 'take'>;
   deadLetters: DeadLetterSink;
   versioning: Versioning;
   sourceIndex: string;

@@ -1,26 +1,159 @@
-/** A token bucket shared by all slices: max documents per second across the whole copy (0 = off). */
+/**
+ * The copy's throttle: one per migration process, shared by every slice. It keeps one rule: a page is written
+ * only when the throttle is not paused by anyone and the token bucket at the current rate has room. Who changes
+ * the rate or pauses (the operator's control API, a flag file, the watchdog, the closed-loop decision) is not
+ * decided here; each change names who made it and why, so the log, the dashboard and /metrics can say it.
+ */
 import { sleep } from '../cluster/retry.js';
 
-export class RateLimiter {
+/** Who may pause: each holds its own pause, and the copy runs only when none holds one. */
+export type PauseSource = 'operator' | 'flag-file' | 'watchdog' | 'panic';
+
+export interface ThrottleView {
+  paused: boolean;
+  /** who holds a pause, with why */
+  pausedBy: Array<{ by: PauseSource; why: string; since: string }>;
+  /** documents per second the copy may write now; 0 = unlimited */
+  rate: number;
+  /** the highest rate allowed (copy.maxDocsPerSecond, or the operator's `rate N`); 0 = none */
+  ceiling: number;
+  /** the closed-loop decision never goes below this (when it limits at all) */
+  floor: number;
+  /** documents per page and bulk, when the operator changed it (undefined: the spec's copy.batchDocs) */
+  batchDocs?: number;
+  /** why the rate is what it is, in words */
+  reason: string;
+  changedAt: string;
+}
+
+export type ThrottleListener = (v: ThrottleView, change: string) => void;
+
+export class Throttle {
   private tokens: number;
   private last = Date.now();
+  private readonly pauses = new Map<PauseSource, { why: string; since: string }>();
+  private v: Omit<ThrottleView, 'paused' | 'pausedBy'>;
+  private readonly listeners = new Set<ThrottleListener>();
+  private wake?: () => void;
 
-  constructor(private readonly perSecond: number) {
-    this.tokens = perSecond;
+  constructor(o: { ceiling: number; floor?: number }) {
+    this.v = {
+      rate: o.ceiling,
+      ceiling: o.ceiling,
+      floor: o.floor ?? 50,
+      reason: o.ceiling > 0 ? `copy.maxDocsPerSecond = ${o.ceiling}` : 'unthrottled',
+      changedAt: new Date().toISOString(),
+    };
+    this.tokens = o.ceiling;
   }
 
+  view(): ThrottleView {
+    return {
+      ...this.v,
+      paused: this.pauses.size > 0,
+      pausedBy: [...this.pauses].map(([by, p]) => ({ by, ...p })),
+    };
+  }
+
+  onChange(l: ThrottleListener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  pause(by: PauseSource, why: string): void {
+    if (this.pauses.has(by)) return;
+    this.pauses.set(by, { why, since: new Date().toISOString() });
+    this.changed(`paused by ${by}: ${why}`);
+  }
+
+  resume(by: PauseSource, why = 'resumed'): void {
+    if (!this.pauses.delete(by)) return;
+    this.changed(
+      `${by} ${why}${this.pauses.size ? ` (still paused by ${[...this.pauses.keys()].join(', ')})` : ''}`,
+    );
+  }
+
+  /** The ceiling: copy.maxDocsPerSecond at start, the operator's `rate N` later (0 = none). */
+  setCeiling(n: number, reason: string): void {
+    if (!Number.isFinite(n) || n < 0) throw new RangeError(`rate must be a number >= 0, got ${n}`);
+    this.v.ceiling = n;
+    this.setRate(n, reason);
+  }
+
+  /** The current rate, kept within [floor, ceiling] (a ceiling of 0 means none). */
+  setRate(n: number, reason: string): void {
+    const c = this.v.ceiling;
+    let r = Math.max(0, n);
+    if (c > 0) r = r === 0 ? c : Math.min(r, c);
+    if (r > 0) r = Math.max(Math.min(this.v.floor, c || this.v.floor), r);
+    if (r === this.v.rate && reason === this.v.reason) return;
+    this.v.rate = r;
+    this.v.reason = reason;
+    this.tokens = Math.min(this.tokens, r);
+    this.changed(`rate ${r === 0 ? 'unlimited' : `${r} docs/s`}: ${reason}`);
+  }
+
+  setBatchDocs(n: number | undefined, reason: string): void {
+    if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > 100_000))
+      throw new RangeError(`batch must be an integer from 1 to 100000, got ${n}`);
+    this.v.batchDocs = n;
+    this.changed(`batch ${n ?? 'as in the spec'}: ${reason}`);
+  }
+
+  /** Wait until `n` documents may be written: not paused, and the bucket has room at the current rate. */
   async take(n: number, signal?: AbortSignal): Promise<void> {
-    if (this.perSecond <= 0) return;
     for (;;) {
+      signal?.throwIfAborted();
+      if (this.pauses.size > 0) {
+        await this.waitForChange(signal);
+        continue;
+      }
+      const rate = this.v.rate;
+      if (rate <= 0) return;
       const now = Date.now();
-      this.tokens = Math.min(this.perSecond, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+      this.tokens = Math.min(rate, this.tokens + ((now - this.last) / 1000) * rate);
       this.last = now;
       // A batch larger than one second's worth still goes through once the bucket is full.
-      if (this.tokens >= Math.min(n, this.perSecond)) {
+      if (this.tokens >= Math.min(n, rate)) {
         this.tokens -= n;
         return;
       }
-      await sleep(Math.ceil(((Math.min(n, this.perSecond) - this.tokens) / this.perSecond) * 1000), signal);
+      await sleep(Math.min(1000, Math.ceil(((Math.min(n, rate) - this.tokens) / rate) * 1000)), signal);
     }
+  }
+
+  /** Wait while paused (capture rounds call this between rounds; they take no tokens). */
+  async whilePaused(signal?: AbortSignal): Promise<void> {
+    while (this.pauses.size > 0) await this.waitForChange(signal);
+  }
+
+  private waitForChange(signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const t = setTimeout(done, 1000);
+      const onAbort = () => {
+        clearTimeout(t);
+        reject(signal?.reason);
+      };
+      const prev = this.wake;
+      function done() {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }
+      this.wake = () => {
+        prev?.();
+        done();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private changed(change: string): void {
+    this.v.changedAt = new Date().toISOString();
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+    const view = this.view();
+    for (const l of this.listeners) l(view, change);
   }
 }

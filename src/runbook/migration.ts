@@ -19,6 +19,7 @@ import { desiredTargetBody } from '../cutover/target.js';
 import { restoreTargetSettings } from '../cutover/target-settings.js';
 import { failpoint } from '../ops/failpoints.js';
 import { type Reporter, silentReporter } from '../ops/reporter.js';
+import { Throttle } from '../ops/throttle.js';
 import { clusterConfig, type LoadedSpec } from '../spec/load.js';
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { AuditLog } from '../store/audit.js';
@@ -79,8 +80,11 @@ export class Migration {
   readonly audit: AuditLog;
   readonly source: Cluster;
   readonly target: Cluster;
+  /** paces and pauses this process's copy; the status server's control and the watchdog steer it */
+  readonly throttle: Throttle;
 
   constructor(readonly spec: LoadedSpec) {
+    this.throttle = new Throttle({ ceiling: spec.copy.maxDocsPerSecond });
     this.store = new StateStore(spec.migrationDir);
     this.audit = new AuditLog(this.store.auditPath);
     this.source = new Cluster(clusterConfig(spec.source.cluster, 'source.cluster'));
@@ -135,6 +139,7 @@ export class Migration {
       reporter: opts.reporter ?? silentReporter,
       signal: opts.signal,
       transform,
+      throttle: this.throttle,
       strategy: captureStrategy(this.spec),
       cutoverNow,
       force: !!opts.force,

@@ -40,7 +40,7 @@ export const copyStep: Step = {
           batchDocs: c.spec.copy.batchDocs,
           batchBytes: c.spec.copy.batchBytes,
           concurrency: c.spec.copy.concurrency,
-          maxDocsPerSecond: c.spec.copy.maxDocsPerSecond,
+          throttle: c.throttle,
           keepAlive: c.spec.copy.keepAlive,
           versioning: c.spec.copy.versioning,
           gzip: c.spec.copy.gzip,
