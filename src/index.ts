@@ -12,6 +12,9 @@ export { BulkWriter, RetryBudgetExceeded, type WriteOp, type WriteResult } from 
 export { AliasReadBackError, moveActions, moveAliases } from './cutover/aliases.js';
 export { createReporter } from './ops/progress.js';
 export type { Reporter } from './ops/reporter.js';
+export type { StatusSnapshot } from './ops/status-board.js';
+export { ControlFailed, NoStatusServer } from './ops/status-client.js';
+export type { StatusFigures } from './ops/status-figures.js';
 export * from './proxy/control.js';
 export { FileJournalReader, FileJournalWriter } from './proxy/file-journal.js';
 export * from './proxy/journal.js';
@@ -26,6 +29,7 @@ export {
   type StepInfo,
 } from './runbook/migration.js';
 export { buildReport, formatReport, type RunReport } from './runbook/report.js';
+export { control, type Watch, type WatchOptions, watchMigration, watchProxy } from './runbook/watch.js';
 export { jsonSchema } from './spec/json-schema.js';
 export { type LoadedSpec, loadSpec, resolveSpec, SpecError } from './spec/load.js';
 export type { Spec, SpecInput } from './spec/schema.js';

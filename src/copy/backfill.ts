@@ -8,7 +8,7 @@ import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from 
 import type { DocRef } from './slice-copier.js';
 import { copySlice, emptyCheckpoint, type SliceProgress, type Versioning } from './slice-copier.js';
 import type { TransformFn } from './transform.js';
-import { BulkWriter } from './writer.js';
+import { type BulkSample, BulkWriter } from './writer.js';
 
 export interface BackfillOptions extends IndexPair {
   /** = primary shards of the source: each slice is one shard */
@@ -31,6 +31,8 @@ export interface BackfillOptions extends IndexPair {
   signal?: AbortSignal;
   onProgress?: (p: SliceProgress) => void;
   onNotice?: (message: string) => void;
+  /** every _bulk request (metrics) */
+  onBulk?: (b: BulkSample) => void;
   onDropped?: (ids: DocRef[]) => void;
   /** awaited before each page is read (live capture: hold the backfill while catch-up is behind) */
   yieldTo?: (signal?: AbortSignal) => Promise<void>;
@@ -63,11 +65,13 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
     gzip: o.gzip,
     createOnly: o.createOnly,
     signal: o.signal,
+    onBulk: o.onBulk,
     onRetry: (why, n, ms) =>
       o.onNotice?.(`target refused ${n} document(s) for now (${why}); retrying in ${ms} ms`),
   });
   const readerOpts = {
     batchDocs: o.batchDocs,
+    pageSize: () => o.throttle.view().batchDocs ?? o.batchDocs,
     keepAlive: o.keepAlive,
     withVersion: o.versioning === 'source-version',
     signal: o.signal,

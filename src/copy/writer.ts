@@ -44,6 +44,21 @@ export interface WriterOptions {
   retry?: RetryPolicy;
   signal?: AbortSignal;
   onRetry?: (reason: string, items: number, delayMs: number) => void;
+  /** told after every _bulk request (watchers only: metrics, the closed loop); changes nothing the writer does */
+  onBulk?: (b: BulkSample) => void;
+}
+
+/** One _bulk request as the cluster answered it. */
+export interface BulkSample {
+  ms: number;
+  items: number;
+  bytes: number;
+  /** HTTP status of the request (0: no answer, a transport error) */
+  status: number;
+  /** items (or, for a whole-request refusal, every item) refused for now and retried: 429, 503, rejected execution */
+  refused: number;
+  /** of those, refused with 429 Too Many Requests */
+  tooManyRequests: number;
 }
 
 interface Encoded {
@@ -152,11 +167,23 @@ export class BulkWriter {
   ): Promise<{ items: Encoded[]; reason: string }> {
     const body = chunk.map((c) => c.ndjson).join('');
     let res: Awaited<ReturnType<Cluster['bulk']>>;
+    const sentAt = performance.now();
     try {
       failpoint('bulk.before-send');
       res = await this.cluster.bulk(body, { gzip: this.opts.gzip, signal });
       failpoint('bulk.after-send');
     } catch (e) {
+      if (e instanceof ClusterError || e instanceof TransportError) {
+        const status = e instanceof ClusterError ? e.status : 0;
+        this.opts.onBulk?.({
+          ms: performance.now() - sentAt,
+          items: chunk.length,
+          bytes: body.length,
+          status,
+          refused: e.transient ? chunk.length : 0,
+          tooManyRequests: status === 429 ? chunk.length : 0,
+        });
+      }
       if (e instanceof ClusterError && e.status === 413) {
         if (chunk.length === 1) {
           this.deadLetter(
@@ -210,6 +237,18 @@ export class BulkWriter {
         dead.push({ enc, item });
       }
     });
+    if (this.opts.onBulk) {
+      let tooMany = 0;
+      for (const w of res.items) if (Object.values(w)[0]?.status === 429) tooMany++;
+      this.opts.onBulk({
+        ms: performance.now() - sentAt,
+        items: chunk.length,
+        bytes: body.length,
+        status: 200,
+        refused: retry.length,
+        tooManyRequests: tooMany,
+      });
+    }
     if (dead.length) {
       const now = new Date().toISOString();
       const letters: DeadLetter[] = dead.map(({ enc, item }) => ({

@@ -153,6 +153,14 @@ export class StateStore {
   get proxyTokenPath(): string {
     return join(this.dir, 'proxy', 'control.token');
   }
+  /** the status server's control token (0600), shared by the runner's and the proxy's status servers */
+  get statusTokenPath(): string {
+    return join(this.dir, 'status', 'control.token');
+  }
+  /** where a running command's status server listens (address, pid): `cutover ctl` reads it */
+  statusInfoPath(role: 'run' | 'proxy'): string {
+    return join(this.dir, 'status', `${role}.json`);
+  }
   checkpointPath(slice: number): string {
     return join(this.dir, 'checkpoints', `slice-${slice}.json`);
   }

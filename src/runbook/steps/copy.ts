@@ -54,6 +54,7 @@ export const copyStep: Step = {
           signal: c.signal,
           onProgress: (p) => c.reporter.copyProgress(p),
           onNotice: (m) => c.reporter.warn(m),
+          onBulk: (b) => c.reporter.bulk?.(b),
         }),
       );
       c.state.totals = totalsOf(cps, sourceDocs);
