@@ -155,8 +155,12 @@ export class StatusBoard {
     const r = this.rates();
     const processed = f.copy ? f.copy.slices.reduce((a, s) => a + s.processed, 0) : 0;
     const copying = f.copy?.slices.some((s) => !s.done);
+    const throttle = this.o.throttle?.view();
+    // No ETA while paused: the recent rate says nothing about when a paused copy ends.
     const eta =
-      f.copy && copying && r.docs > 0 ? Math.max(0, (f.copy.sourceDocs - processed) / r.docs) : null;
+      f.copy && copying && r.docs > 0 && !throttle?.paused
+        ? Math.max(0, (f.copy.sourceDocs - processed) / r.docs)
+        : null;
     return {
       ...f,
       command: this.o.command,
@@ -167,7 +171,7 @@ export class StatusBoard {
       docsPerSecond: Math.round(r.docs),
       bytesPerSecond: Math.round(r.bytes),
       etaSeconds: eta === null ? null : Math.round(eta),
-      throttle: this.o.throttle?.view(),
+      throttle,
       decisions: [...this.decisions],
       warnings: [...this.warnings],
       postpone: this.o.postponeFlag

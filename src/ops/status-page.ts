@@ -185,7 +185,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     set('total', c ? fmt(c.sourceDocs) : '-');
     set('dps', fmt(s.docsPerSecond));
     set('mbs', (s.bytesPerSecond / 1048576).toFixed(1));
-    set('eta', dur(s.etaSeconds));
+    set('eta', s.throttle && s.throttle.paused ? 'paused' : dur(s.etaSeconds));
     set('lag', s.catchUp && s.catchUp.lastLagMs !== undefined ? (s.catchUp.lastLagMs / 1000).toFixed(1) + 's' : '-');
     set('dead', c ? fmt(c.deadLetters) : '-');
     $('dead').className = c && c.deadLetters > 0 ? 'err' : '';

@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { writeJsonAtomic } from '../store/atomic-file.js';
+import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { bearerMatches, readOrCreateToken } from '../store/secret-token.js';
 import type { StateStore } from '../store/state.js';
 import type { StatusBoard } from './status-board.js';
@@ -243,7 +243,8 @@ export async function startStatusServer(o: StatusServerOptions): Promise<StatusS
       unwatch();
       for (const s of streams) s.end();
       streams.clear();
-      rmSync(infoPath, { force: true });
+      // Only our own registration: a later command of this migration may have written its own since.
+      if (readJson<StatusInfo>(infoPath)?.pid === process.pid) rmSync(infoPath, { force: true });
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -210,6 +210,52 @@ for (const kind of KINDS) {
   });
 }
 
+describe('status server of the write proxy', () => {
+  it('serves its counters and journal end, and refuses to steer a copy it does not run', async () => {
+    const kind = KINDS[0]!;
+    const s = await tracked.scenario(kind, 10, { capture: { strategy: 'proxy' } });
+    const proxy = startCli([
+      'proxy',
+      s.specPath,
+      '--listen',
+      '127.0.0.1:0',
+      '--status-listen',
+      '127.0.0.1:0',
+    ]);
+    let out = '';
+    proxy.child.stdout!.on('data', (d) => {
+      out += d;
+    });
+    try {
+      const srv = await served(stateDirOf(s), 'proxy');
+      const before = sumOf((await metrics(srv)).families, 'cutover_proxy_requests_total');
+      const dataUrl = await until('the proxy address', () => /proxy listening on (\S+)/.exec(out)?.[1]);
+      const w = await fetch(`${dataUrl}/${s.writeAlias}/_doc/p1?refresh=true`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ title: 'through the proxy', qty: '1', tags: ['a'], n: 1 }),
+      });
+      assert.ok(w.status < 300, `write through the proxy: ${w.status}`);
+      const m = await metrics(srv);
+      assert.ok(sumOf(m.families, 'cutover_proxy_requests_total') > before, 'the request counter moved');
+      assert.ok(sumOf(m.families, 'cutover_journal_end') >= 1, 'the write is in the journal');
+      assert.equal(sumOf(m.families, 'cutover_proxy_holding'), 0);
+      const st = await status(srv);
+      assert.equal(st.command, 'proxy');
+      assert.equal(st.proxy.holding, false);
+      const refused = await control(srv, 'pause');
+      assert.equal(refused.status, 409);
+      assert.match(refused.body.error!, /copies nothing/);
+      const ctl = await runCli(['ctl', s.specPath, 'status', '--proxy']);
+      assert.equal(ctl.code, 0, ctl.stderr);
+      assert.equal(JSON.parse(ctl.stdout).command, 'proxy');
+    } finally {
+      proxy.child.kill('SIGTERM');
+      await proxy.done;
+    }
+  });
+});
+
 describe('dashboard in a real browser', () => {
   const browser = chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -250,6 +296,11 @@ describe('dashboard in a real browser', () => {
     );
     assert.match((await page.textContent('#answer'))!, /copy paused/);
     await pausedAndStill(srv);
+    // docs/dashboard.png is made this way: CUTOVER_DASHBOARD_SCREENSHOT=docs/dashboard.png
+    if (process.env.CUTOVER_DASHBOARD_SCREENSHOT) {
+      await page.setViewportSize({ width: 1400, height: 1000 });
+      await page.screenshot({ path: process.env.CUTOVER_DASHBOARD_SCREENSHOT, fullPage: true });
+    }
     await page.click('#btn-resume');
     const r = await run.done;
     // Taken as the run ends: the page then reports the lost connection and retries, as it should.

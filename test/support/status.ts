@@ -75,10 +75,12 @@ export function sumOf(
 ): number {
   const f = fams.get(name);
   if (!f) throw new Error(`metric ${name} is missing`);
-  return f.metrics
-    .filter((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))
-    // A histogram's count is its +Inf bucket (this parser keeps only the buckets of labelled histograms).
-    .reduce((a, m) => a + Number(m.value ?? m.count ?? m.buckets?.['+Inf'] ?? 0), 0);
+  return (
+    f.metrics
+      .filter((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))
+      // A histogram's count is its +Inf bucket (this parser keeps only the buckets of labelled histograms).
+      .reduce((a, m) => a + Number(m.value ?? m.count ?? m.buckets?.['+Inf'] ?? 0), 0)
+  );
 }
 
 /** The copy stopped advancing: the same count twice in a row, a second apart (the page in flight has landed). */
