@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
+import { PreflightError } from '../store/errors.js';
 import { bearerMatches, readOrCreateToken } from '../store/secret-token.js';
 import type { StateStore } from '../store/state.js';
 import type { StatusBoard } from './status-board.js';
@@ -53,7 +54,7 @@ export function parseListen(s: string): { host: string; port: number } {
   const port = Number(s.slice(i + 1));
   const host = s.slice(0, i).replace(/^\[(.*)\]$/, '$1');
   if (i <= 0 || !host || !/^\d{1,5}$/.test(s.slice(i + 1)) || port > 65_535)
-    throw new TypeError(
+    throw new PreflightError(
       `--listen must be HOST:PORT (e.g. 127.0.0.1:9252, port 0: any free port) or off, got ${JSON.stringify(s)}`,
     );
   return { host, port };
@@ -113,6 +114,10 @@ export async function startStatusServer(o: StatusServerOptions): Promise<StatusS
   const token = readOrCreateToken(o.store.statusTokenPath);
   const { board } = o;
   const streams = new Set<ServerResponse>();
+  // Refused control requests are audited, but a flood of them must not flood the audit trail (each line is
+  // fsynced): at most one record a second, carrying how many were refused since the last one.
+  let refusedAt = 0;
+  let refusedSince = 0;
 
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
@@ -121,7 +126,18 @@ export async function startStatusServer(o: StatusServerOptions): Promise<StatusS
       if (!authorized) {
         req.resume();
         const from = req.socket.remoteAddress ?? '?';
-        o.steering.audit.record({ event: 'control-refused', path, from, why: 'missing or wrong token' });
+        refusedSince++;
+        if (Date.now() - refusedAt >= 1000) {
+          refusedAt = Date.now();
+          o.steering.audit.record({
+            event: 'control-refused',
+            path,
+            from,
+            why: 'missing or wrong token',
+            refused: refusedSince,
+          });
+          refusedSince = 0;
+        }
         return send(res, 401, {
           error: `missing or wrong control token: send Authorization: Bearer <the token in ${o.store.statusTokenPath}>`,
         });
@@ -215,7 +231,7 @@ export async function startStatusServer(o: StatusServerOptions): Promise<StatusS
     // Only the default gives way: an address the operator named and cannot have is an error they must see.
     if (explicit || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
       clearInterval(tick);
-      throw new TypeError(
+      throw new PreflightError(
         `status server: cannot listen on ${host}:${port} (${(e as Error).message}); choose another --listen, or --listen off`,
       );
     }
