@@ -364,6 +364,48 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       });
     });
 
+    it('a write refused by the source write block (the fence) is sent again until the block lifts: latency, not a 403', async () => {
+      await s.c.putSettings(s.source, { 'index.blocks.write': true });
+      let lifted = false;
+      try {
+        // The oracle: the block is real, a write straight to the cluster is refused.
+        const direct = await call(s.t.url, 'PUT', `/${s.writeAlias}/_doc/blocked-direct`, { n: 0 });
+        assert.equal(direct.status, 403, JSON.stringify(direct.body));
+        const before = (await control.status()).stats.blockRetried;
+        const single = call(base, 'PUT', `/${s.writeAlias}/_doc/blocked1`, { n: 1 });
+        const bulk = call(
+          base,
+          'POST',
+          '/_bulk',
+          ndjson([
+            { index: { _index: s.writeAlias, _id: 'blocked2' } },
+            { n: 2 },
+            { delete: { _index: s.writeAlias, _id: 'blocked-none' } },
+          ]),
+          { 'content-type': 'application/x-ndjson' },
+        );
+        await until(
+          async () => (await control.status()).stats.blockRetried >= before + 2,
+          'both writes met the block',
+        );
+        await s.c.putSettings(s.source, { 'index.blocks.write': false });
+        lifted = true;
+        const [a, b] = await Promise.all([single, bulk]);
+        assert.equal(a.status, 201, JSON.stringify(a.body));
+        assert.equal(b.status, 200);
+        const items = b.body.items as Array<Record<string, { status: number }>>;
+        assert.equal(items[0]!.index!.status, 201);
+        assert.equal(items[1]!.delete!.status, 404);
+        const got = await s.c.mget(s.source, [{ _id: 'blocked1' }, { _id: 'blocked2' }]);
+        assert.deepEqual(
+          got.docs.map((d) => d.found),
+          [true, true],
+        );
+      } finally {
+        if (!lifted) await s.c.putSettings(s.source, { 'index.blocks.write': false });
+      }
+    });
+
     it('refuses control requests without the token; the data port cannot hold', async () => {
       assert.equal((await call(proxy.controlUrl, 'GET', '/v1/status')).status, 401);
       const wrong = { authorization: 'Bearer nope' };

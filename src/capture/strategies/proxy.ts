@@ -69,6 +69,12 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       ...captureTuning(c),
       yieldAboveLagMs: c.spec.capture.copyYields ? (c.spec.capture.maxLagSeconds * 1000) / 2 : undefined,
       onApplied: (ids) => sync?.noteRoundApplied(ids),
+      // A round lists the changes after its checkpoints, syncs the journal, and copies only what the journal did
+      // not: the safety net costs a read of ids, not a second copy of every proxied write.
+      covered: (id, seqNo) => sync?.covers(id, seqNo) ?? false,
+      afterMarks: async (signal) => {
+        await (await journal(c)).sync(undefined, signal);
+      },
       // The journal sync rides along wherever rounds run: beside the copy, the proof, the wait for the switch.
       afterRound: async (signal) => {
         await (await journal(c)).sync(undefined, signal);
@@ -317,6 +323,7 @@ function summary(live: LiveCapture, sync: JournalSync): Record<string, unknown> 
   return {
     rounds: s.rounds,
     applied: s.applied,
+    coveredByJournal: s.coveredByJournal ?? 0,
     journalEntries: j.entries,
     journalCopied: j.copied,
     journalDeleted: j.deleted,
