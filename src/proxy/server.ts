@@ -26,7 +26,14 @@ import { type Dispatcher, Pool } from 'undici';
 import { sleep } from '../cluster/retry.js';
 import { type TlsOptions, tlsConnect } from '../cluster/transport.js';
 import { type BulkAction, BulkBodyUnreadable, parseBulkActions, rewriteBulkIndex } from './bulk-actions.js';
-import { type ByQueryWrite, classify, type DocWrite, migratedNames, type RequestFacts } from './classify.js';
+import {
+  type ByQueryWrite,
+  classify,
+  type DocWrite,
+  migratedNames,
+  namesMigrated,
+  type RequestFacts,
+} from './classify.js';
 import type { HoldRecord, ProxyInfo, ProxyStats, ProxyStatus } from './control.js';
 import { startControlServer } from './control-server.js';
 import {
@@ -488,6 +495,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     }
   }
 
+  /** `dest.index` of a `_reindex` body, or undefined when it cannot be read */
+  function reindexDest(body: Buffer | undefined): string | undefined {
+    try {
+      const d = (JSON.parse(body?.toString('utf8') ?? '') as { dest?: { index?: unknown } }).dest?.index;
+      return typeof d === 'string' ? d : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async function parsedAnswer(r: Dispatcher.ResponseData, answer: Buffer): Promise<unknown> {
     try {
       return JSON.parse(
@@ -521,6 +538,17 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     if (c.kind === 'sniff') return sniff(req, res);
     if (c.kind === 'read') return stream(req, res);
     if (failed) return sendError(res, 503, 'journal_failed', failed.message);
+    if (c.kind === 'by-query' && c.destInBody) {
+      const body = await readAll(req);
+      const dest = reindexDest(
+        await decodedBody(body, headerValue(req.headers['content-encoding'])).catch(() => undefined),
+      );
+      // A body the proxy cannot read may still write into the migrated index: journaled as if it did.
+      c.index = dest ?? sourceIndex;
+      c.migrated = dest === undefined || namesMigrated(dest, names);
+      if (!c.migrated) return stream(req, res, body);
+      return migratedWrite(req, res, { method: req.method!, path, search, facts, body });
+    }
     if (c.kind === 'other' || ((c.kind === 'doc' || c.kind === 'by-query') && !c.migrated))
       return stream(req, res);
     const body = await readAll(req);

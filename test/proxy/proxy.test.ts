@@ -302,6 +302,36 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       const m = await markers();
       assert.equal(m.length, n0 + 2);
       assert.match(String((m.at(-1) as { why: string }).why), /delete_by_query/);
+      // _reindex into the migrated index (through its write alias) is a marker; into another index it is not.
+      const into = await call(base, 'POST', '/_reindex?refresh=true', {
+        source: { index: s.other },
+        dest: { index: s.writeAlias },
+      });
+      assert.equal(into.status, 200, JSON.stringify(into.body));
+      const m2 = await markers();
+      assert.equal(m2.length, n0 + 3);
+      assert.match(String((m2.at(-1) as { why: string }).why), /_reindex on/);
+      const away = await call(base, 'POST', '/_reindex?refresh=true', {
+        source: { index: s.writeAlias },
+        dest: { index: s.other },
+      });
+      assert.equal(away.status, 200, JSON.stringify(away.body));
+      assert.equal(
+        (await markers()).length,
+        n0 + 3,
+        'a reindex out of the migrated index writes nothing into it',
+      );
+      // A by-query run as a task: its marker names the task, which the runner waits for before it reconciles.
+      const bg = await call(base, 'POST', `/${s.writeAlias}/_update_by_query?wait_for_completion=false`, {
+        query: { match_all: {} },
+      });
+      assert.equal(bg.status, 200, JSON.stringify(bg.body));
+      const task = String(bg.body.task);
+      const last = (await markers()).at(-1) as { task?: string; why: string };
+      assert.equal(last.task, task, last.why);
+      await s.c.waitForTask(task);
+      const done = await call(s.t.url, 'GET', `/_tasks/${task}`);
+      assert.ok(done.status === 404 || done.body.completed === true, JSON.stringify(done.body));
     });
 
     it('holds writes in memory until released: none completes while held, all complete after, reads go on', async () => {

@@ -85,6 +85,11 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
   const maxLag = spec.capture.maxLagSeconds;
   const reconcile = async (c: CaptureContext) => {
     const lc = capture(c);
+    // A by-query still running would change documents after the scan passed them: it finishes first.
+    for (const task of sync?.runningTasks ?? []) {
+      c.reporter.info(`waiting for the by-query task ${task} to finish before reconciling`);
+      await c.source.waitForTask(task, c.signal);
+    }
     const r = await lc.alongside(() => lc.reconcile(undefined, undefined, { giveWay: true }));
     c.reporter.info(
       `reconcile: ${r.checked} target ids checked, ${r.missingOnSource} deleted on the source and not yet on the target`,
