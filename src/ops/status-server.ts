@@ -119,7 +119,17 @@ export async function startStatusServer(o: StatusServerOptions): Promise<StatusS
   let refusedAt = 0;
   let refusedSince = 0;
 
+  // The status server must never take the migration down: whatever fails in a request fails that request only.
   const server = createServer((req, res) => {
+    try {
+      handle(req, res);
+    } catch (e) {
+      if (!res.headersSent) send(res, 500, { error: (e as Error).message });
+      else res.end();
+    }
+  });
+
+  function handle(req: IncomingMessage, res: ServerResponse) {
     const path = (req.url ?? '/').split('?')[0]!;
     const authorized = bearerMatches(req.headers.authorization, token);
     if (req.method === 'POST') {
@@ -173,7 +183,8 @@ export async function startStatusServer(o: StatusServerOptions): Promise<StatusS
         'content-security-policy':
           "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
       });
-      return res.end(DASHBOARD_HTML);
+      res.end(DASHBOARD_HTML);
+      return;
     }
     const readable = authorized || (isLoopback(req.socket.remoteAddress) && loopbackName(req.headers.host));
     if (!readable)
@@ -203,7 +214,7 @@ export async function startStatusServer(o: StatusServerOptions): Promise<StatusS
       return;
     }
     send(res, 404, { error: `nothing at ${path} (try /, /metrics, /api/status, /api/events)` });
-  });
+  }
 
   function pushTo(res: ServerResponse): void {
     res.write(`event: status\ndata: ${JSON.stringify(board.snapshot())}\n\n`);
@@ -212,7 +223,12 @@ export async function startStatusServer(o: StatusServerOptions): Promise<StatusS
   const pushAll = () => {
     pending = undefined;
     if (streams.size === 0) return;
-    const line = `event: status\ndata: ${JSON.stringify(board.snapshot())}\n\n`;
+    let line: string;
+    try {
+      line = `event: status\ndata: ${JSON.stringify(board.snapshot())}\n\n`;
+    } catch {
+      return; // a figure could not be read this second; the next tick tries again
+    }
     for (const s of streams) s.write(line);
   };
   const tick = setInterval(pushAll, 1000);

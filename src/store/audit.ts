@@ -22,7 +22,7 @@ export class AuditLog {
     }
     try {
       const size = fstatSync(fd).size;
-      const len = Math.min(size, 256 * 1024);
+      const len = Math.min(size, 64 * 1024);
       const buf = Buffer.alloc(len);
       readSync(fd, buf, 0, len, size - len);
       const lines = buf.toString('utf8').split('\n');
