@@ -7,7 +7,8 @@
  * moves through server-sent events, Pause and Resume work from the page, no console error, no external request.
  */
 import assert from 'node:assert/strict';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
@@ -28,6 +29,7 @@ import {
   until,
 } from '../support/status.js';
 
+const SECRET = 'S3cret-never-shown';
 const KINDS = (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k));
 const tracked = trackedScenarios();
 afterEach(tracked.drop);
@@ -40,6 +42,21 @@ async function exact(s: Scenario): Promise<void> {
   const d = diffDocs(s.expected, await readAll(s.c, s.target));
   assert.deepEqual([d.missing.length, d.extra.length, d.changed.length], [0, 0, 0], summarize(d));
   assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.target]);
+}
+
+/** GET with a Host header of our choosing (fetch may not set it), as a page under a rebound DNS name would send. */
+function getWithHost(url: string, host: string, token?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(
+      url,
+      { headers: { host, ...(token ? { authorization: `Bearer ${token}` } : {}) } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+  });
 }
 
 async function pausedAndStill(srv: Served): Promise<void> {
@@ -55,6 +72,11 @@ for (const kind of KINDS) {
       // Slow until paused, fast once resumed (rate 3000): room to observe, little time spent.
       const s = await tracked.scenario(kind, 4000, {
         copy: { batchDocs: 50, concurrency: 1, maxDocsPerSecond: 300 },
+      });
+      // A credential in the spec (the test server ignores it): it must show nowhere the status server answers.
+      s.writeSpec({
+        copy: { batchDocs: 50, concurrency: 1, maxDocsPerSecond: 300 },
+        source: { cluster: { url: s.url, auth: { username: 'ops', password: SECRET } } },
       });
       const run = startCli(['--json', 'run', s.specPath, '--listen', '127.0.0.1:0']);
       const srv = await served(stateDirOf(s));
@@ -83,6 +105,11 @@ for (const kind of KINDS) {
       assert.equal(sumOf(m1.families, 'cutover_throttle_rate_documents_per_second'), 300);
       assert.equal(sumOf(m1.families, 'cutover_throttle_paused'), 0);
       assert.ok(!m1.text.includes(srv.token), 'the token never shows in /metrics');
+      for (const text of [m1.text, JSON.stringify(first), await (await fetch(srv.url)).text()])
+        assert.ok(!text.includes(SECRET), 'no credential in metrics, status or the page');
+      // A loopback peer that names another host (a rebound DNS name) reads nothing without the token.
+      assert.equal(await getWithHost(`${srv.url}/api/status`, 'rebound.example'), 401);
+      assert.equal(await getWithHost(`${srv.url}/metrics`, 'rebound.example', srv.token), 200);
       const before = sumOf(m1.families, 'cutover_documents_processed_total');
       await until('the processed counter to move', async () =>
         sumOf((await metrics(srv)).families, 'cutover_documents_processed_total') > before ? true : undefined,
@@ -222,7 +249,11 @@ for (const kind of KINDS) {
 describe('status server of the write proxy', () => {
   it('serves its counters and journal end, and refuses to steer a copy it does not run', async () => {
     const kind = KINDS[0]!;
-    const s = await tracked.scenario(kind, 10, { capture: { strategy: 'proxy' } });
+    const s = await tracked.scenario(kind, 10, {
+      capture: { strategy: 'proxy' },
+      cutover: { postponeFlagFile: './postpone.flag' },
+    });
+    const flag = join(s.dir, 'postpone.flag');
     const proxy = startCli([
       'proxy',
       s.specPath,
@@ -258,6 +289,19 @@ describe('status server of the write proxy', () => {
       const ctl = await runCli(['ctl', s.specPath, 'status', '--proxy']);
       assert.equal(ctl.code, 0, ctl.stderr);
       assert.equal(JSON.parse(ctl.stdout).command, 'proxy');
+      // postpone / unpostpone: the spec's flag file, created and removed, each audited.
+      const postpone = await runCli(['ctl', s.specPath, 'postpone', '--proxy']);
+      assert.equal(postpone.code, 0, postpone.stderr);
+      assert.ok(existsSync(flag));
+      assert.match(readFileSync(flag, 'utf8'), /postponed by the control token holder at 127\.0\.0\.1/);
+      assert.equal((await status(srv)).postpone.postponed, true);
+      const unpostpone = await runCli(['ctl', s.specPath, 'unpostpone', '--proxy']);
+      assert.equal(unpostpone.code, 0, unpostpone.stderr);
+      assert.ok(!existsSync(flag));
+      const actions = auditOf(srv.stateDir)
+        .filter((a) => a.event === 'control')
+        .map((a) => `${a.action} ${a.command}`);
+      assert.deepEqual(actions, ['postpone proxy', 'unpostpone proxy']);
     } finally {
       proxy.child.kill('SIGTERM');
       await proxy.done;
