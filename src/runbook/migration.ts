@@ -17,10 +17,11 @@ import { guardLiftOf } from '../cutover/freeze-guard.js';
 import { requestHandover } from '../cutover/revert-window.js';
 import { desiredTargetBody } from '../cutover/target.js';
 import { restoreTargetSettings } from '../cutover/target-settings.js';
+import { Alerts } from '../ops/alerts.js';
 import { failpoint } from '../ops/failpoints.js';
 import { type Reporter, silentReporter } from '../ops/reporter.js';
 import { Throttle } from '../ops/throttle.js';
-import { clusterConfig, type LoadedSpec } from '../spec/load.js';
+import { clusterConfig, type LoadedSpec, webhookSecrets } from '../spec/load.js';
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { AuditLog } from '../store/audit.js';
 import { GateError, Interrupted, PreflightError } from '../store/errors.js';
@@ -231,7 +232,14 @@ export class Migration {
       );
     const c = this.context(state, transform, opts, cutoverNow);
     this.refusePostponeWithoutLoop(c);
+    // Bad alert settings (a webhook URL variable not set) are refused before anything changes.
+    const alerts = alertsFor(this.spec, c.reporter);
+    c.vetoSwitch = () => alerts.beforeSwitch();
     const lock = this.lock(command, opts);
+    const unwatch = alerts.active ? this.audit.onRecord((r) => alerts.onAudit(r)) : () => {};
+    const stopThrottleWatch = alerts.active
+      ? alerts.watchThrottle(this.throttle, this.spec.alerts.throttledMinutes, (r) => this.audit.record(r))
+      : () => {};
     let current = '';
     try {
       if (state.phase !== 'cut-over') state.phase = 'running';
@@ -251,9 +259,11 @@ export class Migration {
         failpoint(`step.${step.name}.before-save`);
         state.completed[step.name] = new Date().toISOString();
         this.store.save(state);
+        this.audit.record({ event: 'step-done', step: step.name });
       }
       state.phase = 'cut-over';
       this.store.save(state);
+      this.audit.record({ event: 'run-finished', command, phase: state.phase });
       return this.result(state);
     } catch (e) {
       const err = opts.signal?.aborted
@@ -277,6 +287,9 @@ export class Migration {
     } finally {
       lock.release();
       await c.strategy.close?.();
+      stopThrottleWatch();
+      unwatch();
+      await alerts.close();
     }
   }
 
@@ -520,4 +533,15 @@ export class Migration {
     await this.source.close();
     if (this.target !== this.source) await this.target.close();
   }
+}
+
+/** The alert webhooks and hooks of the spec, their secrets read from the environment now (bad input: exit 2). */
+function alertsFor(spec: LoadedSpec, reporter: Reporter): Alerts {
+  return new Alerts({
+    migration: spec.name,
+    webhooks: spec.alerts.webhooks.map((w, i) => ({ ...w, ...webhookSecrets(w, i) })),
+    hooksPath: spec.hooksPath,
+    facts: { CUTOVER_SOURCE_INDEX: spec.source.index, CUTOVER_TARGET_INDEX: spec.target.index },
+    warn: (m) => reporter.warn(m),
+  });
 }

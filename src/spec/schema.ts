@@ -256,6 +256,63 @@ export const specSchema = z.strictObject({
         ),
     })
     .prefault({}),
+  alerts: z
+    .strictObject({
+      webhooks: z
+        .array(
+          z.strictObject({
+            url: z
+              .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+              .optional()
+              .describe('where to POST (prefer urlEnv: a Slack or PagerDuty URL is a secret)'),
+            urlEnv: secretRef.env.optional(),
+            format: z
+              .enum(['json', 'slack', 'pagerduty'])
+              .default('json')
+              .describe(
+                'json: the event as is; slack: an incoming-webhook message; pagerduty: Events API v2',
+              ),
+            routingKey: z
+              .string()
+              .min(1)
+              .optional()
+              .describe('pagerduty: the integration key (prefer routingKeyEnv)'),
+            routingKeyEnv: secretRef.env.optional(),
+            events: z
+              .array(
+                z.enum([
+                  'started',
+                  'step-done',
+                  'throttled',
+                  'paused',
+                  'resumed',
+                  'dead-letters',
+                  'switch-refused',
+                  'switched',
+                  'finished',
+                  'failed',
+                ]),
+              )
+              .optional()
+              .describe('only these events (default: all)'),
+          }),
+        )
+        .default([])
+        .describe('webhooks told about the migration as it goes'),
+      throttledMinutes: z
+        .number()
+        .min(0)
+        .default(10)
+        .describe('alert once the copy has been held below its ceiling (or paused) this long'),
+      hooksPath: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          'directory of executables named on-<event> (e.g. on-switched, before-switch), run with the facts in CUTOVER_* variables; a failing before-switch vetoes the switch (relative to the spec file)',
+        ),
+    })
+    .prefault({}),
   verify: z
     .strictObject({
       mode: z
