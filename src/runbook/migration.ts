@@ -20,6 +20,7 @@ import { restoreTargetSettings } from '../cutover/target-settings.js';
 import { failpoint } from '../ops/failpoints.js';
 import { type Reporter, silentReporter } from '../ops/reporter.js';
 import { Throttle } from '../ops/throttle.js';
+import { Watchdog, type WatchdogRecord } from '../ops/watchdog.js';
 import { clusterConfig, type LoadedSpec } from '../spec/load.js';
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { AuditLog } from '../store/audit.js';
@@ -82,15 +83,29 @@ export class Migration {
   readonly target: Cluster;
   /** paces and pauses this process's copy; the status server's control and the watchdog steer it */
   readonly throttle: Throttle;
+  /** reads both clusters' health while run or cutover works; pauses the throttle while one stays red */
+  readonly watchdog: Watchdog;
 
   constructor(readonly spec: LoadedSpec) {
-    this.throttle = new Throttle({ ceiling: spec.copy.maxDocsPerSecond });
+    this.throttle = new Throttle({
+      ceiling: spec.copy.maxDocsPerSecond,
+      floor: spec.copy.throttle.floorDocsPerSecond,
+    });
     this.store = new StateStore(spec.migrationDir);
     this.audit = new AuditLog(this.store.auditPath);
     this.source = new Cluster(clusterConfig(spec.source.cluster, 'source.cluster'));
     this.target = spec.target.cluster
       ? new Cluster(clusterConfig(spec.target.cluster, 'target.cluster'))
       : this.source;
+    this.watchdog = new Watchdog({
+      source: this.source,
+      target: this.target,
+      throttle: this.throttle,
+      intervalMs: spec.watchdog.intervalSeconds * 1000,
+      redAfterMs: spec.watchdog.redAfterSeconds * 1000,
+      audit: this.audit,
+      recordPath: this.store.watchdogPath,
+    });
   }
 
   /** The persisted state, refused when it was made for other clusters or indices than this spec names. */
@@ -233,6 +248,7 @@ export class Migration {
     this.refusePostponeWithoutLoop(c);
     const lock = this.lock(command, opts);
     let current = '';
+    if (this.spec.watchdog.enabled) this.watchdog.start(c.reporter);
     try {
       if (state.phase !== 'cut-over') state.phase = 'running';
       this.store.save(state);
@@ -275,6 +291,7 @@ export class Migration {
       this.audit.record({ event: 'run-failed', step: current, error: state.lastError.message });
       throw err;
     } finally {
+      await this.watchdog.stop();
       lock.release();
       await c.strategy.close?.();
     }
@@ -474,6 +491,7 @@ export class Migration {
       readJson<CaptureState>(this.store.capturePath),
       readJson<CaptureState>(this.store.revertPath),
       readJson<JournalSyncState>(this.store.journalSyncPath),
+      readJson<WatchdogRecord>(this.store.watchdogPath),
     );
   }
 
