@@ -33,6 +33,12 @@ export interface SignalSnapshot {
     settled: number;
     /** documents refused for now (item 429 / rejected execution, or a whole bulk answered 429) */
     rejected: number;
+    /**
+     * documents/s settled over the recent window (several intervals: with large pages and a low rate a single
+     * interval may hold no bulk at all), and whether any bulk was sent in that window
+     */
+    throughput: number;
+    active: boolean;
     /** median bulk latency in this interval, and the median of the copy's first bulks */
     latencyMs?: number;
     baselineMs?: number;
@@ -134,9 +140,9 @@ export function overSignals(s: SignalSnapshot, t: Thresholds = DEFAULT_THRESHOLD
   return over;
 }
 
-/** Documents per second the copy really wrote in the snapshot's interval. */
+/** Documents per second the copy really wrote lately. */
 export function throughputOf(s: SignalSnapshot): number {
-  return s.intervalMs > 0 ? Math.round(s.writer.settled / (s.intervalMs / 1000)) : 0;
+  return Math.round(s.writer.throughput);
 }
 
 /** The rate to set after this snapshot, and why. */
@@ -177,7 +183,7 @@ export function decide(s: SignalSnapshot, r: RateState, t: Thresholds = DEFAULT_
   if (r.rate === 0) return { action: 'hold', rate: 0, over, reason: 'all signals clear: unthrottled' };
   // A rate the copy does not use (paused, waiting for catch-up, slower elsewhere) is not raised: a rate far above
   // the real throughput would make the next halving do nothing.
-  if (s.writer.bulks === 0 || measured < r.rate * 0.5)
+  if (!s.writer.active || measured < r.rate * 0.5)
     return {
       action: 'hold',
       rate: r.rate,

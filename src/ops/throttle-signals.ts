@@ -71,6 +71,9 @@ export interface SignalOptions {
 export class ThrottleSignals {
   private seq = 0;
   private bulks: BulkSample[] = [];
+  /** (time, settled) of the bulks in the throughput window */
+  private recent: Array<[number, number]> = [];
+  private readonly startedAt = Date.now();
   private readonly firstBulks: number[] = [];
   private readonly firstSearches: number[] = [];
   /** per cluster side: the previous reading's cumulative counters, by node id */
@@ -88,6 +91,7 @@ export class ThrottleSignals {
   /** The writer's observer: pass it as BulkWriter's onBulk. */
   readonly onBulk = (b: BulkSample): void => {
     this.bulks.push(b);
+    this.recent.push([Date.now(), b.settled]);
     const n = this.o.baselineBulks ?? 20;
     if (this.firstBulks.length < n && b.status === 200 && b.rejected === 0) this.firstBulks.push(b.ms);
   };
@@ -129,6 +133,10 @@ export class ThrottleSignals {
     const now = Date.now();
     const bulks = this.bulks;
     this.bulks = [];
+    const windowMs = Math.max(5000, 3 * this.o.intervalMs);
+    this.recent = this.recent.filter(([t]) => t > now - windowMs);
+    const span = Math.min(windowMs, now - this.startedAt) / 1000;
+    const windowSettled = this.recent.reduce((a, [, n]) => a + n, 0);
     const searchMs = (sameCluster ? target : source)?.searchMs;
     const nIntervals = this.o.baselineIntervals ?? 5;
     if (searchMs !== undefined && this.firstSearches.length < nIntervals) this.firstSearches.push(searchMs);
@@ -140,6 +148,8 @@ export class ThrottleSignals {
         bulks: bulks.length,
         settled: bulks.reduce((a, b) => a + b.settled, 0),
         rejected: bulks.reduce((a, b) => a + b.rejected, 0),
+        throughput: span > 0 ? windowSettled / span : 0,
+        active: this.recent.length > 0,
         latencyMs: median(bulks.map((b) => b.ms)),
         // A baseline of a few bulks is no baseline: none until the first ones are in.
         baselineMs:

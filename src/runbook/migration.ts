@@ -17,6 +17,7 @@ import { guardLiftOf } from '../cutover/freeze-guard.js';
 import { requestHandover } from '../cutover/revert-window.js';
 import { desiredTargetBody } from '../cutover/target.js';
 import { restoreTargetSettings } from '../cutover/target-settings.js';
+import { cancelTask, type DoctorReport, doctor, findTask } from '../ops/doctor.js';
 import { failpoint } from '../ops/failpoints.js';
 import { type Reporter, silentReporter } from '../ops/reporter.js';
 import { Throttle } from '../ops/throttle.js';
@@ -525,6 +526,41 @@ export class Migration {
       lastError: s.phase === 'failed' ? s.lastError : undefined,
       warnings,
     };
+  }
+
+  /**
+   * `cutover doctor`: cluster health (with the allocation explain of an unassigned shard), reindex/bulk/search
+   * tasks running longer than `olderThanMinutes`, search contexts left open. Reads only.
+   */
+  doctor(opts: { olderThanMinutes?: number } = {}): Promise<DoctorReport> {
+    return doctor({
+      source: this.source,
+      target: this.target,
+      olderThanMinutes: opts.olderThanMinutes ?? 10,
+      runnerAlive: heldByLiveProcess(this.store.lockPath),
+      keepAlive: this.spec.copy.keepAlive,
+    });
+  }
+
+  /** The task `doctor --cancel` names, on whichever cluster runs it; a PreflightError when neither does. */
+  async task(id: string): Promise<NonNullable<Awaited<ReturnType<typeof findTask>>>> {
+    let t: Awaited<ReturnType<typeof findTask>>;
+    try {
+      t = await findTask(this, id);
+    } catch (e) {
+      if (e instanceof RangeError) throw new PreflightError(e.message);
+      throw e;
+    }
+    if (!t) throw new PreflightError(`no task ${id} on the source or the target cluster (finished already?)`);
+    return t;
+  }
+
+  /** Cancel a task (the caller confirmed it), recorded in the audit trail. */
+  async cancelTask(id: string): Promise<string> {
+    const t = await this.task(id);
+    await cancelTask(t.cluster, id);
+    this.audit.record({ event: 'task-cancelled', side: t.side, task: id, action: t.action });
+    return `asked the ${t.side} cluster to cancel task ${id} (${t.action}, running ${Math.round(t.runningSeconds / 60)} min)`;
   }
 
   /** Write the report next to the state (report.json), once the migration has started. */

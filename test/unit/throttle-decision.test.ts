@@ -24,14 +24,20 @@ const calmTarget = (): ClusterReading => ({
 
 /** One second, the copy writing `settled` documents in 10 bulks of 100 ms against a 100 ms baseline. */
 function snap(over: Partial<SignalSnapshot> = {}, settled = 4000): SignalSnapshot {
-  return {
+  const s: SignalSnapshot = {
     seq: 1,
     intervalMs: 1000,
     clusters: [calmTarget()],
-    writer: { bulks: 10, settled, rejected: 0, latencyMs: 100, baselineMs: 100 },
+    writer: { ...w(10, settled, 0, 100, 100) },
     sourceSearch: { ms: 5, baselineMs: 5 },
     ...over,
   };
+  return s;
+}
+
+/** What the writer saw: a steady second, so the window's throughput is what this interval settled. */
+function w(bulks: number, settled: number, rejected: number, latencyMs?: number, baselineMs?: number) {
+  return { bulks, settled, rejected, latencyMs, baselineMs, throughput: settled, active: bulks > 0 };
 }
 
 const at = (rate: number, ceiling = 4000, floor = 50, reference = ceiling): RateState => ({
@@ -64,10 +70,7 @@ describe('throttle decision: signals over their thresholds', () => {
   it('rejections, 429s, heap, breaker, bulk latency and source search latency each count', () => {
     const cases: Array<[Partial<SignalSnapshot>, RegExp]> = [
       [{ clusters: [{ ...calmTarget(), rejectedDelta: 3 }] }, /^target write thread pool rejected 3 request/],
-      [
-        { writer: { bulks: 4, settled: 100, rejected: 7, latencyMs: 100, baselineMs: 100 } },
-        /^target refused 7 document\(s\) with 429/,
-      ],
+      [{ writer: w(4, 100, 7, 100, 100) }, /^target refused 7 document\(s\) with 429/],
       [
         { clusters: [{ ...calmTarget(), heap: { node: 'n2', percent: 91 } }] },
         /^target heap 91 % on n2 over 85 %/,
@@ -76,10 +79,7 @@ describe('throttle decision: signals over their thresholds', () => {
         { clusters: [{ ...calmTarget(), breaker: { node: 'n1', name: 'parent', percent: 95.4 } }] },
         /^target parent circuit breaker 95 % on n1 over 90 %/,
       ],
-      [
-        { writer: { bulks: 4, settled: 1000, rejected: 0, latencyMs: 400, baselineMs: 100 } },
-        /^bulk latency 400 ms over 3x its baseline 100 ms/,
-      ],
+      [{ writer: w(4, 1000, 0, 400, 100) }, /^bulk latency 400 ms over 3x its baseline 100 ms/],
       [
         { sourceSearch: { ms: 60, baselineMs: 25 } },
         /^source search latency 60 ms over 2x its baseline 25 ms/,
@@ -103,23 +103,17 @@ describe('throttle decision: signals over their thresholds', () => {
           breaker: { node: 'n1', name: 'parent', percent: 90 },
         },
       ],
-      writer: { bulks: 4, settled: 1000, rejected: 0, latencyMs: 300, baselineMs: 100 },
+      writer: w(4, 1000, 0, 300, 100),
       sourceSearch: { ms: 50, baselineMs: 25 },
     });
     assert.deepEqual(overSignals(edge), []);
   });
 
   it('latency has no meaning without a baseline, and tiny latencies never count', () => {
-    assert.deepEqual(
-      overSignals(snap({ writer: { bulks: 3, settled: 10, rejected: 0, latencyMs: 9000 } })),
-      [],
-    );
+    assert.deepEqual(overSignals(snap({ writer: w(3, 10, 0, 9000) })), []);
     assert.deepEqual(overSignals(snap({ sourceSearch: { ms: 900 } })), []);
     // 3 ms -> 15 ms is "5x" on an idle cluster: under the absolute minimums, not pain.
-    assert.deepEqual(
-      overSignals(snap({ writer: { bulks: 3, settled: 10, rejected: 0, latencyMs: 15, baselineMs: 3 } })),
-      [],
-    );
+    assert.deepEqual(overSignals(snap({ writer: w(3, 10, 0, 15, 3) })), []);
     assert.deepEqual(overSignals(snap({ sourceSearch: { ms: 12, baselineMs: 1 } })), []);
   });
 
@@ -178,7 +172,7 @@ describe('throttle decision: AIMD within floor and ceiling', () => {
   });
 
   it('a rate the copy does not use (paused, waiting) is not raised', () => {
-    const idle = decide(snap({ writer: { bulks: 0, settled: 0, rejected: 0 } }, 0), at(1000));
+    const idle = decide(snap({ writer: w(0, 0, 0) }, 0), at(1000));
     assert.equal(idle.action, 'hold');
     assert.equal(idle.rate, 1000);
     const slow = decide(snap({}, 300), at(1000));
@@ -218,10 +212,7 @@ describe('throttle decision: no ceiling (copy.maxDocsPerSecond 0)', () => {
   });
 
   it('nothing measured yet: falls back to the reference, then to the floor', () => {
-    const none = snap(
-      { clusters: [{ ...calmTarget(), rejectedDelta: 1 }], writer: { bulks: 2, settled: 0, rejected: 9 } },
-      0,
-    );
+    const none = snap({ clusters: [{ ...calmTarget(), rejectedDelta: 1 }], writer: w(2, 0, 9) }, 0);
     assert.equal(decide(none, at(0, 0, 50, 800)).rate, 400);
     assert.equal(decide(none, at(0, 0, 50, 0)).rate, 50);
   });
@@ -247,7 +238,7 @@ describe('throttle decision: unreadable signals', () => {
   it('but a signal that was read and is over still decreases', () => {
     const s = snap({
       clusters: [{ side: 'target', rejectedDelta: 0, error: 'timeout' }],
-      writer: { bulks: 3, settled: 10, rejected: 5, latencyMs: 100, baselineMs: 100 },
+      writer: w(3, 10, 5, 100, 100),
     });
     assert.equal(decide(s, at(2000)).action, 'decrease');
   });
