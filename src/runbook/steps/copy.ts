@@ -18,6 +18,9 @@ export const copyStep: Step = {
     spec.copy.throttle.enabled
       ? `closed-loop throttle: every ${spec.copy.throttle.intervalMs} ms reads the write queue, rejections, heap and circuit breakers of the target${c.source === c.target ? '' : ' and the source'}, the 429s and bulk latency the copy sees and the source's search latency; halves the rate when one is over its threshold, raises it step by step when all are clear, never below ${spec.copy.throttle.floorDocsPerSecond} docs/s (copy.throttle.floorDocsPerSecond)${spec.copy.maxDocsPerSecond ? ` nor above ${spec.copy.maxDocsPerSecond} docs/s` : ''}`
       : 'closed-loop throttle off (copy.throttle.enabled: false): the copy runs at the ceiling whatever the clusters show',
+    spec.watchdog.enabled
+      ? `watchdog (the whole run): _cluster/health every ${spec.watchdog.intervalSeconds} s; a cluster red for ${spec.watchdog.redAfterSeconds} s pauses the copy and the capture rounds until it is yellow or green again, with the allocation explain in the warning and the report`
+      : 'watchdog off (watchdog.enabled: false): a red cluster does not pause the copy',
   ],
   async run(c) {
     const sourceIndex = c.state.sourceIndex!;
