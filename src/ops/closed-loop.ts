@@ -33,12 +33,13 @@ const MAX_DECISIONS = 200;
 export function startClosedLoop(o: ClosedLoopOptions): ClosedLoop {
   const signals = new ThrottleSignals({ target: o.target, source: o.source, intervalMs: o.intervalMs });
   const decisions: ClosedLoop['decisions'] = [];
-  // The starting point without a ceiling: the throughput the copy first reached on its own.
-  let reference = 0;
+  // The reference without a ceiling: the best throughput the copy reached (a copy in pain from its first bulk
+  // measures little at first; a reference that low would lift the limit again at once).
+  let peak = 0;
   const off = signals.onSnapshot((s) => {
     const v = o.throttle.view();
-    if (v.ceiling > 0) reference = v.ceiling;
-    else if (reference === 0 && s.writer.bulks > 0) reference = throughputOf(s);
+    peak = Math.max(peak, throughputOf(s));
+    const reference = v.ceiling > 0 ? v.ceiling : peak;
     const d = decide(s, { rate: v.rate, ceiling: v.ceiling, floor: v.floor, reference }, o.thresholds);
     if (d.action === 'hold' || d.rate === v.rate) return;
     o.throttle.setRate(d.rate, d.reason);

@@ -60,7 +60,7 @@ export interface Thresholds {
   minSearchLatencyMs: number;
   /** multiplicative decrease */
   decrease: number;
-  /** additive increase: this share of the reference rate (the ceiling, or the throughput first measured) */
+  /** additive increase: this share of the reference rate (the ceiling, or the best throughput measured) */
   increaseShare: number;
 }
 
@@ -84,7 +84,7 @@ export interface RateState {
   /** 0 = no ceiling */
   ceiling: number;
   floor: number;
-  /** the starting point: the ceiling, or (with none) the throughput first measured; 0 while unknown */
+  /** the starting point: the ceiling, or (with none) the best throughput measured so far; 0 while unknown */
   reference: number;
 }
 

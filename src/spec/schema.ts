@@ -136,7 +136,7 @@ export const specSchema = z.strictObject({
             .boolean()
             .default(true)
             .describe(
-              "closed loop: halve the rate when the target (or source) shows pain (write queue over 75 % of queue_size, rejections, 429s, heap over 85 %, a circuit breaker over 90 %, bulk latency over 3x its baseline, source search latency over 2x its baseline), raise it step by step when all is clear; maxDocsPerSecond is the ceiling (0: the copy's first measured throughput is the starting point)",
+              'closed loop: halve the rate when the target (or source) shows pain (write queue over 75 % of queue_size, rejections, 429s, heap over 85 %, a circuit breaker over 90 %, bulk latency over 3x its baseline, source search latency over 2x its baseline), raise it step by step when all is clear; maxDocsPerSecond is the ceiling (0: the best throughput the copy measured is the reference)',
             ),
           floorDocsPerSecond: z
             .number()
