@@ -99,7 +99,7 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
 
     it('slows the copy when the target refuses bulks, loses nothing, and speeds up again', async (t) => {
       const source = uniqueName('thr');
-      const seeded = await seedStarved(c, source, 40_000, 8);
+      const seeded = await seedStarved(c, source, 20_000, 8);
       const m = new Migration(
         loadSpec(
           writeSpec(server.url, source, {
