@@ -26,6 +26,8 @@ export interface ReconcileDemand {
   seq: number;
   why: string;
   at: string;
+  /** a by-query still running as a task: the reconcile waits for it to finish */
+  task?: string;
 }
 
 export interface HoldReport {
@@ -101,6 +103,8 @@ export class JournalSync {
   private state: JournalSyncState;
   /** id -> when the sync last read it from the journal (bounded window) */
   private readonly recent = new Map<string, number>();
+  /** id -> the `_seq_no` up to which the target holds it through this sync, and when (bounded window) */
+  private readonly applied = new Map<string, { seq: number; at: number }>();
   /** ids the safety-net rounds applied, checked once the journal was read past `after` */
   private checks: Array<{ ids: string[]; after: number }> = [];
 
@@ -134,6 +138,11 @@ export class JournalSync {
 
   get reconcileNeeded(): ReconcileDemand | undefined {
     return this.state.demands[0];
+  }
+
+  /** By-query tasks the pending demands wait for (a reconcile before they finish would miss their later changes). */
+  get runningTasks(): string[] {
+    return this.state.demands.flatMap((d) => (d.task ? [d.task] : []));
   }
 
   /** A complete id reconcile that started with the journal read up to `seq` satisfies the demands up to it. */
@@ -205,7 +214,7 @@ export class JournalSync {
         this.state.entries++;
         oldest = Math.min(oldest, e.at);
         if (e.kind === 'reconcile') {
-          if (e.index === undefined || this.concerns(e.index)) this.demand(e.seq, e.why);
+          if (e.index === undefined || this.concerns(e.index)) this.demand(e.seq, e.why, e.task);
           continue;
         }
         if (e.kind !== 'doc') continue;
@@ -239,18 +248,15 @@ export class JournalSync {
     return this.o.sourceNames.includes(index);
   }
 
-  private demand(seq: number, why: string): void {
-    this.state.demands.push({ seq, why, at: new Date().toISOString() });
+  private demand(seq: number, why: string, task?: string): void {
+    this.state.demands.push({ seq, why, at: new Date().toISOString(), ...(task ? { task } : {}) });
     if (this.state.demands.length > 100) this.state.demands.splice(1, this.state.demands.length - 100);
   }
 
   private remember(id: string, at: number): void {
     this.recent.delete(id);
     this.recent.set(id, at);
-    if (this.recent.size > MAX_RECENT) {
-      const first = this.recent.keys().next().value;
-      if (first !== undefined) this.recent.delete(first);
-    }
+    prune(this.recent, MAX_RECENT);
   }
 
   /** The current source state of these ids onto the target; absent ids become versioned deletes. */
@@ -261,16 +267,21 @@ export class JournalSync {
     const present: Hit[] = [];
     const ops: WriteOp[] = [];
     const router = await this.o.router();
+    // What the target will hold once this batch is written: a present id at its _seq_no, an absent one deleted
+    // above every operation its shard had seen.
+    const covers: Array<[string, number]> = [];
     for (const [i, d] of got.docs.entries()) {
       const ref = refs[i]!;
       if (d.found) {
         present.push({ ...d, _index: this.o.sourceIndex, _routing: d._routing ?? ref.routing });
+        if (typeof d._seq_no === 'number') covers.push([ref._id, d._seq_no]);
         continue;
       }
       const shard = router
         ? router.shardOf(ref._id, ref.routing)
         : await shardOfViaServer(this.o.source, this.o.sourceIndex, ref.routing ?? ref._id);
       ops.push({ kind: 'delete', id: ref._id, routing: ref.routing, version: maxima[shard]! + 1 });
+      covers.push([ref._id, maxima[shard]!]);
     }
     if (present.length > 0) {
       const t = await toWriteOps(present, {
@@ -283,7 +294,26 @@ export class JournalSync {
       if (t.droppedIds.length) this.o.onDropped(t.droppedIds);
       ops.push(...t.ops);
     }
-    return this.o.writer.write(ops, signal);
+    const r = await this.o.writer.write(ops, signal);
+    // A batch with a dead letter covers nothing: the round copies those ids again (and dead-letters them again).
+    if (r.deadLetters === 0) {
+      const at = Date.now();
+      for (const [id, seq] of covers) {
+        this.applied.delete(id);
+        this.applied.set(id, { seq, at });
+      }
+      prune(this.applied, MAX_RECENT);
+    }
+    return r;
+  }
+
+  /**
+   * The target holds `id` at `seqNo` or newer through this sync (the safety-net round need not copy it again).
+   * Only a recent, successful sync of the id counts; anything else is copied by the round as before.
+   */
+  covers(id: string, seqNo: number): boolean {
+    const a = this.applied.get(id);
+    return a !== undefined && a.seq >= seqNo;
   }
 
   /**
@@ -300,6 +330,10 @@ export class JournalSync {
     for (const [id, at] of this.recent) {
       if (now - at <= RECENT_MS) break;
       this.recent.delete(id);
+    }
+    for (const [id, a] of this.applied) {
+      if (now - a.at <= RECENT_MS) break;
+      this.applied.delete(id);
     }
     const due = this.checks.filter((c) => c.after <= journalReadFrom);
     if (due.length === 0) return;
@@ -369,5 +403,14 @@ export class JournalSync {
 
   private save(): void {
     writeJsonAtomic(this.o.statePath, this.state);
+  }
+}
+
+/** Keep an insertion-ordered map (oldest first) at most `max` long. */
+function prune<V>(m: Map<string, V>, max: number): void {
+  while (m.size > max) {
+    const first = m.keys().next().value;
+    if (first === undefined) return;
+    m.delete(first);
   }
 }

@@ -74,6 +74,8 @@ export interface CaptureState {
   heldBackMs?: number;
   heldBack?: number;
   lastScan?: ScanRecord;
+  /** proxy capture: changes the rounds listed that the journal sync had already applied (not copied again) */
+  coveredByJournal?: number;
 }
 
 /** Ids kept in the dropped-by-transform registry before it gives up (memory and freeze time stay bounded). */
@@ -110,6 +112,10 @@ export interface LiveCaptureOptions extends IndexPair {
   throttle?: Throttle;
   /** runs after every round outside a freeze (proxy capture: the journal sync rides along wherever rounds run) */
   afterRound?: (signal?: AbortSignal) => Promise<void>;
+  /** proxy capture: changes the journal sync already applied are listed, not copied again (tail.ts) */
+  covered?: (id: string, seqNo: number) => boolean;
+  /** runs inside each round outside a freeze, once its checkpoints are read (proxy capture: a journal sync pass) */
+  afterMarks?: (signal?: AbortSignal) => Promise<void>;
 }
 
 export class LiveCapture {
@@ -257,6 +263,8 @@ export class LiveCapture {
         softDeleteField: this.o.softDeleteField,
         onDropped: (ids) => this.noteDropped(ids),
         onApplied: this.o.onApplied,
+        covered: this.o.covered,
+        afterMarks: this.o.afterMarks ? () => this.o.afterMarks!(both(this.o.signal, signal)) : undefined,
         timestamp:
           this.o.timestamp && this.state.since
             ? { field: this.o.timestamp.field, since: this.state.since }
@@ -269,6 +277,7 @@ export class LiveCapture {
     if (this.o.timestamp) this.state.since = this.sinceFrom(startedAt);
     this.state.rounds++;
     this.state.applied += r.result.written;
+    if (r.covered) this.state.coveredByJournal = (this.state.coveredByJournal ?? 0) + r.covered;
     this.state.deleted += r.result.deleted;
     this.state.droppedByTransform += r.dropped;
     this.state.conflicts += r.result.conflicts;

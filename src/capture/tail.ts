@@ -40,11 +40,21 @@ export interface TailDeps {
   onDropped?: (ids: DocRef[]) => void;
   /** the ids of each page applied (proxy capture: tells writes the journal never saw) */
   onApplied?: (ids: string[]) => void;
+  /**
+   * proxy capture: true when the target already holds this id at this `_seq_no` or newer (the journal sync copied
+   * it). Pages are then read without `_source`, and only the ids not covered are fetched and written: a round
+   * costs a read of ids for writes that came through the proxy instead of a second copy of each.
+   */
+  covered?: (id: string, seqNo: number) => boolean;
+  /** runs after the checkpoints are read, before the pages (proxy capture: a journal sync pass, to cover them) */
+  afterMarks?: () => Promise<void>;
 }
 
 export interface RoundResult {
   /** documents read from the source this round */
   read: number;
+  /** changes the journal sync had already applied (proxy capture): listed, not read again */
+  covered: number;
   result: WriteResult;
   /** documents the transform now drops (applied as versioned deletes) */
   dropped: number;
@@ -69,12 +79,14 @@ export async function visibleUpTo(source: Cluster, index: string, drained = fals
 export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[]): Promise<RoundResult> {
   const readAt = Date.now();
   const marks = upTo ?? (await visibleUpTo(d.source, d.sourceIndex));
+  if (!upTo) await d.afterMarks?.();
   const from = (shard: number) => (d.timestamp ? -1 : (cursors[shard] ?? -1));
   const queue = marks.map((g, shard) => ({ shard, g })).filter((s) => s.g > from(s.shard));
   // Nothing new on any shard (an idle source): spare it the refresh too.
   if (queue.length > 0) await d.source.refresh(d.sourceIndex);
   const out: RoundResult = {
     read: 0,
+    covered: 0,
     result: emptyResult(),
     dropped: 0,
     transformFailures: 0,
@@ -85,8 +97,9 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
     for (let s = queue.shift(); s; s = queue.shift()) {
       let after = from(s.shard);
       for (;;) {
-        const hits = await page(d, s.shard, after, s.g);
-        if (hits.length === 0) break;
+        const listed = await page(d, s.shard, after, s.g, !!d.covered);
+        if (listed.length === 0) break;
+        const hits = d.covered ? await uncovered(d, s.shard, listed, after, s.g) : listed;
         const { ops, dropped, droppedIds, failed } = await toWriteOps(hits, { ...d, dropAsDelete: true });
         if (droppedIds.length) d.onDropped?.(droppedIds);
         if (d.versionOffset) for (const op of ops) op.version += d.versionOffset;
@@ -94,11 +107,12 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
         failpoint('tail.after-bulk');
         d.onApplied?.(hits.map((h) => h._id));
         out.read += hits.length;
+        out.covered += listed.length - hits.length;
         out.dropped += dropped;
         out.transformFailures += failed;
-        after = hits[hits.length - 1]!._seq_no!;
+        after = listed[listed.length - 1]!._seq_no!;
         // A short page is the last one of a bounded range: no need to ask again (saves a search per shard).
-        if (hits.length < d.batchDocs) break;
+        if (listed.length < d.batchDocs) break;
       }
       if (!d.timestamp) {
         cursors[s.shard] = s.g;
@@ -111,28 +125,51 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
   return out;
 }
 
-/** One page of shard `shard` in `(after, upTo]`, in `_seq_no` order; retried like every read. */
-async function page(d: TailDeps, shard: number, after: number, upTo: number): Promise<Hit[]> {
+/**
+ * The hits of a listed page the journal sync has not covered, with their `_source`, read again by id within the
+ * same range: one changed since (above `upTo`) is left to a later round, one deleted since is gone, as a plain
+ * page would have missed it a moment later.
+ */
+async function uncovered(
+  d: TailDeps,
+  shard: number,
+  listed: Hit[],
+  after: number,
+  upTo: number,
+): Promise<Hit[]> {
+  const ids = listed.filter((h) => !d.covered!(h._id, h._seq_no!)).map((h) => h._id);
+  if (ids.length === 0) return [];
+  return page(d, shard, after, upTo, false, ids);
+}
+
+/**
+ * One page of shard `shard` in `(after, upTo]`, in `_seq_no` order (without `_source` when `listOnly`, limited to
+ * `ids` when given); retried like every read.
+ */
+async function page(
+  d: TailDeps,
+  shard: number,
+  after: number,
+  upTo: number,
+  listOnly = false,
+  ids?: string[],
+): Promise<Hit[]> {
+  const seqRange = { range: { _seq_no: { gt: after, lte: upTo } } };
+  const filter: unknown[] = [seqRange];
+  if (d.timestamp) filter.unshift({ range: { [d.timestamp.field]: { gte: d.timestamp.since } } });
+  if (ids) filter.push({ ids: { values: ids } });
   return withRetry(
     async () => {
       const res: SearchResponse = await d.source.search(
         d.sourceIndex,
         {
-          size: d.batchDocs,
+          size: ids ? ids.length : d.batchDocs,
+          ...(listOnly ? { _source: false } : {}),
           sort: [{ _seq_no: 'asc' }],
           seq_no_primary_term: true,
           version: d.versioning === 'source-version' || undefined,
           track_total_hits: false,
-          query: d.timestamp
-            ? {
-                bool: {
-                  filter: [
-                    { range: { [d.timestamp.field]: { gte: d.timestamp.since } } },
-                    { range: { _seq_no: { gt: after, lte: upTo } } },
-                  ],
-                },
-              }
-            : { range: { _seq_no: { gt: after, lte: upTo } } },
+          query: filter.length === 1 ? seqRange : { bool: { filter } },
         },
         // PIT refuses `preference`; without a PIT each page is a fresh search of this one shard.
         { preference: `_shards:${shard}` },

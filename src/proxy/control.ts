@@ -47,6 +47,8 @@ export interface ProxyStats {
   sniffRequests: number;
   /** requests the proxy answered with an error of its own (upstream unreachable, journal failed) */
   proxyErrors: number;
+  /** writes refused by the source's write block (the switch's fence) and sent again until it lifted */
+  blockRetried: number;
 }
 
 export interface HoldState {

@@ -115,6 +115,8 @@ export async function openProxy(spec: LoadedSpec, opts: OpenProxyOptions = {}): 
     control: opts.control ?? spec.proxy.control,
     migrated: { sourceIndex, names },
     holdBudgetDefaultMs: spec.cutover.holdBudgetMs,
+    // The fence lives inside a hold, and its guard lifts it at the latest 2 s after its budget.
+    blockRetryMs: spec.cutover.holdBudgetMs + 5_000,
     concreteNames: spec.proxy.concreteNames,
     tls: spec.proxy.tls,
     log,

@@ -23,9 +23,17 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { type Dispatcher, Pool } from 'undici';
+import { sleep } from '../cluster/retry.js';
 import { type TlsOptions, tlsConnect } from '../cluster/transport.js';
 import { type BulkAction, BulkBodyUnreadable, parseBulkActions, rewriteBulkIndex } from './bulk-actions.js';
-import { type ByQueryWrite, classify, type DocWrite, migratedNames, type RequestFacts } from './classify.js';
+import {
+  type ByQueryWrite,
+  classify,
+  type DocWrite,
+  migratedNames,
+  namesMigrated,
+  type RequestFacts,
+} from './classify.js';
 import type { HoldRecord, ProxyInfo, ProxyStats, ProxyStatus } from './control.js';
 import { startControlServer } from './control-server.js';
 import {
@@ -46,6 +54,7 @@ import {
 } from './journal-entries.js';
 import { rewriteNodesHttp } from './sniff.js';
 import { readSwitch, type SwitchRecord, writeSwitch } from './switch-state.js';
+import { blockRetryDelayMs, refusedByWriteBlock } from './write-block.js';
 import { WriteGate } from './write-gate.js';
 
 export interface ProxyOptions {
@@ -79,6 +88,11 @@ export interface ProxyOptions {
   journalLabel?: string;
   /** sockets to the upstream (default 256: a thousand clients must not queue behind a small pool) */
   connections?: number;
+  /**
+   * how long a write refused by the source's write block (the switch's fence) is retried before the refusal is
+   * passed on: longer than any fence can last (write-block.ts)
+   */
+  blockRetryMs?: number;
 }
 
 export interface RunningProxy {
@@ -174,6 +188,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     optimisticConcurrencyWrites: 0,
     sniffRequests: 0,
     proxyErrors: 0,
+    blockRetried: 0,
   };
   let switched: SwitchRecord | undefined = o.switchStatePath ? readSwitch(o.switchStatePath) : undefined;
   if (switched && switched.sourceIndex !== sourceIndex) switched = undefined;
@@ -431,8 +446,24 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       let answer: Buffer;
       let r: Dispatcher.ResponseData;
       try {
-        r = await forward(w.method, path + w.search, headers, body);
-        answer = await readAll(r.body);
+        const giveUpAt = Date.now() + (o.blockRetryMs ?? 0);
+        for (let attempt = 0; ; attempt++) {
+          r = await forward(w.method, path + w.search, headers, body);
+          answer = await readAll(r.body);
+          if (r.statusCode !== 403 && r.statusCode !== 200) break;
+          if (Date.now() >= giveUpAt || !refusedByWriteBlock(r.statusCode, await parsedAnswer(r, answer)))
+            break;
+          // Nothing was written: the block refuses before any document is touched. Wait for the fence to lift.
+          if (attempt === 0) stats.blockRetried++;
+          logOnce(
+            'write-block',
+            'writes to the migrated index met a write block (the switch fences writers that bypass the proxy): retried until it lifts, not refused',
+            {
+              index: named,
+            },
+          );
+          await sleep(blockRetryDelayMs(attempt));
+        }
       } catch (e) {
         // Refused connection: nothing reached the cluster. Anything else: the write may have landed.
         if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED')
@@ -441,14 +472,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         return;
       }
       noteProduct(r.headers);
-      outcome = { status: r.statusCode };
-      try {
-        outcome.body = JSON.parse(
-          (await decodedBody(answer, headerValue(r.headers['content-encoding']))).toString('utf8'),
-        );
-      } catch {
-        // An answer the proxy cannot read: known ids are still journaled, unknown ones get a marker.
-      }
+      // An answer the proxy cannot read: known ids are still journaled, unknown ones get a marker.
+      outcome = { status: r.statusCode, body: await parsedAnswer(r, answer) };
       try {
         await journal(entriesFor(w, outcome, named));
       } catch (e) {
@@ -467,6 +492,26 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       res.end(answer);
     } finally {
       gate.leave();
+    }
+  }
+
+  /** `dest.index` of a `_reindex` body, or undefined when it cannot be read */
+  function reindexDest(body: Buffer | undefined): string | undefined {
+    try {
+      const d = (JSON.parse(body?.toString('utf8') ?? '') as { dest?: { index?: unknown } }).dest?.index;
+      return typeof d === 'string' ? d : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function parsedAnswer(r: Dispatcher.ResponseData, answer: Buffer): Promise<unknown> {
+    try {
+      return JSON.parse(
+        (await decodedBody(answer, headerValue(r.headers['content-encoding']))).toString('utf8'),
+      );
+    } catch {
+      return undefined;
     }
   }
 
@@ -493,6 +538,17 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     if (c.kind === 'sniff') return sniff(req, res);
     if (c.kind === 'read') return stream(req, res);
     if (failed) return sendError(res, 503, 'journal_failed', failed.message);
+    if (c.kind === 'by-query' && c.destInBody) {
+      const body = await readAll(req);
+      const dest = reindexDest(
+        await decodedBody(body, headerValue(req.headers['content-encoding'])).catch(() => undefined),
+      );
+      // A body the proxy cannot read may still write into the migrated index: journaled as if it did.
+      c.index = dest ?? sourceIndex;
+      c.migrated = dest === undefined || namesMigrated(dest, names);
+      if (!c.migrated) return stream(req, res, body);
+      return migratedWrite(req, res, { method: req.method!, path, search, facts, body });
+    }
     if (c.kind === 'other' || ((c.kind === 'doc' || c.kind === 'by-query') && !c.migrated))
       return stream(req, res);
     const body = await readAll(req);

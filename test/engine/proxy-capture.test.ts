@@ -95,6 +95,8 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
         const capture = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'capture.json'), 'utf8'));
         assert.equal(capture.freezes.length, 0, 'no write freeze');
         assert.equal(capture.reconciles, 0, 'deletes came from the journal, not from an id scan');
+        // The safety-net rounds listed the proxied writes and left them to the journal instead of copying them twice.
+        assert.ok(capture.coveredByJournal > 0, `covered by the journal: ${capture.coveredByJournal}`);
         // The source was never write-blocked.
         const st = Object.values(await s.c.getSettings(s.source))[0]!.settings;
         assert.notEqual(st['index.blocks.write'], 'true');

@@ -302,6 +302,36 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       const m = await markers();
       assert.equal(m.length, n0 + 2);
       assert.match(String((m.at(-1) as { why: string }).why), /delete_by_query/);
+      // _reindex into the migrated index (through its write alias) is a marker; into another index it is not.
+      const into = await call(base, 'POST', '/_reindex?refresh=true', {
+        source: { index: s.other },
+        dest: { index: s.writeAlias },
+      });
+      assert.equal(into.status, 200, JSON.stringify(into.body));
+      const m2 = await markers();
+      assert.equal(m2.length, n0 + 3);
+      assert.match(String((m2.at(-1) as { why: string }).why), /_reindex on/);
+      const away = await call(base, 'POST', '/_reindex?refresh=true', {
+        source: { index: s.writeAlias },
+        dest: { index: s.other },
+      });
+      assert.equal(away.status, 200, JSON.stringify(away.body));
+      assert.equal(
+        (await markers()).length,
+        n0 + 3,
+        'a reindex out of the migrated index writes nothing into it',
+      );
+      // A by-query run as a task: its marker names the task, which the runner waits for before it reconciles.
+      const bg = await call(base, 'POST', `/${s.writeAlias}/_update_by_query?wait_for_completion=false`, {
+        query: { match_all: {} },
+      });
+      assert.equal(bg.status, 200, JSON.stringify(bg.body));
+      const task = String(bg.body.task);
+      const last = (await markers()).at(-1) as { task?: string; why: string };
+      assert.equal(last.task, task, last.why);
+      await s.c.waitForTask(task);
+      const done = await call(s.t.url, 'GET', `/_tasks/${task}`);
+      assert.ok(done.status === 404 || done.body.completed === true, JSON.stringify(done.body));
     });
 
     it('holds writes in memory until released: none completes while held, all complete after, reads go on', async () => {
@@ -362,6 +392,48 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
         assert.equal(e.record?.heldRequests, 1);
         return true;
       });
+    });
+
+    it('a write refused by the source write block (the fence) is sent again until the block lifts: latency, not a 403', async () => {
+      await s.c.putSettings(s.source, { 'index.blocks.write': true });
+      let lifted = false;
+      try {
+        // The oracle: the block is real, a write straight to the cluster is refused.
+        const direct = await call(s.t.url, 'PUT', `/${s.writeAlias}/_doc/blocked-direct`, { n: 0 });
+        assert.equal(direct.status, 403, JSON.stringify(direct.body));
+        const before = (await control.status()).stats.blockRetried;
+        const single = call(base, 'PUT', `/${s.writeAlias}/_doc/blocked1`, { n: 1 });
+        const bulk = call(
+          base,
+          'POST',
+          '/_bulk',
+          ndjson([
+            { index: { _index: s.writeAlias, _id: 'blocked2' } },
+            { n: 2 },
+            { delete: { _index: s.writeAlias, _id: 'blocked-none' } },
+          ]),
+          { 'content-type': 'application/x-ndjson' },
+        );
+        await until(
+          async () => (await control.status()).stats.blockRetried >= before + 2,
+          'both writes met the block',
+        );
+        await s.c.putSettings(s.source, { 'index.blocks.write': false });
+        lifted = true;
+        const [a, b] = await Promise.all([single, bulk]);
+        assert.equal(a.status, 201, JSON.stringify(a.body));
+        assert.equal(b.status, 200);
+        const items = b.body.items as Array<Record<string, { status: number }>>;
+        assert.equal(items[0]!.index!.status, 201);
+        assert.equal(items[1]!.delete!.status, 404);
+        const got = await s.c.mget(s.source, [{ _id: 'blocked1' }, { _id: 'blocked2' }]);
+        assert.deepEqual(
+          got.docs.map((d) => d.found),
+          [true, true],
+        );
+      } finally {
+        if (!lifted) await s.c.putSettings(s.source, { 'index.blocks.write': false });
+      }
     });
 
     it('refuses control requests without the token; the data port cannot hold', async () => {

@@ -69,6 +69,12 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       ...captureTuning(c),
       yieldAboveLagMs: c.spec.capture.copyYields ? (c.spec.capture.maxLagSeconds * 1000) / 2 : undefined,
       onApplied: (ids) => sync?.noteRoundApplied(ids),
+      // A round lists the changes after its checkpoints, syncs the journal, and copies only what the journal did
+      // not: the safety net costs a read of ids, not a second copy of every proxied write.
+      covered: (id, seqNo) => sync?.covers(id, seqNo) ?? false,
+      afterMarks: async (signal) => {
+        await (await journal(c)).sync(undefined, signal);
+      },
       // The journal sync rides along wherever rounds run: beside the copy, the proof, the wait for the switch.
       afterRound: async (signal) => {
         await (await journal(c)).sync(undefined, signal);
@@ -79,6 +85,11 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
   const maxLag = spec.capture.maxLagSeconds;
   const reconcile = async (c: CaptureContext) => {
     const lc = capture(c);
+    // A by-query still running would change documents after the scan passed them: it finishes first.
+    for (const task of sync?.runningTasks ?? []) {
+      c.reporter.info(`waiting for the by-query task ${task} to finish before reconciling`);
+      await c.source.waitForTask(task, c.signal);
+    }
     const r = await lc.alongside(() => lc.reconcile(undefined, undefined, { giveWay: true }));
     c.reporter.info(
       `reconcile: ${r.checked} target ids checked, ${r.missingOnSource} deleted on the source and not yet on the target`,
@@ -317,6 +328,7 @@ function summary(live: LiveCapture, sync: JournalSync): Record<string, unknown> 
   return {
     rounds: s.rounds,
     applied: s.applied,
+    coveredByJournal: s.coveredByJournal ?? 0,
     journalEntries: j.entries,
     journalCopied: j.copied,
     journalDeleted: j.deleted,
