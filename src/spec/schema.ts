@@ -264,6 +264,18 @@ export const specSchema = z.strictObject({
         .max(60_000)
         .default(1000)
         .describe('nats: how often each proxy says it is alive'),
+      moveApplication: z
+        .boolean()
+        .default(true)
+        .describe(
+          'when target.cluster is another cluster: at the switch the proxies send every request (reads and writes) to it, so the application moves with no deploy',
+        ),
+      targetAuth: z
+        .union([z.literal('forward'), authSchema])
+        .default('forward')
+        .describe(
+          "once the application moved to the target cluster: forward each client's own Authorization header, or replace it with these credentials (prefer passwordEnv / apiKeyEnv / bearerEnv)",
+        ),
     })
     .prefault({}),
   verify: z
