@@ -130,6 +130,28 @@ export const specSchema = z.strictObject({
         .default(1000)
         .describe('documents test-indexed before the copy'),
       gzip: z.boolean().default(false),
+      throttle: z
+        .strictObject({
+          enabled: z
+            .boolean()
+            .default(true)
+            .describe(
+              'closed loop: halve the rate when the target (or source) shows pain (write queue over 75 % of queue_size, rejections, 429s, heap over 85 %, a circuit breaker over 90 %, bulk latency over 3x its baseline, source search latency over 2x its baseline), raise it step by step when all is clear; maxDocsPerSecond is the ceiling (0: the best throughput the copy measured is the reference)',
+            ),
+          floorDocsPerSecond: z
+            .number()
+            .min(1)
+            .default(50)
+            .describe('the closed loop never slows the copy below this'),
+          intervalMs: z
+            .number()
+            .int()
+            .min(100)
+            .max(600_000)
+            .default(5000)
+            .describe('how often the signals are read (one _nodes/stats per cluster) and the rate decided'),
+        })
+        .prefault({}),
     })
     .prefault({}),
   capture: z
@@ -405,6 +427,25 @@ export const specSchema = z.strictObject({
         .optional()
         .describe(
           'module (doc, meta) => doc | null turning a new-index document back into the old shape for the reverse sync; absent: copied as is',
+        ),
+    })
+    .prefault({}),
+  watchdog: z
+    .strictObject({
+      enabled: z.boolean().default(true).describe('watch the health of both clusters while a command runs'),
+      intervalSeconds: z
+        .number()
+        .gt(0)
+        .max(3600)
+        .default(15)
+        .describe('how often _cluster/health of the source and the target is read'),
+      redAfterSeconds: z
+        .number()
+        .min(0)
+        .max(86_400)
+        .default(60)
+        .describe(
+          'a cluster red this long pauses the copy and the capture rounds (checkpoints are kept) until it is yellow or green again',
         ),
     })
     .prefault({}),
