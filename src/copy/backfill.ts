@@ -2,13 +2,14 @@
 
 import type { IndexPair } from '../cluster/index-pair.js';
 import type { Throttle } from '../ops/throttle.js';
+import type { BulkSample } from '../ops/throttle-signals.js';
 import { type CopyTotals, emptyTotals, type SliceCheckpoint, type StateStore } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
 import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './reader.js';
 import type { DocRef } from './slice-copier.js';
 import { copySlice, emptyCheckpoint, type SliceProgress, type Versioning } from './slice-copier.js';
 import type { TransformFn } from './transform.js';
-import { type BulkSample, BulkWriter } from './writer.js';
+import { BulkWriter } from './writer.js';
 
 export interface BackfillOptions extends IndexPair {
   /** = primary shards of the source: each slice is one shard */
@@ -31,7 +32,7 @@ export interface BackfillOptions extends IndexPair {
   signal?: AbortSignal;
   onProgress?: (p: SliceProgress) => void;
   onNotice?: (message: string) => void;
-  /** every _bulk request (metrics) */
+  /** told after every bulk (the closed-loop throttle's signals) */
   onBulk?: (b: BulkSample) => void;
   onDropped?: (ids: DocRef[]) => void;
   /** awaited before each page is read (live capture: hold the backfill while catch-up is behind) */

@@ -189,13 +189,15 @@ async function holdOnce(
     c.store.save(c.state);
     p.sync.recordHold({ ...rep, durationMs: Date.now() - started, aliasRequestSent: true });
   };
+  // The application moves with the proxies when the new index is on another cluster (proxy.moveApplication).
+  const moves = !!c.spec.target.cluster && c.spec.proxy.moveApplication;
   const releaseAll = async (switchedTo?: string) => {
     released = true;
     const done = await Promise.all(
       granted.map(({ info }) =>
         p.fleet
           .control(info)
-          .release({ holdId, switchedTo })
+          .release({ holdId, switchedTo, ...(switchedTo && moves ? { cluster: 'target' as const } : {}) })
           .catch((e: Error): HoldRecord | undefined => {
             c.reporter.warn(
               `proxy ${info.id} did not confirm the release (${e.message}); it releases by itself at its deadline`,

@@ -1,6 +1,6 @@
 /** What the engine tells the operator while it works; the CLI renders it as a progress bar or JSON lines. */
 import type { SliceProgress } from '../copy/slice-copier.js';
-import type { BulkSample } from '../copy/writer.js';
+import type { BulkSample } from './throttle-signals.js';
 
 export interface Reporter {
   step(name: string, title: string): void;

@@ -9,6 +9,7 @@ import type { Reporter } from './reporter.js';
 import type { StatusFigures } from './status-figures.js';
 import { StatusMetrics } from './status-metrics.js';
 import type { Throttle, ThrottleView } from './throttle.js';
+import type { WatchdogView } from './watchdog.js';
 
 export interface Decision {
   at: string;
@@ -36,6 +37,8 @@ export interface StatusSnapshot extends StatusFigures {
   bytesPerSecond: number;
   etaSeconds: number | null;
   throttle?: ThrottleView;
+  /** the watchdog's view of both clusters' health (run and cutover) */
+  watchdog?: WatchdogView;
   decisions: Decision[];
   warnings: Array<{ at: string; message: string }>;
   postpone?: { flag: string; postponed: boolean };
@@ -48,6 +51,7 @@ export interface StatusBoardOptions {
   figures: () => StatusFigures;
   audit: AuditLog;
   throttle?: Throttle;
+  watchdog?: { view(): WatchdogView };
   postponeFlag?: string;
 }
 
@@ -172,6 +176,7 @@ export class StatusBoard {
       bytesPerSecond: Math.round(r.bytes),
       etaSeconds: eta === null ? null : Math.round(eta),
       throttle,
+      watchdog: this.o.watchdog?.view(),
       decisions: [...this.decisions],
       warnings: [...this.warnings],
       postpone: this.o.postponeFlag
@@ -191,6 +196,7 @@ export class StatusBoard {
       bytesPerSecond: s.bytesPerSecond,
       etaSeconds: s.etaSeconds,
       throttle: s.throttle,
+      watchdog: s.watchdog,
     });
     return this.metrics.text();
   }

@@ -6,9 +6,10 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SliceProgress } from '../copy/slice-copier.js';
-import type { BulkSample } from '../copy/writer.js';
 import type { StatusFigures } from './status-figures.js';
 import type { ThrottleView } from './throttle.js';
+import type { BulkSample } from './throttle-signals.js';
+import type { WatchdogView } from './watchdog.js';
 
 type Labels = Record<string, string>;
 
@@ -31,8 +32,7 @@ export class StatusMetrics {
   private readonly eta: Gauge;
   private readonly bulkSeconds: Histogram;
   private readonly bulkRequests: Counter;
-  private readonly refused: Counter;
-  private readonly tooMany: Counter;
+  private readonly rejected: Counter;
   private readonly retries: Counter;
   private readonly deadLetters: Counter;
   private readonly lag: Gauge;
@@ -53,6 +53,9 @@ export class StatusMetrics {
   private readonly proxyErrors: Counter;
   private readonly proxyHolding: Gauge;
   private readonly controls: Counter;
+  private readonly health: Gauge;
+  private readonly unassigned: Gauge;
+  private readonly watchdogPaused: Gauge;
 
   constructor(migration: string) {
     this.m = migration;
@@ -87,7 +90,10 @@ export class StatusMetrics {
       'migration',
       'slice',
     ]);
-    this.bytes = c('cutover_bulk_bytes_total', 'bytes of _bulk bodies sent by this process');
+    this.bytes = c(
+      'cutover_bulk_bytes_total',
+      'bytes of _bulk bodies the copy had acknowledged, this process',
+    );
     this.docsRate = g('cutover_copy_documents_per_second', 'copy throughput over the last 10 seconds');
     this.bytesRate = g('cutover_copy_bytes_per_second', 'bulk bytes per second over the last 10 seconds');
     this.eta = g('cutover_copy_eta_seconds', 'seconds until the copy ends at the current throughput');
@@ -102,11 +108,10 @@ export class StatusMetrics {
       'migration',
       'status',
     ]);
-    this.refused = c(
-      'cutover_bulk_refused_documents_total',
-      'documents the target refused for now (429, 503, rejected execution) and that were retried',
+    this.rejected = c(
+      'cutover_bulk_rejected_documents_total',
+      'documents the target refused for now (429 / rejected execution, a full queue) and that were retried',
     );
-    this.tooMany = c('cutover_bulk_429_total', 'documents refused with 429 Too Many Requests');
     this.retries = c('cutover_retries_total', 'document writes retried by the copy');
     this.deadLetters = c(
       'cutover_dead_letters_total',
@@ -156,6 +161,16 @@ export class StatusMetrics {
       'action',
       'via',
     ]);
+    this.health = g(
+      'cutover_cluster_health',
+      "the watchdog's last reading of a cluster: 1 for its status (green, yellow, red, unreachable)",
+      ['migration', 'side', 'status'],
+    );
+    this.unassigned = g('cutover_cluster_unassigned_shards', 'unassigned shards at the last reading', [
+      'migration',
+      'side',
+    ]);
+    this.watchdogPaused = g('cutover_watchdog_paused', '1 while the watchdog holds the copy (a red cluster)');
   }
 
   private l(extra: Labels = {}): Labels {
@@ -182,14 +197,13 @@ export class StatusMetrics {
     this.processed.inc(this.l({ slice }), p.docs);
     this.written.inc(this.l({ slice }), p.result.written);
     this.retries.inc(this.l(), p.result.retries);
+    this.bytes.inc(this.l(), p.bytes);
   }
 
   bulk(b: BulkSample): void {
     this.bulkSeconds.observe(this.l(), b.ms / 1000);
     this.bulkRequests.inc(this.l({ status: String(b.status) }));
-    this.bytes.inc(this.l(), b.bytes);
-    if (b.refused) this.refused.inc(this.l(), b.refused);
-    if (b.tooManyRequests) this.tooMany.inc(this.l(), b.tooManyRequests);
+    if (b.rejected) this.rejected.inc(this.l(), b.rejected);
   }
 
   throttleChanged(): void {
@@ -210,6 +224,7 @@ export class StatusMetrics {
       bytesPerSecond: number;
       etaSeconds: number | null;
       throttle?: ThrottleView;
+      watchdog?: WatchdogView;
     },
   ): void {
     this.info.reset();
@@ -256,6 +271,16 @@ export class StatusMetrics {
       this.rate.set(this.l(), t.rate);
       this.ceiling.set(this.l(), t.ceiling);
       this.batch.set(this.l(), t.batchDocs ?? 0);
+    }
+    const w = live.watchdog;
+    if (w?.running) {
+      this.health.reset();
+      this.unassigned.reset();
+      for (const r of w.clusters) {
+        this.health.set(this.l({ side: r.side, status: r.status }), 1);
+        this.unassigned.set(this.l({ side: r.side }), r.unassignedShards);
+      }
+      this.watchdogPaused.set(this.l(), w.paused ? 1 : 0);
     }
     if (f.journal) {
       this.raise(this.journalEntries, 'journalEntries', f.journal.entries);

@@ -52,6 +52,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <span class="pill" id="phase">connecting</span>
   <span id="step" class="dim"></span>
   <span id="route" class="dim"></span>
+  <span id="health"></span>
   <span id="conn" class="pill warn">connecting</span>
 </header>
 <main>
@@ -176,6 +177,14 @@ export const DASHBOARD_HTML = `<!doctype html>
     $('phase').className = 'pill ' + (s.phase === 'failed' ? 'bad' : s.phase === 'cut-over' ? 'ok' : 'warn');
     set('step', s.step ? 'step: ' + s.step.title : '');
     set('route', (s.sourceIndex || '?') + ' (' + s.source + ') → ' + s.targetIndex + ' (' + s.target + ') · ' + s.command + ' pid ' + s.pid);
+    const w = s.watchdog;
+    $('health').replaceChildren(...(w && w.running ? w.clusters : []).map((r) => {
+      const p = document.createElement('span');
+      p.className = 'pill ' + (r.status === 'green' ? 'ok' : r.status === 'yellow' ? 'warn' : 'bad');
+      p.textContent = r.side + ' ' + r.status + (r.unassignedShards ? ' (' + r.unassignedShards + ' unassigned)' : '');
+      p.style.marginRight = '6px';
+      return p;
+    }));
     const c = s.copy;
     const processed = c ? c.slices.reduce((a, x) => a + x.processed, 0) : 0;
     const pct = c && c.sourceDocs > 0 ? Math.min(100, (processed / c.sourceDocs) * 100) : c && c.slices.every((x) => x.done) ? 100 : 0;

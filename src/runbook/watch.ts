@@ -50,6 +50,7 @@ export async function watchMigration(
     figures: () => migrationFigures(m, m.spec.capture.strategy),
     audit: m.audit,
     throttle: m.throttle,
+    watchdog: m.watchdog,
     postponeFlag: m.spec.postponeFlagPath,
   });
   const stopFlags = watchFlagFiles({ throttleFlag: o.throttleFlag, panicFlag: o.panicFlag }, steering, () =>

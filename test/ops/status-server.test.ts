@@ -110,6 +110,12 @@ for (const kind of KINDS) {
       // A loopback peer that names another host (a rebound DNS name) reads nothing without the token.
       assert.equal(await getWithHost(`${srv.url}/api/status`, 'rebound.example'), 401);
       assert.equal(await getWithHost(`${srv.url}/metrics`, 'rebound.example', srv.token), 200);
+      // The watchdog's reading of the clusters' health, as a state set.
+      const health = await until('a health reading in /metrics', async () => {
+        const f = (await metrics(srv)).families.get('cutover_cluster_health');
+        return f?.metrics.length ? f : undefined;
+      });
+      assert.ok(health.metrics.every((x) => ['green', 'yellow'].includes(x.labels!.status!)));
       const before = sumOf(m1.families, 'cutover_documents_processed_total');
       await until('the processed counter to move', async () =>
         sumOf((await metrics(srv)).families, 'cutover_documents_processed_total') > before ? true : undefined,

@@ -3,6 +3,7 @@
  * strategy's), then the target gets its last settings back and the old index is kept for the retention window.
  */
 import { restoreTargetSettings } from '../../cutover/target-settings.js';
+import { GateError } from '../../store/errors.js';
 import { specAliasNames } from '../../verify/inspect.js';
 import type { Step } from '../context.js';
 import { proveAndJudge } from '../proof-gate.js';
@@ -26,6 +27,13 @@ export const switchStep: Step = {
       c.state.phase = 'awaiting-cutover';
       c.reporter.info('gates passed; waiting for `cutover cutover <spec>` to switch the aliases');
       return 'pause';
+    }
+    const veto = await c.vetoSwitch?.();
+    if (veto) {
+      c.audit.record({ event: 'switch-vetoed', why: veto });
+      throw new GateError(
+        `switch vetoed: ${veto}. Nothing was switched and the catch-up position is kept: run again once the hook allows it`,
+      );
     }
     // Time has passed since the copy was proven: prove it again right before a manual switch.
     if (c.cutoverNow && c.spec.verify.mode !== 'off') await proveAndJudge(c, 'before the switch');
