@@ -278,6 +278,18 @@ export const specSchema = z.strictObject({
         ),
     })
     .prefault({}),
+  audit: z
+    .strictObject({
+      index: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9._-]*$/, 'a lowercase index name')
+        .optional()
+        .describe(
+          'mirror every audit record into this index as the run goes (the audit file stays the record of truth)',
+        ),
+      cluster: z.enum(['target', 'source']).default('target').describe('which cluster holds the audit index'),
+    })
+    .prefault({}),
   alerts: z
     .strictObject({
       webhooks: z

@@ -46,6 +46,7 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
       try {
         // The token in the path stands for the secret part of a Slack or PagerDuty URL.
         const secretPath = '/hooks/T0KEN-s3cr3t-path';
+        const auditIndex = `audit-${process.pid}-${Date.now()}`;
         const hooks = join(process.env.TMPDIR ?? '/tmp', `cutover-hooks-${process.pid}-${Date.now()}`);
         mkdirSync(hooks, { recursive: true });
         const allow = join(hooks, 'allow');
@@ -62,6 +63,7 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
         chmodSync(join(hooks, 'on-switched'), 0o755);
         const s = await t.scenario(kind, 300, {
           capture: { strategy: 'none' },
+          audit: { index: auditIndex },
           alerts: {
             hooksPath: hooks,
             webhooks: [
@@ -127,6 +129,21 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
         ])
           assert.ok(!text.includes('T0KEN-s3cr3t') && !text.includes('pd-key-1'), 'a webhook secret leaked');
         assert.ok(existsSync(join(state, 'audit.jsonl')));
+        // Checkpoints are in the trail, and the audit index on the target cluster holds the same records.
+        const trail = readFileSync(join(state, 'audit.jsonl'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { event: string; at: string; done?: boolean });
+        assert.ok(trail.some((r) => r.event === 'checkpoint' && r.done === true));
+        await s.c.refresh(auditIndex);
+        const mirrored = await s.c.search<{ event: string; at: string; migration: string }>(auditIndex, {
+          size: 1000,
+          query: { match_all: {} },
+        });
+        const key = (r: { event: string; at: string }) => `${r.at} ${r.event}`;
+        assert.deepEqual(mirrored.hits.hits.map((h) => key(h._source!)).sort(), trail.map(key).sort());
+        assert.ok(mirrored.hits.hits.every((h) => h._source!.migration === 'm1'));
+        await s.c.deleteIndex(auditIndex);
       } finally {
         r.server.close();
       }
