@@ -31,6 +31,7 @@ export interface BackfillOptions extends IndexPair {
   deadLetters: DeadLetterSink;
   signal?: AbortSignal;
   onProgress?: (p: SliceProgress) => void;
+  onCheckpoint?: (cp: Readonly<SliceCheckpoint>) => void;
   onNotice?: (message: string) => void;
   /** told after every bulk (the closed-loop throttle's signals) */
   onBulk?: (b: BulkSample) => void;
@@ -103,6 +104,7 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
           softDeleteField: o.softDeleteField,
           signal: o.signal,
           onProgress: o.onProgress,
+          onCheckpoint: o.onCheckpoint,
           onDropped: o.onDropped,
           yieldTo: o.yieldTo,
         });

@@ -44,6 +44,14 @@ export function emptyTotals(sourceDocs = 0): CopyTotals {
   return { sourceDocs, copied: 0, conflicts: 0, dropped: 0, deadLetters: 0, bytes: 0, retries: 0 };
 }
 
+/** One warm-up query before the switch: client-side ms on the new index (first run, median) and the old one. */
+export interface WarmupQueryRecord {
+  query: number;
+  targetFirstMs: number;
+  targetMedianMs: number;
+  sourceMedianMs?: number;
+}
+
 export interface MigrationState {
   format: 1;
   name: string;
@@ -52,6 +60,8 @@ export interface MigrationState {
   completed: Record<string, string>;
   sourceIndex?: string;
   targetIndex: string;
+  /** the warm-up run before the switch (cutover.warmup) */
+  warmup?: WarmupQueryRecord[];
   sourceShards?: number;
   /** this migration created the target (so rollback/cleanup may reason about it) */
   createdTarget?: boolean;

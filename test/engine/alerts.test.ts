@@ -1,5 +1,7 @@
 /**
- * Alerts and hooks during a real migration: a local receiver records what each webhook format got, field by
+ * Alerts, hooks and the warm-up during a real migration. The warm-up runs the operator's queries on the new index
+ * before the switch and reports them beside the old index; a query the new index refuses stops the switch.
+ * Alerts and hooks: a local receiver records what each webhook format got, field by
  * field; a before-switch hook vetoes the switch until it allows it; the webhook URL (a credential) never appears
  * in the output, the audit trail or the report; a webhook whose URL variable is unset is bad input (exit 2).
  */
@@ -44,6 +46,7 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
       try {
         // The token in the path stands for the secret part of a Slack or PagerDuty URL.
         const secretPath = '/hooks/T0KEN-s3cr3t-path';
+        const auditIndex = `audit-${process.pid}-${Date.now()}`;
         const hooks = join(process.env.TMPDIR ?? '/tmp', `cutover-hooks-${process.pid}-${Date.now()}`);
         mkdirSync(hooks, { recursive: true });
         const allow = join(hooks, 'allow');
@@ -60,6 +63,7 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
         chmodSync(join(hooks, 'on-switched'), 0o755);
         const s = await t.scenario(kind, 300, {
           capture: { strategy: 'none' },
+          audit: { index: auditIndex },
           alerts: {
             hooksPath: hooks,
             webhooks: [
@@ -125,9 +129,69 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
         ])
           assert.ok(!text.includes('T0KEN-s3cr3t') && !text.includes('pd-key-1'), 'a webhook secret leaked');
         assert.ok(existsSync(join(state, 'audit.jsonl')));
+        // Checkpoints are in the trail, and the audit index on the target cluster holds the same records.
+        const trail = readFileSync(join(state, 'audit.jsonl'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { event: string; at: string; done?: boolean });
+        assert.ok(trail.some((r) => r.event === 'checkpoint' && r.done === true));
+        await s.c.refresh(auditIndex);
+        const mirrored = await s.c.search<{ event: string; at: string; migration: string }>(auditIndex, {
+          size: 1000,
+          query: { match_all: {} },
+        });
+        const key = (r: { event: string; at: string }) => `${r.at} ${r.event}`;
+        assert.deepEqual(mirrored.hits.hits.map((h) => key(h._source!)).sort(), trail.map(key).sort());
+        assert.ok(mirrored.hits.hits.every((h) => h._source!.migration === 'm1'));
+        await s.c.deleteIndex(auditIndex);
       } finally {
         r.server.close();
       }
+    });
+
+    it('warm-up: the queries run on both indices before the switch and are reported; one the new index refuses stops it', async () => {
+      const ok = await t.scenario(kind, 200, {
+        capture: { strategy: 'none' },
+        cutover: {
+          warmup: {
+            queries: [{ query: { match_all: {} } }, { query: { range: { quantity: { gte: 3 } } } }],
+            runs: 2,
+          },
+        },
+      });
+      const r = await runCli(['--json', 'run', ok.specPath]);
+      assert.equal(r.code, 0, r.stderr.slice(-1500));
+      const report = JSON.parse(readFileSync(join(ok.dir, 'state', 'm1', 'report.json'), 'utf8')) as {
+        warmup: Array<{
+          query: number;
+          targetFirstMs: number;
+          targetMedianMs: number;
+          sourceMedianMs?: number;
+        }>;
+      };
+      assert.deepEqual(
+        report.warmup.map((q) => q.query),
+        [1, 2],
+      );
+      for (const q of report.warmup) {
+        assert.equal(typeof q.targetFirstMs, 'number');
+        assert.equal(typeof q.targetMedianMs, 'number');
+        assert.equal(typeof q.sourceMedianMs, 'number');
+      }
+      assert.match(
+        r.stderr,
+        /warm-up query 2: new index first \d+ ms, median \d+ ms; old index median \d+ ms/,
+      );
+
+      // quantity is an integer on the new index only (the scenario's mapping change): "many" cannot be one.
+      const bad = await t.scenario(kind, 50, {
+        capture: { strategy: 'none' },
+        cutover: { warmup: { queries: [{ query: { range: { quantity: { gte: 'many' } } } }] } },
+      });
+      const refused = await runCli(['--json', 'run', bad.specPath]);
+      assert.equal(refused.code, 3, refused.stderr.slice(-1500));
+      assert.match(refused.stderr, /warm-up query 1 fails on the new index/);
+      assert.deepEqual(await aliasTargets(bad.c, bad.writeAlias), [bad.source], 'nothing switched');
     });
 
     it('a webhook whose URL variable is not set is bad input: exit 2, named, nothing created', async () => {

@@ -3,6 +3,7 @@
  * strategy's), then the target gets its last settings back and the old index is kept for the retention window.
  */
 import { restoreTargetSettings } from '../../cutover/target-settings.js';
+import { warmUp } from '../../cutover/warmup.js';
 import { GateError } from '../../store/errors.js';
 import { specAliasNames } from '../../verify/inspect.js';
 import type { Step } from '../context.js';
@@ -19,6 +20,11 @@ export const switchStep: Step = {
       ? ['no aliases in the spec: nothing to switch; the application must be pointed at the target by hand']
       : [
           `one _aliases request: remove ${names.join(', ')} from the source, add them to ${spec.target.index}${manual}`,
+          ...(spec.cutover.warmup
+            ? [
+                `before it: warm-up, ${spec.warmupQueries?.length ?? 0} query(ies) run ${spec.cutover.warmup.runs} times each on ${spec.target.index} (and on the old index, for comparison); a query the new index refuses stops the switch`,
+              ]
+            : []),
           ...(c.strategy.switchNotes?.(spec) ?? []),
         ];
   },
@@ -34,6 +40,26 @@ export const switchStep: Step = {
       throw new GateError(
         `switch vetoed: ${veto}. Nothing was switched and the catch-up position is kept: run again once the hook allows it`,
       );
+    }
+    const warm = c.spec.cutover.warmup;
+    if (warm && c.spec.warmupQueries) {
+      const w = await warmUp(
+        {
+          source: c.source,
+          sourceIndex: c.state.sourceIndex!,
+          target: c.target,
+          targetIndex: c.spec.target.index,
+        },
+        c.spec.warmupQueries,
+        warm.runs,
+      );
+      c.state.warmup = w;
+      c.store.save(c.state);
+      c.audit.record({ event: 'warmed-up', queries: w });
+      for (const q of w)
+        c.reporter.info(
+          `warm-up query ${q.query}: new index first ${q.targetFirstMs} ms, median ${q.targetMedianMs} ms${q.sourceMedianMs === undefined ? '' : `; old index median ${q.sourceMedianMs} ms`}`,
+        );
     }
     // Time has passed since the copy was proven: prove it again right before a manual switch.
     if (c.cutoverNow && c.spec.verify.mode !== 'off') await proveAndJudge(c, 'before the switch');
