@@ -657,6 +657,32 @@ async function migration(
       await sleep(250);
     }
   })();
+  // The server's own write queue: at a rate near its ceiling the runner's bulks wait behind the writers' queue,
+  // and that, not cutover, is what the figures then measure.
+  const queue = { max: 0, samples: 0, rejected0: -1, rejected: 0 };
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      try {
+        const st = await es.request<{
+          nodes: Record<string, { thread_pool: { write: { queue: number; rejected: number } } }>;
+        }>({
+          method: 'GET',
+          path: '/_nodes/stats/thread_pool',
+        });
+        for (const n of Object.values(st.body.nodes)) {
+          const wq = n.thread_pool.write;
+          queue.max = Math.max(queue.max, wq.queue);
+          if (queue.rejected0 < 0) queue.rejected0 = wq.rejected;
+          queue.rejected = wq.rejected - queue.rejected0;
+        }
+        queue.samples++;
+      } catch {
+        // a sample missed under load is not a figure
+      }
+      await sleep(1000);
+    }
+  })();
   const meter = usageMeter(server.pid, proxy);
   const stderrFile = path.join(work, 'stderr.log');
   log(`${o.label}: cutover run (writers at ${o.rate}/s through the proxy)...`);
@@ -672,7 +698,8 @@ async function migration(
   await sleep(1000);
   const w = await writers.stop();
   watching = false;
-  await watcher;
+  sampling = false;
+  await Promise.all([watcher, sampler]);
   const stopped = await proxy.stop();
   await writeFile(path.join(work, 'proxy.log'), proxy.output());
   const sync: Json = readJsonFile(path.join(stateDir, 'journal-sync.json'));
@@ -702,6 +729,7 @@ async function migration(
     runner: { peakRssMb: m.peakRssMb === null ? null : round(m.peakRssMb), cpuSeconds: cpuOf(m) },
     proxy: stopped.usage,
     proxyExit: stopped.code,
+    serverWriteQueue: { max: queue.max, rejected: queue.rejected, samples: queue.samples },
     usage,
     writers: w,
     holds: holds.map((h) => ({
@@ -746,7 +774,7 @@ async function migration(
   };
   const sw = r.holds.find((h: Json) => h.switched);
   log(
-    `${o.label}: ${ok ? 'cut over' : `FAILED (exit ${m.code})`} in ${r.wallSeconds} s; holds ${JSON.stringify(r.holds.map((h: Json) => [h.durationMs, h.switched, h.heldRequests]))}; writers ${w.achievedAckedPerSecond}/s acked, refused ${w.refused}, other failures ${w.otherFailures}; journal lag p50 ${r.journal?.lagsMs.p50} p99 ${r.journal?.lagsMs.p99} ms; proxy RSS ${stopped.usage.peakRssMb} MB; other cores ${usage.otherCores}${sw ? '' : ' (no switched hold)'}`,
+    `${o.label}: ${ok ? 'cut over' : `FAILED (exit ${m.code})`} in ${r.wallSeconds} s; holds ${JSON.stringify(r.holds.map((h: Json) => [h.durationMs, h.switched, h.heldRequests]))}; writers ${w.achievedAckedPerSecond}/s acked, refused ${w.refused}, other failures ${w.otherFailures}; journal lag p50 ${r.journal?.lagsMs.p50} p99 ${r.journal?.lagsMs.p99} ms; server write queue max ${queue.max} (rejected ${queue.rejected}); proxy RSS ${stopped.usage.peakRssMb} MB; other cores ${usage.otherCores}${sw ? '' : ' (no switched hold)'}`,
   );
   if (!ok) log(`${o.label}: stderr tail:\n${m.stderrTail}`);
   for (const ix of [source, target]) if (await es.indexExists(ix)) await es.deleteIndex(ix);
@@ -788,6 +816,9 @@ function holdSummary(runs: Json[]): Json {
     timedOut: runs.filter((r) => r.timedOut).length,
     /** runs in which the journal sync counted changes it never journaled (writers bypassing the proxy) */
     withBypass: runs.filter((r) => (r.journal?.bypass ?? 0) > 0).length,
+    /** the server's write thread-pool queue at its longest, over every run (its ceiling, not cutover's) */
+    serverWriteQueueMax: Math.max(0, ...runs.map((r) => r.serverWriteQueue?.max ?? 0)),
+    serverWriteRejected: runs.reduce((a, r) => a + (r.serverWriteQueue?.rejected ?? 0), 0),
     switchedMs: dist(switched.map((h: Json) => h.durationMs)),
     allHoldsMs: dist(all.map((h: Json) => h.durationMs)),
     failedHolds: all.length - switched.length,
@@ -1032,7 +1063,7 @@ function markdown(res: Json): string {
       ].filter((r) => r[1] !== 0),
     );
     p(
-      `${s.ok} of ${s.runs} runs cut over${s.timedOut ? ` (${s.timedOut} stopped at the ${c.runTimeoutMinutes}-minute limit)` : ''}; runs whose journal sync counted "bypassing" changes (every writer here goes through the proxy): ${s.withBypass}; ${s.failedHolds} hold(s) released without switching${s.failedReasons.length ? ` (${[...new Set(s.failedReasons)].join('; ')})` : ''}; holds the proxy ended itself at its deadline: ${s.releasedByDeadline}; switched holds with the bypass fence: ${s.fenced}. Writes refused: **${num(s.refused)}**${s.refused ? ` (${JSON.stringify(s.refusedByType)})` : ''}; other failed writes: ${num(s.otherFailures)}${s.otherFailures ? ` (${JSON.stringify(s.otherFailuresByType)})` : ''}; writes not sent because 256 requests were still waiting (the writers' back-pressure, not a refusal): ${num(s.notSent)}. Peak RSS: proxy ≤ ${num(s.proxyPeakRssMbMax)} MB, runner ≤ ${num(s.runnerPeakRssMbMax)} MB; other cores p50 ${num(s.otherCores.p50, 2)}, max ${num(s.otherCores.max, 2)}.`,
+      `${s.ok} of ${s.runs} runs cut over${s.timedOut ? ` (${s.timedOut} stopped at the ${c.runTimeoutMinutes}-minute limit)` : ''}; runs whose journal sync counted "bypassing" changes (every writer here goes through the proxy): ${s.withBypass}; ${s.failedHolds} hold(s) released without switching${s.failedReasons.length ? ` (${[...new Set(s.failedReasons)].join('; ')})` : ''}; holds the proxy ended itself at its deadline: ${s.releasedByDeadline}; switched holds with the bypass fence: ${s.fenced}. Writes refused: **${num(s.refused)}**${s.refused ? ` (${JSON.stringify(s.refusedByType)})` : ''}; other failed writes: ${num(s.otherFailures)}${s.otherFailures ? ` (${JSON.stringify(s.otherFailuresByType)})` : ''}; writes not sent because 256 requests were still waiting (the writers' back-pressure, not a refusal): ${num(s.notSent)}. The server's write queue reached ${num(s.serverWriteQueueMax)} task(s) (${num(s.serverWriteRejected)} rejected): near the server's write ceiling every bulk of the runner waits behind the writers' queue. Peak RSS: proxy ≤ ${num(s.proxyPeakRssMbMax)} MB, runner ≤ ${num(s.runnerPeakRssMbMax)} MB; other cores p50 ${num(s.otherCores.p50, 2)}, max ${num(s.otherCores.max, 2)}.`,
     );
     p();
     table(
