@@ -96,7 +96,10 @@ function addAction(r: AliasRecord, index: string): AliasAction {
 
 /** remove from `from` + add to `to`, all in one list: sent as one `_aliases` request it is atomic. */
 export function moveActions(records: AliasRecord[], from: string, to: string): AliasAction[] {
-  return records.flatMap((r) => [{ remove: { index: from, alias: r.alias } } as AliasAction, addAction(r, to)]);
+  return records.flatMap((r) => [
+    { remove: { index: from, alias: r.alias } } as AliasAction,
+    addAction(r, to),
+  ]);
 }
 
 /**
@@ -156,7 +159,7 @@ async function locate(r: AliasRecord, from: AliasEnd, to: AliasEnd): Promise<Loc
   const onFrom = atFrom.length === 1 && atFrom[0] === from.index;
   const onTo = atTo.length === 1 && atTo[0] === to.index;
   const foreign =
-    (atFrom.length > 0 && !onFrom) || (atTo.length > 0 && !onTo) || (atFrom.length + atTo.length === 0);
+    (atFrom.length > 0 && !onFrom) || (atTo.length > 0 && !onTo) || atFrom.length + atTo.length === 0;
   return {
     onFrom,
     onTo,

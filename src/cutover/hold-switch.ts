@@ -66,7 +66,8 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
   const where = await aliasPlacement(records, ends.source, ends.target);
   // A run that ended between its alias request and the record of that hold left the record unfinished.
   const unanswered =
-    (where.placement === 'from' || where.placement === 'to') && p.sync.settleUnansweredHold(where.placement === 'to');
+    (where.placement === 'from' || where.placement === 'to') &&
+    p.sync.settleUnansweredHold(where.placement === 'to');
   if (unanswered) c.audit.record({ event: 'hold', ...unanswered });
   if (where.placement === 'to') return 'already';
   if (where.placement !== 'from')

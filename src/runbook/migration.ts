@@ -26,7 +26,14 @@ import { AuditLog } from '../store/audit.js';
 import { GateError, Interrupted, PreflightError } from '../store/errors.js';
 import { acquireLock, heldByLiveProcess, type Lock, lockOwner } from '../store/lock.js';
 import { type MigrationState, newState, StateStore } from '../store/state.js';
-import { type Facts, inspect, refuseOn, runSample, sampleFinding, specAliasNames } from '../verify/inspect.js';
+import {
+  type Facts,
+  inspect,
+  refuseOn,
+  runSample,
+  sampleFinding,
+  specAliasNames,
+} from '../verify/inspect.js';
 import type { Finding } from '../verify/preflight.js';
 import type { ProofReport } from '../verify/proof.js';
 import { type SourceWrites, sourceWrites } from '../verify/source-writes.js';
@@ -166,7 +173,7 @@ export class Migration {
       this.spec.copy.sampleSize > 0 &&
       state.createdTarget !== false
     ) {
-      const body = await desiredTargetBody(this.source, state.sourceIndex!, this.spec);
+      const body = await desiredTargetBody(this.source, this.target, state.sourceIndex!, this.spec);
       sample = sampleFinding(await runSample(c, state.sourceIndex!, body), this.spec);
       refuseOn([sample], !!opts.force);
     }

@@ -2,8 +2,9 @@
  * The switch: the aliases move to the target in one atomic request (how, and under which freeze, is the capture
  * strategy's), then the target gets its last settings back and the old index is kept for the retention window.
  */
-import { restoreTargetSettings } from '../../cutover/target-settings.js';
+
 import { sameCluster } from '../../cutover/aliases.js';
+import { restoreTargetSettings } from '../../cutover/target-settings.js';
 import type { LoadedSpec } from '../../spec/load.js';
 import { specAliasNames } from '../../verify/inspect.js';
 import type { Ctx, Step } from '../context.js';
@@ -17,7 +18,9 @@ export const switchStep: Step = {
     const names = specAliasNames(spec);
     const manual = spec.cutover.mode === 'manual' ? ' (waits for `cutover cutover`)' : '';
     if (names.length === 0)
-      return ['no aliases in the spec: nothing to switch; the application must be pointed at the target by hand'];
+      return [
+        'no aliases in the spec: nothing to switch; the application must be pointed at the target by hand',
+      ];
     const across = !sameCluster(c.source, c.target);
     return [
       across
