@@ -62,7 +62,7 @@ describe('Elasticsearch 7.17 -> Elasticsearch 8.19 on another cluster', () => {
       });
       await Promise.all([src.close(), dst.close(), wc.close()]);
     });
-    const seeded = await seed(src, source, 3000, doc, {
+    const seeded = await seed(src, source, 2000, doc, {
       settings: { number_of_shards: 3, number_of_replicas: 0 },
       mappings: { properties: { title: { type: 'text' }, n: { type: 'long' }, tag: { type: 'keyword' } } },
       aliases: {
@@ -84,7 +84,8 @@ describe('Elasticsearch 7.17 -> Elasticsearch 8.19 on another cluster', () => {
       aliases: { read: [read, filtered], write },
       copy: { batchDocs: 200, concurrency: 2 },
       capture: { strategy: 'seqno' },
-      cutover: { freezeBudgetMs: 5000 },
+      // Generous: a freeze that finds deletes pending scans ids under it, slow on a loaded 2-core machine.
+      cutover: { freezeBudgetMs: 10_000 },
     });
 
     const plan = await runCli(['plan', spec]);
@@ -104,13 +105,14 @@ describe('Elasticsearch 7.17 -> Elasticsearch 8.19 on another cluster', () => {
       cluster: wc,
       alias: write,
       writers: 3,
-      ratePerWriter: 15,
+      ratePerWriter: 10,
       ids: 150,
       seedIds: [...seeded.keys()].filter((_, i) => i % 10 === 3),
       seed: 14,
     });
     const run = await startCli(['--json', 'run', spec]).done;
     const report = await w.stop();
+    if (process.env.CUTOVER_XC_DEBUG) console.error(run.stderr);
     assert.equal(run.code, 0, run.stderr);
     assert.ok(report.acked > 50, `writers acknowledged ${report.acked} writes`);
     assert.equal(report.ambiguous, 0);
@@ -133,6 +135,109 @@ describe('Elasticsearch 7.17 -> Elasticsearch 8.19 on another cluster', () => {
     const quiet = await runCli(['--json', 'source-writes', spec, '--seconds', '1']);
     assert.equal(quiet.code, 0, quiet.stderr);
     assert.equal(JSON.parse(quiet.stdout).operations, 0);
+  });
+
+  it('finishes a switch killed between its two requests, and rolls back onto the source cluster', async (t) => {
+    const src = clusterOf(es7);
+    const dst = clusterOf(es8);
+    const source = uniqueName('xc-kill');
+    const target = `${source}-v2`;
+    const read = `${source}-read`;
+    const write = `${source}-write`;
+    t.after(async () => {
+      await src.deleteIndex(source).catch(() => undefined);
+      await dst.deleteIndex(target).catch(() => undefined);
+      await Promise.all([src.close(), dst.close()]);
+    });
+    await seed(src, source, 300, doc, {
+      settings: { number_of_shards: 2, number_of_replicas: 0 },
+      aliases: { [read]: { is_hidden: true }, [write]: { is_write_index: true } },
+    });
+    const spec = specFile({
+      name: 'xc5',
+      source: { cluster: { url: es7.url }, index: source },
+      target: { cluster: { url: es8.url }, index: target },
+      aliases: { read: [read], write },
+      capture: { strategy: 'seqno' },
+      cutover: { freezeBudgetMs: 10_000 },
+    });
+    const killed = await runCli(['run', spec], { CUTOVER_FAILPOINTS: 'aliases.between-clusters:1' });
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+    // Killed inside the freeze, after the add on the target cluster and before the removal from the source.
+    assert.deepEqual(Object.keys(await aliasesOn(dst, write)), [target]);
+    assert.deepEqual(Object.keys(await aliasesOn(src, write)), [source]);
+
+    const again = await runCli(['run', spec]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /finished that before lifting the write block/);
+    assert.deepEqual(await aliasesOn(dst, read), { [target]: { is_hidden: true } });
+    assert.deepEqual(await aliasesOn(dst, write), { [target]: { is_write_index: true } });
+    assert.deepEqual(await aliasesOn(src, read), {});
+    assert.deepEqual(await aliasesOn(src, write), {});
+    const settings = Object.values(await src.getSettings(source))[0]!.settings;
+    assert.equal(settings['index.blocks.write'], undefined, 'the write block is lifted');
+
+    const back = await runCli(['rollback', spec]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.deepEqual(await aliasesOn(src, read), { [source]: { is_hidden: true } });
+    assert.deepEqual(await aliasesOn(src, write), { [source]: { is_write_index: true } });
+    assert.deepEqual(await aliasesOn(dst, read), {});
+    assert.deepEqual(await aliasesOn(dst, write), {});
+  });
+
+  it('manual mode prints the steps; source-writes sees writes still reaching the old index', async (t) => {
+    const src = clusterOf(es7);
+    const dst = clusterOf(es8);
+    const source = uniqueName('xc-man');
+    const target = `${source}-v2`;
+    const write = `${source}-write`;
+    t.after(async () => {
+      await src.deleteIndex(source).catch(() => undefined);
+      await dst.deleteIndex(target).catch(() => undefined);
+      await Promise.all([src.close(), dst.close()]);
+    });
+    await seed(src, source, 200, doc, {
+      settings: { number_of_shards: 1, number_of_replicas: 0 },
+      aliases: { [write]: { is_write_index: true } },
+    });
+    const spec = specFile({
+      name: 'xc6',
+      source: { cluster: { url: es7.url }, index: source },
+      target: { cluster: { url: es8.url }, index: target },
+      aliases: { write },
+      capture: { strategy: 'none' },
+      cutover: { mode: 'manual' },
+    });
+    const run = await runCli(['run', spec]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stderr,
+      /manual step 1: `cutover cutover .*spec\.yaml` proves the copy again, then switches/,
+    );
+    assert.match(
+      run.stderr,
+      new RegExp(`manual step 2: point the application at ${es8.url}/? \\(write through ${write}`),
+    );
+    assert.match(run.stderr, /manual step 3: `cutover source-writes /);
+    const cut = await runCli(['cutover', spec]);
+    assert.equal(cut.code, 0, cut.stderr);
+    assert.deepEqual(Object.keys(await aliasesOn(dst, write)), [target]);
+    // A client that still writes to the old index by its concrete name: the check says so (exit 3).
+    let writing = true;
+    const loop = (async () => {
+      for (let i = 0; writing; i++) {
+        await src.request({ method: 'PUT', path: `/${source}/_doc/late-${i}`, body: { n: i } });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const busy = await runCli(['--json', 'source-writes', spec, '--seconds', '2']);
+    writing = false;
+    await loop;
+    assert.equal(busy.code, 3, busy.stderr);
+    assert.ok(JSON.parse(busy.stdout).operations > 0, busy.stdout);
+    const quiet = await runCli(['source-writes', spec, '--seconds', '1']);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.match(quiet.stdout, /0 write\(s\) on .* the source receives no writes/);
   });
 
   it('translates what 8.x refuses (_field_names, soft deletes off) and lists it in plan', async (t) => {
