@@ -2,6 +2,7 @@
 
 export { captureStrategy } from './capture/strategies/index.js';
 export type { CaptureContext, CaptureStrategy } from './capture/strategy.js';
+export type { AllocationExplain } from './cluster/allocation.js';
 export * from './cluster/index.js';
 export { type BackfillOptions, backfill } from './copy/backfill.js';
 export type { DeadLetter, DeadLetterSink } from './copy/dead-letters.js';
@@ -10,8 +11,12 @@ export { copySlice, type Versioning, versionOf } from './copy/slice-copier.js';
 export { applyTransform, type DocMeta, loadTransform, type TransformFn } from './copy/transform.js';
 export { BulkWriter, RetryBudgetExceeded, type WriteOp, type WriteResult } from './copy/writer.js';
 export { AliasReadBackError, moveActions, moveAliases } from './cutover/aliases.js';
+export { type DoctorReport, formatDoctor, type SearchContexts, type StuckTask } from './ops/doctor.js';
 export { createReporter } from './ops/progress.js';
 export type { Reporter } from './ops/reporter.js';
+export { type PauseSource, Throttle, type ThrottleView } from './ops/throttle.js';
+export type { Decision, SignalSnapshot } from './ops/throttle-decision.js';
+export { Watchdog, type WatchdogPause, type WatchdogView } from './ops/watchdog.js';
 export * from './proxy/control.js';
 export { FileJournalReader, FileJournalWriter } from './proxy/file-journal.js';
 export * from './proxy/journal.js';

@@ -26,6 +26,8 @@ export interface ReconcileDemand {
   seq: number;
   why: string;
   at: string;
+  /** a by-query still running as a task: the reconcile waits for it to finish */
+  task?: string;
 }
 
 export interface HoldReport {
@@ -138,6 +140,11 @@ export class JournalSync {
     return this.state.demands[0];
   }
 
+  /** By-query tasks the pending demands wait for (a reconcile before they finish would miss their later changes). */
+  get runningTasks(): string[] {
+    return this.state.demands.flatMap((d) => (d.task ? [d.task] : []));
+  }
+
   /** A complete id reconcile that started with the journal read up to `seq` satisfies the demands up to it. */
   reconciled(seq: number): void {
     this.state.demands = this.state.demands.filter((d) => d.seq > seq);
@@ -207,7 +214,7 @@ export class JournalSync {
         this.state.entries++;
         oldest = Math.min(oldest, e.at);
         if (e.kind === 'reconcile') {
-          if (e.index === undefined || this.concerns(e.index)) this.demand(e.seq, e.why);
+          if (e.index === undefined || this.concerns(e.index)) this.demand(e.seq, e.why, e.task);
           continue;
         }
         if (e.kind !== 'doc') continue;
@@ -241,8 +248,8 @@ export class JournalSync {
     return this.o.sourceNames.includes(index);
   }
 
-  private demand(seq: number, why: string): void {
-    this.state.demands.push({ seq, why, at: new Date().toISOString() });
+  private demand(seq: number, why: string, task?: string): void {
+    this.state.demands.push({ seq, why, at: new Date().toISOString(), ...(task ? { task } : {}) });
     if (this.state.demands.length > 100) this.state.demands.splice(1, this.state.demands.length - 100);
   }
 

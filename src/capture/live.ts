@@ -15,6 +15,7 @@ import type { TransformFn } from '../copy/transform.js';
 import { BulkWriter } from '../copy/writer.js';
 import { delaypoint } from '../ops/failpoints.js';
 import type { Reporter } from '../ops/reporter.js';
+import type { Throttle } from '../ops/throttle.js';
 import { appendLineDurable, readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import type { StateStore } from '../store/state.js';
 import { type ReconcileResult, reconcileDeletes } from './reconcile.js';
@@ -107,6 +108,8 @@ export interface LiveCaptureOptions extends IndexPair {
   yieldAboveLagMs?: number;
   /** the ids each round applied, page by page */
   onApplied?: (ids: string[]) => void;
+  /** background rounds wait while it is paused (the operator, the watchdog); rounds take no tokens */
+  throttle?: Throttle;
   /** runs after every round outside a freeze (proxy capture: the journal sync rides along wherever rounds run) */
   afterRound?: (signal?: AbortSignal) => Promise<void>;
   /** proxy capture: changes the journal sync already applied are listed, not copied again (tail.ts) */
@@ -383,6 +386,8 @@ export class LiveCapture {
       ? (async () => {
           try {
             while (!stop() && !failed) {
+              await this.whilePaused(stop, false);
+              if (stop() || failed) break;
               await side(this.o.signal);
               await sleep(50, this.o.signal);
             }
@@ -395,6 +400,9 @@ export class LiveCapture {
     sideLoop.catch(() => undefined);
     try {
       while (!stop() && !failed) {
+        // A pause pauses the rounds too (between rounds: each one's position is saved when it ends).
+        await this.whilePaused(stop);
+        if (stop() || failed) break;
         const startedAt = Date.now();
         await this.round(undefined, undefined, { alone: !!side });
         if (alsoReconcile && !stop()) await this.reconcile();
@@ -410,6 +418,28 @@ export class LiveCapture {
       this.gate.loopEnded(e);
       throw e;
     }
+  }
+
+  /** Wait while the throttle is paused, or until `stop()` says the work beside which the rounds run is over. */
+  private async whilePaused(stop: () => boolean, say = true): Promise<void> {
+    const t = this.o.throttle;
+    if (!t?.view().paused) return;
+    const noted = Date.now();
+    while (t.view().paused && !stop()) {
+      const ac = new AbortController();
+      const tick = setInterval(() => stop() && ac.abort(), 50);
+      try {
+        await t.whilePaused(both(this.o.signal, ac.signal));
+      } catch (e) {
+        if (!ac.signal.aborted) throw e;
+      } finally {
+        clearInterval(tick);
+      }
+    }
+    if (say)
+      this.o.reporter.info(
+        `catch-up rounds resumed after a pause of ${Math.round((Date.now() - noted) / 1000)} s`,
+      );
   }
 
   /**

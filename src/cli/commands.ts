@@ -1,10 +1,12 @@
 /** Each subcommand: parse flags into spec fields, call the library, print, and let main.ts map errors to exit codes. */
 import { resolve as resolvePath } from 'node:path';
+import { createInterface } from 'node:readline/promises';
 import { type Command, Option } from 'commander';
 import {
   createReporter,
   describeSourceWrites,
   EXIT,
+  formatDoctor,
   formatFindings,
   formatProof,
   formatReport,
@@ -160,6 +162,16 @@ async function withMigration<T>(
 
 function globalJson(cmd: Command): boolean {
   return !!cmd.optsWithGlobals().json;
+}
+
+/** y/N on the terminal; anything but y or yes is no. */
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
 }
 
 function out(line: string): void {
@@ -421,6 +433,47 @@ export function registerCommands(program: Command): void {
     else out(`proxy listening on ${proxy.dataUrl} (control on ${proxy.controlUrl}, journal ${journal})`);
     const failed = await proxy.closed;
     if (failed) throw failed;
+  });
+
+  withStateDir(
+    program
+      .command('doctor <spec>')
+      .description(
+        "what is wrong around a migration: both clusters' health (with the allocation explain of unassigned shards), long-running reindex/bulk/search tasks, open search contexts; exit 3 when a problem is found",
+      )
+      .option('--older-than <min>', 'list tasks running longer than this many minutes', '10')
+      .option('--cancel <task>', 'cancel this task (NODE_ID:NUMBER), after confirmation')
+      .option('--yes', 'with --cancel: do not ask (needed without a terminal)'),
+  ).action(async (spec: string, opts: Raw, cmd: Command) => {
+    await withMigration(spec, opts, async (m) => {
+      const json = globalJson(cmd);
+      if (opts.cancel !== undefined) {
+        const id = String(opts.cancel);
+        const t = await m.task(id);
+        if (!opts.yes) {
+          if (!process.stdin.isTTY || !process.stderr.isTTY)
+            throw new PreflightError(
+              `doctor --cancel ${id}: no terminal to confirm on; pass --yes to cancel without asking`,
+            );
+          const ok = await confirm(
+            `cancel ${t.side} task ${id} (${t.action}, running ${Math.round(t.runningSeconds / 60)} min)? [y/N] `,
+          );
+          if (!ok) {
+            out(json ? JSON.stringify({ cancelled: false, task: id }) : 'not cancelled');
+            return;
+          }
+        }
+        const msg = await m.cancelTask(id);
+        out(json ? JSON.stringify({ cancelled: true, task: id, message: msg }) : msg);
+        return;
+      }
+      const older = Number(opts.olderThan);
+      if (!Number.isFinite(older) || older < 0)
+        throw new PreflightError(`--older-than: a number of minutes >= 0, got "${String(opts.olderThan)}"`);
+      const r = await m.doctor({ olderThanMinutes: older });
+      out(json ? JSON.stringify(r) : `Doctor for migration "${m.spec.name}":\n${formatDoctor(r)}`);
+      if (!r.healthy) process.exitCode = EXIT.gateRefused;
+    });
   });
 
   program

@@ -84,6 +84,25 @@ export class Cluster {
     return this.transport.request<T>(opts);
   }
 
+  /**
+   * Wait until a task (a by-query started with wait_for_completion=false) has finished. A task the cluster no
+   * longer knows (404) has finished too: its node forgot it, and nothing it did is still to come.
+   */
+  async waitForTask(id: string, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      signal?.throwIfAborted();
+      const r = await this.request<{ completed?: boolean }>({
+        method: 'GET',
+        path: `/_tasks/${encodeURIComponent(id)}`,
+        query: { wait_for_completion: 'true', timeout: '30s' },
+        idempotent: true,
+        okStatuses: [404, 408],
+        signal,
+      });
+      if (r.status === 404 || r.body.completed === true) return;
+    }
+  }
+
   private async get<T>(path: string, query?: Query, okStatuses?: number[]): Promise<T> {
     return (await this.request<T>({ method: 'GET', path, query, idempotent: true, okStatuses })).body;
   }

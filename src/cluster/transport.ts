@@ -152,16 +152,10 @@ export class Transport {
     this.failure = { label: config.label, displayUrl: this.displayUrl, authSetting };
     this.headers = { accept: 'application/json' };
     this.secrets = [];
-    if (auth && 'username' in auth) {
-      const token = Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
-      this.headers.authorization = `Basic ${token}`;
-      this.secrets.push(auth.password, token);
-    } else if (auth && 'apiKey' in auth) {
-      this.headers.authorization = `ApiKey ${auth.apiKey}`;
-      this.secrets.push(auth.apiKey);
-    } else if (auth && 'bearer' in auth) {
-      this.headers.authorization = `Bearer ${auth.bearer}`;
-      this.secrets.push(auth.bearer);
+    const authorization = authorizationOf(auth);
+    if (authorization && auth) {
+      this.headers.authorization = authorization.header;
+      this.secrets.push(...authorization.secrets);
     }
     this.retry = config.retry ?? TRANSPORT_RETRY;
     this.timeoutMs = config.requestTimeoutMs ?? 120_000;
@@ -277,4 +271,15 @@ export class Transport {
 /** SHA-256 fingerprint of a PEM certificate, as printed by `openssl x509 -fingerprint -sha256` without colons. */
 export function certificateFingerprint(pem: string | Buffer): string {
   return new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
+}
+
+/** The Authorization header for these credentials, with every form of the secret it carries (for redaction). */
+export function authorizationOf(auth: Auth | undefined): { header: string; secrets: string[] } | undefined {
+  if (auth && 'username' in auth) {
+    const token = Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
+    return { header: `Basic ${token}`, secrets: [auth.password, token] };
+  }
+  if (auth && 'apiKey' in auth) return { header: `ApiKey ${auth.apiKey}`, secrets: [auth.apiKey] };
+  if (auth && 'bearer' in auth) return { header: `Bearer ${auth.bearer}`, secrets: [auth.bearer] };
+  return undefined;
 }

@@ -2,6 +2,7 @@
 
 import type { IndexPair } from '../cluster/index-pair.js';
 import type { Throttle } from '../ops/throttle.js';
+import type { BulkSample } from '../ops/throttle-signals.js';
 import { type CopyTotals, emptyTotals, type SliceCheckpoint, type StateStore } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
 import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './reader.js';
@@ -31,6 +32,8 @@ export interface BackfillOptions extends IndexPair {
   signal?: AbortSignal;
   onProgress?: (p: SliceProgress) => void;
   onNotice?: (message: string) => void;
+  /** told after every bulk (the closed-loop throttle's signals) */
+  onBulk?: (b: BulkSample) => void;
   onDropped?: (ids: DocRef[]) => void;
   /** awaited before each page is read (live capture: hold the backfill while catch-up is behind) */
   yieldTo?: (signal?: AbortSignal) => Promise<void>;
@@ -63,6 +66,7 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
     gzip: o.gzip,
     createOnly: o.createOnly,
     signal: o.signal,
+    onBulk: o.onBulk,
     onRetry: (why, n, ms) =>
       o.onNotice?.(`target refused ${n} document(s) for now (${why}); retrying in ${ms} ms`),
   });

@@ -7,6 +7,7 @@ import type { BulkItemResult, Cluster } from '../cluster/client.js';
 import { ClusterError, isTransientFailure, TransportError } from '../cluster/errors.js';
 import { backoffDelay, ITEM_RETRY, type RetryPolicy, sleep } from '../cluster/retry.js';
 import { failpoint } from '../ops/failpoints.js';
+import type { BulkSample } from '../ops/throttle-signals.js';
 import { CutoverError, EXIT } from '../store/errors.js';
 import type { DeadLetter, DeadLetterSink } from './dead-letters.js';
 import type { Doc } from './transform.js';
@@ -44,6 +45,8 @@ export interface WriterOptions {
   retry?: RetryPolicy;
   signal?: AbortSignal;
   onRetry?: (reason: string, items: number, delayMs: number) => void;
+  /** told after every bulk request (the closed-loop throttle's signals); changes nothing the writer does */
+  onBulk?: (b: BulkSample) => void;
 }
 
 interface Encoded {
@@ -152,11 +155,20 @@ export class BulkWriter {
   ): Promise<{ items: Encoded[]; reason: string }> {
     const body = chunk.map((c) => c.ndjson).join('');
     let res: Awaited<ReturnType<Cluster['bulk']>>;
+    const sentAt = Date.now();
     try {
       failpoint('bulk.before-send');
       res = await this.cluster.bulk(body, { gzip: this.opts.gzip, signal });
       failpoint('bulk.after-send');
     } catch (e) {
+      if (e instanceof ClusterError)
+        this.observe({
+          ms: Date.now() - sentAt,
+          docs: chunk.length,
+          settled: 0,
+          rejected: e.status === 429 ? chunk.length : 0,
+          status: e.status,
+        });
       if (e instanceof ClusterError && e.status === 413) {
         if (chunk.length === 1) {
           this.deadLetter(
@@ -210,6 +222,13 @@ export class BulkWriter {
         dead.push({ enc, item });
       }
     });
+    this.observe({
+      ms: Date.now() - sentAt,
+      docs: chunk.length,
+      settled: chunk.length - retry.length - dead.length,
+      rejected: retry.length,
+      status: 200,
+    });
     if (dead.length) {
       const now = new Date().toISOString();
       const letters: DeadLetter[] = dead.map(({ enc, item }) => ({
@@ -229,6 +248,15 @@ export class BulkWriter {
       result.deadLetters += letters.length;
     }
     return { items: retry, reason };
+  }
+
+  /** A faulty observer must not change what the writer does. */
+  private observe(b: BulkSample): void {
+    try {
+      this.opts.onBulk?.(b);
+    } catch {
+      // the observer's problem, not the copy's
+    }
   }
 
   private deadLetter(

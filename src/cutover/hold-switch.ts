@@ -25,7 +25,7 @@ import type { ProxyFleet } from '../proxy/attach.js';
 import { type HoldGranted, type HoldRecord, HoldRefused, type ProxyInfo } from '../proxy/control.js';
 import type { JournalPos } from '../proxy/journal.js';
 import { GateError } from '../store/errors.js';
-import { aliasPlacement, migrationEnds, sendSwitch } from './aliases.js';
+import { aliasPlacement, migrationEnds, moveAliases, sendSwitch } from './aliases.js';
 import { freezeAndSwitch } from './freeze.js';
 import { guardFor } from './freeze-guard.js';
 
@@ -63,7 +63,14 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
   const sourceIndex = c.state.sourceIndex!;
   const targetIndex = c.spec.target.index;
   const ends = migrationEnds(c);
-  const where = await aliasPlacement(records, ends.source, ends.target);
+  let where = await aliasPlacement(records, ends.source, ends.target);
+  if (where.placement === 'half') {
+    // Across clusters a run ended between adding the aliases on the target cluster and removing them from the
+    // source: the switch was decided under the hold (its alias request was sent), so it is finished.
+    await moveAliases(records, ends.source, ends.target);
+    c.audit.record({ event: 'aliases-switch-finished', from: sourceIndex, to: targetIndex });
+    where = await aliasPlacement(records, ends.source, ends.target);
+  }
   // A run that ended between its alias request and the record of that hold left the record unfinished.
   const unanswered =
     (where.placement === 'from' || where.placement === 'to') &&
@@ -192,13 +199,15 @@ async function holdOnce(
     c.store.save(c.state);
     p.sync.recordHold({ ...rep, durationMs: Date.now() - started, aliasRequestSent: true });
   };
+  // The application moves with the proxies when the new index is on another cluster (proxy.moveApplication).
+  const moves = !!c.spec.target.cluster && c.spec.proxy.moveApplication;
   const releaseAll = async (switchedTo?: string) => {
     released = true;
     const done = await Promise.all(
       granted.map(({ info }) =>
         p.fleet
           .control(info)
-          .release({ holdId, switchedTo })
+          .release({ holdId, switchedTo, ...(switchedTo && moves ? { cluster: 'target' as const } : {}) })
           .catch((e: Error): HoldRecord | undefined => {
             c.reporter.warn(
               `proxy ${info.id} did not confirm the release (${e.message}); it releases by itself at its deadline`,

@@ -33,6 +33,7 @@ export function captureTuning(c: Ctx) {
     intervalMs: c.spec.capture.tailIntervalMs,
     reporter: c.reporter,
     signal: c.signal,
+    throttle: c.throttle,
   };
 }
 

@@ -33,10 +33,12 @@ export interface BulkWrite {
 
 export interface ByQueryWrite {
   kind: 'by-query';
-  op: 'delete_by_query' | 'update_by_query';
-  /** the index expression as named (may be a list or a wildcard) */
+  op: 'delete_by_query' | 'update_by_query' | 'reindex';
+  /** the index expression as named (may be a list or a wildcard); `_reindex`: its `dest.index`, once read */
   index: string;
   migrated: boolean;
+  /** `_reindex`: where it writes is in the body (`dest.index`), read by the server before deciding */
+  destInBody?: boolean;
 }
 
 export type Classified =
@@ -178,6 +180,9 @@ function classifyPath(
     if (routing !== undefined) b.defaultRouting = routing;
     return b;
   }
+  // `_reindex` writes into `dest.index`, named in its body: the server reads it before it decides.
+  if (first === '_reindex' && n === 1 && m === 'POST')
+    return { kind: 'by-query', op: 'reindex', index: '', migrated: false, destInBody: true };
   if (first === undefined || (first.startsWith('_') && first !== '_all')) return { kind: 'other' };
 
   const index = first;
@@ -202,6 +207,16 @@ function classifyPath(
   if (second === '_create' && n === 3 && (m === 'PUT' || m === 'POST'))
     return docWrite('create', index, third, q, names);
   if (second === '_update' && n === 3 && m === 'POST') return docWrite('update', index, third, q, names);
+  // Elasticsearch 7.x still routes typed paths (`/{index}/{type}/{id}`): the same writes under a custom type.
+  if (second !== undefined && !second.startsWith('_')) {
+    const fourth = segments[3];
+    if (n === 2 && m === 'POST') return docWrite('index', index, undefined, q, names);
+    if (n === 3 && (m === 'PUT' || m === 'POST')) return docWrite('index', index, third, q, names);
+    if (n === 3 && m === 'DELETE') return docWrite('delete', index, third, q, names);
+    if (n === 4 && fourth === '_create' && (m === 'PUT' || m === 'POST'))
+      return docWrite('create', index, third, q, names);
+    if (n === 4 && fourth === '_update' && m === 'POST') return docWrite('update', index, third, q, names);
+  }
   return { kind: 'other' };
 }
 

@@ -14,7 +14,7 @@ export interface ControlHandlers {
   status(): ProxyStatus;
   /** budgetMs undefined: the proxy's default (cutover.holdBudgetMs) */
   hold(holdId: string, budgetMs: number | undefined): Promise<HoldGranted>;
-  release(holdId: string, switchedTo: string | undefined): HoldRecord;
+  release(holdId: string, switchedTo: string | undefined, cluster?: 'target'): HoldRecord;
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -86,7 +86,13 @@ export async function startControlServer(h: ControlHandlers): Promise<{ server: 
       const holdId = holdIdOf(b);
       if (b.switchedTo !== undefined && (typeof b.switchedTo !== 'string' || b.switchedTo.length === 0))
         throw new BadRequest('switchedTo must be an index name');
-      return send(res, 200, h.release(holdId, b.switchedTo as string | undefined));
+      if (b.cluster !== undefined && (b.cluster !== 'target' || b.switchedTo === undefined))
+        throw new BadRequest("cluster must be 'target', with switchedTo");
+      return send(
+        res,
+        200,
+        h.release(holdId, b.switchedTo as string | undefined, b.cluster as 'target' | undefined),
+      );
     }
     req.resume();
     send(res, 404, { error: `no control endpoint ${req.method} ${path}` });

@@ -62,6 +62,10 @@ export interface ProxyStatus extends ProxyInfo {
   holding?: HoldState;
   /** set once a runner released a hold after moving the aliases */
   switchedTo?: string;
+  /** where requests go: the source cluster, or the target cluster once the application moved there */
+  upstream: 'source' | 'target';
+  /** the target cluster the application moves to at the switch (proxy.moveApplication), and whether it answers */
+  moveTo?: { url: string; auth: 'forward' | 'mapped'; check?: string };
   journalEnd: JournalPos;
   stats: ProxyStats;
 }
@@ -86,6 +90,8 @@ export interface ReleaseRequest {
   holdId: string;
   /** the aliases moved to this index: queued writes go on through the aliases, concrete old names per concreteNames */
   switchedTo?: string;
+  /** the aliases moved to another cluster: from now on every request goes there */
+  cluster?: 'target';
 }
 
 export interface HoldRecord {

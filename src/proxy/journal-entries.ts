@@ -90,13 +90,14 @@ export function byQueryEntries(
   async: boolean,
 ): EntryBody[] {
   if (refusedWhole(out.status)) return [];
-  return [
-    {
-      kind: 'reconcile',
-      index: concerned,
-      why: `_${w.op} on ${w.index} changes documents nobody named${async ? ' (wait_for_completion=false: it may go on after this marker)' : ''}`,
-    },
-  ];
+  const task = async ? field(out.body, 'task') : undefined;
+  const e: EntryBody = {
+    kind: 'reconcile',
+    index: concerned,
+    why: `_${w.op} on ${w.index} changes documents nobody named${async ? ` (wait_for_completion=false: task ${task ?? 'unknown'} goes on after this marker)` : ''}`,
+  };
+  if (task !== undefined) e.task = task;
+  return [e];
 }
 
 /** A bulk body the proxy could not read: which ids it touched is unknown, unless the cluster refused it whole. */

@@ -31,6 +31,8 @@ export interface ReconcileEntry {
   /** the index concerned; absent: every index of the migration */
   index?: string;
   why: string;
+  /** a by-query run as a task (`wait_for_completion=false`): the runner waits for it before reconciling */
+  task?: string;
 }
 
 /** A proxy started or stopped cleanly (a start without the previous stop is a crash: see ReconcileEntry). */

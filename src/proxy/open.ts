@@ -7,13 +7,14 @@
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Cluster } from '../cluster/client.js';
+import { authorizationOf } from '../cluster/transport.js';
 import { clusterConfig, type LoadedSpec, SpecError } from '../spec/load.js';
 import { acquireLock, type Lock } from '../store/lock.js';
 import { StateStore } from '../store/state.js';
 import { controlToken, type ProxyInfo, writeProxyInfo } from './control.js';
 import { FileJournalWriter } from './file-journal.js';
 import type { JournalWriter } from './journal.js';
-import { parseHostPort, type RunningProxy, startProxy } from './server.js';
+import { type ProxyOptions, parseHostPort, type RunningProxy, startProxy } from './server.js';
 import { readSwitch } from './switch-state.js';
 
 export interface OpenProxyOptions {
@@ -109,8 +110,9 @@ export async function openProxy(spec: LoadedSpec, opts: OpenProxyOptions = {}): 
     (n): n is string => typeof n === 'string',
   );
   const common = {
-    // The application's own credentials go through; the proxy holds none.
+    // The application's own credentials go through; the proxy holds none (unless proxy.targetAuth maps them).
     upstream: { url: spec.source.cluster.url, tls: spec.source.cluster.tls },
+    moveTo: moveTo(spec),
     listen,
     control: opts.control ?? spec.proxy.control,
     migrated: { sourceIndex, names },
@@ -173,4 +175,16 @@ export async function openProxy(spec: LoadedSpec, opts: OpenProxyOptions = {}): 
     lock.release();
     throw e;
   }
+}
+
+/** The target cluster the application moves to at the switch, when it is another cluster (proxy.moveApplication). */
+function moveTo(spec: LoadedSpec): ProxyOptions['moveTo'] {
+  const t = spec.target.cluster;
+  if (!t || !spec.proxy.moveApplication) return undefined;
+  const auth = spec.proxy.targetAuth;
+  const mapped =
+    auth === 'forward'
+      ? undefined
+      : authorizationOf(clusterConfig({ url: t.url, auth }, 'proxy.targetAuth').auth)?.header;
+  return { url: t.url, tls: t.tls, ...(mapped ? { authorization: mapped } : {}) };
 }

@@ -23,10 +23,18 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { type Dispatcher, Pool } from 'undici';
+import { redactUrl } from '../cluster/redact.js';
 import { sleep } from '../cluster/retry.js';
 import { type TlsOptions, tlsConnect } from '../cluster/transport.js';
 import { type BulkAction, BulkBodyUnreadable, parseBulkActions, rewriteBulkIndex } from './bulk-actions.js';
-import { type ByQueryWrite, classify, type DocWrite, migratedNames, type RequestFacts } from './classify.js';
+import {
+  type ByQueryWrite,
+  classify,
+  type DocWrite,
+  migratedNames,
+  namesMigrated,
+  type RequestFacts,
+} from './classify.js';
 import type { HoldRecord, ProxyInfo, ProxyStats, ProxyStatus } from './control.js';
 import { startControlServer } from './control-server.js';
 import {
@@ -48,11 +56,17 @@ import {
 import { rewriteNodesHttp } from './sniff.js';
 import { readSwitch, type SwitchRecord, writeSwitch } from './switch-state.js';
 import { blockRetryDelayMs, refusedByWriteBlock } from './write-block.js';
-import { WriteGate } from './write-gate.js';
+import { HoldConflict, WriteGate } from './write-gate.js';
 
 export interface ProxyOptions {
   /** the cluster; no credentials: each client's own Authorization header is forwarded unchanged */
   upstream: { url: string; tls?: TlsOptions };
+  /**
+   * the target cluster, when the application moves there at the switch: every request goes there once a runner
+   * releases a hold with `cluster: 'target'`. `authorization`: the header that replaces the client's own there
+   * (absent: the client's is forwarded)
+   */
+  moveTo?: { url: string; tls?: TlsOptions; authorization?: string };
   /** HOST:PORT of the data listener (port 0: any free port) */
   listen: string;
   /** HOST:PORT of the control listener */
@@ -155,19 +169,29 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const id = o.id ?? `proxy-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const sourceIndex = o.migrated.sourceIndex;
   const names = migratedNames(sourceIndex, o.migrated.names);
-  const upstream = new URL(o.upstream.url);
-  upstream.username = '';
-  upstream.password = '';
-  const basePath = upstream.pathname.replace(/\/+$/, '');
-  const pool = new Pool(upstream.origin, {
-    connections: o.connections ?? 256,
-    pipelining: 1,
-    keepAliveTimeout: 30_000,
-    // The client decides how long it waits (a by-query may run for minutes); the proxy adds no deadline.
-    headersTimeout: 0,
-    bodyTimeout: 0,
-    connect: tlsConnect(o.upstream.tls),
-  });
+  const upstreamOf = (u: { url: string; tls?: TlsOptions; authorization?: string }) => {
+    const url = new URL(u.url);
+    url.username = '';
+    url.password = '';
+    return {
+      basePath: url.pathname.replace(/\/+$/, ''),
+      authorization: u.authorization,
+      pool: new Pool(url.origin, {
+        connections: o.connections ?? 256,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        // The client decides how long it waits (a by-query may run for minutes); the proxy adds no deadline.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        connect: tlsConnect(u.tls),
+      }),
+    };
+  };
+  const sourceUp = upstreamOf(o.upstream);
+  const targetUp = o.moveTo ? upstreamOf(o.moveTo) : undefined;
+  /** where requests go now: the source cluster, or the target once the application moved there */
+  let up = sourceUp;
+  let moveCheck: string | undefined;
 
   const stats: ProxyStats = {
     requests: 0,
@@ -185,6 +209,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   };
   let switched: SwitchRecord | undefined = o.switchStatePath ? readSwitch(o.switchStatePath) : undefined;
   if (switched && switched.sourceIndex !== sourceIndex) switched = undefined;
+  // A proxy started again after the application moved stays on the target cluster.
+  if (switched?.cluster === 'target' && targetUp) up = targetUp;
   let failed: Error | undefined;
   let closing: Promise<void> | undefined;
   let resolveClosed!: (e: Error | undefined) => void;
@@ -266,10 +292,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     body: Dispatcher.DispatchOptions['body'],
     signal?: AbortSignal,
   ): Promise<Dispatcher.ResponseData> {
-    return pool.request({
+    const to = up;
+    return to.pool.request({
       method: method as Dispatcher.HttpMethod,
-      path: basePath + pathAndQuery,
-      headers,
+      path: to.basePath + pathAndQuery,
+      headers: to.authorization ? { ...headers, authorization: to.authorization } : headers,
       body,
       signal,
     });
@@ -385,7 +412,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     let body = w.body;
     if (!switched) return { path, body };
     const to = switched.switchedTo;
-    const route = o.concreteNames === 'route';
+    // On the target cluster the old index does not exist: a write naming it would create it there.
+    const route = o.concreteNames === 'route' || switched.cluster === 'target';
     if (c.kind === 'doc' && c.index === sourceIndex) {
       concreteName(w, 1);
       if (route) path = routedPath(path, to);
@@ -488,6 +516,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     }
   }
 
+  /** `dest.index` of a `_reindex` body, or undefined when it cannot be read */
+  function reindexDest(body: Buffer | undefined): string | undefined {
+    try {
+      const d = (JSON.parse(body?.toString('utf8') ?? '') as { dest?: { index?: unknown } }).dest?.index;
+      return typeof d === 'string' ? d : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async function parsedAnswer(r: Dispatcher.ResponseData, answer: Buffer): Promise<unknown> {
     try {
       return JSON.parse(
@@ -521,6 +559,17 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     if (c.kind === 'sniff') return sniff(req, res);
     if (c.kind === 'read') return stream(req, res);
     if (failed) return sendError(res, 503, 'journal_failed', failed.message);
+    if (c.kind === 'by-query' && c.destInBody) {
+      const body = await readAll(req);
+      const dest = reindexDest(
+        await decodedBody(body, headerValue(req.headers['content-encoding'])).catch(() => undefined),
+      );
+      // A body the proxy cannot read may still write into the migrated index: journaled as if it did.
+      c.index = dest ?? sourceIndex;
+      c.migrated = dest === undefined || namesMigrated(dest, names);
+      if (!c.migrated) return stream(req, res, body);
+      return migratedWrite(req, res, { method: req.method!, path, search, facts, body });
+    }
     if (c.kind === 'other' || ((c.kind === 'doc' || c.kind === 'by-query') && !c.migrated))
       return stream(req, res);
     const body = await readAll(req);
@@ -579,7 +628,18 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   };
 
   function status(): ProxyStatus {
-    const s: ProxyStatus = { ...info, journalEnd: o.journal.end, stats: statsNow() };
+    const s: ProxyStatus = {
+      ...info,
+      journalEnd: o.journal.end,
+      stats: statsNow(),
+      upstream: up === sourceUp ? 'source' : 'target',
+    };
+    if (o.moveTo)
+      s.moveTo = {
+        url: redactUrl(o.moveTo.url),
+        auth: o.moveTo.authorization ? 'mapped' : 'forward',
+        ...(moveCheck ? { check: moveCheck } : {}),
+      };
     const holding = gate.state();
     if (holding) s.holding = holding;
     if (switched) s.switchedTo = switched.switchedTo;
@@ -600,26 +660,61 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         if (failed) throw failed;
         return gate.hold(holdId, budgetMs ?? o.holdBudgetDefaultMs);
       },
-      release: (holdId, switchedTo) => {
+      release: (holdId, switchedTo, cluster) => {
+        if (cluster === 'target' && !targetUp)
+          throw new HoldConflict(
+            'this proxy was started without a target cluster to move the application to',
+          );
         // The aliases moved whatever became of the hold: a switch reported is remembered either way.
-        if (switchedTo !== undefined && switchedTo !== switched?.switchedTo) {
-          switched = { sourceIndex, switchedTo, at: new Date().toISOString() };
+        if (
+          switchedTo !== undefined &&
+          (switchedTo !== switched?.switchedTo || cluster !== switched?.cluster)
+        ) {
+          switched = {
+            sourceIndex,
+            switchedTo,
+            at: new Date().toISOString(),
+            ...(cluster ? { cluster } : {}),
+          };
           if (o.switchStatePath) writeSwitch(o.switchStatePath, switched);
-          o.log('switch recorded', { index: sourceIndex, switchedTo });
+          o.log('switch recorded', { index: sourceIndex, switchedTo, cluster: cluster ?? 'source' });
         }
+        // Before the queue is released: the held writes are the first requests to go to the target cluster.
+        if (cluster === 'target' && targetUp) up = targetUp;
         return gate.release(holdId, switchedTo);
       },
       log: o.log,
     });
   } catch (e) {
     dataServer.close();
-    await pool.close();
+    await Promise.all([sourceUp.pool.close(), targetUp?.pool.close()]);
     throw e;
   }
   info.control = control.url;
 
+  // Whether the target cluster answers, with the credentials the proxy will use there: `plan` reads it from the
+  // status before anything moves. With forwarded credentials only the application's own header can tell.
+  async function checkMoveTo(): Promise<void> {
+    if (!targetUp) return;
+    try {
+      const r = await targetUp.pool.request({
+        method: 'GET',
+        path: `${targetUp.basePath}/`,
+        headers: targetUp.authorization ? { authorization: targetUp.authorization } : {},
+      });
+      await r.body.dump();
+      moveCheck = r.statusCode === 200 ? 'ok' : `HTTP ${r.statusCode}`;
+    } catch (e) {
+      moveCheck = `unreachable (${(e as NodeJS.ErrnoException).code ?? (e as Error).name})`;
+    }
+  }
+  await checkMoveTo();
+  const moveCheckTimer = targetUp ? setInterval(() => void checkMoveTo(), 30_000) : undefined;
+  moveCheckTimer?.unref();
+
   async function close(err?: Error): Promise<void> {
     closing ??= (async () => {
+      clearInterval(moveCheckTimer);
       dataServer.close();
       control.server.close();
       gate.shutdown();
@@ -631,7 +726,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         });
       dataServer.closeAllConnections();
       control.server.closeAllConnections();
-      await pool.close().catch(() => undefined);
+      await Promise.all([sourceUp.pool.close(), targetUp?.pool.close()]).catch(() => undefined);
       await o.journal.close().catch(() => undefined);
       o.log('proxy stopped', err ? { error: err.message } : {});
       resolveClosed(err);

@@ -9,6 +9,8 @@ export interface SwitchRecord {
   sourceIndex: string;
   switchedTo: string;
   at: string;
+  /** every request now goes to the target cluster (the application moved with the proxy) */
+  cluster?: 'target';
 }
 
 export function readSwitch(path: string): SwitchRecord | undefined {

@@ -12,6 +12,8 @@ export interface Ctx extends CaptureContext {
   cutoverNow: boolean;
   /** go on despite preflight findings that are not about safety */
   force: boolean;
+  /** the operator's before-switch hook (alerts.hooksPath): why the switch must not happen now, if it must not */
+  vetoSwitch?: () => Promise<string | undefined>;
 }
 
 /** A step of the runbook: idempotent, recorded in the state once done, described for `plan` before it runs. */

@@ -17,10 +17,13 @@ import { guardLiftOf } from '../cutover/freeze-guard.js';
 import { requestHandover } from '../cutover/revert-window.js';
 import { desiredTargetBody } from '../cutover/target.js';
 import { restoreTargetSettings } from '../cutover/target-settings.js';
+import { Alerts } from '../ops/alerts.js';
+import { cancelTask, type DoctorReport, doctor, findTask } from '../ops/doctor.js';
 import { failpoint } from '../ops/failpoints.js';
 import { type Reporter, silentReporter } from '../ops/reporter.js';
 import { Throttle } from '../ops/throttle.js';
-import { clusterConfig, type LoadedSpec } from '../spec/load.js';
+import { Watchdog, type WatchdogRecord } from '../ops/watchdog.js';
+import { clusterConfig, type LoadedSpec, webhookSecrets } from '../spec/load.js';
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { AuditLog } from '../store/audit.js';
 import { GateError, Interrupted, PreflightError } from '../store/errors.js';
@@ -90,15 +93,29 @@ export class Migration {
   readonly target: Cluster;
   /** paces and pauses this process's copy; the status server's control and the watchdog steer it */
   readonly throttle: Throttle;
+  /** reads both clusters' health while run or cutover works; pauses the throttle while one stays red */
+  readonly watchdog: Watchdog;
 
   constructor(readonly spec: LoadedSpec) {
-    this.throttle = new Throttle({ ceiling: spec.copy.maxDocsPerSecond });
+    this.throttle = new Throttle({
+      ceiling: spec.copy.maxDocsPerSecond,
+      floor: spec.copy.throttle.floorDocsPerSecond,
+    });
     this.store = new StateStore(spec.migrationDir);
     this.audit = new AuditLog(this.store.auditPath);
     this.source = new Cluster(clusterConfig(spec.source.cluster, 'source.cluster'));
     this.target = spec.target.cluster
       ? new Cluster(clusterConfig(spec.target.cluster, 'target.cluster'))
       : this.source;
+    this.watchdog = new Watchdog({
+      source: this.source,
+      target: this.target,
+      throttle: this.throttle,
+      intervalMs: spec.watchdog.intervalSeconds * 1000,
+      redAfterMs: spec.watchdog.redAfterSeconds * 1000,
+      audit: this.audit,
+      recordPath: this.store.watchdogPath,
+    });
   }
 
   /** The persisted state, refused when it was made for other clusters or indices than this spec names. */
@@ -239,8 +256,16 @@ export class Migration {
       );
     const c = this.context(state, transform, opts, cutoverNow);
     this.refusePostponeWithoutLoop(c);
+    // Bad alert settings (a webhook URL variable not set) are refused before anything changes.
+    const alerts = alertsFor(this.spec, c.reporter);
+    c.vetoSwitch = () => alerts.beforeSwitch();
     const lock = this.lock(command, opts);
+    const unwatch = alerts.active ? this.audit.onRecord((r) => alerts.onAudit(r)) : () => {};
+    const stopThrottleWatch = alerts.active
+      ? alerts.watchThrottle(this.throttle, this.spec.alerts.throttledMinutes, (r) => this.audit.record(r))
+      : () => {};
     let current = '';
+    if (this.spec.watchdog.enabled) this.watchdog.start(c.reporter);
     try {
       if (state.phase !== 'cut-over') state.phase = 'running';
       this.store.save(state);
@@ -259,9 +284,11 @@ export class Migration {
         failpoint(`step.${step.name}.before-save`);
         state.completed[step.name] = new Date().toISOString();
         this.store.save(state);
+        this.audit.record({ event: 'step-done', step: step.name });
       }
       state.phase = 'cut-over';
       this.store.save(state);
+      this.audit.record({ event: 'run-finished', command, phase: state.phase });
       return this.result(state);
     } catch (e) {
       const err = opts.signal?.aborted
@@ -283,8 +310,12 @@ export class Migration {
       this.audit.record({ event: 'run-failed', step: current, error: state.lastError.message });
       throw err;
     } finally {
+      await this.watchdog.stop();
       lock.release();
       await c.strategy.close?.();
+      stopThrottleWatch();
+      unwatch();
+      await alerts.close();
     }
   }
 
@@ -490,6 +521,7 @@ export class Migration {
       readJson<CaptureState>(this.store.capturePath),
       readJson<CaptureState>(this.store.revertPath),
       readJson<JournalSyncState>(this.store.journalSyncPath),
+      readJson<WatchdogRecord>(this.store.watchdogPath),
     );
   }
 
@@ -539,6 +571,41 @@ export class Migration {
     return sourceWrites(this.source, index, specAliasNames(this.spec), seconds, signal);
   }
 
+  /**
+   * `cutover doctor`: cluster health (with the allocation explain of an unassigned shard), reindex/bulk/search
+   * tasks running longer than `olderThanMinutes`, search contexts left open. Reads only.
+   */
+  doctor(opts: { olderThanMinutes?: number } = {}): Promise<DoctorReport> {
+    return doctor({
+      source: this.source,
+      target: this.target,
+      olderThanMinutes: opts.olderThanMinutes ?? 10,
+      runnerAlive: heldByLiveProcess(this.store.lockPath),
+      keepAlive: this.spec.copy.keepAlive,
+    });
+  }
+
+  /** The task `doctor --cancel` names, on whichever cluster runs it; a PreflightError when neither does. */
+  async task(id: string): Promise<NonNullable<Awaited<ReturnType<typeof findTask>>>> {
+    let t: Awaited<ReturnType<typeof findTask>>;
+    try {
+      t = await findTask(this, id);
+    } catch (e) {
+      if (e instanceof RangeError) throw new PreflightError(e.message);
+      throw e;
+    }
+    if (!t) throw new PreflightError(`no task ${id} on the source or the target cluster (finished already?)`);
+    return t;
+  }
+
+  /** Cancel a task (the caller confirmed it), recorded in the audit trail. */
+  async cancelTask(id: string): Promise<string> {
+    const t = await this.task(id);
+    await cancelTask(t.cluster, id);
+    this.audit.record({ event: 'task-cancelled', side: t.side, task: id, action: t.action });
+    return `asked the ${t.side} cluster to cancel task ${id} (${t.action}, running ${Math.round(t.runningSeconds / 60)} min)`;
+  }
+
   /** Write the report next to the state (report.json), once the migration has started. */
   saveReport(): RunReport {
     const r = this.report();
@@ -550,4 +617,15 @@ export class Migration {
     await this.source.close();
     if (this.target !== this.source) await this.target.close();
   }
+}
+
+/** The alert webhooks and hooks of the spec, their secrets read from the environment now (bad input: exit 2). */
+function alertsFor(spec: LoadedSpec, reporter: Reporter): Alerts {
+  return new Alerts({
+    migration: spec.name,
+    webhooks: spec.alerts.webhooks.map((w, i) => ({ ...w, ...webhookSecrets(w, i) })),
+    hooksPath: spec.hooksPath,
+    facts: { CUTOVER_SOURCE_INDEX: spec.source.index, CUTOVER_TARGET_INDEX: spec.target.index },
+    warn: (m) => reporter.warn(m),
+  });
 }

@@ -1,6 +1,7 @@
 /** The final report of a run: the figures an operator pastes into the change ticket. */
 import type { JournalSyncState } from '../capture/journal-sync.js';
 import { type CaptureState, percentile } from '../capture/live.js';
+import type { WatchdogPause, WatchdogRecord } from '../ops/watchdog.js';
 import { emptyTotals, type MigrationState } from '../store/state.js';
 
 /** Live capture figures: what was caught up, how far behind it ran, and every write freeze. */
@@ -109,6 +110,8 @@ export interface RunReport {
   reverse?: CaptureReport;
   revertUntil?: string;
   proxy?: ProxyReport;
+  /** pauses of the watchdog (a cluster red too long), each with the allocation explain of the unassigned shard */
+  watchdogPauses?: WatchdogPause[];
 }
 
 export function buildReport(
@@ -117,6 +120,7 @@ export function buildReport(
   capture?: CaptureState,
   reverse?: CaptureState,
   journal?: JournalSyncState,
+  watchdog?: WatchdogRecord,
 ): RunReport {
   const t = s.totals ?? emptyTotals();
   const secs =
@@ -146,6 +150,7 @@ export function buildReport(
     reverse: reverse ? captureReport(reverse) : undefined,
     revertUntil: s.revertUntil,
     proxy: journal ? proxyReport(journal) : undefined,
+    watchdogPauses: watchdog?.pauses.length ? watchdog.pauses : undefined,
   };
 }
 
@@ -208,6 +213,15 @@ export function formatReport(r: RunReport): string {
         'writes to the old index after the switch',
         `${p.lateOnOldIndex} (a client names it directly)`,
       ]);
+  }
+  for (const p of r.watchdogPauses ?? []) {
+    const secs = p.resumedAt
+      ? Math.round((Date.parse(p.resumedAt) - Date.parse(p.pausedAt)) / 1000)
+      : undefined;
+    rows.push([
+      `paused by the watchdog`,
+      `${p.pausedAt}, ${secs === undefined ? 'not resumed' : `${secs} s`}: ${p.why}`,
+    ]);
   }
   if (r.cutoverAt) rows.push(['cut over at', r.cutoverAt], ['old index kept until', r.retainUntil ?? '-']);
   if (r.revertUntil) rows.push(['revert window until', r.revertUntil]);

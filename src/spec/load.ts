@@ -33,6 +33,8 @@ export interface LoadedSpec extends Omit<Spec, 'capture'> {
   postponeFlagPath?: string;
   /** absolute cutover.revertTransform */
   revertTransformPath?: string;
+  /** absolute alerts.hooksPath */
+  hooksPath?: string;
 }
 
 function parseFile(path: string, what: string): unknown {
@@ -112,6 +114,7 @@ export function resolveSpec(input: unknown, baseDir: string, file = ''): LoadedS
     transformPath: spec.transform ? abs(spec.transform) : undefined,
     postponeFlagPath: spec.cutover.postponeFlagFile ? abs(spec.cutover.postponeFlagFile) : undefined,
     revertTransformPath: spec.cutover.revertTransform ? abs(spec.cutover.revertTransform) : undefined,
+    hooksPath: spec.alerts.hooksPath ? abs(spec.alerts.hooksPath) : undefined,
   };
 }
 
@@ -169,3 +172,14 @@ export function clusterConfig(c: ClusterSpec, field: string): ClusterConfig {
 }
 
 export type { Spec, SpecInput };
+
+/** A webhook's URL and PagerDuty key, resolved from the environment; never put in a message or a log. */
+export function webhookSecrets(
+  w: LoadedSpec['alerts']['webhooks'][number],
+  i: number,
+): { url: string; routingKey?: string } {
+  const field = `alerts.webhooks[${i}]`;
+  const url = secret(w.url, w.urlEnv, `${field}.url`);
+  if (w.format !== 'pagerduty') return { url };
+  return { url, routingKey: secret(w.routingKey, w.routingKeyEnv, `${field}.routingKey`) };
+}

@@ -151,6 +151,28 @@ export const specSchema = z.strictObject({
         .default(1000)
         .describe('documents test-indexed before the copy'),
       gzip: z.boolean().default(false),
+      throttle: z
+        .strictObject({
+          enabled: z
+            .boolean()
+            .default(true)
+            .describe(
+              'closed loop: halve the rate when the target (or source) shows pain (write queue over 75 % of queue_size, rejections, 429s, heap over 85 %, a circuit breaker over 90 %, bulk latency over 3x its baseline, source search latency over 2x its baseline), raise it step by step when all is clear; maxDocsPerSecond is the ceiling (0: the best throughput the copy measured is the reference)',
+            ),
+          floorDocsPerSecond: z
+            .number()
+            .min(1)
+            .default(50)
+            .describe('the closed loop never slows the copy below this'),
+          intervalMs: z
+            .number()
+            .int()
+            .min(100)
+            .max(600_000)
+            .default(5000)
+            .describe('how often the signals are read (one _nodes/stats per cluster) and the rate decided'),
+        })
+        .prefault({}),
     })
     .prefault({}),
   capture: z
@@ -263,6 +285,75 @@ export const specSchema = z.strictObject({
         .max(60_000)
         .default(1000)
         .describe('nats: how often each proxy says it is alive'),
+      moveApplication: z
+        .boolean()
+        .default(true)
+        .describe(
+          'when target.cluster is another cluster: at the switch the proxies send every request (reads and writes) to it, so the application moves with no deploy',
+        ),
+      targetAuth: z
+        .union([z.literal('forward'), authSchema])
+        .default('forward')
+        .describe(
+          "once the application moved to the target cluster: forward each client's own Authorization header, or replace it with these credentials (prefer passwordEnv / apiKeyEnv / bearerEnv)",
+        ),
+    })
+    .prefault({}),
+  alerts: z
+    .strictObject({
+      webhooks: z
+        .array(
+          z.strictObject({
+            url: z
+              .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+              .optional()
+              .describe('where to POST (prefer urlEnv: a Slack or PagerDuty URL is a secret)'),
+            urlEnv: secretRef.env.optional(),
+            format: z
+              .enum(['json', 'slack', 'pagerduty'])
+              .default('json')
+              .describe(
+                'json: the event as is; slack: an incoming-webhook message; pagerduty: Events API v2',
+              ),
+            routingKey: z
+              .string()
+              .min(1)
+              .optional()
+              .describe('pagerduty: the integration key (prefer routingKeyEnv)'),
+            routingKeyEnv: secretRef.env.optional(),
+            events: z
+              .array(
+                z.enum([
+                  'started',
+                  'step-done',
+                  'throttled',
+                  'paused',
+                  'resumed',
+                  'dead-letters',
+                  'switch-refused',
+                  'switched',
+                  'finished',
+                  'failed',
+                ]),
+              )
+              .optional()
+              .describe('only these events (default: all)'),
+          }),
+        )
+        .default([])
+        .describe('webhooks told about the migration as it goes'),
+      throttledMinutes: z
+        .number()
+        .min(0)
+        .default(10)
+        .describe('alert once the copy has been held below its ceiling (or paused) this long'),
+      hooksPath: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          'directory of executables named on-<event> (e.g. on-switched, before-switch), run with the facts in CUTOVER_* variables; a failing before-switch vetoes the switch (relative to the spec file)',
+        ),
     })
     .prefault({}),
   verify: z
@@ -357,6 +448,25 @@ export const specSchema = z.strictObject({
         .optional()
         .describe(
           'module (doc, meta) => doc | null turning a new-index document back into the old shape for the reverse sync; absent: copied as is',
+        ),
+    })
+    .prefault({}),
+  watchdog: z
+    .strictObject({
+      enabled: z.boolean().default(true).describe('watch the health of both clusters while a command runs'),
+      intervalSeconds: z
+        .number()
+        .gt(0)
+        .max(3600)
+        .default(15)
+        .describe('how often _cluster/health of the source and the target is read'),
+      redAfterSeconds: z
+        .number()
+        .min(0)
+        .max(86_400)
+        .default(60)
+        .describe(
+          'a cluster red this long pauses the copy and the capture rounds (checkpoints are kept) until it is yellow or green again',
         ),
     })
     .prefault({}),

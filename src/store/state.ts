@@ -103,6 +103,11 @@ export interface SliceCheckpoint {
 export class StateStore {
   constructor(readonly dir: string) {}
 
+  /** the watchdog's pauses (red clusters) with their allocation explain, for the report */
+  get watchdogPath(): string {
+    return join(this.dir, 'watchdog.json');
+  }
+
   get statePath(): string {
     return join(this.dir, 'state.json');
   }

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -302,6 +302,36 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       const m = await markers();
       assert.equal(m.length, n0 + 2);
       assert.match(String((m.at(-1) as { why: string }).why), /delete_by_query/);
+      // _reindex into the migrated index (through its write alias) is a marker; into another index it is not.
+      const into = await call(base, 'POST', '/_reindex?refresh=true', {
+        source: { index: s.other },
+        dest: { index: s.writeAlias },
+      });
+      assert.equal(into.status, 200, JSON.stringify(into.body));
+      const m2 = await markers();
+      assert.equal(m2.length, n0 + 3);
+      assert.match(String((m2.at(-1) as { why: string }).why), /_reindex on/);
+      const away = await call(base, 'POST', '/_reindex?refresh=true', {
+        source: { index: s.writeAlias },
+        dest: { index: s.other },
+      });
+      assert.equal(away.status, 200, JSON.stringify(away.body));
+      assert.equal(
+        (await markers()).length,
+        n0 + 3,
+        'a reindex out of the migrated index writes nothing into it',
+      );
+      // A by-query run as a task: its marker names the task, which the runner waits for before it reconciles.
+      const bg = await call(base, 'POST', `/${s.writeAlias}/_update_by_query?wait_for_completion=false`, {
+        query: { match_all: {} },
+      });
+      assert.equal(bg.status, 200, JSON.stringify(bg.body));
+      const task = String(bg.body.task);
+      const last = (await markers()).at(-1) as { task?: string; why: string };
+      assert.equal(last.task, task, last.why);
+      await s.c.waitForTask(task);
+      const done = await call(s.t.url, 'GET', `/_tasks/${task}`);
+      assert.ok(done.status === 404 || done.body.completed === true, JSON.stringify(done.body));
     });
 
     it('holds writes in memory until released: none completes while held, all complete after, reads go on', async () => {
@@ -613,3 +643,87 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
     });
   });
 }
+
+// The application moves with the proxy: the new index is on another cluster (here Elasticsearch 8 -> OpenSearch 3).
+if (EXPECTED.includes('es8') && EXPECTED.includes('os3'))
+  describe('write proxy moving the application to another cluster', () => {
+    let s: Awaited<ReturnType<typeof setup>>;
+    let to: Cluster;
+    let toUrl: string;
+
+    before(async () => {
+      s = await setup('es8');
+      const t = testCluster('os3');
+      toUrl = t.url;
+      to = clusterOf(t);
+      // What the runner's switch leaves on the target cluster: the new index behind the same aliases.
+      await to.createIndex(s.target, {
+        settings: { number_of_shards: 1, number_of_replicas: 0 },
+        aliases: { [s.readAlias]: {}, [s.writeAlias]: { is_write_index: true } },
+      });
+    });
+
+    after(async () => {
+      await dropIndices(s.c, s.source, s.other, s.target);
+      await dropIndices(to, s.target, s.source);
+      await s.c.close();
+      await to.close();
+    });
+
+    it('at a release with cluster target, the held writes and every later request go to the target cluster', async () => {
+      const input = {
+        ...YAML.parse(readFileSync(s.specPath, 'utf8')),
+        target: { index: s.target, cluster: { url: toUrl } },
+      };
+      const spec = resolveSpec(input, s.dir, s.specPath);
+      let proxy = await openProxy(spec);
+      const ctl = () => new ProxyControl(proxy.info, controlToken(s.store.proxyTokenPath, false));
+      try {
+        const before = await ctl().status();
+        assert.equal(before.upstream, 'source');
+        assert.deepEqual(before.moveTo, {
+          url: `${toUrl.replace(/\/$/, '')}/`,
+          auth: 'forward',
+          check: 'ok',
+        });
+        assert.equal(
+          (await call(proxy.dataUrl, 'PUT', `/${s.writeAlias}/_doc/m1?refresh=true`, { n: 1 })).status,
+          201,
+        );
+        assert.equal(
+          (await s.c.mget(s.source, [{ _id: 'm1' }])).docs[0]!.found,
+          true,
+          'before: on the source cluster',
+        );
+
+        await ctl().hold({ holdId: 'mv', budgetMs: 20_000 });
+        const held = call(proxy.dataUrl, 'PUT', `/${s.writeAlias}/_doc/m2?refresh=true`, { n: 2 });
+        await until(async () => (await ctl().status()).holding?.queued === 1, 'a write queued');
+        const record = await ctl().release({ holdId: 'mv', switchedTo: s.target, cluster: 'target' });
+        assert.equal(record.switchedTo, s.target);
+        const h = await held;
+        assert.equal(h.status, 201, JSON.stringify(h.body));
+        assert.equal(h.body._index, s.target);
+        assert.equal((await ctl().status()).upstream, 'target');
+        // Reads go there too, and the held write is on the target cluster only.
+        const read = await call(proxy.dataUrl, 'GET', `/${s.readAlias}/_doc/m2`);
+        assert.equal(read.status, 200, JSON.stringify(read.body));
+        assert.equal((await to.mget(s.target, [{ _id: 'm2' }])).docs[0]!.found, true);
+        assert.equal((await s.c.mget(s.source, [{ _id: 'm2' }])).docs[0]!.found, false);
+        // The old concrete name does not exist there: such a write is routed to the new index, never creating it.
+        const concrete = await call(proxy.dataUrl, 'PUT', `/${s.source}/_doc/m3`, { n: 3 });
+        assert.equal(concrete.body._index, s.target, JSON.stringify(concrete.body));
+        assert.equal(
+          (await to.request({ method: 'HEAD', path: `/${s.source}`, okStatuses: [404] })).status,
+          404,
+        );
+        await proxy.close();
+        // A proxy started again after the move stays on the target cluster.
+        proxy = await openProxy(spec);
+        assert.equal((await ctl().status()).upstream, 'target');
+        assert.equal((await call(proxy.dataUrl, 'GET', `/${s.readAlias}/_doc/m3`)).status, 200);
+      } finally {
+        await proxy.close();
+      }
+    });
+  });

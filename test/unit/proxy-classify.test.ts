@@ -29,6 +29,35 @@ describe('classify', () => {
       assert.deepEqual(kind(m, p), { kind: 'read' }, `${m} ${p}`);
   });
 
+  it('typed paths of Elasticsearch 7.x are the same single-document writes', () => {
+    const w = (op: string, id?: string) => ({
+      kind: 'doc',
+      op,
+      index: 'orders',
+      ...(id === undefined ? {} : { id }),
+      optimistic: false,
+      migrated: true,
+    });
+    assert.deepEqual(kind('PUT', '/orders/order/1'), w('index', '1'));
+    assert.deepEqual(kind('POST', '/orders/order'), w('index'));
+    assert.deepEqual(kind('DELETE', '/orders/order/1'), w('delete', '1'));
+    assert.deepEqual(kind('PUT', '/orders/order/1/_create'), w('create', '1'));
+    assert.deepEqual(kind('POST', '/orders/order/1/_update'), w('update', '1'));
+    // Index administration is not a document write.
+    assert.deepEqual(kind('PUT', '/orders/_settings'), { kind: 'other' });
+    assert.deepEqual(kind('PUT', '/orders/_mapping'), { kind: 'other' });
+  });
+
+  it('_reindex: where it writes is read from the body by the server', () => {
+    assert.deepEqual(kind('POST', '/_reindex'), {
+      kind: 'by-query',
+      op: 'reindex',
+      index: '',
+      migrated: false,
+      destInBody: true,
+    });
+  });
+
   it('single-document writes, with id, auto id, create, update, delete, routing and optimistic concurrency', () => {
     assert.deepEqual(kind('PUT', '/orders/_doc/1'), {
       kind: 'doc',

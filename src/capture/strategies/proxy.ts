@@ -14,9 +14,11 @@ import { captureTuning, keepOldIndexInSync, revertWindowOpen } from '../../cutov
 import { COPY_SETTINGS } from '../../cutover/target.js';
 import { every } from '../../ops/every.js';
 import { attachProxies, type ProxyFleet } from '../../proxy/attach.js';
+import type { ProxyStatus } from '../../proxy/control.js';
 import type { LoadedSpec } from '../../spec/load.js';
 import { GateError, PreflightError } from '../../store/errors.js';
 import { StateStore } from '../../store/state.js';
+import type { Finding } from '../../verify/preflight.js';
 import { JournalSync } from '../journal-sync.js';
 import { LiveCapture, percentile } from '../live.js';
 import type { CaptureContext, CaptureStrategy } from '../strategy.js';
@@ -85,6 +87,11 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
   const maxLag = spec.capture.maxLagSeconds;
   const reconcile = async (c: CaptureContext) => {
     const lc = capture(c);
+    // A by-query still running would change documents after the scan passed them: it finishes first.
+    for (const task of sync?.runningTasks ?? []) {
+      c.reporter.info(`waiting for the by-query task ${task} to finish before reconciling`);
+      await c.source.waitForTask(task, c.signal);
+    }
     const r = await lc.alongside(() => lc.reconcile(undefined, undefined, { giveWay: true }));
     c.reporter.info(
       `reconcile: ${r.checked} target ids checked, ${r.missingOnSource} deleted on the source and not yet on the target`,
@@ -146,6 +153,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
             severity: 'ok',
             message: `${up.length} write proxy(ies) journaling: ${status.map((s) => `${s.id} at ${s.listen} (journal at position ${s.journalEnd.seq})`).join(', ')}`,
           },
+          ...moveFindings(spec, status),
         ];
       } finally {
         await fleet.close();
@@ -334,4 +342,48 @@ function summary(live: LiveCapture, sync: JournalSync): Record<string, unknown> 
     lagP50Ms: percentile(s.lags, 50),
     lagP99Ms: percentile(s.lags, 99),
   };
+}
+
+/** Can every proxy move the application to the target cluster at the switch? Checked before anything moves. */
+function moveFindings(spec: LoadedSpec, status: ProxyStatus[]): Finding[] {
+  const t = spec.target.cluster;
+  if (!t || !spec.proxy.moveApplication) return [];
+  const out: Finding[] = [];
+  for (const s of status) {
+    if (!s.moveTo) {
+      out.push({
+        check: 'proxy.move-application',
+        severity: 'block',
+        message: `proxy ${s.id} was started without a target cluster: at the switch it would keep sending the application to the source cluster`,
+        action: `restart \`cutover proxy\` with this spec (target.cluster is set, proxy.moveApplication is true)`,
+      });
+      continue;
+    }
+    const where = `the target cluster ${s.moveTo.url}`;
+    if (s.moveTo.check === 'ok')
+      out.push({
+        check: 'proxy.move-application',
+        severity: 'ok',
+        message: `proxy ${s.id}: at the switch every request moves to ${where} (${s.moveTo.auth === 'mapped' ? 'credentials from proxy.targetAuth, answered' : 'answered; the application credentials are forwarded'})`,
+      });
+    else if (s.moveTo.auth === 'forward' && /^HTTP 40[13]$/.test(s.moveTo.check ?? ''))
+      out.push({
+        check: 'proxy.move-application',
+        severity: 'warn',
+        message: `proxy ${s.id}: ${where} wants credentials (${s.moveTo.check}); at the switch the application's own Authorization header is forwarded there`,
+        action:
+          'make sure the application user exists on the target cluster with the same roles, or set proxy.targetAuth to credentials the proxy uses there',
+      });
+    else
+      out.push({
+        check: 'proxy.move-application',
+        severity: 'block',
+        message: `proxy ${s.id}: ${where} does not answer as needed (${s.moveTo.check ?? 'not checked yet'}); the application cannot move there`,
+        action:
+          s.moveTo.auth === 'mapped'
+            ? 'check proxy.targetAuth (the credentials the proxy uses on the target cluster) and the URL'
+            : 'check target.cluster.url, the network from the proxy host, and TLS',
+      });
+  }
+  return out;
 }

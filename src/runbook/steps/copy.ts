@@ -4,6 +4,7 @@
  */
 import { backfill, loadCheckpoints, totalsOf } from '../../copy/backfill.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
+import { startClosedLoop } from '../../ops/closed-loop.js';
 import type { Step } from '../context.js';
 
 export const copyStep: Step = {
@@ -14,6 +15,12 @@ export const copyStep: Step = {
     `writes every document of ${spec.source.index} into ${spec.target.index} with ${c.strategy.createOnly ? 'op_type=create (a document already there is newer)' : `version_type=external, version = ${spec.copy.versioning === 'seqno' ? 'source _seq_no + 1' : 'source _version'}`}`,
     `${spec.copy.concurrency} slice(s) at a time, ${spec.copy.batchDocs} docs / ${spec.copy.batchBytes} bytes per bulk${spec.copy.maxDocsPerSecond ? `, at most ${spec.copy.maxDocsPerSecond} docs/s` : ''}`,
     ...c.strategy.copyNotes(),
+    spec.copy.throttle.enabled
+      ? `closed-loop throttle: every ${spec.copy.throttle.intervalMs} ms reads the write queue, rejections, heap and circuit breakers of the target${c.source === c.target ? '' : ' and the source'}, the 429s and bulk latency the copy sees and the source's search latency; halves the rate when one is over its threshold, raises it step by step when all are clear, never below ${spec.copy.throttle.floorDocsPerSecond} docs/s (copy.throttle.floorDocsPerSecond)${spec.copy.maxDocsPerSecond ? ` nor above ${spec.copy.maxDocsPerSecond} docs/s` : ''}`
+      : 'closed-loop throttle off (copy.throttle.enabled: false): the copy runs at the ceiling whatever the clusters show',
+    spec.watchdog.enabled
+      ? `watchdog (the whole run): _cluster/health every ${spec.watchdog.intervalSeconds} s; a cluster red for ${spec.watchdog.redAfterSeconds} s pauses the copy and the capture rounds until it is yellow or green again, with the allocation explain in the warning and the report`
+      : 'watchdog off (watchdog.enabled: false): a red cluster does not pause the copy',
   ],
   async run(c) {
     const sourceIndex = c.state.sourceIndex!;
@@ -29,6 +36,16 @@ export const copyStep: Step = {
       sourceDocs,
       before.copied + before.conflicts + before.dropped + before.deadLetters,
     );
+    // The closed loop runs beside the copy only: it steers the rate the copy's pages are taken at.
+    const loop = c.spec.copy.throttle.enabled
+      ? startClosedLoop({
+          throttle: c.throttle,
+          source: c.source,
+          target: c.target,
+          intervalMs: c.spec.copy.throttle.intervalMs,
+          reporter: c.reporter,
+        })
+      : undefined;
     try {
       const cps = await c.strategy.alongsideCopy(c, (hooks) =>
         backfill({
@@ -54,10 +71,12 @@ export const copyStep: Step = {
           signal: c.signal,
           onProgress: (p) => c.reporter.copyProgress(p),
           onNotice: (m) => c.reporter.warn(m),
+          onBulk: loop?.onBulk,
         }),
       );
       c.state.totals = totalsOf(cps, sourceDocs);
     } finally {
+      await loop?.stop();
       c.reporter.copyFinished();
     }
     c.state.copyFinishedAt = new Date().toISOString();

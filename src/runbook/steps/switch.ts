@@ -6,6 +6,7 @@
 import { sameCluster } from '../../cutover/aliases.js';
 import { restoreTargetSettings } from '../../cutover/target-settings.js';
 import type { LoadedSpec } from '../../spec/load.js';
+import { GateError } from '../../store/errors.js';
 import { specAliasNames } from '../../verify/inspect.js';
 import type { Ctx, Step } from '../context.js';
 import { proveAndJudge } from '../proof-gate.js';
@@ -42,6 +43,13 @@ export const switchStep: Step = {
       if (!sameCluster(c.source, c.target))
         c.reporter.info(`the steps from here:\n  ${manualSteps(c.spec, c).join('\n  ')}`);
       return 'pause';
+    }
+    const veto = await c.vetoSwitch?.();
+    if (veto) {
+      c.audit.record({ event: 'switch-vetoed', why: veto });
+      throw new GateError(
+        `switch vetoed: ${veto}. Nothing was switched and the catch-up position is kept: run again once the hook allows it`,
+      );
     }
     // Time has passed since the copy was proven: prove it again right before a manual switch.
     if (c.cutoverNow && c.spec.verify.mode !== 'off') await proveAndJudge(c, 'before the switch');

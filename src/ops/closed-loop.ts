@@ -1,0 +1,60 @@
+/**
+ * The closed loop beside the copy: the signals collect on their own clock; after each snapshot the decision reads
+ * it with the throttle's current rate, ceiling and floor, and the throttle takes the new rate with its reason.
+ * Only a changed rate is said (through the reporter): a steady loop is silent. The ceiling stays the operator's
+ * (copy.maxDocsPerSecond or `rate N`): the loop moves the rate under it and never above it.
+ */
+import type { Cluster } from '../cluster/client.js';
+import type { Reporter } from './reporter.js';
+import type { Throttle } from './throttle.js';
+import { type Decision, decide, type Thresholds, throughputOf } from './throttle-decision.js';
+import { type BulkSample, ThrottleSignals } from './throttle-signals.js';
+
+export interface ClosedLoopOptions {
+  throttle: Throttle;
+  source: Cluster;
+  target: Cluster;
+  intervalMs: number;
+  reporter: Reporter;
+  thresholds?: Thresholds;
+}
+
+export interface ClosedLoop {
+  /** give this to the copy's BulkWriter (onBulk) */
+  onBulk(b: BulkSample): void;
+  /** the decisions that changed the rate, oldest first (bounded) */
+  readonly decisions: Array<Decision & { at: string }>;
+  readonly signals: ThrottleSignals;
+  stop(): Promise<void>;
+}
+
+const MAX_DECISIONS = 200;
+
+export function startClosedLoop(o: ClosedLoopOptions): ClosedLoop {
+  const signals = new ThrottleSignals({ target: o.target, source: o.source, intervalMs: o.intervalMs });
+  const decisions: ClosedLoop['decisions'] = [];
+  // The reference without a ceiling: the best throughput the copy reached (a copy in pain from its first bulk
+  // measures little at first; a reference that low would lift the limit again at once).
+  let peak = 0;
+  const off = signals.onSnapshot((s) => {
+    const v = o.throttle.view();
+    peak = Math.max(peak, throughputOf(s));
+    const reference = v.ceiling > 0 ? v.ceiling : peak;
+    const d = decide(s, { rate: v.rate, ceiling: v.ceiling, floor: v.floor, reference }, o.thresholds);
+    if (d.action === 'hold' || d.rate === v.rate) return;
+    o.throttle.setRate(d.rate, d.reason);
+    decisions.push({ ...d, at: new Date().toISOString() });
+    if (decisions.length > MAX_DECISIONS) decisions.shift();
+    o.reporter.info(`throttle: ${d.reason}`, { event: 'throttle', action: d.action, rate: d.rate });
+  });
+  signals.start();
+  return {
+    onBulk: signals.onBulk,
+    decisions,
+    signals,
+    async stop() {
+      off();
+      await signals.stop();
+    },
+  };
+}
