@@ -43,18 +43,29 @@ type Check =
   | { kind: 'range'; path: string; from: string; to: string; min: number; max: number }
   | { kind: 'parse'; path: string; field: string; from: string; to: string; ok: (v: string) => boolean };
 
-const NUMBER = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const LONG: [bigint, bigint] = [-(2n ** 63n), 2n ** 63n - 1n];
 
-/** Whether the target type accepts a string value (coerce on, as by default). */
+/**
+ * Whether the target type accepts a string value as Elasticsearch parses it (coerce on, the default; checked
+ * against 8.19): "" is taken as no value, surrounding spaces and hex are refused, fractions and exponents are
+ * accepted for integer types, and the bounds apply to the value before it is truncated.
+ */
 function parserFor(to: string): ((v: string) => boolean) | undefined {
-  const b = BOUNDS[to];
-  if (INTEGERS.has(to))
+  if (INTEGERS.has(to)) {
+    const b = BOUNDS[to];
     return (v) => {
+      if (v === '') return true;
       if (!NUMBER.test(v)) return false;
-      const n = Math.trunc(Number(v));
-      return b ? n >= b[0] && n <= b[1] : Number.isSafeInteger(n) || Math.abs(n) < 2 ** 63;
+      if (/^[+-]?\d+$/.test(v)) {
+        const n = BigInt(v);
+        return b ? n >= BigInt(b[0]) && n <= BigInt(b[1]) : n >= LONG[0] && n <= LONG[1];
+      }
+      const n = Number(v);
+      return b ? n >= b[0] && n <= b[1] : Math.abs(n) < 2 ** 63;
     };
-  if (FLOATS.has(to)) return (v) => NUMBER.test(v) && Number.isFinite(Number(v));
+  }
+  if (FLOATS.has(to)) return (v) => v === '' || (NUMBER.test(v) && Number.isFinite(Number(v)));
   if (to === 'boolean') return (v) => v === 'true' || v === 'false' || v === '';
   if (to === 'ip') return (v) => isIP(v) !== 0;
   return undefined;

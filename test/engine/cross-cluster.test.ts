@@ -355,4 +355,40 @@ describe('Elasticsearch 7.17 -> Elasticsearch 8.19 on another cluster', () => {
     );
     assert.equal(await dst.indexExists(target), false);
   });
+
+  it('finds keyword values that will not parse as the new numeric type, by their distinct values', async (t) => {
+    const src = clusterOf(es7);
+    const dst = clusterOf(es8);
+    const source = uniqueName('xc-kw');
+    const target = `${source}-v2`;
+    t.after(async () => {
+      await src.deleteIndex(source).catch(() => undefined);
+      await Promise.all([src.close(), dst.close()]);
+    });
+    // '' is no value for a numeric field (accepted); ' 12' and '0x10' are refused, as the target would refuse them.
+    const bad: Record<number, string> = { 77: 'n/a', 1234: ' 12', 2999: '0x10', 500: '' };
+    await seed(src, source, 3000, (i) => ({ id: `k${i}`, doc: { code: bad[i] ?? String(i * 7) } }), {
+      settings: { number_of_shards: 2, number_of_replicas: 0 },
+      mappings: { properties: { code: { type: 'keyword' } } },
+    });
+    const spec = specFile({
+      name: 'xc7',
+      source: { cluster: { url: es7.url }, index: source },
+      target: {
+        cluster: { url: es8.url },
+        index: target,
+        mappingOverrides: { properties: { code: { type: 'long' } } },
+      },
+      capture: { strategy: 'none' },
+      copy: { sampleSize: 0 },
+    });
+    const plan = await runCli(['--json', 'plan', spec]);
+    assert.equal(plan.code, 2, plan.stderr);
+    const out = JSON.parse(plan.stdout) as { findings: Array<{ check: string; message: string }> };
+    const v = out.findings.filter((f) => f.check === 'violators');
+    assert.equal(v.length, 1, JSON.stringify(v));
+    assert.match(v[0]!.message, /^code \(keyword -> long\): 3 source document\(s\)/);
+    for (const id of ['k77', 'k1234', 'k2999']) assert.match(v[0]!.message, new RegExp(`"${id}"`));
+    assert.doesNotMatch(v[0]!.message, /"k500"/);
+  });
 });
