@@ -14,6 +14,9 @@ export { AliasReadBackError, moveActions, moveAliases } from './cutover/aliases.
 export { type DoctorReport, formatDoctor, type SearchContexts, type StuckTask } from './ops/doctor.js';
 export { createReporter } from './ops/progress.js';
 export type { Reporter } from './ops/reporter.js';
+export type { StatusSnapshot } from './ops/status-board.js';
+export { ControlFailed, NoStatusServer } from './ops/status-client.js';
+export type { StatusFigures } from './ops/status-figures.js';
 export { type PauseSource, Throttle, type ThrottleView } from './ops/throttle.js';
 export type { Decision, SignalSnapshot } from './ops/throttle-decision.js';
 export { Watchdog, type WatchdogPause, type WatchdogView } from './ops/watchdog.js';
@@ -31,6 +34,7 @@ export {
   type StepInfo,
 } from './runbook/migration.js';
 export { buildReport, formatReport, type RunReport } from './runbook/report.js';
+export { control, type Watch, type WatchOptions, watchMigration, watchProxy } from './runbook/watch.js';
 export { jsonSchema } from './spec/json-schema.js';
 export { type LoadedSpec, loadSpec, resolveSpec, SpecError } from './spec/load.js';
 export type { Spec, SpecInput } from './spec/schema.js';

@@ -154,6 +154,7 @@ export class LiveCapture {
       maxBytes: o.batchBytes,
       gzip: o.gzip,
       signal: o.signal,
+      onBulk: (b) => o.reporter.bulk?.(b),
       onRetry: (why, n, ms) =>
         o.reporter.warn(
           `${o.targetIndex} refused ${n} ${o.label ?? 'catch-up'} write(s) for now (${why}); retrying in ${ms} ms`,

@@ -3,6 +3,7 @@ import { resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { type Command, Option } from 'commander';
 import {
+  control,
   createReporter,
   describeSourceWrites,
   EXIT,
@@ -18,6 +19,8 @@ import {
   PreflightError,
   PreflightRefused,
   type RunResult,
+  watchMigration,
+  watchProxy,
 } from '../index.js';
 
 type Raw = Record<string, unknown>;
@@ -204,12 +207,28 @@ async function runAndReport(
   go: (o: Parameters<Migration['run']>[0]) => Promise<RunResult>,
 ): Promise<void> {
   const json = globalJson(cmd);
-  const reporter = createReporter({ tty: !!process.stderr.isTTY && !json });
+  const progress = createReporter({ tty: !!process.stderr.isTTY && !json });
   const ac = abortOnSignals();
+  const watch = await watchMigration(m, cmd.name() === 'cutover' ? 'cutover' : 'run', progress, {
+    listen: opts.listen as string | undefined,
+    throttleFlag: opts.throttleFlagFile ? resolvePath(String(opts.throttleFlagFile)) : undefined,
+    panicFlag: opts.panicFlagFile ? resolvePath(String(opts.panicFlagFile)) : undefined,
+    panic: (why) => {
+      process.stderr.write(
+        `\ncutover: ${why}: stopping now (any freeze or hold is lifted, checkpoints kept), \`run\` resumes\n`,
+      );
+      ac.abort(new Error(why));
+    },
+  });
+  if (watch.url)
+    progress.info(
+      `status server on ${watch.url} (dashboard, /metrics, /api/status; control token in ${m.store.statusTokenPath})${watch.fellBack ? '; the default port was taken' : ''}`,
+      { statusUrl: watch.url },
+    );
   let result: RunResult | undefined;
   try {
     result = await go({
-      reporter,
+      reporter: watch.reporter,
       signal: ac.signal,
       takeOverLock: !!opts.takeOverLock,
       force: !!opts.force,
@@ -218,8 +237,21 @@ async function runAndReport(
   } catch (e) {
     if (!(e instanceof LockError) && m.state().sourceIndex) printReport(m, json);
     throw e;
+  } finally {
+    await watch.close();
   }
   printReport(m, json, result);
+}
+
+/** The status server and flag files of the long-running commands (`run`, `cutover`). */
+function withWatchFlags(cmd: Command): Command {
+  return cmd
+    .option(
+      '--listen <host:port>',
+      'status server (dashboard, /metrics, /api/status, control): HOST:PORT, or off (default 127.0.0.1:9252, any free port when taken)',
+    )
+    .option('--throttle-flag-file <path>', 'while this file exists the copy is paused')
+    .option('--panic-flag-file <path>', 'when this file appears the run stops at once, as on panic');
 }
 
 function printReport(m: Migration, json: boolean, result?: RunResult): void {
@@ -283,8 +315,10 @@ export function registerCommands(program: Command): void {
     });
   });
 
-  withSpecFlags(
-    program.command('run <spec>').description('execute the migration, or resume it where it stopped'),
+  withWatchFlags(
+    withSpecFlags(
+      program.command('run <spec>').description('execute the migration, or resume it where it stopped'),
+    ),
   )
     .option('--take-over-lock', 'take over the lock of a migration whose process died on another host')
     .option(
@@ -295,10 +329,12 @@ export function registerCommands(program: Command): void {
       await withMigration(spec, opts, (m) => runAndReport(m, cmd, opts, (o) => m.run(o)));
     });
 
-  withSpecFlags(
-    program
-      .command('cutover <spec>')
-      .description('switch the aliases of a migration waiting for a manual cutover'),
+  withWatchFlags(
+    withSpecFlags(
+      program
+        .command('cutover <spec>')
+        .description('switch the aliases of a migration waiting for a manual cutover'),
+    ),
   )
     .option('--take-over-lock', 'take over the lock of a migration whose process died on another host')
     .action(async (spec: string, opts: Raw, cmd: Command) => {
@@ -391,7 +427,11 @@ export function registerCommands(program: Command): void {
         'serve the write proxy: the application talks to it instead of the cluster; every write to the migrated index is journaled before it is answered',
       )
       .option('--listen <host:port>', 'overrides proxy.listen (port 0: any free port)')
-      .option('--control <host:port>', 'overrides proxy.control'),
+      .option('--control <host:port>', 'overrides proxy.control')
+      .option(
+        '--status-listen <host:port>',
+        'status server (dashboard, /metrics, /api/status): HOST:PORT, or off (default 127.0.0.1:9252, any free port when taken)',
+      ),
   ).action(async (spec: string, opts: Raw, cmd: Command) => {
     const json = globalJson(cmd);
     const loaded = loadSpec(spec, (raw) => applyFlags(raw, opts));
@@ -420,6 +460,13 @@ export function registerCommands(program: Command): void {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
     const journal = proxy.journalWhere;
+    const m = new Migration(loaded);
+    const watch = await watchProxy(m, () => proxy.status(), {
+      listen: opts.statusListen as string | undefined,
+    }).catch(async (e: unknown) => {
+      await proxy.close();
+      throw e;
+    });
     if (json)
       out(
         JSON.stringify({
@@ -427,12 +474,33 @@ export function registerCommands(program: Command): void {
           id: proxy.info.id,
           listen: proxy.dataUrl,
           control: proxy.controlUrl,
+          status: watch.url,
           journal,
         }),
       );
-    else out(`proxy listening on ${proxy.dataUrl} (control on ${proxy.controlUrl}, journal ${journal})`);
+    else
+      out(
+        `proxy listening on ${proxy.dataUrl} (control on ${proxy.controlUrl}, journal ${journal}${watch.url ? `, status on ${watch.url}` : ''})`,
+      );
     const failed = await proxy.closed;
+    await watch.close();
+    await m.close();
     if (failed) throw failed;
+  });
+
+  withStateDir(
+    program
+      .command('ctl <spec> <action> [value]')
+      .description(
+        'steer a running migration through its status server: pause | resume | rate N|unlimited | batch N | postpone | unpostpone | panic | status',
+      )
+      .option('--proxy', "talk to `cutover proxy`'s status server instead of the run's"),
+  ).action(async (spec: string, action: string, value: string | undefined, opts: Raw, cmd: Command) => {
+    await withMigration(spec, opts, async (m) => {
+      const r = await control(m, opts.proxy ? 'proxy' : 'run', action, value);
+      if (globalJson(cmd) || action === 'status') out(JSON.stringify(r, null, action === 'status' ? 2 : 0));
+      else out(String(r.message));
+    });
   });
 
   withStateDir(

@@ -31,6 +31,7 @@ export interface BackfillOptions extends IndexPair {
   deadLetters: DeadLetterSink;
   signal?: AbortSignal;
   onProgress?: (p: SliceProgress) => void;
+  onCheckpoint?: (cp: Readonly<SliceCheckpoint>) => void;
   onNotice?: (message: string) => void;
   /** told after every bulk (the closed-loop throttle's signals) */
   onBulk?: (b: BulkSample) => void;
@@ -72,6 +73,7 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
   });
   const readerOpts = {
     batchDocs: o.batchDocs,
+    pageSize: () => o.throttle.view().batchDocs ?? o.batchDocs,
     keepAlive: o.keepAlive,
     withVersion: o.versioning === 'source-version',
     signal: o.signal,
@@ -102,6 +104,7 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
           softDeleteField: o.softDeleteField,
           signal: o.signal,
           onProgress: o.onProgress,
+          onCheckpoint: o.onCheckpoint,
           onDropped: o.onDropped,
           yieldTo: o.yieldTo,
         });

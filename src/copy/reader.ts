@@ -84,6 +84,8 @@ export class PitSession {
 
 export interface ReaderOptions {
   batchDocs: number;
+  /** the page size now, when it can change while the copy runs (the operator's `batch N`); PIT pages only */
+  pageSize?: () => number;
   keepAlive: string;
   /** ask for _version too (versioning: source-version) */
   withVersion: boolean;
@@ -114,7 +116,7 @@ export class PitSliceReader implements SliceReader {
       async () => {
         const { id, generation } = await this.pit.current();
         const body: Record<string, unknown> = {
-          size: this.opts.batchDocs,
+          size: this.opts.pageSize?.() ?? this.opts.batchDocs,
           pit: { id, keep_alive: this.opts.keepAlive },
           sort: [{ _seq_no: 'asc' }],
           seq_no_primary_term: true,

@@ -39,6 +39,8 @@ export interface SliceCopyDeps {
   softDeleteField?: string;
   signal?: AbortSignal;
   onProgress?: (p: SliceProgress) => void;
+  /** the slice's checkpoint was saved (after each bulk, and when the slice is done) */
+  onCheckpoint?: (cp: Readonly<SliceCheckpoint>) => void;
   /** ids the transform dropped, told before the checkpoint moves past them (live capture keeps them) */
   onDropped?: (ids: DocRef[]) => void;
   /** awaited before each page is read: live capture holds the backfill here while catch-up is behind */
@@ -143,6 +145,7 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       if (hits.length === 0) {
         cp.done = true;
         deps.store.saveCheckpoint(cp);
+        deps.onCheckpoint?.(cp);
         return cp;
       }
       const last = hits[hits.length - 1]!._seq_no;
@@ -164,6 +167,7 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       cp.bytes += res.bytes;
       cp.retries += res.retries;
       deps.store.saveCheckpoint(cp);
+      deps.onCheckpoint?.(cp);
       failpoint('copy.after-checkpoint');
       deps.onProgress?.({ slice: cp.slice, docs: hits.length, bytes: res.bytes, result: res, dropped });
     }

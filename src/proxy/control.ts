@@ -6,12 +6,11 @@
  * A hold is a promise with a deadline the proxy keeps by itself: if the runner dies while writes are held, the
  * proxy releases them when the deadline passes, so no write waits for a human.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { request } from 'undici';
 import { readJson, writeFileAtomic } from '../store/atomic-file.js';
 import { CutoverError, EXIT } from '../store/errors.js';
+import { bearerMatches, readOrCreateToken, readToken } from '../store/secret-token.js';
 import type { JournalPos } from './journal.js';
 
 /** What a proxy registers about itself (file: proxy.json in the state directory; nats: its heartbeats). */
@@ -122,24 +121,17 @@ export class HoldRefused extends ProxyUnavailable {
 
 /** The control token: created once (random, 0600), then read by the proxy and the runner alike. */
 export function controlToken(path: string, create: boolean): string {
-  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  if (!create)
+  if (create) return readOrCreateToken(path);
+  const token = readToken(path);
+  if (!token)
     throw new ProxyUnavailable(
       `no proxy control token at ${path}: start the proxy first (cutover proxy <spec>), with the same state directory`,
     );
-  const token = randomBytes(32).toString('hex');
-  writeFileAtomic(path, `${token}\n`);
   return token;
 }
 
 /** Constant-time check of an `Authorization: Bearer <token>` header. */
-export function tokenMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer (\S+)$/.exec(header ?? '');
-  if (!m) return false;
-  const a = Buffer.from(m[1]!);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
+export const tokenMatches = bearerMatches;
 
 export function readProxyInfo(path: string): ProxyInfo | undefined {
   return readJson<ProxyInfo>(path);

@@ -18,6 +18,7 @@ import { requestHandover } from '../cutover/revert-window.js';
 import { desiredTargetBody } from '../cutover/target.js';
 import { restoreTargetSettings } from '../cutover/target-settings.js';
 import { Alerts } from '../ops/alerts.js';
+import { AuditIndex } from '../ops/audit-index.js';
 import { cancelTask, type DoctorReport, doctor, findTask } from '../ops/doctor.js';
 import { failpoint } from '../ops/failpoints.js';
 import { type Reporter, silentReporter } from '../ops/reporter.js';
@@ -261,6 +262,15 @@ export class Migration {
     c.vetoSwitch = () => alerts.beforeSwitch();
     const lock = this.lock(command, opts);
     const unwatch = alerts.active ? this.audit.onRecord((r) => alerts.onAudit(r)) : () => {};
+    const mirror = this.spec.audit.index
+      ? new AuditIndex(
+          this.spec.audit.cluster === 'source' ? this.source : this.target,
+          this.spec.audit.index,
+          this.spec.name,
+          (m) => c.reporter.warn(m),
+        )
+      : undefined;
+    const unmirror = mirror ? this.audit.onRecord((r) => mirror.add(r)) : () => {};
     const stopThrottleWatch = alerts.active
       ? alerts.watchThrottle(this.throttle, this.spec.alerts.throttledMinutes, (r) => this.audit.record(r))
       : () => {};
@@ -315,7 +325,8 @@ export class Migration {
       await c.strategy.close?.();
       stopThrottleWatch();
       unwatch();
-      await alerts.close();
+      unmirror();
+      await Promise.all([alerts.close(), mirror?.close()]);
     }
   }
 

@@ -112,6 +112,8 @@ export interface RunReport {
   proxy?: ProxyReport;
   /** pauses of the watchdog (a cluster red too long), each with the allocation explain of the unassigned shard */
   watchdogPauses?: WatchdogPause[];
+  /** the warm-up before the switch: each query's ms on the new index (first, median) and the old one (median) */
+  warmup?: MigrationState['warmup'];
 }
 
 export function buildReport(
@@ -151,6 +153,7 @@ export function buildReport(
     revertUntil: s.revertUntil,
     proxy: journal ? proxyReport(journal) : undefined,
     watchdogPauses: watchdog?.pauses.length ? watchdog.pauses : undefined,
+    warmup: s.warmup,
   };
 }
 
@@ -223,6 +226,11 @@ export function formatReport(r: RunReport): string {
       `${p.pausedAt}, ${secs === undefined ? 'not resumed' : `${secs} s`}: ${p.why}`,
     ]);
   }
+  for (const q of r.warmup ?? [])
+    rows.push([
+      `warm-up query ${q.query}`,
+      `new index first ${q.targetFirstMs} ms, median ${q.targetMedianMs} ms${q.sourceMedianMs === undefined ? '' : `; old index median ${q.sourceMedianMs} ms`}`,
+    ]);
   if (r.cutoverAt) rows.push(['cut over at', r.cutoverAt], ['old index kept until', r.retainUntil ?? '-']);
   if (r.revertUntil) rows.push(['revert window until', r.revertUntil]);
   if (r.reverse)

@@ -35,6 +35,8 @@ export interface LoadedSpec extends Omit<Spec, 'capture'> {
   revertTransformPath?: string;
   /** absolute alerts.hooksPath */
   hooksPath?: string;
+  /** cutover.warmup.queries, read from its file when given as one */
+  warmupQueries?: Array<Record<string, unknown>>;
 }
 
 function parseFile(path: string, what: string): unknown {
@@ -115,6 +117,7 @@ export function resolveSpec(input: unknown, baseDir: string, file = ''): LoadedS
     postponeFlagPath: spec.cutover.postponeFlagFile ? abs(spec.cutover.postponeFlagFile) : undefined,
     revertTransformPath: spec.cutover.revertTransform ? abs(spec.cutover.revertTransform) : undefined,
     hooksPath: spec.alerts.hooksPath ? abs(spec.alerts.hooksPath) : undefined,
+    warmupQueries: warmupQueries(spec.cutover.warmup?.queries, abs),
   };
 }
 
@@ -182,4 +185,15 @@ export function webhookSecrets(
   const url = secret(w.url, w.urlEnv, `${field}.url`);
   if (w.format !== 'pagerduty') return { url };
   return { url, routingKey: secret(w.routingKey, w.routingKeyEnv, `${field}.routingKey`) };
+}
+
+function warmupQueries(
+  q: Array<Record<string, unknown>> | string | undefined,
+  abs: (p: string) => string,
+): Array<Record<string, unknown>> | undefined {
+  if (q === undefined || Array.isArray(q)) return q;
+  const v = parseFile(abs(q), 'cutover.warmup.queries file');
+  if (!Array.isArray(v) || v.length === 0 || v.some((x) => !x || typeof x !== 'object' || Array.isArray(x)))
+    throw new SpecError(`cutover.warmup.queries: ${q} must hold a JSON array of search bodies (objects)`);
+  return v as Array<Record<string, unknown>>;
 }

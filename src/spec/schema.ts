@@ -299,6 +299,18 @@ export const specSchema = z.strictObject({
         ),
     })
     .prefault({}),
+  audit: z
+    .strictObject({
+      index: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9._-]*$/, 'a lowercase index name')
+        .optional()
+        .describe(
+          'mirror every audit record into this index as the run goes (the audit file stays the record of truth)',
+        ),
+      cluster: z.enum(['target', 'source']).default('target').describe('which cluster holds the audit index'),
+    })
+    .prefault({}),
   alerts: z
     .strictObject({
       webhooks: z
@@ -448,6 +460,25 @@ export const specSchema = z.strictObject({
         .optional()
         .describe(
           'module (doc, meta) => doc | null turning a new-index document back into the old shape for the reverse sync; absent: copied as is',
+        ),
+      warmup: z
+        .strictObject({
+          queries: z
+            .union([
+              z.array(z.record(z.string(), z.unknown())).min(1),
+              z
+                .string()
+                .min(1)
+                .describe('a JSON file holding an array of search bodies (relative to the spec file)'),
+            ])
+            .describe(
+              'search bodies run against the new index before the aliases move (a cold index answers slowly at first)',
+            ),
+          runs: z.number().int().min(1).max(100).default(5).describe('times each query runs on each index'),
+        })
+        .optional()
+        .describe(
+          'warm the new index before readers move to it; the report shows each query on the old and the new index',
         ),
     })
     .prefault({}),

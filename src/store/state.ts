@@ -45,6 +45,14 @@ export function emptyTotals(sourceDocs = 0): CopyTotals {
   return { sourceDocs, copied: 0, conflicts: 0, dropped: 0, deadLetters: 0, bytes: 0, retries: 0 };
 }
 
+/** One warm-up query before the switch: client-side ms on the new index (first run, median) and the old one. */
+export interface WarmupQueryRecord {
+  query: number;
+  targetFirstMs: number;
+  targetMedianMs: number;
+  sourceMedianMs?: number;
+}
+
 export interface MigrationState {
   format: 1;
   name: string;
@@ -53,6 +61,8 @@ export interface MigrationState {
   completed: Record<string, string>;
   sourceIndex?: string;
   targetIndex: string;
+  /** the warm-up run before the switch (cutover.warmup) */
+  warmup?: WarmupQueryRecord[];
   sourceShards?: number;
   /** this migration created the target (so rollback/cleanup may reason about it) */
   createdTarget?: boolean;
@@ -158,6 +168,14 @@ export class StateStore {
   }
   get proxyTokenPath(): string {
     return join(this.dir, 'proxy', 'control.token');
+  }
+  /** the status server's control token (0600), shared by the runner's and the proxy's status servers */
+  get statusTokenPath(): string {
+    return join(this.dir, 'status', 'control.token');
+  }
+  /** where a running command's status server listens (address, pid): `cutover ctl` reads it */
+  statusInfoPath(role: 'run' | 'proxy'): string {
+    return join(this.dir, 'status', `${role}.json`);
   }
   checkpointPath(slice: number): string {
     return join(this.dir, 'checkpoints', `slice-${slice}.json`);

@@ -7,19 +7,15 @@
 
 import { aliasPlacement, migrationEnds, moveAliases } from '../../cutover/aliases.js';
 import { convergeAndSwitch } from '../../cutover/live-switch.js';
-import {
-  captureTuning,
-  drainedRollback,
-  keepOldIndexInSync,
-  revertWindowOpen,
-} from '../../cutover/revert-window.js';
+import { drainedRollback, keepOldIndexInSync, revertWindowOpen } from '../../cutover/revert-window.js';
 import { COPY_SETTINGS } from '../../cutover/target.js';
 import { every } from '../../ops/every.js';
 import type { LoadedSpec } from '../../spec/load.js';
 import { PreflightError } from '../../store/errors.js';
 import type { Finding } from '../../verify/preflight.js';
-import { LiveCapture, percentile } from '../live.js';
+import { type LiveCapture, percentile } from '../live.js';
 import type { CaptureContext, CaptureStrategy, SourceFacts } from '../strategy.js';
+import { forwardCapture } from './forward-capture.js';
 
 export interface LiveMode {
   mode: 'seqno' | 'timestamp';
@@ -34,20 +30,7 @@ export function liveRounds(spec: LoadedSpec, m: LiveMode): CaptureStrategy {
   // One capture per command: its position, registry of dropped ids and yield gate are shared by every step.
   let live: LiveCapture | undefined;
   const capture = (c: CaptureContext): LiveCapture => {
-    live ??= new LiveCapture({
-      source: c.source,
-      target: c.target,
-      sourceIndex: c.state.sourceIndex!,
-      targetIndex: c.spec.target.index,
-      store: c.store,
-      transform: c.transform,
-      versioning: c.spec.copy.versioning,
-      ...captureTuning(c),
-      timestamp: m.timestamp,
-      softDeleteField: m.softDeleteField,
-      // Half the switch threshold: the rounds keep headroom under it while the copy and the id scans wait.
-      yieldAboveLagMs: c.spec.capture.copyYields ? (c.spec.capture.maxLagSeconds * 1000) / 2 : undefined,
-    });
+    live ??= forwardCapture(c, { timestamp: m.timestamp, softDeleteField: m.softDeleteField });
     return live;
   };
   const maxLag = spec.capture.maxLagSeconds;

@@ -10,7 +10,7 @@ import { sleep } from '../../cluster/retry.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { aliasPlacement, migrationEnds, moveAliases } from '../../cutover/aliases.js';
 import { holdAndSwitch } from '../../cutover/hold-switch.js';
-import { captureTuning, keepOldIndexInSync, revertWindowOpen } from '../../cutover/revert-window.js';
+import { keepOldIndexInSync, revertWindowOpen } from '../../cutover/revert-window.js';
 import { COPY_SETTINGS } from '../../cutover/target.js';
 import { every } from '../../ops/every.js';
 import { attachProxies, type ProxyFleet } from '../../proxy/attach.js';
@@ -20,8 +20,9 @@ import { GateError, PreflightError } from '../../store/errors.js';
 import { StateStore } from '../../store/state.js';
 import type { Finding } from '../../verify/preflight.js';
 import { JournalSync } from '../journal-sync.js';
-import { LiveCapture, percentile } from '../live.js';
+import { type LiveCapture, percentile } from '../live.js';
 import type { CaptureContext, CaptureStrategy } from '../strategy.js';
+import { forwardCapture } from './forward-capture.js';
 
 export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
   let live: LiveCapture | undefined;
@@ -60,16 +61,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
     return sync;
   };
   const capture = (c: CaptureContext): LiveCapture => {
-    live ??= new LiveCapture({
-      source: c.source,
-      target: c.target,
-      sourceIndex: c.state.sourceIndex!,
-      targetIndex: c.spec.target.index,
-      store: c.store,
-      transform: c.transform,
-      versioning: c.spec.copy.versioning,
-      ...captureTuning(c),
-      yieldAboveLagMs: c.spec.capture.copyYields ? (c.spec.capture.maxLagSeconds * 1000) / 2 : undefined,
+    live ??= forwardCapture(c, {
       onApplied: (ids) => sync?.noteRoundApplied(ids),
       // A round lists the changes after its checkpoints, syncs the journal, and copies only what the journal did
       // not: the safety net costs a read of ids, not a second copy of every proxied write.

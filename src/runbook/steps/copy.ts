@@ -5,7 +5,8 @@
 import { backfill, loadCheckpoints, totalsOf } from '../../copy/backfill.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { startClosedLoop } from '../../ops/closed-loop.js';
-import type { Step } from '../context.js';
+import type { SliceCheckpoint } from '../../store/state.js';
+import type { Ctx, Step } from '../context.js';
 
 export const copyStep: Step = {
   name: 'copy',
@@ -70,8 +71,12 @@ export const copyStep: Step = {
           deadLetters: new FileDeadLetters(c.store.deadLetterPath),
           signal: c.signal,
           onProgress: (p) => c.reporter.copyProgress(p),
+          onCheckpoint: checkpointTrail(c),
           onNotice: (m) => c.reporter.warn(m),
-          onBulk: loop?.onBulk,
+          onBulk: (b) => {
+            loop?.onBulk(b);
+            c.reporter.bulk?.(b);
+          },
         }),
       );
       c.state.totals = totalsOf(cps, sourceDocs);
@@ -84,3 +89,26 @@ export const copyStep: Step = {
     return 'continue';
   },
 };
+
+/** How often a slice's checkpoint goes into the audit trail while it copies (and always when it is done). */
+const CHECKPOINT_AUDIT_MS = 30_000;
+
+/**
+ * Checkpoints into the audit trail: enough to say, from the trail alone, how far each slice had come and when,
+ * without a durable append per bulk slowing the copy.
+ */
+function checkpointTrail(c: Ctx): (cp: Readonly<SliceCheckpoint>) => void {
+  const last = new Map<number, number>();
+  return (cp) => {
+    const now = Date.now();
+    if (!cp.done && now - (last.get(cp.slice) ?? 0) < CHECKPOINT_AUDIT_MS) return;
+    last.set(cp.slice, now);
+    c.audit.record({
+      event: 'checkpoint',
+      slice: cp.slice,
+      after: cp.after,
+      copied: cp.copied,
+      done: cp.done,
+    });
+  };
+}

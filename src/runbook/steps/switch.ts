@@ -5,6 +5,7 @@
 
 import { sameCluster } from '../../cutover/aliases.js';
 import { restoreTargetSettings } from '../../cutover/target-settings.js';
+import { warmUp } from '../../cutover/warmup.js';
 import type { LoadedSpec } from '../../spec/load.js';
 import { GateError } from '../../store/errors.js';
 import { specAliasNames } from '../../verify/inspect.js';
@@ -27,6 +28,11 @@ export const switchStep: Step = {
       across
         ? `two _aliases requests on two clusters${manual}: first add ${names.join(', ')} on ${c.target.displayUrl} to ${spec.target.index}, with the options they have on the source (is_write_index, filter, routing, hidden), so nobody who moved to the target cluster finds an alias missing; then remove them from ${spec.source.index} on ${c.source.displayUrl}, so writers still on the source cluster cannot land in the old index by alias (a crash between the two: the next command finishes the removal)`
         : `one _aliases request: remove ${names.join(', ')} from the source, add them to ${spec.target.index}${manual}`,
+      ...(spec.cutover.warmup
+        ? [
+            `before it: warm-up, ${spec.warmupQueries?.length ?? 0} query(ies) run ${spec.cutover.warmup.runs} times each on ${spec.target.index} (and on the old index, for comparison); a query the new index refuses stops the switch`,
+          ]
+        : []),
       ...(c.strategy.switchNotes?.(spec) ?? []),
       ...(across && spec.cutover.mode === 'manual' ? manualSteps(spec, c) : []),
       ...(across && spec.cutover.mode !== 'manual'
@@ -50,6 +56,26 @@ export const switchStep: Step = {
       throw new GateError(
         `switch vetoed: ${veto}. Nothing was switched and the catch-up position is kept: run again once the hook allows it`,
       );
+    }
+    const warm = c.spec.cutover.warmup;
+    if (warm && c.spec.warmupQueries) {
+      const w = await warmUp(
+        {
+          source: c.source,
+          sourceIndex: c.state.sourceIndex!,
+          target: c.target,
+          targetIndex: c.spec.target.index,
+        },
+        c.spec.warmupQueries,
+        warm.runs,
+      );
+      c.state.warmup = w;
+      c.store.save(c.state);
+      c.audit.record({ event: 'warmed-up', queries: w });
+      for (const q of w)
+        c.reporter.info(
+          `warm-up query ${q.query}: new index first ${q.targetFirstMs} ms, median ${q.targetMedianMs} ms${q.sourceMedianMs === undefined ? '' : `; old index median ${q.sourceMedianMs} ms`}`,
+        );
     }
     // Time has passed since the copy was proven: prove it again right before a manual switch.
     if (c.cutoverNow && c.spec.verify.mode !== 'off') await proveAndJudge(c, 'before the switch');
