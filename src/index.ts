@@ -52,3 +52,4 @@ export type { MigrationState } from './store/state.js';
 export { type Facts, PreflightRefused } from './verify/inspect.js';
 export { type Finding, formatFindings } from './verify/preflight.js';
 export { formatProof, type ProofReport } from './verify/proof.js';
+export { describeSourceWrites, type SourceWrites } from './verify/source-writes.js';

@@ -5,6 +5,7 @@ import { type Command, Option } from 'commander';
 import {
   control,
   createReporter,
+  describeSourceWrites,
   EXIT,
   formatDoctor,
   formatFindings,
@@ -378,6 +379,21 @@ export function registerCommands(program: Command): void {
       });
     },
   );
+
+  withStateDir(
+    program
+      .command('source-writes <spec>')
+      .description(
+        'after a manual cutover across clusters: is the old index still written to? (exit 3 while it is)',
+      )
+      .addOption(new Option('--seconds <n>', 'how long to watch the counters').default('5')),
+  ).action(async (spec: string, opts: Raw, cmd: Command) => {
+    await withMigration(spec, opts, async (m) => {
+      const w = await m.sourceWrites(Number(opts.seconds), abortOnSignals().signal);
+      out(globalJson(cmd) ? JSON.stringify(w) : describeSourceWrites(w, m.source.displayUrl));
+      if (w.operations > 0 || w.strays.length > 0) process.exitCode = EXIT.gateRefused;
+    });
+  });
 
   withStateDir(
     program

@@ -13,7 +13,7 @@ import type { Cluster } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
 import { delaypoint, failpoint } from '../ops/failpoints.js';
 import type { AliasRecord } from '../store/state.js';
-import { moveActions } from './aliases.js';
+import { sendSwitch } from './aliases.js';
 import { type GuardSpec, startFreezeGuard } from './freeze-guard.js';
 
 export const WRITE_BLOCK = 'index.blocks.write';
@@ -33,8 +33,6 @@ export interface FreezeOptions {
   markFrozen: (frozen: boolean) => void;
   /** documents of the source expected on the target (timestamp capture: not soft-deleted) */
   sourceCountQuery?: unknown;
-  /** the cluster holding the aliases (default: the source's) */
-  aliasCluster?: Cluster;
   /** called under the freeze right before the alias request: the last moment both sides are equal */
   beforeSwitch?: () => Promise<void>;
   /**
@@ -168,9 +166,15 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
     left();
     failpoint('freeze.before-switch');
     await within(o.beforeSwitch?.() ?? Promise.resolve(), cut.signal);
-    // The alias request is never abandoned: once sent it may land, and it must land before the lift.
+    // The alias request is never abandoned: once sent it may land, and it must land before the lift. Across
+    // clusters it is two requests (add on the arriving cluster, then remove from the frozen index: sendSwitch),
+    // both under the freeze, so no write reaches the frozen index by alias after its last change was applied.
     left();
-    await (o.aliasCluster ?? o.source).updateAliases(moveActions(o.aliases, o.sourceIndex, o.targetIndex));
+    await sendSwitch(
+      o.aliases,
+      { cluster: o.source, index: o.sourceIndex },
+      { cluster: o.target, index: o.targetIndex },
+    );
     rec.switched = true;
     mark('aliases');
     failpoint('freeze.after-switch');

@@ -25,7 +25,7 @@ import type { ProxyFleet } from '../proxy/attach.js';
 import { type HoldGranted, type HoldRecord, HoldRefused, type ProxyInfo } from '../proxy/control.js';
 import type { JournalPos } from '../proxy/journal.js';
 import { GateError } from '../store/errors.js';
-import { aliasPlacement, moveActions } from './aliases.js';
+import { aliasPlacement, migrationEnds, moveAliases, sendSwitch } from './aliases.js';
 import { freezeAndSwitch } from './freeze.js';
 import { guardFor } from './freeze-guard.js';
 
@@ -62,12 +62,22 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
   const records = c.state.aliases?.records ?? [];
   const sourceIndex = c.state.sourceIndex!;
   const targetIndex = c.spec.target.index;
-  const where = await aliasPlacement(c.source, records, sourceIndex, targetIndex);
+  const ends = migrationEnds(c);
+  let where = await aliasPlacement(records, ends.source, ends.target);
+  if (where.placement === 'half') {
+    // Across clusters a run ended between adding the aliases on the target cluster and removing them from the
+    // source: the switch was decided under the hold (its alias request was sent), so it is finished.
+    await moveAliases(records, ends.source, ends.target);
+    c.audit.record({ event: 'aliases-switch-finished', from: sourceIndex, to: targetIndex });
+    where = await aliasPlacement(records, ends.source, ends.target);
+  }
   // A run that ended between its alias request and the record of that hold left the record unfinished.
-  const unanswered = where.placement !== 'mixed' && p.sync.settleUnansweredHold(where.placement === 'to');
+  const unanswered =
+    (where.placement === 'from' || where.placement === 'to') &&
+    p.sync.settleUnansweredHold(where.placement === 'to');
   if (unanswered) c.audit.record({ event: 'hold', ...unanswered });
   if (where.placement === 'to') return 'already';
-  if (where.placement === 'mixed')
+  if (where.placement !== 'from')
     throw new GateError(
       `aliases are not where cutover left them (${where.detail}); someone changed them: fix by hand, then rerun`,
     );
@@ -312,7 +322,8 @@ async function holdOnce(
         throw new Abort(`hold budget of ${budget} ms nearly spent before the alias request`);
       aliasRequestSent();
       const aliasFrom = Date.now();
-      await c.source.updateAliases(moveActions(records, sourceIndex, targetIndex));
+      const ends = migrationEnds(c);
+      await sendSwitch(records, ends.source, ends.target);
       rep.aliasMs = Date.now() - aliasFrom;
     }
     rep.switched = true;

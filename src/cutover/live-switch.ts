@@ -10,7 +10,7 @@ import type { Cluster } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
 import { every } from '../ops/every.js';
 import { GateError } from '../store/errors.js';
-import { aliasPlacement } from './aliases.js';
+import { aliasPlacement, migrationEnds } from './aliases.js';
 import { freezeAndSwitch } from './freeze.js';
 import { guardFor } from './freeze-guard.js';
 
@@ -26,11 +26,14 @@ export async function convergeAndSwitch(
   const records = c.state.aliases?.records ?? [];
   const sourceIndex = c.state.sourceIndex!;
   const targetIndex = c.spec.target.index;
-  const where = await aliasPlacement(c.source, records, sourceIndex, targetIndex);
+  const ends = migrationEnds(c);
+  const where = await aliasPlacement(records, ends.source, ends.target);
   // A crash after the alias request: the application writes to the target now, and a source change copied
   // after the swap could beat a newer application write. Nothing more is read from the source.
   if (where.placement === 'to') return 'already';
-  if (where.placement === 'mixed')
+  // 'half' (across clusters, stopped between the add and the remove) is finished before the stale freeze is
+  // lifted (Migration.liftStaleFreeze), so it is not met here; anything but 'from' is someone else's change.
+  if (where.placement !== 'from')
     throw new GateError(
       `aliases are not where cutover left them (${where.detail}); someone changed them: fix by hand, then rerun`,
     );
@@ -153,7 +156,6 @@ export async function switchWhenConverged(c: CaptureContext, p: SwitchPlan): Pro
       sourceIndex: p.from.index,
       targetIndex: p.to.index,
       aliases: records,
-      aliasCluster: c.source,
       capture: p.capture,
       budgetMs: budget,
       attempt: p.capture.snapshot.freezes.length + 1,

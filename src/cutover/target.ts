@@ -2,6 +2,7 @@
 import type { Cluster } from '../cluster/client.js';
 import { canonicalJson, isObj, type Obj } from '../store/json.js';
 import type { TemporarySettings } from '../store/state.js';
+import { type Translation, translateBody } from './translate.js';
 
 export function deepMerge(base: Obj, over: Obj): Obj {
   const out: Obj = { ...base };
@@ -53,15 +54,22 @@ export function copyableSettings(flat: Obj): Obj {
 export interface TargetBody {
   settings: Obj;
   mappings: Obj;
+  /** what was changed for the target's version (translate.ts), for `plan`; empty when nothing was */
+  translations?: Translation[];
 }
 
+/**
+ * The target index body: the spec's mappings/settings, or the source's (copyable settings only); translated for
+ * the target's version and distribution (translate.ts); then the spec's overrides, which have the last word.
+ */
 export async function desiredTargetBody(
   source: Cluster,
+  target: Cluster,
   sourceIndex: string,
   spec: {
     targetMappings?: Obj;
     targetSettings?: Obj;
-    target: { mappingOverrides?: Obj; settingOverrides?: Obj };
+    target: { mappingOverrides?: Obj; settingOverrides?: Obj; translate?: { keep: string[] } };
   },
 ): Promise<TargetBody> {
   let mappings = spec.targetMappings;
@@ -71,10 +79,13 @@ export async function desiredTargetBody(
     const flat = Object.values(await source.getSettings(sourceIndex))[0]?.settings ?? {};
     settings = nestSettings(copyableSettings(flat));
   }
+  const t = translateBody({ settings, mappings }, await target.capabilities(), spec.target.translate?.keep);
+  settings = t.settings;
+  mappings = t.mappings;
   if (spec.target.mappingOverrides) mappings = deepMerge(mappings, spec.target.mappingOverrides);
   if (spec.target.settingOverrides)
     settings = deepMerge(settings, nestSettings(spec.target.settingOverrides));
-  return { settings, mappings };
+  return { settings, mappings, translations: t.translations };
 }
 
 /** Canonical JSON (sorted keys) for comparing mappings. */

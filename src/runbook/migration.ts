@@ -10,7 +10,7 @@ import { captureStrategy } from '../capture/strategies/index.js';
 import { Cluster } from '../cluster/client.js';
 import { loadCheckpoints, totalsOf } from '../copy/backfill.js';
 import { loadTransform, type TransformFn } from '../copy/transform.js';
-import { aliasPlacement } from '../cutover/aliases.js';
+import { aliasPlacement, migrationEnds, moveAliases, resolveIndex } from '../cutover/aliases.js';
 import { type WriteBlockStatus, writeBlockStatus } from '../cutover/block-status.js';
 import { liftWriteBlock } from '../cutover/freeze.js';
 import { guardLiftOf } from '../cutover/freeze-guard.js';
@@ -30,9 +30,17 @@ import { AuditLog } from '../store/audit.js';
 import { GateError, Interrupted, PreflightError } from '../store/errors.js';
 import { acquireLock, heldByLiveProcess, type Lock, lockOwner } from '../store/lock.js';
 import { type MigrationState, newState, StateStore } from '../store/state.js';
-import { type Facts, inspect, refuseOn, runSample, sampleFinding } from '../verify/inspect.js';
+import {
+  type Facts,
+  inspect,
+  refuseOn,
+  runSample,
+  sampleFinding,
+  specAliasNames,
+} from '../verify/inspect.js';
 import type { Finding } from '../verify/preflight.js';
 import type { ProofReport } from '../verify/proof.js';
+import { type SourceWrites, sourceWrites } from '../verify/source-writes.js';
 import type { Ctx } from './context.js';
 import { runProof } from './proof-gate.js';
 import { redriveDeadLetters } from './redrive.js';
@@ -183,7 +191,7 @@ export class Migration {
       this.spec.copy.sampleSize > 0 &&
       state.createdTarget !== false
     ) {
-      const body = await desiredTargetBody(this.source, state.sourceIndex!, this.spec);
+      const body = await desiredTargetBody(this.source, this.target, state.sourceIndex!, this.spec);
       sample = sampleFinding(await runSample(c, state.sourceIndex!, body), this.spec);
       refuseOn([sample], !!opts.force);
     }
@@ -352,6 +360,22 @@ export class Migration {
     if (!state.frozen) return;
     const f = state.frozen;
     const cluster = f.side === 'source' ? this.source : this.target;
+    const ends = migrationEnds({ source: this.source, target: this.target, state, spec: this.spec });
+    const [from, to] = f.side === 'source' ? [ends.source, ends.target] : [ends.target, ends.source];
+    const records = state.aliases?.records ?? [];
+    let where = await aliasPlacement(records, from, to);
+    if (where.placement === 'half') {
+      // Across clusters the run was stopped between adding the aliases on the arriving cluster and removing them
+      // from the frozen index. Everything before the add was done under this freeze (last changes applied,
+      // counts compared), so the switch is finished before the block goes: no write lands on the old index by
+      // alias in between.
+      await moveAliases(records, from, to);
+      this.audit.record({ event: 'aliases-switch-finished', from: from.index, to: to.index });
+      reporter.warn(
+        `the stopped run had added ${records.map((r) => r.alias).join(', ')} on ${to.cluster.displayUrl} but not yet removed them from ${from.index}; finished that before lifting the write block`,
+      );
+      where = await aliasPlacement(records, from, to);
+    }
     await liftWriteBlock(cluster, f.index);
     // The writers were refused from the block until now: that freeze is reported as it really was.
     const started = f.startedAt ? Date.parse(f.startedAt) : Date.now();
@@ -359,11 +383,6 @@ export class Migration {
     const until = guard
       ? `its freeze guard lifted the block at ${guard.at}`
       : 'the block stayed until this run lifted it';
-    const [from, to] =
-      f.side === 'source'
-        ? [state.sourceIndex!, this.spec.target.index]
-        : [this.spec.target.index, state.sourceIndex!];
-    const where = await aliasPlacement(this.source, state.aliases?.records ?? [], from, to);
     const path = f.side === 'source' ? this.store.capturePath : this.store.revertPath;
     const capture = readJson<CaptureState>(path);
     if (capture) {
@@ -412,7 +431,8 @@ export class Migration {
         throw new PreflightError(`migration ${this.spec.name} has not started: nothing to roll back`);
       await this.liftStaleFreeze(state, reporter);
       const records = state.aliases?.records ?? [];
-      const where = await aliasPlacement(this.source, records, state.sourceIndex, this.spec.target.index);
+      const ends = migrationEnds({ source: this.source, target: this.target, state, spec: this.spec });
+      const where = await aliasPlacement(records, ends.source, ends.target);
       const c = this.context(state, await loadTransform(this.spec.transformPath), opts);
       if (records.length === 0 || (where.placement === 'from' && !state.cutoverAt)) {
         await restoreTargetSettings(c);
@@ -463,12 +483,8 @@ export class Migration {
           `cleanup deletes index "${state.sourceIndex}": confirm with --confirm-delete ${state.sourceIndex}`,
         );
       }
-      const where = await aliasPlacement(
-        this.source,
-        state.aliases?.records ?? [],
-        state.sourceIndex,
-        this.spec.target.index,
-      );
+      const ends = migrationEnds({ source: this.source, target: this.target, state, spec: this.spec });
+      const where = await aliasPlacement(state.aliases?.records ?? [], ends.source, ends.target);
       if ((state.aliases?.records.length ?? 0) > 0 && where.placement !== 'to') {
         throw new GateError(
           `cleanup: aliases do not all point at the target (${where.detail}); refusing to delete ${state.sourceIndex}`,
@@ -550,6 +566,20 @@ export class Migration {
       lastError: s.phase === 'failed' ? s.lastError : undefined,
       warnings,
     };
+  }
+
+  /**
+   * The writes the old index receives over `seconds` (its primaries' counters), and indices writers auto-created
+   * on the source cluster under an alias name: after a manual cutover across clusters, 0 means the application
+   * has moved. Changes nothing.
+   */
+  async sourceWrites(seconds = 5, signal?: AbortSignal): Promise<SourceWrites> {
+    if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
+      throw new PreflightError('source-writes: --seconds must be a number of seconds between 0 and 600');
+    const state = this.state();
+    const index =
+      state.sourceIndex ?? (await resolveIndex(this.source, this.spec.source.index, 'source.index'));
+    return sourceWrites(this.source, index, specAliasNames(this.spec), seconds, signal);
   }
 
   /**

@@ -76,6 +76,27 @@ export const specSchema = z.strictObject({
       .describe('deep-merged into the mappings (e.g. a changed field type)'),
     settingOverrides: jsonObject.optional().describe('deep-merged into the settings (e.g. number_of_shards)'),
     reuse: z.boolean().default(false).describe('accept an existing target whose mappings match'),
+    translate: z
+      .strictObject({
+        keep: z
+          .array(
+            z.enum([
+              '_type',
+              '_field_names',
+              'index.soft_deletes.enabled',
+              'index.max_adjacency_matrix_filters',
+              'index.frozen',
+              'index.search.throttled',
+              'index.mapping.single_type',
+            ]),
+          )
+          .default([])
+          .describe(
+            'translations of the source body for the target version that are not wanted (plan lists each one it makes); the target may then refuse the body, and preflight says so',
+          ),
+      })
+      .prefault({})
+      .describe('what cutover changes in the source mappings/settings so the target version accepts them'),
   }),
   aliases: z
     .strictObject({

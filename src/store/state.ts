@@ -9,6 +9,7 @@ import { readJson, writeJsonAtomic } from './atomic-file.js';
 export interface AliasRecord {
   alias: string;
   isWriteIndex?: boolean;
+  isHidden?: boolean;
   filter?: unknown;
   routing?: string;
   indexRouting?: string;

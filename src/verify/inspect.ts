@@ -5,14 +5,17 @@
 import type { CaptureStrategy } from '../capture/strategy.js';
 import type { Cluster } from '../cluster/client.js';
 import type { TransformFn } from '../copy/transform.js';
-import { inspectAliases, resolveIndex } from '../cutover/aliases.js';
+import { inspectAliases, resolveIndex, sameCluster } from '../cutover/aliases.js';
 import { canonical, desiredTargetBody, firstDifference, type TargetBody } from '../cutover/target.js';
 import type { LoadedSpec } from '../spec/load.js';
 import { PreflightError } from '../store/errors.js';
 import type { AliasRecord } from '../store/state.js';
+import { autoCreateRisk, targetAliasNamesFree, translationFindings, versionGap } from './cross-cluster.js';
 import { explainLifecycle, lifecycleFindings, lifecycleSettings } from './lifecycle.js';
 import { blocking, type Finding, formatFindings, preflight, privileges } from './preflight.js';
 import { type SampleResult, sampleDryRun } from './sample.js';
+import { targetAccepts } from './target-accepts.js';
+import { findViolators, violatorFindings } from './violators.js';
 
 export interface Facts {
   sourceIndex: string;
@@ -65,8 +68,11 @@ export async function inspect(c: InspectInput): Promise<Facts> {
       `source: ${caps.distribution} ${caps.version} does not return _seq_no on hits; cutover needs it for versioned copies`,
     );
   const targetCaps = await c.target.capabilities();
-  const body = await desiredTargetBody(c.source, sourceIndex, c.spec);
+  const body = await desiredTargetBody(c.source, c.target, sourceIndex, c.spec);
   const targetReused = await reusableTarget(c, body);
+  const across = !sameCluster(c.source, c.target);
+  // The target must take the body before a sample (or the copy) tries to: a refusal is named here, exit 2.
+  const accepts = targetReused ? [] : await targetAccepts(c.target, sampleIndexOf(c.spec.target.index), body);
   const sourceMappings = Object.values(await c.source.getMapping(sourceIndex))[0]?.mappings ?? {};
   const settings = Object.values(await c.source.getSettings(sourceIndex))[0]?.settings ?? {};
   const strategyFindings = await c.strategy.preflight({
@@ -77,6 +83,11 @@ export async function inspect(c: InspectInput): Promise<Facts> {
   });
   const findings: Finding[] = [
     ...priv,
+    versionGap(caps, targetCaps, !across),
+    ...translationFindings(body.translations ?? []),
+    ...accepts,
+    ...(across ? await targetAliasNamesFree(c.target, aliasNames) : []),
+    ...(across ? await autoCreateRisk(c.source, c.spec.aliases?.write) : []),
     ...lifecycleFindings(await explainLifecycle(c.source, sourceIndex), sourceIndex),
     ...(await preflight({
       source: c.source,
@@ -88,8 +99,12 @@ export async function inspect(c: InspectInput): Promise<Facts> {
       targetBody: body,
     })),
     ...strategyFindings,
+    ...violatorFindings(await findViolators(c.source, sourceIndex, sourceMappings, body.mappings), {
+      maxDeadLetters: c.spec.copy.maxDeadLetters,
+      transform: !!c.spec.transformPath,
+    }),
   ];
-  if (c.sample && c.spec.copy.sampleSize > 0 && !targetReused)
+  if (c.sample && c.spec.copy.sampleSize > 0 && !targetReused && blocking(accepts, false).length === 0)
     findings.push(sampleFinding(await runSample(c, sourceIndex, body), c.spec));
   refuseOn(findings, !!c.force);
   return {

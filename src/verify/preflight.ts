@@ -249,7 +249,9 @@ function mappingFindings(p: PreflightInput): Finding[] {
     severity: c.class === 'breaking' ? ('warn' as const) : ('info' as const),
     message: `${c.path}: ${c.change} [${c.class}]`,
     action:
-      c.class === 'breaking' ? 'the sample dry run shows whether real documents are rejected' : undefined,
+      c.class === 'breaking'
+        ? 'a narrowed type is checked on every source document by query (violators); the sample dry run shows the rest'
+        : undefined,
   }));
 }
 

@@ -5,7 +5,7 @@
  * until the switch. Updates or deletes would be lost, so preflight checks the source was only appended to.
  */
 import type { Cluster } from '../../cluster/client.js';
-import { moveAliases } from '../../cutover/aliases.js';
+import { migrationEnds, moveAliases } from '../../cutover/aliases.js';
 import { COPY_SETTINGS } from '../../cutover/target.js';
 import type { LoadedSpec } from '../../spec/load.js';
 import { PreflightError } from '../../store/errors.js';
@@ -51,7 +51,8 @@ export function appendOnlyCapture(spec: LoadedSpec): CaptureStrategy {
         ],
         async run(c) {
           const write = (c.state.aliases?.records ?? []).filter((r) => r.alias === c.spec.aliases?.write);
-          const r = await moveAliases(c.source, write, c.state.sourceIndex!, c.spec.target.index);
+          const { source, target } = migrationEnds(c);
+          const r = await moveAliases(write, source, target);
           c.audit.record({ event: 'write-alias-moved', alias: c.spec.aliases?.write, result: r });
           return 'continue';
         },

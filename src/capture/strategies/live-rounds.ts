@@ -5,7 +5,7 @@
  * changes (by `_seq_no`, or by a timestamp field) and in their preflight.
  */
 
-import { aliasPlacement, moveAliases } from '../../cutover/aliases.js';
+import { aliasPlacement, migrationEnds, moveAliases } from '../../cutover/aliases.js';
 import { convergeAndSwitch } from '../../cutover/live-switch.js';
 import { drainedRollback, keepOldIndexInSync, revertWindowOpen } from '../../cutover/revert-window.js';
 import { COPY_SETTINGS } from '../../cutover/target.js';
@@ -166,7 +166,8 @@ export function liveRounds(spec: LoadedSpec, m: LiveMode): CaptureStrategy {
 
     async rollBack(c) {
       const records = c.state.aliases?.records ?? [];
-      const where = await aliasPlacement(c.source, records, c.state.sourceIndex!, c.spec.target.index);
+      const ends = migrationEnds(c);
+      const where = await aliasPlacement(records, ends.source, ends.target);
       if (where.placement === 'to' && revertWindowOpen(c)) {
         const f = await drainedRollback(c, capture(c));
         c.audit.record({ event: 'rollback-drained', freezeMs: f.durationMs });
@@ -176,7 +177,7 @@ export function liveRounds(spec: LoadedSpec, m: LiveMode): CaptureStrategy {
         c.reporter.warn(
           `writes made on ${c.spec.target.index} since the switch at ${c.state.cutoverAt} are not on ${c.state.sourceIndex} (no revert window open): readers lose sight of them`,
         );
-      return moveAliases(c.source, records, c.spec.target.index, c.state.sourceIndex!);
+      return moveAliases(records, ends.target, ends.source);
     },
   };
 }

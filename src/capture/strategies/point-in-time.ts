@@ -3,7 +3,7 @@
  * freeze, and a rollback moves them back; writes made on the target since are not copied back.
  */
 
-import { moveAliases } from '../../cutover/aliases.js';
+import { migrationEnds, moveAliases } from '../../cutover/aliases.js';
 import { COPY_SETTINGS } from '../../cutover/target.js';
 import type { CaptureContext, CaptureStrategy } from '../strategy.js';
 
@@ -33,14 +33,17 @@ export const pointInTime: Shared = {
   captureDeadLetters: () => 0,
   proofCompanion: () => undefined,
   copySettings: () => COPY_SETTINGS,
-  switchAliases: (c) =>
-    moveAliases(c.source, c.state.aliases?.records ?? [], c.state.sourceIndex!, c.spec.target.index),
+  switchAliases: (c) => {
+    const { source, target } = migrationEnds(c);
+    return moveAliases(c.state.aliases?.records ?? [], source, target);
+  },
   rollBack: (c: CaptureContext) => {
     if (c.state.cutoverAt)
       c.reporter.warn(
         `writes made on ${c.spec.target.index} since the switch at ${c.state.cutoverAt} are not on ${c.state.sourceIndex}: readers lose sight of them`,
       );
-    return moveAliases(c.source, c.state.aliases?.records ?? [], c.spec.target.index, c.state.sourceIndex!);
+    const { source, target } = migrationEnds(c);
+    return moveAliases(c.state.aliases?.records ?? [], target, source);
   },
   revertWindowOpen: () => false,
 };

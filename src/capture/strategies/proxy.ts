@@ -8,7 +8,7 @@
 
 import { sleep } from '../../cluster/retry.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
-import { aliasPlacement, moveAliases } from '../../cutover/aliases.js';
+import { aliasPlacement, migrationEnds, moveAliases } from '../../cutover/aliases.js';
 import { holdAndSwitch } from '../../cutover/hold-switch.js';
 import { keepOldIndexInSync, revertWindowOpen } from '../../cutover/revert-window.js';
 import { COPY_SETTINGS } from '../../cutover/target.js';
@@ -307,12 +307,13 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
 
     async rollBack(c) {
       const records = c.state.aliases?.records ?? [];
-      const where = await aliasPlacement(c.source, records, c.state.sourceIndex!, c.spec.target.index);
+      const ends = migrationEnds(c);
+      const where = await aliasPlacement(records, ends.source, ends.target);
       if (where.placement === 'to' && c.state.cutoverAt)
         c.reporter.warn(
           `writes made on ${c.spec.target.index} since the switch at ${c.state.cutoverAt} are not on ${c.state.sourceIndex}${revertWindowOpen(c) ? ' unless the revert window copied them' : ' (no revert window open)'}: readers may lose sight of them`,
         );
-      return moveAliases(c.source, records, c.spec.target.index, c.state.sourceIndex!);
+      return moveAliases(records, ends.target, ends.source);
     },
   };
 }

@@ -45,7 +45,7 @@ export const sampleStep: Step = {
         ],
   async run(c) {
     if (c.spec.copy.sampleSize === 0 || c.state.createdTarget === false) return 'continue';
-    const body = await desiredTargetBody(c.source, c.state.sourceIndex!, c.spec);
+    const body = await desiredTargetBody(c.source, c.target, c.state.sourceIndex!, c.spec);
     const r = await runSample(c, c.state.sourceIndex!, body);
     c.audit.record({ event: 'sampled', sampled: r.sampled, rejected: r.rejected.length });
     const finding = sampleFinding(r, c.spec);
@@ -68,7 +68,7 @@ export const createTargetStep: Step = {
         ],
   async run(c) {
     if (c.state.createdTarget === false) return 'continue';
-    const body = await desiredTargetBody(c.source, c.state.sourceIndex!, c.spec);
+    const body = await desiredTargetBody(c.source, c.target, c.state.sourceIndex!, c.spec);
     if (await c.target.indexExists(c.spec.target.index)) {
       // Only reachable after a crash between the create and the state write: it is ours if the mappings match.
       const existing = Object.values(await c.target.getMapping(c.spec.target.index))[0]?.mappings ?? {};
@@ -77,7 +77,7 @@ export const createTargetStep: Step = {
           `target.index: "${c.spec.target.index}" appeared with other mappings (${firstDifference(existing, body.mappings)})`,
         );
     } else {
-      await c.target.createIndex(c.spec.target.index, body);
+      await c.target.createIndex(c.spec.target.index, { settings: body.settings, mappings: body.mappings });
       failpoint('target.after-create');
     }
     c.state.createdTarget = true;
