@@ -71,8 +71,6 @@ export async function inspect(c: InspectInput): Promise<Facts> {
   const body = await desiredTargetBody(c.source, c.target, sourceIndex, c.spec);
   const targetReused = await reusableTarget(c, body);
   const across = !sameCluster(c.source, c.target);
-  // The target must take the body before a sample (or the copy) tries to: a refusal is named here, exit 2.
-  const accepts = targetReused ? [] : await targetAccepts(c.target, sampleIndexOf(c.spec.target.index), body);
   const sourceMappings = Object.values(await c.source.getMapping(sourceIndex))[0]?.mappings ?? {};
   const settings = Object.values(await c.source.getSettings(sourceIndex))[0]?.settings ?? {};
   const strategyFindings = await c.strategy.preflight({
@@ -81,11 +79,12 @@ export async function inspect(c: InspectInput): Promise<Facts> {
     sourceMappings,
     settings,
   });
-  const findings: Finding[] = [
+  const head: Finding[] = [
     ...priv,
     versionGap(caps, targetCaps, !across),
     ...translationFindings(body.translations ?? []),
-    ...accepts,
+  ];
+  const rest: Finding[] = [
     ...(across ? await targetAliasNamesFree(c.target, aliasNames) : []),
     ...(across ? await autoCreateRisk(c.source, c.spec.aliases?.write) : []),
     ...lifecycleFindings(await explainLifecycle(c.source, sourceIndex), sourceIndex),
@@ -104,6 +103,13 @@ export async function inspect(c: InspectInput): Promise<Facts> {
       transform: !!c.spec.transformPath,
     }),
   ];
+  // The target must take the body before a sample (or the copy) tries to: a refusal is named here, exit 2. The
+  // scratch index is a write: it is made only once nothing read so far refuses (a red cluster, a privilege).
+  const accepts =
+    targetReused || blocking([...head, ...rest], !!c.force).length > 0
+      ? []
+      : await targetAccepts(c.target, sampleIndexOf(c.spec.target.index), body);
+  const findings: Finding[] = [...head, ...accepts, ...rest];
   if (c.sample && c.spec.copy.sampleSize > 0 && !targetReused && blocking(accepts, false).length === 0)
     findings.push(sampleFinding(await runSample(c, sourceIndex, body), c.spec));
   refuseOn(findings, !!c.force);

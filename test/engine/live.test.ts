@@ -259,10 +259,12 @@ for (const kind of (['es8', 'es9', 'os3'] as const).filter((k) => EXPECTED.inclu
     it('stops freezing in vain once the scan did not fit, and switches when deletes pause', async () => {
       // The id scan is made slower than the freeze budget (a delay point per page: a large index without the
       // large index), and the application deletes all the time.
-      const slowScan = { CUTOVER_FAILPOINTS: 'reconcile.page:sleep1200' };
+      // Budget and delay with headroom for a loaded machine: a freeze must reach its counts within the budget for
+      // the pending deletes to be seen at all, and the scan must still not fit.
+      const slowScan = { CUTOVER_FAILPOINTS: 'reconcile.page:sleep4000' };
       const s = await scenario(kind, 800, {
         capture: { strategy: 'seqno', tailIntervalMs: 100 },
-        cutover: { freezeBudgetMs: 1000, maxFreezeAttempts: 4 },
+        cutover: { freezeBudgetMs: 3000, maxFreezeAttempts: 4 },
       });
       let stop = false;
       let deletes = true;
@@ -301,7 +303,10 @@ for (const kind of (['es8', 'es9', 'os3'] as const).filter((k) => EXPECTED.inclu
       await app.done;
       assert.equal(r.code, 0, r.stderr.slice(-2000));
       const after = readFreezes().slice(freezes.length);
-      assert.ok(after.length <= 2, JSON.stringify(after));
+      // At most the first try still meets deletes made before they paused (they are then found outside a freeze);
+      // a try cut short by the budget on a loaded machine is not what this test is about.
+      assert.ok(after.filter((f) => (f.pendingDeletes ?? 0) > 0).length <= 1, JSON.stringify(after));
+      assert.ok(after.length <= 4, JSON.stringify(after));
       assert.equal(after.at(-1)?.switched, true);
       assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
       assert.deepEqual(app.log.otherFailures.slice(0, 5), []);
