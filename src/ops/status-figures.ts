@@ -4,6 +4,7 @@
  * (displayUrl) and figures go in here: never a credential, a header or a document.
  */
 
+import type { CopyTotals } from '../store/state.js';
 export interface SliceFigures {
   slice: number;
   /** documents of this slice handled so far: copied, conflicts, dropped by the transform, dead letters */
@@ -12,14 +13,8 @@ export interface SliceFigures {
   done: boolean;
 }
 
-export interface CopyFigures {
-  sourceDocs: number;
-  copied: number;
-  conflicts: number;
-  dropped: number;
-  deadLetters: number;
-  bytes: number;
-  retries: number;
+/** The copy's totals as the state keeps them, with each slice's progress. */
+export interface CopyFigures extends CopyTotals {
   slices: SliceFigures[];
 }
 
