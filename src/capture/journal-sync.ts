@@ -74,6 +74,11 @@ export interface JournalSyncState {
   /** ms from journaling the oldest entry of a batch to the target's acknowledgement of the batch, recent batches */
   lags: number[];
   holds: HoldReport[];
+  /**
+   * Proxies whose journal life is open (a start, or any entry, without a stop since): `open`, or `vanished` once
+   * a reconcile was demanded because no live proxy answers to that id. Absent in states written before it.
+   */
+  lives?: Record<string, 'open' | 'vanished'>;
 }
 
 export interface JournalSyncOptions {
@@ -130,10 +135,44 @@ export class JournalSync {
     return this.state;
   }
 
-  /** Start reading at the journal's current end: called before the copy opens its point in time. */
-  async startAtEnd(): Promise<void> {
+  /**
+   * Start reading at the journal's current end: called before the copy opens its point in time, with the
+   * proxies alive then (their lives began before this position, so their start entries will never be read).
+   */
+  async startAtEnd(live: readonly string[] = []): Promise<void> {
     this.state.pos = await this.o.reader.end();
+    this.state.lives = Object.fromEntries(live.map((id) => [id, 'open' as const]));
     this.save();
+  }
+
+  /**
+   * Proxies whose journal life is open but that are not among `live`: each may have answered a write and died
+   * before its entry was durable. Read after a pass to the journal's end, so a clean stop is not mistaken.
+   */
+  vanished(live: readonly string[]): string[] {
+    return Object.entries(this.state.lives ?? {})
+      .filter(([id, s]) => s === 'open' && !live.includes(id))
+      .map(([id]) => id);
+  }
+
+  /** Demand a reconcile for proxies found vanished (once per life: a later entry from one reopens it). */
+  proxiesVanished(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    this.state.lives ??= {};
+    const lives = this.state.lives;
+    for (const id of ids) lives[id] = 'vanished';
+    this.demand(
+      this.state.pos.seq,
+      `write prox${ids.length === 1 ? 'y' : 'ies'} ${ids.join(', ')} stopped without closing the journal and did not come back: a write answered just before may not be journaled`,
+    );
+    this.save();
+  }
+
+  private noteLife(proxy: string, kind: string): void {
+    this.state.lives ??= {};
+    const lives = this.state.lives;
+    if (kind === 'stop') delete lives[proxy];
+    else lives[proxy] = 'open';
   }
 
   get reconcileNeeded(): ReconcileDemand | undefined {
@@ -212,6 +251,7 @@ export class JournalSync {
       for (const e of batch.entries) {
         if (upTo && e.seq > upTo.seq) break;
         this.state.entries++;
+        this.noteLife(e.proxy, e.kind);
         oldest = Math.min(oldest, e.at);
         if (e.kind === 'reconcile') {
           if (e.index === undefined || this.concerns(e.index)) this.demand(e.seq, e.why, e.task);

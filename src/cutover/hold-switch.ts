@@ -110,6 +110,20 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
       continue;
     }
     const proxies = await p.fleet.live();
+    const ids = proxies.map((x) => x.id);
+    if (p.sync.vanished(ids).length > 0) {
+      // Read to the end first: a proxy that stopped cleanly has its stop entry there.
+      await p.sync.sync(undefined, c.signal);
+      const gone = p.sync.vanished(ids);
+      if (gone.length > 0) {
+        c.reporter.warn(
+          `write prox${gone.length === 1 ? 'y' : 'ies'} ${gone.join(', ')} ended without closing the journal and did not come back: every id is reconciled before the switch`,
+        );
+        p.sync.proxiesVanished(gone);
+        c.audit.record({ event: 'proxy-vanished', proxies: gone });
+      }
+      continue;
+    }
     if (proxies.length === 0) {
       // A proxy restarting (deploy, crash) is gone for seconds: catch-up goes on while the run waits for it.
       noProxySince ??= Date.now();
@@ -251,14 +265,17 @@ async function holdOnce(
     mark('drain');
     // Safety net: writers that bypass the proxies are not held; what they changed so far is applied now.
     // (alone: the journal was just drained up to the hold; nothing proxied can have been added since)
-    // The source refresh for the counts runs beside it (the proxied writes drained above may not be visible yet).
+    // The refreshes for the counts run beside it (the proxied writes drained above may not be visible yet); the
+    // target is refreshed again below only if the round wrote to it.
     const [round] = await timed(() =>
       Promise.all([
         p.capture.round(undefined, cut.signal, { alone: true }),
         p.exactCounts ? c.source.refresh(sourceIndex) : Promise.resolve(),
+        p.exactCounts ? c.target.refresh(targetIndex) : Promise.resolve(),
       ]),
     );
-    rep.syncedInHold += round.result.written + round.result.deleted;
+    const roundWrote = round.result.written + round.result.deleted;
+    rep.syncedInHold += roundWrote;
     mark('final-round');
     if (p.sync.reconcileNeeded)
       throw new Abort(`the journal asks for a reconcile (${p.sync.reconcileNeeded.why})`);
@@ -299,7 +316,7 @@ async function holdOnce(
     } else {
       if (p.exactCounts) {
         const [source, target] = await timed(async () => {
-          await c.target.refresh(targetIndex);
+          if (roundWrote > 0) await c.target.refresh(targetIndex);
           const [all, tgt, dropped] = await Promise.all([
             c.source.count(sourceIndex),
             c.target.count(targetIndex),

@@ -22,6 +22,11 @@ export async function delaypoint(name: string, signal?: AbortSignal): Promise<vo
 }
 const hits = new Map<string, number>();
 
+/** Whether `name` is set to kill: lets a caller reach the exact moment first (an answer on the wire). */
+export function armed(name: string): boolean {
+  return spec.has(name);
+}
+
 export function failpoint(name: string): void {
   const at = spec.get(name);
   if (at === undefined) return;

@@ -48,6 +48,7 @@ export class StatusMetrics {
   private readonly journalEntries: Counter;
   private readonly journalPosition: Gauge;
   private readonly journalEnd: Gauge;
+  private readonly journalDepth: Gauge;
   private readonly proxyRequests: Counter;
   private readonly proxyHeld: Counter;
   private readonly proxyErrors: Counter;
@@ -149,6 +150,10 @@ export class StatusMetrics {
     );
     this.journalPosition = g('cutover_journal_position', 'the runner position in the proxy journal');
     this.journalEnd = g('cutover_journal_end', 'the end of the proxy journal');
+    this.journalDepth = g(
+      'cutover_journal_depth',
+      'proxy journal entries written and not yet read by the runner (end minus position)',
+    );
     this.proxyRequests = c('cutover_proxy_requests_total', 'requests the proxy answered');
     this.proxyHeld = c('cutover_proxy_held_requests_total', 'requests the proxy queued during holds');
     this.proxyErrors = c(
@@ -286,6 +291,8 @@ export class StatusMetrics {
       this.raise(this.journalEntries, 'journalEntries', f.journal.entries);
       if (f.journal.position !== undefined) this.journalPosition.set(this.l(), f.journal.position);
       if (f.journal.end !== undefined) this.journalEnd.set(this.l(), f.journal.end);
+      if (f.journal.end !== undefined && f.journal.position !== undefined)
+        this.journalDepth.set(this.l(), Math.max(0, f.journal.end - f.journal.position));
     }
     if (f.proxy) {
       this.raise(this.proxyRequests, 'proxyRequests', f.proxy.requests);

@@ -1,16 +1,24 @@
 /**
  * The write proxy: the application talks to it instead of the cluster. A write that may change the migrated
- * index is answered only after the journal holds every id it touched (or a reconcile marker when that cannot be
- * known); everything else is streamed through untouched, bodies never buffered or parsed. Writes to the migrated
- * index pass the write gate, which a hold closes at the switch (they wait, none is refused).
+ * index stays inside the write gate until the journal durably holds every id it touched (or a reconcile marker
+ * when that cannot be known); everything else is streamed through untouched, bodies never buffered or parsed. A
+ * hold closes the gate at the switch (writes wait, none is refused) and is granted only once every write inside
+ * it is journaled, so no switch can pass a write the journal does not hold.
  *
- * A journal that cannot be made durable stops the proxy: the write that met it is answered 503 and no later
- * write is taken, because a write answered without being journaled would be lost to the migration.
+ * The client gets the cluster's answer before the journal's disk flush, not after it: the flush (~1 ms here,
+ * more on a busy disk) is off the application's path. The window this opens, an answered write whose entry a
+ * crash lost, is closed where crashes are already handled: a proxy that ends without a clean stop makes the
+ * runner reconcile every id before it may switch (its next life journals a marker; a proxy that never comes back
+ * is found by the runner as a journal life without a stop and without a live proxy).
+ *
+ * A journal that cannot be made durable stops the proxy: no later write is taken, and the life it leaves open
+ * asks for that reconcile.
  *
  * Logs carry method, index, status and ms: never a body, a header value, a query string or a credential.
  */
 
 import { randomBytes } from 'node:crypto';
+import { once as eventOnce } from 'node:events';
 import { readFileSync } from 'node:fs';
 import {
   createServer as createHttpServer,
@@ -26,6 +34,7 @@ import { type Dispatcher, Pool } from 'undici';
 import { redactUrl } from '../cluster/redact.js';
 import { sleep } from '../cluster/retry.js';
 import { type TlsOptions, tlsConnect } from '../cluster/transport.js';
+import { armed, failpoint } from '../ops/failpoints.js';
 import { type BulkAction, BulkBodyUnreadable, parseBulkActions, rewriteBulkIndex } from './bulk-actions.js';
 import {
   type ByQueryWrite,
@@ -110,6 +119,8 @@ export interface RunningProxy {
   journalWhere: string;
   stats(): ProxyStats;
   status(): ProxyStatus;
+  /** resolves once every write answered so far is journaled (what a hold waits for, without holding) */
+  settled(): Promise<void>;
   /** stop accepting, finish what is in flight, release a hold, close the journal */
   close(): Promise<void>;
   /** resolves when the proxy stopped: with the fatal error when the journal failed */
@@ -276,6 +287,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     for (const e of entries)
       if (e.kind === 'doc') stats.journaledDocs++;
       else if (e.kind === 'reconcile') stats.reconcileMarkers++;
+  }
+
+  /** Journal a write already answered; a failure stops the proxy (its unclosed journal then asks for a reconcile). */
+  async function journalAfterAnswer(entries: EntryBody[]): Promise<void> {
+    try {
+      await journal(entries);
+    } catch (e) {
+      if (e instanceof JournalFailed) journalFailed(e);
+      else journalFailed(new JournalFailed(`journal append failed: ${(e as Error).message}`));
+    }
   }
 
   function journalFailed(e: Error): void {
@@ -463,7 +484,6 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       // A rewritten bulk goes out encoded as the client sent it.
       if (body !== w.body) body = await encodedBody(body, encoding);
       const headers = upstreamRequestHeaders(req.headers, ['content-length']);
-      let outcome: Outcome;
       let answer: Buffer;
       let r: Dispatcher.ResponseData;
       try {
@@ -486,22 +506,15 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
           await sleep(blockRetryDelayMs(attempt));
         }
       } catch (e) {
+        upstreamFailed(res, w.method, named, e);
         // Refused connection: nothing reached the cluster. Anything else: the write may have landed.
         if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED')
-          await journal(entriesFor(w, { status: 0 }, named));
-        upstreamFailed(res, w.method, named, e);
+          await journalAfterAnswer(entriesFor(w, { status: 0 }, named));
         return;
       }
       noteProduct(r.headers);
       // An answer the proxy cannot read: known ids are still journaled, unknown ones get a marker.
-      outcome = { status: r.statusCode, body: await parsedAnswer(r, answer) };
-      try {
-        await journal(entriesFor(w, outcome, named));
-      } catch (e) {
-        if (e instanceof JournalFailed) journalFailed(e);
-        else journalFailed(new JournalFailed(`journal append failed: ${(e as Error).message}`));
-        return sendError(res, 503, 'journal_failed', failed!.message);
-      }
+      const outcome: Outcome = { status: r.statusCode, body: await parsedAnswer(r, answer) };
       if (r.statusCode >= 500)
         o.log('the cluster refused a write', {
           method: w.method,
@@ -509,8 +522,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
           status: r.statusCode,
           ms: Date.now() - started,
         });
+      // The client has its answer before the disk flush (see the module comment: the write stays inside the
+      // gate until its entry is durable, so no hold, and so no switch, passes it).
       res.writeHead(r.statusCode, clientResponseHeaders(r.headers));
       res.end(answer);
+      if (armed('proxy.after-answer')) {
+        // The crash between an answer the client has and its journal entry (tests of the crash rule).
+        await eventOnce(res, 'finish');
+        failpoint('proxy.after-answer');
+      }
+      await journalAfterAnswer(entriesFor(w, outcome, named));
     } finally {
       gate.leave();
     }
@@ -600,15 +621,23 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   dataServer.keepAliveTimeout = 65_000;
   dataServer.requestTimeout = 0;
   dataServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    // A request is done when its answer is out and its handler returned: a write is journaled after its answer,
+    // and a closing proxy must not close the journal under it.
     active++;
+    let parts = 2;
+    const done = () => {
+      if (--parts === 0 && --active === 0) idle?.();
+    };
     res.on('close', () => {
       stats.requests++;
-      if (--active === 0) idle?.();
+      done();
     });
-    handle(req, res).catch((e: unknown) => {
-      o.log('request failed in the proxy', { method: req.method, error: (e as Error).name });
-      sendError(res, 500, 'proxy_error', 'the write proxy failed on this request');
-    });
+    handle(req, res)
+      .catch((e: unknown) => {
+        o.log('request failed in the proxy', { method: req.method, error: (e as Error).name });
+        sendError(res, 500, 'proxy_error', 'the write proxy failed on this request');
+      })
+      .finally(done);
   });
 
   const listen = parseHostPort(o.listen, 'proxy.listen');
@@ -751,6 +780,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     journalWhere: o.journalLabel ?? info.journal,
     stats: statsNow,
     status,
+    settled: () => gate.settled(),
     close: () => close(),
     closed,
   };

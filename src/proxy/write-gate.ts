@@ -1,5 +1,6 @@
 /**
- * The gate every write to the migrated index passes before it is forwarded, and leaves once it is journaled.
+ * The gate every write to the migrated index passes before it is forwarded, and leaves once it is journaled
+ * (after the client has its answer: see server.ts).
  *
  * A hold closes the gate: writes arriving after it wait in memory, in arrival order, before anything is sent
  * upstream. It is granted once no write is between the gate and the journal, so the journal's end at that moment
@@ -149,6 +150,11 @@ export class WriteGate {
   /** Shutdown: let every waiting write through (it then meets the closing proxy). */
   shutdown(): void {
     if (this.active) this.end(this.active, 'shutdown');
+  }
+
+  /** Resolves once no write is between the gate and the journal (new ones may enter meanwhile). */
+  settled(): Promise<void> {
+    return this.drain();
   }
 
   private drain(): Promise<void> {

@@ -5,10 +5,13 @@
  * A second writer that bypasses the proxy is reported, and its deletes are still found before the switch.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { ClusterError } from '../../src/cluster/errors.js';
 import { application, type Log } from '../support/app-writer.js';
 import { startCli } from '../support/cli.js';
@@ -53,6 +56,8 @@ interface SyncState {
     fence?: { fenced: boolean };
   }>;
 }
+
+const NATS_URL = 'nats://127.0.0.1:4222';
 
 const PROXY_SPEC = {
   capture: { strategy: 'proxy', tailIntervalMs: 200 },
@@ -170,6 +175,83 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
         stop = true;
         await Promise.all([app.done, direct]);
         await proxy.stop();
+      }
+    });
+
+    it('a proxy killed after answering, before journaling, and never started again: every id is reconciled before the switch', async () => {
+      const stream = `cutover-vanish-${randomBytes(4).toString('hex')}`;
+      const s = await t.scenario(kind, 1500, {
+        ...PROXY_SPEC,
+        proxy: { journal: { kind: 'nats', servers: NATS_URL, stream }, heartbeatMs: 500 },
+      });
+      // Proxy A dies the moment its third answer is on the wire, before that write's entry is journaled.
+      const a = await startProxy(s.specPath, '127.0.0.1:0', { CUTOVER_FAILPOINTS: 'proxy.after-answer:3' });
+      const b = await startProxy(s.specPath);
+      const flag = join(s.dir, 'postpone');
+      writeFileSync(flag, '');
+      let stop = false;
+      const app = application({ ...s, c: viaProxy(b.url) }, () => stop);
+      const run = startCli(['--json', 'run', s.specPath, '--postpone-cutover-flag-file', flag]);
+      let out = '';
+      run.child.stderr!.on('data', (d) => {
+        out += d;
+      });
+      run.child.stdout!.on('data', (d) => {
+        out += d;
+      });
+      try {
+        while (!/cutover postponed while/.test(out)) await sleep(100);
+        // Ids the application never touches: created twice, then one deleted (the write A dies after).
+        const viaA = viaProxy(a.url);
+        const extra = new Map<string, { doc: Record<string, unknown> | null; index: string }>();
+        for (const id of ['vanish-1', 'vanish-2']) {
+          const doc = { title: id, qty: '1', tags: ['v'], n: 1 };
+          const r = await viaA.request<{ _index: string }>({
+            method: 'PUT',
+            path: `/${s.writeAlias}/_doc/${id}`,
+            body: doc,
+          });
+          extra.set(id, { doc, index: r.body._index });
+        }
+        // The application has the answer: the document is gone from the source.
+        const del = await viaA.request<{ _index: string; result: string }>({
+          method: 'DELETE',
+          path: `/${s.writeAlias}/_doc/vanish-1`,
+        });
+        assert.equal(del.body.result, 'deleted');
+        extra.set('vanish-1', { doc: null, index: del.body._index });
+        await viaA.close();
+        const killed = await new Promise<string | null>((r) => a.child.once('exit', (_c, sig) => r(sig)));
+        assert.equal(killed, 'SIGKILL', 'the proxy died at the failpoint');
+        rmSync(flag);
+        const r = await run.done;
+        await sleep(300);
+        stop = true;
+        await app.done;
+        assert.equal(r.code, 0, r.stderr.slice(-2000));
+        const log: Log = { ...app.log, state: new Map([...app.log.state, ...extra]) };
+        assert.deepEqual(differences(log, s, await readAll(s.c, s.target)), none);
+        const audit = readFileSync(join(s.dir, 'state', 'm1', 'audit.jsonl'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { event: string; proxies?: string[] });
+        const vanished = audit.filter((e) => e.event === 'proxy-vanished');
+        assert.equal(vanished.length, 1, JSON.stringify(vanished));
+        assert.equal(vanished[0]!.proxies?.length, 1);
+        assert.ok(
+          audit.findIndex((e) => e.event === 'proxy-reconciled') > audit.indexOf(vanished[0]!),
+          'reconciled after the proxy was found gone',
+        );
+        assert.equal(app.log.refusedByFreeze, 0);
+        assert.deepEqual(app.log.otherFailures.slice(0, 5), []);
+      } finally {
+        stop = true;
+        await app.done;
+        await b.stop();
+        if (a.child.exitCode === null && a.child.signalCode === null) await a.kill();
+        const nc = await connect({ servers: NATS_URL });
+        await (await jetstreamManager(nc)).streams.delete(stream).catch(() => false);
+        await nc.close();
       }
     });
 

@@ -289,7 +289,10 @@ describe('status server of the write proxy', () => {
       assert.ok(w.status < 300, `write through the proxy: ${w.status}`);
       const m = await metrics(srv);
       assert.ok(sumOf(m.families, 'cutover_proxy_requests_total') > before, 'the request counter moved');
-      assert.ok(sumOf(m.families, 'cutover_journal_end') >= 1, 'the write is in the journal');
+      // The start entry and the write (journaled just after its answer).
+      await until('the write in the journal', async () =>
+        sumOf((await metrics(srv)).families, 'cutover_journal_end') >= 2 ? true : undefined,
+      );
       assert.equal(sumOf(m.families, 'cutover_proxy_holding'), 0);
       const st = await status(srv);
       assert.equal(st.command, 'proxy');

@@ -17,8 +17,12 @@ export interface ProxyProcess {
   kill(): Promise<void>;
 }
 
-export async function startProxy(specPath: string, listen = '127.0.0.1:0'): Promise<ProxyProcess> {
-  const p = startCli(['proxy', specPath, '--listen', listen]);
+export async function startProxy(
+  specPath: string,
+  listen = '127.0.0.1:0',
+  env: Record<string, string> = {},
+): Promise<ProxyProcess> {
+  const p = startCli(['proxy', specPath, '--listen', listen], env);
   let out = '';
   p.child.stdout!.on('data', (d) => {
     out += d;

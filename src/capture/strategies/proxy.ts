@@ -169,7 +169,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
             );
           const status = await Promise.all(up.map((p) => f.control(p).status()));
           const sj = await journal(c);
-          await sj.startAtEnd();
+          await sj.startAtEnd(up.map((x) => x.id));
           await capture(c).start();
           c.reporter.info(
             `${up.length} write proxy(ies) journaling (${status.map((s) => `${s.id} at ${s.listen}`).join(', ')}); journal sync starts at position ${sj.snapshot.pos.seq}`,
