@@ -1,5 +1,5 @@
 /**
- * Proof throughput: `cutover verify` (full, then repeated, then a 1% sample) on an index of N ~1 KB documents
+ * Proof throughput: `cutover verify` (versions, the default; full; full repeated; a 1% sample) on an index of N ~1 KB documents
  * copied by cutover on a local Elasticsearch 8. Peak RSS of the verifying process through /usr/bin/time.
  *
  *   npx tsc -p . && node --import tsx bench/proof.ts [--docs 1000000]
@@ -52,6 +52,7 @@ try {
 
   const runs: Record<string, unknown> = {};
   for (const [label, args] of [
+    ['versions', ['verify', spec, '--mode', 'versions']],
     ['full', ['verify', spec, '--mode', 'full']],
     ['repeat-unchanged', ['verify', spec, '--mode', 'full']],
     ['sample-1pct', ['verify', spec, '--mode', 'sample', '--sample-rate', '0.01']],
@@ -66,6 +67,9 @@ try {
       targetChecked: r.targetChecked,
       sourceDocsPerSecond: r.sourceChecked ? Math.round(r.sourceChecked / m.wallSeconds) : null,
       peakRssMb: m.peakRssMb === null ? null : Number(m.peakRssMb.toFixed(1)),
+      cpuSeconds: m.userSeconds === null ? null : Number((m.userSeconds + (m.systemSeconds ?? 0)).toFixed(1)),
+      // a run with this proof against the copy alone
+      runOverCopy: Number(((copy.wallSeconds + m.wallSeconds) / copy.wallSeconds).toFixed(2)),
       confidence: r.confidence,
     };
     log(`${label}: ${JSON.stringify(runs[label])}`);

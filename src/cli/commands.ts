@@ -351,7 +351,7 @@ export function registerCommands(program: Command): void {
       .command('verify <spec>')
       .description('compare source and target document by document; changes nothing'),
   )
-    .addOption(new Option('--mode <mode>', 'overrides verify.mode (full | sample)'))
+    .addOption(new Option('--mode <mode>', 'overrides verify.mode (versions | full | sample)'))
     .addOption(new Option('--sample-rate <r>', 'overrides verify.sampleRate'))
     .action(async (spec: string, opts: Raw, cmd: Command) => {
       await withMigration(spec, opts, async (m) => {

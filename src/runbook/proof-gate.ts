@@ -135,7 +135,8 @@ export async function runProof(
       deferRechecks: !!live,
       // Every difference named, so that all of them can be checked again after catch-up (trimmed below).
       maxReported: live ? LIVE_CANDIDATES : undefined,
-      sampleRate: c.spec.verify.mode === 'full' ? 1 : c.spec.verify.sampleRate,
+      sampleRate: c.spec.verify.mode === 'sample' ? c.spec.verify.sampleRate : 1,
+      ...(c.spec.verify.mode === 'versions' ? { contentSampleRate: c.spec.verify.sampleRate } : {}),
       batchDocs: c.spec.copy.batchDocs,
       keepAlive: c.spec.copy.keepAlive,
       concurrency: c.spec.copy.concurrency,

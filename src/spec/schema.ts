@@ -371,15 +371,19 @@ export const specSchema = z.strictObject({
   verify: z
     .strictObject({
       mode: z
-        .enum(['full', 'sample', 'off'])
-        .default('full')
-        .describe('proof before cutover: every document, a sample, or none'),
+        .enum(['versions', 'full', 'sample', 'off'])
+        .default('versions')
+        .describe(
+          "proof before cutover: versions (every id's version on both sides, content for verify.sampleRate of the ids and for every id whose versions disagree), full (every document's content), sample (that share of ids, content), or off",
+        ),
       sampleRate: z
         .number()
         .gt(0)
         .max(1)
         .default(0.01)
-        .describe('share of ids checked in sample mode (stable hash of the id)'),
+        .describe(
+          'share of ids (stable hash of the id): checked at all in sample mode, content-compared in versions mode',
+        ),
       ignore: z
         .array(z.string().min(1))
         .default([])

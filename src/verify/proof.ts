@@ -7,6 +7,14 @@
  *           (missing, changed); a document the transform drops must not be there (extra).
  *   pass 2, target -> source: every target document must still exist on the source (extra).
  *
+ * In `versions` mode pass 1 reads no `_source` at first: the copy writes every source state with a version
+ * derived from it (copy.versioning: `_seq_no + 1`, or the source `_version`), so a target `_version` equal to
+ * that of the source document says the target holds the state the copy wrote for exactly that source state.
+ * Content is then compared for a stable-hash sample of ids and for every id whose versions disagree (missing,
+ * older, newer, dropped by the transform, a dead letter), read again live from both sides. What it cannot see: a
+ * target document whose content was changed without changing its version (external_gte with the same version,
+ * or a writer bug that wrote other bytes under the right version) outside the sample; `full` compares them all.
+ *
  * Under live writes a difference may only mean "changed since we read it": every candidate is re-read from
  * both sides and compared against the newest state before it is reported (and under live capture, again after
  * catch-up has passed the compared state: runbook/proof-catch-up.ts, through recheckDifferences).
@@ -65,10 +73,15 @@ export interface ProofOptions extends CompareOptions {
   skipTargetPass?: boolean;
   /** re-read candidates at the end of each pass rather than page by page (live capture runs meanwhile) */
   deferRechecks?: boolean;
+  /**
+   * `versions` mode (with sampleRate 1): every id's version compared, content only for this share of ids (stable
+   * hash) and for every id whose versions disagree
+   */
+  contentSampleRate?: number;
 }
 
 export interface ProofReport {
-  mode: 'full' | 'sample';
+  mode: 'full' | 'sample' | 'versions';
   sampleRate: number;
   sourceIndex: string;
   targetIndex: string;
@@ -90,6 +103,9 @@ export interface ProofReport {
   changingAfterCatchUp?: number;
   /** their first ids */
   changingIds?: string[];
+  /** versions mode: source ids whose target version disagreed, and ids whose content was compared */
+  versionMismatches?: number;
+  contentChecked?: number;
   differences: Difference[];
   confidence: string;
   passed: boolean;
@@ -172,6 +188,15 @@ async function compareHits(o: CompareOptions, hits: Hit[], onDrop?: () => void):
 /** Candidates read again from both sides (one refresh, batched _mget) and compared anew: what still differs. */
 async function reread(o: CompareOptions, pending: Difference[]): Promise<Difference[]> {
   await Promise.all([o.source.refresh(o.sourceIndex), o.target.refresh(o.targetIndex)]);
+  return compareLive(o, pending);
+}
+
+/** These ids read now (realtime _mget) from both sides and compared: what differs. */
+async function compareLive(
+  o: CompareOptions,
+  pending: Array<{ id: string; routing?: string }>,
+  onDrop?: () => void,
+): Promise<Difference[]> {
   const still: Difference[] = [];
   for (let i = 0; i < pending.length; i += 500) {
     const chunk = pending.slice(i, i + 500);
@@ -181,13 +206,13 @@ async function reread(o: CompareOptions, pending: Difference[]): Promise<Differe
       { signal: o.signal },
     );
     const present: Hit[] = [];
-    const gone: Difference[] = [];
+    const gone: Array<{ id: string; routing?: string }> = [];
     src.docs.forEach((s, k) => {
       const d = chunk[k]!;
       if (s?.found) present.push({ ...s, _index: o.sourceIndex, _routing: s._routing ?? d.routing });
       else gone.push(d);
     });
-    if (present.length) still.push(...(await compareHits(o, present)));
+    if (present.length) still.push(...(await compareHits(o, present, onDrop)));
     if (gone.length) {
       const t = await o.target.mget(
         o.targetIndex,
@@ -227,6 +252,8 @@ export async function recheckDifferences(
 export function confidenceOf(report: ProofReport): string {
   const diffs = report.missing + report.extra + report.changed;
   const n = report.sourceChecked;
+  if (report.mode === 'versions')
+    return `versions of all ${n} source documents compared with the target's (each the state the copy wrote for that source state), ${report.targetChecked} target ids checked on the source; content compared for ${report.contentChecked ?? 0}: a ${(report.sampleRate * 100).toFixed(2)}% sample and the ${report.versionMismatches ?? 0} whose versions disagreed`;
   if (report.mode === 'full')
     return `full proof: all ${n} source and ${report.targetChecked} target documents compared`;
   if (diffs === 0)
@@ -243,9 +270,11 @@ export const MAX_REPORTED = 50;
 export async function prove(o: ProofOptions): Promise<ProofReport> {
   const started = Date.now();
   const maxReported = o.maxReported ?? MAX_REPORTED;
+  const versionsMode = o.contentSampleRate !== undefined;
   const report: ProofReport = {
-    mode: o.sampleRate >= 1 ? 'full' : 'sample',
-    sampleRate: Math.min(1, o.sampleRate),
+    mode: versionsMode ? 'versions' : o.sampleRate >= 1 ? 'full' : 'sample',
+    // versions mode: the share whose content is compared (every version is)
+    sampleRate: versionsMode ? o.contentSampleRate! : Math.min(1, o.sampleRate),
     sourceIndex: o.sourceIndex,
     targetIndex: o.targetIndex,
     sourceChecked: 0,
@@ -309,6 +338,7 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
     withSource: boolean,
     onHits: (hits: Hit[]) => Promise<void>,
     only?: number[],
+    withVersion = false,
   ) => {
     const shards = await cluster.primaryShards(index);
     const pit = new PitSession(cluster, index, o.keepAlive);
@@ -320,7 +350,7 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
           const reader = new PitSliceReader(cluster, pit, slice, shards, {
             batchDocs: o.batchDocs,
             keepAlive: o.keepAlive,
-            withVersion: false,
+            withVersion,
             withSource,
             signal: o.signal,
           });
@@ -343,16 +373,46 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
   };
 
   // Pass 1: source -> target.
-  await scan(
-    o.source,
-    o.sourceIndex,
-    true,
-    async (hits) => {
-      report.sourceChecked += hits.length;
-      await settle(await compare(hits, true));
-    },
-    o.sourceSlices,
-  );
+  if (versionsMode) {
+    report.versionMismatches = 0;
+    report.contentChecked = 0;
+    await scan(
+      o.source,
+      o.sourceIndex,
+      false,
+      async (hits) => {
+        report.sourceChecked += hits.length;
+        if (hits.length === 0) return;
+        const t = await o.target.mget(
+          o.targetIndex,
+          hits.map((h) => ({ _id: h._id, routing: h._routing })),
+          { source: false, signal: o.signal },
+        );
+        const check: Array<{ id: string; routing?: string }> = [];
+        hits.forEach((h, i) => {
+          const want = stateVersion(h, o.versioning);
+          const got = t.docs[i];
+          const agree = want !== undefined && got?.found === true && got._version === want;
+          if (!agree) report.versionMismatches!++;
+          if (!agree || sampled(h._id, o.contentSampleRate!)) check.push({ id: h._id, routing: h._routing });
+        });
+        report.contentChecked! += check.length;
+        if (check.length) await settle(await compareLive(o, check, () => dropped++));
+      },
+      o.sourceSlices,
+      o.versioning === 'source-version',
+    );
+  } else
+    await scan(
+      o.source,
+      o.sourceIndex,
+      true,
+      async (hits) => {
+        report.sourceChecked += hits.length;
+        await settle(await compare(hits, true));
+      },
+      o.sourceSlices,
+    );
 
   await flush();
   report.droppedByTransform = dropped;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { sampled } from '../../src/verify/compare.js';
 import { runCli, startCli } from '../support/cli.js';
 import { aliasTargets, scenario, transformDoc } from '../support/scenario.js';
 
@@ -12,13 +13,18 @@ for (const kind of ['es8', 'os3'] as const) {
       const s = await scenario(kind, 1500, { cutover: { mode: 'manual' } });
       const run = await runCli(['run', s.specPath]);
       assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stderr, /proof passed: full proof: all 1500 source and \d+ target documents compared/);
+      assert.match(run.stderr, /proof passed: versions of all 1500 source documents compared/);
 
       const first = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'proof.json'), 'utf8'));
       assert.equal(first.passed, true);
+      assert.equal(first.mode, 'versions');
       assert.equal(first.sourceChecked, 1500);
       assert.equal(first.targetChecked, s.expected.size);
+      // Versions agree for every copied document; the ones the transform drops are absent, so their content
+      // (through the transform) is what says they should be.
+      assert.equal(first.versionMismatches, s.seeded.size - s.expected.size);
       assert.equal(first.droppedByTransform, s.seeded.size - s.expected.size);
+      assert.ok(first.contentChecked > first.versionMismatches, 'a content sample beside the mismatches');
 
       // Nothing changed: the repeated proof re-reads nothing. One source document changes: only its shard is re-read.
       const clean = await runCli(['--json', 'verify', s.specPath]);
@@ -134,6 +140,69 @@ for (const kind of ['es8', 'os3'] as const) {
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const report = JSON.parse(r.stdout);
       assert.deepEqual([report.missing, report.extra, report.changed], [0, 0, 0]);
+      await s.c.close();
+    });
+
+    it('versions mode sees every state the copy did not write; a content change under the same version only the full proof sees', async () => {
+      const s = await scenario(kind, 600, { cutover: { mode: 'manual' } });
+      assert.equal((await runCli(['run', s.specPath])).code, 0);
+      // A document outside the 1% content sample, rewritten on the target under the version it already has:
+      // the target's version still says "the state the copy wrote for this source state".
+      const id = [...s.expected.keys()].find((i) => !sampled(i, 0.01))!;
+      const routing = s.expected.get(id)!.routing;
+      const t = await s.c.mget(s.target, [{ _id: id, routing }], { source: false });
+      const version = t.docs[0]!._version!;
+      await s.c.request({
+        method: 'PUT',
+        path: `/${s.target}/_doc/${encodeURIComponent(id)}`,
+        query: {
+          version: String(version),
+          version_type: 'external_gte',
+          refresh: 'true',
+          ...(routing ? { routing } : {}),
+        },
+        body: {
+          ...(s.expected.get(id)!.source as Record<string, unknown>),
+          title: 'same version, other bytes',
+        },
+      });
+      const versions = await runCli(['--json', 'verify', s.specPath, '--mode', 'versions']);
+      assert.equal(versions.code, 0, versions.stderr);
+      assert.equal(
+        JSON.parse(versions.stdout).changed,
+        0,
+        'outside what versions mode compares (docs/guarantees.md)',
+      );
+      const full = await runCli(['--json', 'verify', s.specPath, '--mode', 'full']);
+      assert.equal(full.code, 3, full.stderr);
+      const r = JSON.parse(full.stdout);
+      assert.deepEqual(
+        r.differences.map((d: { id: string; kind: string; fields?: string[] }) => [d.kind, d.id, d.fields]),
+        [['changed', id, ['title']]],
+      );
+      // The same document rewritten under a newer version: versions mode finds it (no sample needed).
+      await s.c.request({
+        method: 'PUT',
+        path: `/${s.target}/_doc/${encodeURIComponent(id)}`,
+        query: {
+          version: String(version + 1),
+          version_type: 'external',
+          refresh: 'true',
+          ...(routing ? { routing } : {}),
+        },
+        body: {
+          ...(s.expected.get(id)!.source as Record<string, unknown>),
+          title: 'newer version, other bytes',
+        },
+      });
+      const again = await runCli(['--json', 'verify', s.specPath, '--mode', 'versions']);
+      assert.equal(again.code, 3, again.stderr);
+      const a = JSON.parse(again.stdout);
+      assert.deepEqual(
+        a.differences.map((d: { id: string; kind: string }) => [d.kind, d.id]),
+        [['changed', id]],
+      );
+      assert.equal(a.versionMismatches, 1 + s.seeded.size - s.expected.size);
       await s.c.close();
     });
 

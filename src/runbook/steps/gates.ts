@@ -72,7 +72,11 @@ export const verifyStep: Step = {
     spec.verify.mode === 'off'
       ? ['skipped (verify.mode = off): only the count gate stands between the copy and the switch']
       : [
-          `nothing: reads ${spec.verify.mode === 'full' ? 'every document' : `${(spec.verify.sampleRate * 100).toFixed(2)}% of the documents`} on both sides and compares transformed source _source with target _source${spec.verify.ignore.length ? ` (ignoring ${spec.verify.ignore.join(', ')})` : ''}; refuses cutover above ${spec.verify.maxDifferences} difference(s)`,
+          `nothing: ${
+            spec.verify.mode === 'versions'
+              ? `compares every id's version on both sides (ids and versions only), and the transformed source _source with the target _source for ${(spec.verify.sampleRate * 100).toFixed(2)}% of the ids and for every id whose versions disagree (verify.mode full compares every document's content)`
+              : `reads ${spec.verify.mode === 'full' ? 'every document' : `${(spec.verify.sampleRate * 100).toFixed(2)}% of the documents`} on both sides and compares transformed source _source with target _source`
+          }${spec.verify.ignore.length ? ` (ignoring ${spec.verify.ignore.join(', ')})` : ''}; refuses cutover above ${spec.verify.maxDifferences} difference(s)`,
         ],
   async run(c) {
     if (c.spec.verify.mode === 'off') return 'continue';
