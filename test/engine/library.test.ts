@@ -53,7 +53,10 @@ for (const kind of MATRIX.filter((k) => k === 'es8')) {
 
         const proof = await m.verify();
         assert.equal(proof.passed, true);
-        assert.match(proof.confidence, /nothing changed since the proof of .*versions of all 1200 source documents compared/);
+        assert.match(
+          proof.confidence,
+          /nothing changed since the proof of .*versions of all 1200 source documents compared/,
+        );
 
         const cut = await m.cutover();
         assert.equal(cut.outcome, 'cut-over');
