@@ -153,8 +153,9 @@ export class WriteGate {
   }
 
   /** Resolves once no write is between the gate and the journal (new ones may enter meanwhile). */
-  settled(): Promise<void> {
-    return this.drain();
+  async settled(): Promise<void> {
+    // A hold ending also wakes the drain's waiters: look again.
+    while (this.inflight > 0) await this.drain();
   }
 
   private drain(): Promise<void> {

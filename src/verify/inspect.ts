@@ -53,6 +53,7 @@ export async function inspect(c: InspectInput): Promise<Facts> {
   // Privileges first: a user who may not read the metadata would otherwise meet a bare 403 below.
   const priv = await privileges({
     source: c.source,
+    ...(sameCluster(c.source, c.target) ? {} : { target: c.target }),
     sourceIndex: c.spec.source.index,
     targetIndex: c.spec.target.index,
     aliases: aliasNames.map((alias) => ({ alias })),

@@ -137,11 +137,60 @@ async function disk(p: PreflightInput): Promise<Finding[]> {
   ];
 }
 
-/** With security on, ask the cluster whether this user may do exactly what the migration needs. */
+/**
+ * With security on, ask each cluster whether its user may do exactly what the migration needs there: read the
+ * source, create and write the target, move the aliases. Across clusters each side is asked for its own part,
+ * with its own credentials.
+ */
 export async function privileges(
-  p: Pick<PreflightInput, 'source' | 'sourceIndex' | 'targetIndex' | 'aliases'>,
+  p: Pick<PreflightInput, 'source' | 'sourceIndex' | 'targetIndex' | 'aliases'> & {
+    /** the target's cluster when it is another one */
+    target?: Cluster;
+  },
 ): Promise<Finding[]> {
-  const auth = await p.source.request({
+  const aliasNames = p.aliases.map((a) => a.alias);
+  const sourceRead = { names: [p.sourceIndex], privileges: ['read', 'view_index_metadata'] };
+  const targetWrite = {
+    names: [p.targetIndex, `${p.targetIndex}-cutover-sample`],
+    privileges: ['create_index', 'write', 'manage'],
+  };
+  if (!p.target)
+    return askPrivileges(p.source, '', {
+      cluster: ['monitor'],
+      index: [
+        sourceRead,
+        targetWrite,
+        ...(aliasNames.length
+          ? [{ names: [...aliasNames, p.sourceIndex, p.targetIndex], privileges: ['manage'] }]
+          : []),
+      ],
+    });
+  // The switch removes the aliases on the source and adds them on the target.
+  const [source, target] = await Promise.all([
+    askPrivileges(p.source, 'source cluster: ', {
+      cluster: ['monitor'],
+      index: [
+        sourceRead,
+        ...(aliasNames.length ? [{ names: [...aliasNames, p.sourceIndex], privileges: ['manage'] }] : []),
+      ],
+    }),
+    askPrivileges(p.target, 'target cluster: ', {
+      cluster: ['monitor'],
+      index: [
+        targetWrite,
+        ...(aliasNames.length ? [{ names: [...aliasNames, p.targetIndex], privileges: ['manage'] }] : []),
+      ],
+    }),
+  ]);
+  return [...source, ...target];
+}
+
+async function askPrivileges(
+  cluster: Cluster,
+  side: string,
+  body: { cluster: string[]; index: Array<{ names: string[]; privileges: string[] }> },
+): Promise<Finding[]> {
+  const auth = await cluster.request({
     method: 'GET',
     path: '/_security/_authenticate',
     idempotent: true,
@@ -152,25 +201,10 @@ export async function privileges(
       {
         check: 'privileges',
         severity: 'info',
-        message:
-          'security is not enabled on the source cluster (or not Elasticsearch security): privileges not checked',
+        message: `${side}security is not enabled${side ? '' : ' on the source cluster'} (or not Elasticsearch security): privileges not checked`,
       },
     ];
-  const aliasNames = p.aliases.map((a) => a.alias);
-  const body = {
-    cluster: ['monitor'],
-    index: [
-      { names: [p.sourceIndex], privileges: ['read', 'view_index_metadata'] },
-      {
-        names: [p.targetIndex, `${p.targetIndex}-cutover-sample`],
-        privileges: ['create_index', 'write', 'manage'],
-      },
-      ...(aliasNames.length
-        ? [{ names: [...aliasNames, p.sourceIndex, p.targetIndex], privileges: ['manage'] }]
-        : []),
-    ],
-  };
-  const r = await p.source.request<{
+  const r = await cluster.request<{
     username: string;
     has_all_requested: boolean;
     cluster: Record<string, boolean>;
@@ -181,7 +215,7 @@ export async function privileges(
       {
         check: 'privileges',
         severity: 'ok',
-        message: `user ${r.body.username} has every privilege the migration needs`,
+        message: `${side}user ${r.body.username} has every privilege the migration needs${side ? ' there' : ''}`,
       },
     ];
   const missing: string[] = [];
@@ -193,7 +227,7 @@ export async function privileges(
       check: 'privileges',
       severity: 'block',
       safety: true,
-      message: `user ${r.body.username} lacks: ${missing.join(', ')}`,
+      message: `${side}user ${r.body.username} lacks: ${missing.join(', ')}`,
       action:
         'grant these privileges (a role for the migration user) and run plan again; nothing was changed',
     },

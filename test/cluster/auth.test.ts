@@ -130,6 +130,28 @@ describe('security-enabled Elasticsearch 8', () => {
     assert.match(denied.stderr, new RegExp(`user ${user} lacks: .*${otherTarget}:create_index`));
     assert.equal(await admin.indexExists(otherTarget), false);
 
+    // The target on another cluster (the same server reached as localhost is another cluster to cutover): each
+    // side is asked for its own part, with its own credentials, and the refusal names the side.
+    const across = await runCli(
+      [
+        'run',
+        spec({
+          name: 'across',
+          source: { cluster: { url: sec.url, auth }, index: source },
+          target: { cluster: { url: sec.url.replace('127.0.0.1', 'localhost'), auth }, index: otherTarget },
+        }),
+      ],
+      env,
+    );
+    assert.equal(across.code, 2, across.stderr);
+    assert.match(
+      across.stderr,
+      new RegExp(`target cluster: user ${user} lacks: .*${otherTarget}:create_index`),
+    );
+    assert.doesNotMatch(across.stderr, /source cluster: user \S+ lacks/);
+    assert.ok(!across.stdout.includes(canary) && !across.stderr.includes(canary));
+    assert.equal(await admin.indexExists(otherTarget), false);
+
     // A wrong password that contains the canary.
     const wrong = await runCli([
       'run',
