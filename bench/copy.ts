@@ -352,13 +352,16 @@ interface Variant {
   shm?: boolean;
   /** verify.mode = off: no document-by-document proof after the copy (the count gate still runs) */
   noVerify?: boolean;
+  /** verify.mode = full: every document's content compared (the default is the versions proof) */
+  fullProof?: boolean;
 }
 
 /**
  * `default`, or b<batchDocs>[c<concurrency>][z] (z: gzip; concurrency defaults to the shard count), then
  * optional `+old<MB>` (--max-old-space-size), `+semi<MB>` (--max-semi-space-size) and `+prof` (--cpu-prof into
  * bench/out/profiles) for the CLI's node, `+shm` (state directory on tmpfs, to measure what the checkpoint
- * fsyncs cost) and `+noverify` (verify.mode off: copy and count gate, no document-by-document proof).
+ * fsyncs cost), `+noverify` (verify.mode off: copy and count gate, no document-by-document proof) and
+ * `+fullproof` (verify.mode full: every document's content instead of the default versions proof).
  */
 function parseVariant(name: string): Variant {
   const [base, ...mods] = name.split('+');
@@ -371,7 +374,7 @@ function parseVariant(name: string): Variant {
     ? { batchDocs: Number(m[1]), concurrency: m[2] ? Number(m[2]) : SHARDS, ...(m[3] ? { gzip: true } : {}) }
     : {};
   const flags = mods
-    .filter((mod) => mod !== 'shm' && mod !== 'noverify')
+    .filter((mod) => mod !== 'shm' && mod !== 'noverify' && mod !== 'fullproof')
     .map((mod) => {
       if (mod === 'prof') return `--cpu-prof-dir=${path.join(BENCH, 'out', 'profiles')}`;
       const f = /^(old|semi)(\d+)$/.exec(mod);
@@ -385,6 +388,7 @@ function parseVariant(name: string): Variant {
     ...(flags.length ? { nodeFlags: flags } : {}),
     ...(mods.includes('shm') ? { shm: true } : {}),
     ...(mods.includes('noverify') ? { noVerify: true } : {}),
+    ...(mods.includes('fullproof') ? { fullProof: true } : {}),
   };
 }
 
@@ -426,6 +430,7 @@ async function runCutover(
     copy: { sampleSize: 20, ...variant.copy },
     ...(variant.shm ? { stateDir: `/dev/shm/cutover-bench-${process.pid}` } : {}),
     ...(variant.noVerify ? { verify: { mode: 'off' } } : {}),
+    ...(variant.fullProof ? { verify: { mode: 'full' } } : {}),
   };
   const specFile = path.join(work, 'spec.yaml');
   await writeFile(specFile, stringify(spec));
