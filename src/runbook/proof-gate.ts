@@ -137,7 +137,9 @@ export async function runProof(
       maxReported: live ? LIVE_CANDIDATES : undefined,
       sampleRate: c.spec.verify.mode === 'sample' ? c.spec.verify.sampleRate : 1,
       ...(c.spec.verify.mode === 'versions' ? { contentSampleRate: c.spec.verify.sampleRate } : {}),
-      batchDocs: c.spec.copy.batchDocs,
+      // Ids and versions only: pages of a few thousand cost the server little more than pages of hundreds.
+      batchDocs:
+        c.spec.verify.mode === 'versions' ? Math.max(c.spec.copy.batchDocs, 5000) : c.spec.copy.batchDocs,
       keepAlive: c.spec.copy.keepAlive,
       concurrency: c.spec.copy.concurrency,
       sourceSlices,
