@@ -13,7 +13,9 @@ export type AlertKind =
   | 'switch-refused'
   | 'switched'
   | 'finished'
-  | 'failed';
+  | 'failed'
+  | 'rolled-back'
+  | 'cleaned-up';
 
 export interface AlertEvent {
   kind: AlertKind;
@@ -71,6 +73,20 @@ export function alertOf(migration: string, r: Record_): AlertEvent | undefined {
         severity: 'error',
         summary: `${migration}: failed in step ${str(r.step) || 'start'}: ${str(r.error)}`,
         incident: { key: 'run', action: 'trigger' },
+      };
+    case 'rolled-back':
+      return {
+        ...base,
+        kind: 'rolled-back',
+        severity: 'warning',
+        summary: `${migration}: rolled back, the aliases point at the old index again`,
+      };
+    case 'old-index-deleted':
+      return {
+        ...base,
+        kind: 'cleaned-up',
+        severity: 'info',
+        summary: `${migration}: the old index ${str(r.index)} was deleted (cleanup)`,
       };
     case 'aliases-switched':
       return {

@@ -261,16 +261,7 @@ export class Migration {
     const alerts = alertsFor(this.spec, c.reporter);
     c.vetoSwitch = () => alerts.beforeSwitch();
     const lock = this.lock(command, opts);
-    const unwatch = alerts.active ? this.audit.onRecord((r) => alerts.onAudit(r)) : () => {};
-    const mirror = this.spec.audit.index
-      ? new AuditIndex(
-          this.spec.audit.cluster === 'source' ? this.source : this.target,
-          this.spec.audit.index,
-          this.spec.name,
-          (m) => c.reporter.warn(m),
-        )
-      : undefined;
-    const unmirror = mirror ? this.audit.onRecord((r) => mirror.add(r)) : () => {};
+    const observed = this.observe(alerts, c.reporter);
     const stopThrottleWatch = alerts.active
       ? alerts.watchThrottle(this.throttle, this.spec.alerts.throttledMinutes, (r) => this.audit.record(r))
       : () => {};
@@ -324,10 +315,29 @@ export class Migration {
       lock.release();
       await c.strategy.close?.();
       stopThrottleWatch();
-      unwatch();
-      unmirror();
-      await Promise.all([alerts.close(), mirror?.close()]);
+      await observed.close();
     }
+  }
+
+  /** Alerts and the audit mirror hear every audit record of a command (run, cutover, rollback, cleanup). */
+  private observe(alerts: Alerts, reporter: Reporter): { close(): Promise<void> } {
+    const unwatch = alerts.active ? this.audit.onRecord((r) => alerts.onAudit(r)) : () => {};
+    const mirror = this.spec.audit.index
+      ? new AuditIndex(
+          this.spec.audit.cluster === 'source' ? this.source : this.target,
+          this.spec.audit.index,
+          this.spec.name,
+          (m) => reporter.warn(m),
+        )
+      : undefined;
+    const unmirror = mirror ? this.audit.onRecord((r) => mirror.add(r)) : () => {};
+    return {
+      async close() {
+        unwatch();
+        unmirror();
+        await Promise.all([alerts.close(), mirror?.close()]);
+      },
+    };
   }
 
   /** What is true after a run that returned, in one line. */
@@ -424,7 +434,10 @@ export class Migration {
       reporter.info('asking the running migration to stop its revert window and hand over');
       await requestHandover({ store: this.store }, () => !heldByLiveProcess(this.store.lockPath));
     }
+    // Bad alert settings are refused before anything is touched, as for run.
+    const alerts = alertsFor(this.spec, reporter);
     const lock = this.lock('rollback', opts);
+    const observed = this.observe(alerts, reporter);
     try {
       const state = this.state();
       if (!state.sourceIndex)
@@ -452,8 +465,14 @@ export class Migration {
         result: 'aliases-restored',
         message: `aliases point at ${state.sourceIndex} again (${records.map((a) => a.alias).join(', ')}); ${this.spec.target.index} is kept`,
       };
+    } catch (e) {
+      // A rollback that fails at 3 a.m. is what the on-call must hear of first.
+      if (!(e instanceof PreflightError))
+        this.audit.record({ event: 'run-failed', step: 'rollback', error: (e as Error).message });
+      throw e;
     } finally {
       lock.release();
+      await observed.close();
     }
   }
 
@@ -462,7 +481,10 @@ export class Migration {
    * window is cutover.retentionHours from the switch, as the spec says it now.
    */
   async cleanup(confirmIndex: string | undefined, opts: RunOptions = {}, now = new Date()): Promise<string> {
+    const reporter = opts.reporter ?? silentReporter;
+    const alerts = alertsFor(this.spec, reporter);
     const lock = this.lock('cleanup', opts);
+    const observed = this.observe(alerts, reporter);
     try {
       const state = this.state();
       if (state.phase !== 'cut-over' || !state.sourceIndex || !state.cutoverAt) {
@@ -497,6 +519,7 @@ export class Migration {
       return state.sourceIndex;
     } finally {
       lock.release();
+      await observed.close();
     }
   }
 

@@ -346,6 +346,8 @@ export const specSchema = z.strictObject({
                   'switched',
                   'finished',
                   'failed',
+                  'rolled-back',
+                  'cleaned-up',
                 ]),
               )
               .optional()

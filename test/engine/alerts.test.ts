@@ -117,6 +117,17 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
         });
         assert.equal(readFileSync(seen, 'utf8'), `m1|switched|${s.target}`);
 
+        // A rollback is heard too (and lands in the audit mirror below); it opens no incident.
+        const pdBefore = at('/pd').length;
+        const back = await runCli(['--json', 'rollback', s.specPath], env);
+        assert.equal(back.code, 0, back.stderr.slice(-1500));
+        assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.source]);
+        const rolled = at(secretPath).at(-1)!;
+        assert.equal(rolled.kind, 'rolled-back');
+        assert.equal(rolled.severity, 'warning');
+        assert.match(String(rolled.summary), /m1: rolled back, the aliases point at the old index again/);
+        assert.equal(at('/pd').length, pdBefore, 'no PagerDuty event for a rollback');
+
         // The webhook URL is a credential: in no output, no state file, no report.
         const state = join(s.dir, 'state', 'm1');
         const files = readdirSync(state).filter((f) => f.endsWith('.json') || f.endsWith('.jsonl'));
@@ -125,6 +136,8 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
           vetoed.stderr,
           done.stdout,
           done.stderr,
+          back.stdout,
+          back.stderr,
           ...files.map((f) => readFileSync(join(state, f), 'utf8')),
         ])
           assert.ok(!text.includes('T0KEN-s3cr3t') && !text.includes('pd-key-1'), 'a webhook secret leaked');

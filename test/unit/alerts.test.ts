@@ -22,6 +22,16 @@ describe('alertOf', () => {
       },
     );
     assert.equal(alertOf('m', { event: 'watchdog-paused', why: 'target is red', at })?.severity, 'critical');
+    // Rollback and cleanup are heard, without an incident.
+    const rolled = alertOf('m', { event: 'rolled-back', at });
+    assert.deepEqual(
+      [rolled?.kind, rolled?.severity, rolled?.incident],
+      ['rolled-back', 'warning', undefined],
+    );
+    assert.equal(
+      alertOf('m', { event: 'old-index-deleted', index: 'old-v1', at })?.summary,
+      'm: the old index old-v1 was deleted (cleanup)',
+    );
     assert.equal(alertOf('m', { event: 'watchdog-resumed', at })?.incident?.action, 'resolve');
     // A refused switch try alerts; a fence inside a hold or a try that switched does not.
     assert.equal(
