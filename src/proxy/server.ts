@@ -685,9 +685,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       address: parseHostPort(o.control, 'proxy.control'),
       token: o.token,
       status,
-      hold: (holdId, budgetMs) => {
+      hold: async (holdId, budgetMs) => {
         if (failed) throw failed;
-        return gate.hold(holdId, budgetMs ?? o.holdBudgetDefaultMs);
+        const granted = await gate.hold(holdId, budgetMs ?? o.holdBudgetDefaultMs);
+        // A write that left the gate because its journal append failed is not in the journal's end: this
+        // proxy's hold proves nothing (the runner finds its open life and reconciles instead).
+        const meanwhile = failed as Error | undefined;
+        if (meanwhile) throw meanwhile;
+        return granted;
       },
       release: (holdId, switchedTo, cluster) => {
         if (cluster === 'target' && !targetUp)
