@@ -15,7 +15,8 @@
  *   - anything else (missing, extra because the source deleted it, no versions, target below the state read
  *     before): read again after more catch-up.
  * After the last pass, a document still differing only by version lag (target older than the source, both found)
- * that progressed in some pass is counted as changing faster than catch-up, not reported: a round misses a state
+ * that progressed in some pass, or still missing from the target while the source rewrote it in some pass (a
+ * document deleted and re-created that often), is counted as changing faster than catch-up, not reported: a round misses a state
  * rewritten between its checkpoint read and its search, so a document written that often may lag in any one pass;
  * under the freeze nothing is rewritten and the final round applies it. Likewise a document the source deleted
  * during the last pass (it was there at the re-read before it): its delete is newer than anything compared, and the
@@ -49,6 +50,15 @@ function verdict(before: Difference | undefined, now: Difference): Verdict {
   // On the target, gone from the source since the re-read before this pass: deleted after the state compared,
   // so its delete is as new as the pass (found by the next id scan, and proven by the counts under the freeze).
   if (deletedSince(before, now)) return 'lag';
+  // Missing from the target, while the source rewrote it (delete and re-create, or update) since the state read
+  // before this pass: that pass may have applied the compared state; the newer one is the next round's.
+  if (
+    now.kind === 'missing' &&
+    source !== undefined &&
+    before?.sourceVersion !== undefined &&
+    source > before.sourceVersion
+  )
+    return 'lag';
   // Both sides found (changed, or a state the transform drops still on the target): versions compare.
   if (target === undefined || source === undefined) return 'unsettled';
   if (target >= source) return 'real';
@@ -127,7 +137,10 @@ export async function settleAfterCatchUp(
     (progressed.has(key(d)) &&
       d.targetVersion !== undefined &&
       d.sourceVersion !== undefined &&
-      d.targetVersion < d.sourceVersion);
+      d.targetVersion < d.sourceVersion) ||
+    // Rewritten on the source in some pass and still missing: as hot as the above (the counts under the freeze
+    // or hold, with nothing rewritten, are what prove it arrived).
+    (progressed.has(key(d)) && d.kind === 'missing' && d.sourceVersion !== undefined);
   const changing = pending.filter(laggingOnly);
   const reported = [...real, ...pending.filter((d) => !laggingOnly(d))];
   r.missing = reported.filter((d) => d.kind === 'missing').length;
