@@ -152,20 +152,20 @@ for (const kind of ['es8', 'os3'] as const) {
       const routing = s.expected.get(id)!.routing;
       const t = await s.c.mget(s.target, [{ _id: id, routing }], { source: false });
       const version = t.docs[0]!._version!;
-      await s.c.request({
-        method: 'PUT',
-        path: `/${s.target}/_doc/${encodeURIComponent(id)}`,
-        query: {
-          version: String(version),
-          version_type: 'external_gte',
-          refresh: 'true',
-          ...(routing ? { routing } : {}),
-        },
-        body: {
-          ...(s.expected.get(id)!.source as Record<string, unknown>),
-          title: 'same version, other bytes',
-        },
-      });
+      /** The target's copy of `id` rewritten with another title, under the given version. */
+      const rewrite = (v: number, versionType: 'external' | 'external_gte', title: string) =>
+        s.c.request({
+          method: 'PUT',
+          path: `/${s.target}/_doc/${encodeURIComponent(id)}`,
+          query: {
+            version: String(v),
+            version_type: versionType,
+            refresh: 'true',
+            ...(routing ? { routing } : {}),
+          },
+          body: { ...(s.expected.get(id)!.source as Record<string, unknown>), title },
+        });
+      await rewrite(version, 'external_gte', 'same version, other bytes');
       const versions = await runCli(['--json', 'verify', s.specPath, '--mode', 'versions']);
       assert.equal(versions.code, 0, versions.stderr);
       assert.equal(
@@ -181,20 +181,7 @@ for (const kind of ['es8', 'os3'] as const) {
         [['changed', id, ['title']]],
       );
       // The same document rewritten under a newer version: versions mode finds it (no sample needed).
-      await s.c.request({
-        method: 'PUT',
-        path: `/${s.target}/_doc/${encodeURIComponent(id)}`,
-        query: {
-          version: String(version + 1),
-          version_type: 'external',
-          refresh: 'true',
-          ...(routing ? { routing } : {}),
-        },
-        body: {
-          ...(s.expected.get(id)!.source as Record<string, unknown>),
-          title: 'newer version, other bytes',
-        },
-      });
+      await rewrite(version + 1, 'external', 'newer version, other bytes');
       const again = await runCli(['--json', 'verify', s.specPath, '--mode', 'versions']);
       assert.equal(again.code, 3, again.stderr);
       const a = JSON.parse(again.stdout);
