@@ -14,7 +14,6 @@
  * (they are queued, not forwarded), only the bypassing writer's are refused for that moment, and the freeze's
  * drained final round, count check and in-budget delete scan make the switch exact for its writes too.
  */
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { HoldReport, JournalSync } from '../capture/journal-sync.js';
 import type { LiveCapture } from '../capture/live.js';
@@ -22,12 +21,12 @@ import type { CaptureContext } from '../capture/strategy.js';
 import { sleep } from '../cluster/retry.js';
 import { every } from '../ops/every.js';
 import type { ProxyFleet } from '../proxy/attach.js';
-import { type HoldGranted, type HoldRecord, HoldRefused, type ProxyInfo } from '../proxy/control.js';
-import type { JournalPos } from '../proxy/journal.js';
+import type { ProxyInfo } from '../proxy/control.js';
 import { GateError } from '../store/errors.js';
 import { aliasPlacement, migrationEnds, moveAliases, sendSwitch } from './aliases.js';
 import { freezeAndSwitch } from './freeze.js';
 import { guardFor } from './freeze-guard.js';
+import { FleetHold } from './proxy-hold.js';
 
 class Abort extends Error {}
 
@@ -173,7 +172,6 @@ async function holdOnce(
   targetIndex: string,
 ): Promise<HoldReport> {
   const budget = c.spec.cutover.holdBudgetMs;
-  const holdId = randomUUID();
   const started = Date.now();
   const rep: HoldReport = {
     attempt,
@@ -204,8 +202,11 @@ async function holdOnce(
   const left = () => started + budget - Date.now();
   const cut = new AbortController();
   const timer = setTimeout(() => cut.abort(new Abort(`hold budget of ${budget} ms reached`)), budget);
-  const granted: Array<{ info: ProxyInfo; g: HoldGranted }> = [];
-  let released = false;
+  const hold = new FleetHold(p.fleet, budget, {
+    audit: c.audit,
+    warn: (m) => c.reporter.warn(m),
+    info: (m) => c.reporter.info(m),
+  });
   // The alias request goes out now. Should this run end before its answer is recorded, the next one finds where
   // the aliases are and completes this record; the late-write report starts from this journal position.
   const aliasRequestSent = () => {
@@ -216,51 +217,20 @@ async function holdOnce(
   // The application moves with the proxies when the new index is on another cluster (proxy.moveApplication).
   const moves = !!c.spec.target.cluster && c.spec.proxy.moveApplication;
   const releaseAll = async (switchedTo?: string) => {
-    released = true;
-    const done = await Promise.all(
-      granted.map(({ info }) =>
-        p.fleet
-          .control(info)
-          .release({ holdId, switchedTo, ...(switchedTo && moves ? { cluster: 'target' as const } : {}) })
-          .catch((e: Error): HoldRecord | undefined => {
-            c.reporter.warn(
-              `proxy ${info.id} did not confirm the release (${e.message}); it releases by itself at its deadline`,
-            );
-            return undefined;
-          }),
-      ),
-    );
-    for (const r of done) {
-      if (!r) continue;
-      rep.heldRequests += r.heldRequests;
-      rep.longestWaitMs = Math.max(rep.longestWaitMs, r.longestWaitMs);
-      rep.releasedBy.push(r.releasedBy);
-    }
+    const r = await hold.release({
+      switchedTo,
+      ...(switchedTo && moves ? { cluster: 'target' as const } : {}),
+    });
+    rep.heldRequests += r.heldRequests;
+    rep.longestWaitMs = Math.max(rep.longestWaitMs, r.longestWaitMs);
+    rep.releasedBy.push(...r.releasedBy);
   };
   try {
-    const results = await Promise.allSettled(
-      proxies.map(async (info) => {
-        const ctl = p.fleet.control(info);
-        const g = await ctl.hold({ holdId, budgetMs: budget }).catch(async (e: unknown) => {
-          // A hold left by a run that died (this one holds the migration lock, and the aliases have not moved):
-          // released now rather than at its deadline, and asked again.
-          if (!(e instanceof HoldRefused) || !e.holding || e.holding.holdId === holdId) throw e;
-          await ctl.release({ holdId: e.holding.holdId });
-          c.audit.record({ event: 'orphan-hold-released', proxy: info.id, holdId: e.holding.holdId });
-          c.reporter.info(
-            `released a hold a stopped run left on proxy ${info.id} (${e.holding.queued} request(s) waiting)`,
-          );
-          return ctl.hold({ holdId, budgetMs: budget });
-        });
-        granted.push({ info, g });
-      }),
-    );
-    const refused = results.find((r) => r.status === 'rejected');
-    if (refused) throw new Abort(`a proxy did not grant the hold (${(refused.reason as Error).message})`);
+    const refused = await hold.take(proxies);
+    if (refused) throw new Abort(refused);
     mark('held');
     // Every write the proxies forwarded before holding is journaled up to here.
-    const end: JournalPos = granted.map((x) => x.g.journalEnd).reduce((a, b) => (b.seq > a.seq ? b : a));
-    const drained = await timed(() => p.sync.sync(end, cut.signal));
+    const drained = await timed(() => p.sync.sync(hold.journalEnd, cut.signal));
     rep.syncedInHold = drained.written + drained.deleted;
     mark('drain');
     // Safety net: writers that bypass the proxies are not held; what they changed so far is applied now.
@@ -281,7 +251,7 @@ async function holdOnce(
       throw new Abort(`the journal asks for a reconcile (${p.sync.reconcileNeeded.why})`);
     // A proxy that started since the hold was granted is not holding: its writes would race the switch.
     const now = await p.fleet.live();
-    const unheld = now.filter((x) => !granted.some((g) => g.info.id === x.id));
+    const unheld = now.filter((x) => !hold.holds(x.id));
     if (unheld.length) throw new Abort(`proxy ${unheld[0]!.id} started during the hold`);
     mark('registry');
     if (p.sync.snapshot.bypass > 0) {
@@ -353,11 +323,11 @@ async function holdOnce(
     const why =
       cut.signal.aborted && !rep.switched ? (cut.signal.reason as Error).message : (e as Error).message;
     if (!(e instanceof Abort) && !cut.signal.aborted) {
-      if (!released) await releaseAll(rep.switched ? targetIndex : undefined);
+      if (!hold.released) await releaseAll(rep.switched ? targetIndex : undefined);
       throw e;
     }
     rep.reason = why;
-    if (!released) await releaseAll(rep.switched ? targetIndex : undefined);
+    if (!hold.released) await releaseAll(rep.switched ? targetIndex : undefined);
     mark('release');
   } finally {
     clearTimeout(timer);

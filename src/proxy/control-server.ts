@@ -5,7 +5,13 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type HoldGranted, type HoldRecord, type ProxyStatus, tokenMatches } from './control.js';
+import {
+  type HoldGranted,
+  type HoldRecord,
+  type ProxyStatus,
+  type ReleaseRequest,
+  tokenMatches,
+} from './control.js';
 import { HoldConflict } from './write-gate.js';
 
 export interface ControlHandlers {
@@ -14,7 +20,7 @@ export interface ControlHandlers {
   status(): ProxyStatus;
   /** budgetMs undefined: the proxy's default (cutover.holdBudgetMs) */
   hold(holdId: string, budgetMs: number | undefined): Promise<HoldGranted>;
-  release(holdId: string, switchedTo: string | undefined, cluster?: 'target'): HoldRecord;
+  release(r: ReleaseRequest): HoldRecord;
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -88,10 +94,17 @@ export async function startControlServer(h: ControlHandlers): Promise<{ server: 
         throw new BadRequest('switchedTo must be an index name');
       if (b.cluster !== undefined && (b.cluster !== 'target' || b.switchedTo === undefined))
         throw new BadRequest("cluster must be 'target', with switchedTo");
+      if (b.rolledBack !== undefined && (b.rolledBack !== true || b.switchedTo !== undefined))
+        throw new BadRequest('rolledBack must be true, without switchedTo');
       return send(
         res,
         200,
-        h.release(holdId, b.switchedTo as string | undefined, b.cluster as 'target' | undefined),
+        h.release({
+          holdId,
+          ...(b.switchedTo !== undefined ? { switchedTo: b.switchedTo as string } : {}),
+          ...(b.cluster !== undefined ? { cluster: 'target' as const } : {}),
+          ...(b.rolledBack ? { rolledBack: true as const } : {}),
+        }),
       );
     }
     req.resume();

@@ -91,6 +91,11 @@ export interface ReleaseRequest {
   switchedTo?: string;
   /** the aliases moved to another cluster: from now on every request goes there */
   cluster?: 'target';
+  /**
+   * a rollback moved the aliases back to the old index (under this hold): the proxy forgets the switch, and
+   * requests go to the source cluster again; queued writes land on the old index
+   */
+  rolledBack?: true;
 }
 
 export interface HoldRecord {

@@ -5,7 +5,6 @@
  * knows which index was migrated.
  */
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
 import { Cluster } from '../cluster/client.js';
 import { authorizationOf } from '../cluster/transport.js';
 import { clusterConfig, type LoadedSpec, SpecError } from '../spec/load.js';
@@ -15,7 +14,7 @@ import { controlToken, type ProxyInfo, writeProxyInfo } from './control.js';
 import { FileJournalWriter } from './file-journal.js';
 import type { JournalWriter } from './journal.js';
 import { type ProxyOptions, parseHostPort, type RunningProxy, startProxy } from './server.js';
-import { readSwitch } from './switch-state.js';
+import { readSwitch, switchStatePathOf } from './switch-state.js';
 
 export interface OpenProxyOptions {
   /** HOST:PORT, overrides proxy.listen */
@@ -99,7 +98,7 @@ export async function openProxy(spec: LoadedSpec, opts: OpenProxyOptions = {}): 
   const listen = opts.listen ?? spec.proxy.listen;
   const id = opts.id ?? defaultProxyId(listen);
   const store = new StateStore(spec.migrationDir);
-  const switchStatePath = join(dirname(store.journalPath), 'switch.json');
+  const switchStatePath = switchStatePathOf(store.journalPath);
   if (spec.capture.strategy !== 'proxy')
     log(
       `capture.strategy is ${spec.capture.strategy}, not proxy: the runner will not read this proxy's journal`,

@@ -63,7 +63,7 @@ import {
   unreadableBulkEntries,
 } from './journal-entries.js';
 import { rewriteNodesHttp } from './sniff.js';
-import { readSwitch, type SwitchRecord, writeSwitch } from './switch-state.js';
+import { forgetSwitch, readSwitch, type SwitchRecord, writeSwitch } from './switch-state.js';
 import { blockRetryDelayMs, refusedByWriteBlock } from './write-block.js';
 import { HoldConflict, WriteGate } from './write-gate.js';
 
@@ -694,7 +694,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         if (meanwhile) throw meanwhile;
         return granted;
       },
-      release: (holdId, switchedTo, cluster) => {
+      release: ({ holdId, switchedTo, cluster, rolledBack }) => {
+        if (rolledBack) {
+          // The aliases are back on the old index: this proxy is as it was before the switch, also when it is
+          // started again (the record is gone), and every request goes to the source cluster again.
+          if (switched) o.log('switch undone', { index: sourceIndex, was: switched.switchedTo });
+          switched = undefined;
+          if (o.switchStatePath) forgetSwitch(o.switchStatePath);
+          up = sourceUp;
+          return gate.release(holdId);
+        }
         if (cluster === 'target' && !targetUp)
           throw new HoldConflict(
             'this proxy was started without a target cluster to move the application to',

@@ -687,7 +687,7 @@ if (EXPECTED.includes('es8') && EXPECTED.includes('os3'))
       await to.close();
     });
 
-    it('at a release with cluster target, the held writes and every later request go to the target cluster', async () => {
+    it('at a release with cluster target, the held writes and every later request go to the target cluster; a rollback release brings them back', async () => {
       const input = {
         ...YAML.parse(readFileSync(s.specPath, 'utf8')),
         target: { index: s.target, cluster: { url: toUrl } },
@@ -739,6 +739,27 @@ if (EXPECTED.includes('es8') && EXPECTED.includes('os3'))
         proxy = await openProxy(spec);
         assert.equal((await ctl().status()).upstream, 'target');
         assert.equal((await call(proxy.dataUrl, 'GET', `/${s.readAlias}/_doc/m3`)).status, 200);
+
+        // A rollback releases its hold with rolledBack: the held write and every later request go back to the
+        // source cluster, and the switch is forgotten, also by a proxy started after it.
+        await ctl().hold({ holdId: 'back', budgetMs: 20_000 });
+        const heldBack = call(proxy.dataUrl, 'PUT', `/${s.writeAlias}/_doc/m4?refresh=true`, { n: 4 });
+        await until(async () => (await ctl().status()).holding?.queued === 1, 'a write queued');
+        await ctl().release({ holdId: 'back', rolledBack: true });
+        const hb = await heldBack;
+        assert.equal(hb.status, 201, JSON.stringify(hb.body));
+        assert.equal(hb.body._index, s.source);
+        const back = await ctl().status();
+        assert.equal(back.upstream, 'source');
+        assert.equal(back.switchedTo, undefined);
+        assert.equal((await s.c.mget(s.source, [{ _id: 'm4' }])).docs[0]!.found, true);
+        assert.equal((await to.mget(s.target, [{ _id: 'm4' }])).docs[0]!.found, false);
+        await proxy.close();
+        proxy = await openProxy(spec);
+        assert.equal((await ctl().status()).upstream, 'source');
+        // Concrete old names are no longer routed: they name the index the aliases point at again.
+        const named = await call(proxy.dataUrl, 'PUT', `/${s.source}/_doc/m5`, { n: 5 });
+        assert.equal(named.body._index, s.source, JSON.stringify(named.body));
       } finally {
         await proxy.close();
       }

@@ -9,13 +9,20 @@
 import { sleep } from '../../cluster/retry.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { aliasPlacement, migrationEnds, moveAliases } from '../../cutover/aliases.js';
-import { holdAndSwitch } from '../../cutover/hold-switch.js';
-import { keepOldIndexInSync, revertWindowOpen } from '../../cutover/revert-window.js';
+import { rollBackUnderHold } from '../../cutover/hold-rollback.js';
+import { aliasReserveMs, holdAndSwitch } from '../../cutover/hold-switch.js';
+import {
+  drainedRollback,
+  keepOldIndexInSync,
+  reverseCapture,
+  revertWindowOpen,
+} from '../../cutover/revert-window.js';
 import { COPY_SETTINGS } from '../../cutover/target.js';
 import { every } from '../../ops/every.js';
 import { attachProxies, type ProxyFleet } from '../../proxy/attach.js';
 import type { ProxyStatus } from '../../proxy/control.js';
 import type { LoadedSpec } from '../../spec/load.js';
+import { readJson } from '../../store/atomic-file.js';
 import { GateError, PreflightError } from '../../store/errors.js';
 import { StateStore } from '../../store/state.js';
 import type { Finding } from '../../verify/preflight.js';
@@ -309,11 +316,43 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       const records = c.state.aliases?.records ?? [];
       const ends = migrationEnds(c);
       const where = await aliasPlacement(records, ends.source, ends.target);
-      if (where.placement === 'to' && c.state.cutoverAt)
+      // Not switched (or a switch stopped between its two requests): the proxies were never told of a switch.
+      if (where.placement !== 'to') return moveAliases(records, ends.target, ends.source);
+      const windowOpen = revertWindowOpen(c);
+      if (!windowOpen && c.state.cutoverAt)
         c.reporter.warn(
-          `writes made on ${c.spec.target.index} since the switch at ${c.state.cutoverAt} are not on ${c.state.sourceIndex}${revertWindowOpen(c) ? ' unless the revert window copied them' : ' (no revert window open)'}: readers may lose sight of them`,
+          `writes made on ${c.spec.target.index} since the switch at ${c.state.cutoverAt} are not on ${c.state.sourceIndex} (no revert window open): readers lose sight of them`,
         );
-      return moveAliases(records, ends.target, ends.source);
+      const forward = capture(c);
+      const t = c.state.totals;
+      let revert: { capture: LiveCapture; exactCounts: boolean } | undefined;
+      if (windowOpen) {
+        const rev = await reverseCapture(c);
+        await rev.start(c.state.revertCursors);
+        // Documents the migration dropped stay on the old index only, so counts prove nothing then.
+        revert = {
+          capture: rev,
+          exactCounts:
+            forward.exactCounts(t?.deadLetters ?? 0) && forward.droppedEver === 0 && (t?.dropped ?? 0) === 0,
+        };
+      }
+      const withoutHold = async () => {
+        if (!windowOpen) return moveAliases(records, ends.target, ends.source);
+        const f = await drainedRollback(c, forward);
+        c.audit.record({ event: 'rollback-drained', freezeMs: f.durationMs });
+        return 'moved' as const;
+      };
+      let f: ProxyFleet;
+      try {
+        f = await proxies(c);
+      } catch (e) {
+        c.reporter.warn(
+          `cannot reach the write proxies (${(e as Error).message}): rolling back without a hold`,
+        );
+        return withoutHold();
+      }
+      const holds = readJson<{ holds?: Array<{ aliasMs?: number }> }>(c.store.journalSyncPath)?.holds ?? [];
+      return rollBackUnderHold(c, { fleet: f, reserveMs: aliasReserveMs(holds), revert, withoutHold });
     },
   };
 }

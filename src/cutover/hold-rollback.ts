@@ -1,0 +1,165 @@
+/**
+ * Rollback when the application writes through proxies: the aliases go back to the old index under a hold, as
+ * they left it, and the proxies learn of it in the same release. Without that, a proxy would keep acting on the
+ * switch it was told of: route writes that name the old index to the new one, or, after a move to another
+ * cluster (proxy.moveApplication), keep sending the whole application there, where the aliases no longer exist
+ * (a write through one could create an index of that name).
+ *
+ * Inside a revert window the reverse sync is drained under the hold, with the freeze of the new index that the
+ * `seqno` rollback uses (freeze.ts): the proxies' writes are queued, not refused; only writers that bypass the
+ * proxies meet the block. A hold that cannot finish in time is released without moving anything and tried
+ * again; the alias request is only sent while the hold has room left for it to land before the proxies'
+ * deadline. With no proxy running, the aliases move back without a hold, and the switch record this host's
+ * proxy would read at its next start is removed.
+ */
+import { existsSync, unlinkSync } from 'node:fs';
+import type { LiveCapture } from '../capture/live.js';
+import type { CaptureContext } from '../capture/strategy.js';
+import { sleep } from '../cluster/retry.js';
+import type { ProxyFleet } from '../proxy/attach.js';
+import type { ProxyInfo } from '../proxy/control.js';
+import { forgetSwitch, switchStatePathOf } from '../proxy/switch-state.js';
+import { GateError } from '../store/errors.js';
+import { migrationEnds, moveAliases } from './aliases.js';
+import { freezeAndSwitch } from './freeze.js';
+import { guardFor } from './freeze-guard.js';
+import { FleetHold } from './proxy-hold.js';
+
+class Abort extends Error {}
+
+export interface HoldRollbackPlan {
+  fleet: ProxyFleet;
+  /** ms the hold keeps for the alias request (hold-switch.ts aliasReserveMs) */
+  reserveMs: number;
+  /** the revert window's reverse sync (started at its cursors), when the window is open */
+  revert?: { capture: LiveCapture; exactCounts: boolean };
+  /** the rollback without a hold, for when no proxy runs (the strategy's own: drained or a plain move) */
+  withoutHold: () => Promise<'moved' | 'already'>;
+}
+
+export interface RollbackHold {
+  attempt: number;
+  durationMs: number;
+  moved: boolean;
+  reason?: string;
+  proxies: number;
+  heldRequests: number;
+  longestWaitMs: number;
+  releasedBy: string[];
+  /** the revert window's freeze of the new index, for writers that bypass the proxies */
+  freezeMs?: number;
+}
+
+export async function rollBackUnderHold(
+  c: CaptureContext,
+  p: HoldRollbackPlan,
+): Promise<'moved' | 'already'> {
+  const records = c.state.aliases?.records ?? [];
+  const ends = migrationEnds(c);
+  let tries = 0;
+  try {
+    for (;;) {
+      c.signal?.throwIfAborted();
+      if (p.revert) {
+        // Settled outside the hold: the deletes made on the new index (an id scan) and the changes so far.
+        await p.revert.capture.reconcile();
+        await p.revert.capture.round();
+      }
+      const proxies = await p.fleet.live();
+      if (proxies.length === 0) {
+        c.reporter.warn(
+          `no write proxy is running (journal: ${p.fleet.where}): the aliases move back without a hold. A proxy started later on another host would still act on the switch: delete ${switchStatePathOf(c.store.journalPath)} there before starting it`,
+        );
+        const r = await p.withoutHold();
+        forgetSwitch(switchStatePathOf(c.store.journalPath));
+        return r;
+      }
+      tries++;
+      const h = await rollbackHoldOnce(proxies, tries);
+      c.audit.record({ event: 'rollback-hold', ...h });
+      if (h.moved) {
+        c.reporter.info(
+          `aliases moved back to ${ends.source.index} under a ${h.durationMs} ms hold of the application's writes (attempt ${h.attempt}; ${h.heldRequests} request(s) waited, the longest ${h.longestWaitMs} ms; the proxies send the application to ${ends.source.index}${c.spec.target.cluster ? ' on the source cluster' : ''} again)`,
+        );
+        return 'moved';
+      }
+      if (tries >= c.spec.cutover.maxFreezeAttempts)
+        throw new GateError(
+          `rollback refused: ${tries} hold(s) could not finish inside cutover.holdBudgetMs = ${c.spec.cutover.holdBudgetMs} ms (last: ${h.reason}). Nothing moved and no write was refused by the proxies: the application still uses ${c.spec.target.index}. Rerun rollback, or raise cutover.holdBudgetMs`,
+        );
+      c.reporter.warn(
+        `writes released after a ${h.durationMs} ms hold without rolling back (${h.reason}); trying again (${tries}/${c.spec.cutover.maxFreezeAttempts})`,
+      );
+      await sleep(Math.min(5_000, 250 * 2 ** Math.min(tries, 4)), c.signal);
+    }
+  } finally {
+    if (existsSync(c.store.rollbackRequestPath)) unlinkSync(c.store.rollbackRequestPath);
+  }
+
+  async function rollbackHoldOnce(proxies: ProxyInfo[], attempt: number): Promise<RollbackHold> {
+    const budget = c.spec.cutover.holdBudgetMs;
+    const started = Date.now();
+    const left = () => started + budget - Date.now();
+    const rep: RollbackHold = {
+      attempt,
+      durationMs: 0,
+      moved: false,
+      proxies: proxies.length,
+      heldRequests: 0,
+      longestWaitMs: 0,
+      releasedBy: [],
+    };
+    const hold = new FleetHold(p.fleet, budget, {
+      audit: c.audit,
+      warn: (m) => c.reporter.warn(m),
+      info: (m) => c.reporter.info(m),
+    });
+    const release = async () => {
+      const r = await hold.release(rep.moved ? { rolledBack: true } : {});
+      rep.heldRequests = r.heldRequests;
+      rep.longestWaitMs = r.longestWaitMs;
+      rep.releasedBy = r.releasedBy;
+    };
+    try {
+      const refused = await hold.take(proxies);
+      if (refused) throw new Abort(refused);
+      if (p.revert) {
+        const f = await freezeAndSwitch({
+          source: c.target,
+          target: c.source,
+          sourceIndex: ends.target.index,
+          targetIndex: ends.source.index,
+          aliases: records,
+          capture: p.revert.capture,
+          budgetMs: Math.max(50, left() - p.reserveMs),
+          attempt: p.revert.capture.snapshot.freezes.length + 1,
+          exactCounts: p.revert.exactCounts,
+          markFrozen: (frozen) => {
+            c.state.frozen = frozen
+              ? { side: 'target', index: ends.target.index, startedAt: new Date().toISOString(), attempt }
+              : undefined;
+            c.store.save(c.state);
+          },
+          guard: guardFor(c.spec, 'target', c.audit.path),
+        });
+        p.revert.capture.recordFreeze(f);
+        c.audit.record({ event: 'freeze', index: ends.target.index, rollback: true, ...f });
+        rep.freezeMs = f.durationMs;
+        if (!f.switched) throw new Abort(`the revert window could not be drained: ${f.reason}`);
+      } else {
+        if (left() < p.reserveMs)
+          throw new Abort(`hold budget of ${budget} ms nearly spent before the alias request`);
+        await moveAliases(records, ends.target, ends.source);
+      }
+      rep.moved = true;
+      await release();
+    } catch (e) {
+      if (!hold.released) await release();
+      if (!(e instanceof Abort)) throw e;
+      rep.reason = e.message;
+    } finally {
+      rep.durationMs = Date.now() - started;
+    }
+    return rep;
+  }
+}
