@@ -438,6 +438,7 @@ export class Migration {
     const alerts = alertsFor(this.spec, reporter);
     const lock = this.lock('rollback', opts);
     const observed = this.observe(alerts, reporter);
+    let closeStrategy = () => Promise.resolve();
     try {
       const state = this.state();
       if (!state.sourceIndex)
@@ -447,6 +448,8 @@ export class Migration {
       const ends = migrationEnds({ source: this.source, target: this.target, state, spec: this.spec });
       const where = await aliasPlacement(records, ends.source, ends.target);
       const c = this.context(state, await loadTransform(this.spec.transformPath), opts);
+      // The proxies' NATS journal and registry keep connections open: released with the lock.
+      closeStrategy = () => c.strategy.close?.() ?? Promise.resolve();
       if (records.length === 0 || (where.placement === 'from' && !state.cutoverAt)) {
         await restoreTargetSettings(c);
         this.audit.record({ event: 'rollback-nothing-to-move' });
@@ -472,6 +475,7 @@ export class Migration {
       throw e;
     } finally {
       lock.release();
+      await closeStrategy().catch(() => undefined);
       await observed.close();
     }
   }
