@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { ClusterError } from '../../src/cluster/errors.js';
-import { controlToken, ProxyControl, readProxyInfo } from '../../src/proxy/control.js';
+import { controlToken, ProxyControl, type ProxyInfo } from '../../src/proxy/control.js';
 import { StateStore } from '../../src/store/state.js';
 import { application, type Log } from '../support/app-writer.js';
 import { runCli, startCli } from '../support/cli.js';
@@ -257,92 +257,107 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       }
     });
 
-    it('rolls back under a hold inside the revert window: no write refused or lost, the proxy forgets the switch', async () => {
-      const s = await t.scenario(kind, 1500, {
-        ...PROXY_SPEC,
-        cutover: { holdBudgetMs: 5000, revertWindowMinutes: 30 },
-      });
-      const proxy = await startProxy(s.specPath);
-      let stop = false;
-      const app = application({ ...s, c: viaProxy(proxy.url) }, () => stop);
-      const run = startCli(['--json', 'run', s.specPath]);
-      let out = '';
-      run.child.stderr!.on('data', (d) => {
-        out += d;
-      });
-      try {
-        while (!/revert window open until/.test(out)) {
-          assert.equal(run.child.exitCode, null, `run ended early: ${out.slice(-1500)}`);
-          await sleep(100);
-        }
-        assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
-        // The application writes to the new index through the proxy for a while; the window copies it back.
-        const before = app.log.acked;
-        while (app.log.acked < before + 150) await sleep(100);
+    for (const journal of ['file', 'nats'] as const)
+      it(`rolls back under a hold inside the revert window (${journal} journal${journal === 'nats' ? ', two proxies' : ''}): no write refused or lost, every proxy forgets the switch`, async () => {
+        const stream = `cutover-rollback-${randomBytes(4).toString('hex')}`;
+        const s = await t.scenario(kind, 1500, {
+          ...PROXY_SPEC,
+          cutover: { holdBudgetMs: 5000, revertWindowMinutes: 30 },
+          ...(journal === 'nats'
+            ? { proxy: { journal: { kind: 'nats', servers: NATS_URL, stream }, heartbeatMs: 500 } }
+            : {}),
+        });
+        const proxies = [await startProxy(s.specPath)];
+        if (journal === 'nats') proxies.push(await startProxy(s.specPath));
+        const proxy = proxies[0]!;
+        let stop = false;
+        const app = application({ ...s, c: viaProxy(proxy.url) }, () => stop);
+        const run = startCli(['--json', 'run', s.specPath]);
+        let out = '';
+        run.child.stderr!.on('data', (d) => {
+          out += d;
+        });
+        try {
+          while (!/revert window open until/.test(out)) {
+            assert.equal(run.child.exitCode, null, `run ended early: ${out.slice(-1500)}`);
+            await sleep(100);
+          }
+          assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
+          // The application writes to the new index through the proxy for a while; the window copies it back.
+          const before = app.log.acked;
+          while (app.log.acked < before + 150) await sleep(100);
 
-        const rb = await runCli(['rollback', s.specPath]);
-        assert.equal(rb.code, 0, rb.stderr.slice(-2000));
-        assert.match(rb.stderr, /aliases moved back to .* under a \d+ ms hold/);
-        const r = await run.done;
-        assert.equal(r.code, 0, `run hands over and ends cleanly: ${r.stderr.slice(-1500)}`);
-        assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.source]);
-        assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.source]);
-        // The proxy was told: no switch any more, so nothing it forwards is routed to the new index.
-        const store = new StateStore(join(s.dir, 'state', 'm1'));
-        const status = await new ProxyControl(
-          readProxyInfo(store.proxyInfoPath)!,
-          controlToken(store.proxyTokenPath, false),
-        ).status();
-        assert.equal(status.switchedTo, undefined);
-        assert.equal(status.upstream, 'source');
+          const rb = await runCli(['rollback', s.specPath]);
+          assert.equal(rb.code, 0, rb.stderr.slice(-2000));
+          assert.match(rb.stderr, /aliases moved back to .* under a \d+ ms hold/);
+          const r = await run.done;
+          assert.equal(r.code, 0, `run hands over and ends cleanly: ${r.stderr.slice(-1500)}`);
+          assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.source]);
+          assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.source]);
+          // Every proxy was told: no switch any more, so nothing it forwards is routed to the new index.
+          const store = new StateStore(join(s.dir, 'state', 'm1'));
+          for (const p of proxies) {
+            const control = /control on (http:\/\/\S+?),/.exec(p.output())![1]!;
+            const status = await new ProxyControl(
+              { id: 'test', control } as ProxyInfo,
+              controlToken(store.proxyTokenPath, false),
+            ).status();
+            assert.equal(status.switchedTo, undefined);
+            assert.equal(status.upstream, 'source');
+          }
 
-        const after = app.log.acked;
-        while (app.log.acked < after + 50) await sleep(100);
-        stop = true;
-        await app.done;
-        assert.equal(app.log.refusedByFreeze, 0, 'the proxied writes waited in the hold, none was refused');
-        assert.deepEqual(app.log.otherFailures.slice(0, 5), []);
-        const written = [...app.log.state.values()];
-        assert.ok(
-          written.some((w) => w.index === s.target && w.doc === null),
-          'deletes made on the new index',
-        );
-        assert.ok(
-          written.some((w) => w.index === s.target && w.doc !== null),
-          'writes made on the new index',
-        );
-        // The old index holds the last acknowledged state of every document, id by id.
-        const actual = await readAll(s.c, s.source);
-        const lost: string[] = [];
-        const stale: string[] = [];
-        const resurrected: string[] = [];
-        for (const [id, { doc }] of app.log.state) {
-          const have = actual.get(id);
-          if (doc === null) {
-            if (have) resurrected.push(id);
-          } else if (!have) lost.push(id);
-          else if (canon(have.source) !== canon(doc)) stale.push(id);
+          const after = app.log.acked;
+          while (app.log.acked < after + 50) await sleep(100);
+          stop = true;
+          await app.done;
+          assert.equal(app.log.refusedByFreeze, 0, 'the proxied writes waited in the hold, none was refused');
+          assert.deepEqual(app.log.otherFailures.slice(0, 5), []);
+          const written = [...app.log.state.values()];
+          assert.ok(
+            written.some((w) => w.index === s.target && w.doc === null),
+            'deletes made on the new index',
+          );
+          assert.ok(
+            written.some((w) => w.index === s.target && w.doc !== null),
+            'writes made on the new index',
+          );
+          // The old index holds the last acknowledged state of every document, id by id.
+          const actual = await readAll(s.c, s.source);
+          const lost: string[] = [];
+          const stale: string[] = [];
+          const resurrected: string[] = [];
+          for (const [id, { doc }] of app.log.state) {
+            const have = actual.get(id);
+            if (doc === null) {
+              if (have) resurrected.push(id);
+            } else if (!have) lost.push(id);
+            else if (canon(have.source) !== canon(doc)) stale.push(id);
+          }
+          const extra = [...actual.keys()].filter((id) => !app.log.state.has(id));
+          assert.deepEqual(
+            { lost: lost.slice(0, 5), stale: stale.slice(0, 5), resurrected: resurrected.slice(0, 5), extra },
+            none,
+          );
+          const audit = readFileSync(join(s.dir, 'state', 'm1', 'audit.jsonl'), 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as { event: string; moved?: boolean });
+          assert.ok(
+            audit.some((a) => a.event === 'rollback-hold' && a.moved),
+            'the rollback ran under a hold',
+          );
+        } finally {
+          stop = true;
+          await app.done;
+          run.child.kill('SIGKILL');
+          for (const p of proxies) await p.stop();
+          if (journal === 'nats') {
+            const nc = await connect({ servers: NATS_URL });
+            await (await jetstreamManager(nc)).streams.delete(stream).catch(() => false);
+            await nc.close();
+          }
         }
-        const extra = [...actual.keys()].filter((id) => !app.log.state.has(id));
-        assert.deepEqual(
-          { lost: lost.slice(0, 5), stale: stale.slice(0, 5), resurrected: resurrected.slice(0, 5), extra },
-          none,
-        );
-        const audit = readFileSync(join(s.dir, 'state', 'm1', 'audit.jsonl'), 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as { event: string; moved?: boolean });
-        assert.ok(
-          audit.some((a) => a.event === 'rollback-hold' && a.moved),
-          'the rollback ran under a hold',
-        );
-      } finally {
-        stop = true;
-        await app.done;
-        run.child.kill('SIGKILL');
-        await proxy.stop();
-      }
-    });
+      });
 
     it('refuses to open the copy without a running proxy, and says how to start one', async () => {
       const s = await t.scenario(kind, 100, PROXY_SPEC);
