@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster } from '../../src/cluster/client.js';
 import { ClusterError } from '../../src/cluster/errors.js';
+import { canon } from './data.js';
 import { makeDoc, type Scenario } from './scenario.js';
 
 export interface Log {
@@ -80,4 +81,37 @@ export function application(
     }
   })();
   return { log, done };
+}
+
+/**
+ * An index compared id by id with the writers' log, documents as the writers wrote them (the old index after a
+ * rollback: what the application wrote on either side must be there, untransformed). First five of each kind.
+ */
+export function differencesAsWritten(log: Log, actual: Map<string, { source: Record<string, unknown> }>) {
+  const lost: string[] = [];
+  const stale: string[] = [];
+  const resurrected: string[] = [];
+  for (const [id, { doc }] of log.state) {
+    const have = actual.get(id);
+    if (doc === null) {
+      if (have) resurrected.push(id);
+    } else if (!have) lost.push(id);
+    else if (canon(have.source) !== canon(doc)) stale.push(id);
+  }
+  const extra = [...actual.keys()].filter((id) => !log.state.has(id));
+  return {
+    lost: lost.slice(0, 5),
+    stale: stale.slice(0, 5),
+    resurrected: resurrected.slice(0, 5),
+    extra: extra.slice(0, 5),
+  };
+}
+
+/** The log shows both writes and deletes acknowledged on `index` (e.g. the new index between switch and rollback). */
+export function wroteAndDeletedOn(log: Log, index: string): { writes: boolean; deletes: boolean } {
+  const written = [...log.state.values()];
+  return {
+    writes: written.some((w) => w.index === index && w.doc !== null),
+    deletes: written.some((w) => w.index === index && w.doc === null),
+  };
 }
