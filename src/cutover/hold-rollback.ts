@@ -78,8 +78,10 @@ export async function rollBackUnderHold(
       const h = await rollbackHoldOnce(proxies, tries);
       c.audit.record({ event: 'rollback-hold', ...h });
       if (h.moved) {
-        c.reporter.info(
-          `aliases moved back to ${ends.source.index} under a ${h.durationMs} ms hold of the application's writes (attempt ${h.attempt}; ${h.heldRequests} request(s) waited, the longest ${h.longestWaitMs} ms; the proxies send the application to ${ends.source.index}${c.spec.target.cluster ? ' on the source cluster' : ''} again)`,
+        const told = h.releasedBy.filter((r) => r === 'runner').length;
+        (told === h.proxies ? c.reporter.info : c.reporter.warn).call(
+          c.reporter,
+          `aliases moved back to ${ends.source.index} under a ${h.durationMs} ms hold of the application's writes (attempt ${h.attempt}; ${h.heldRequests} request(s) waited, the longest ${h.longestWaitMs} ms; ${told === h.proxies ? 'the proxies send' : `${told} of ${h.proxies} proxies confirmed they send`} the application to ${ends.source.index}${c.spec.target.cluster ? ' on the source cluster' : ''} again${told === h.proxies ? '' : '; the others did not confirm the release (see above): check that their status shows no switch and upstream source'})`,
         );
         return 'moved';
       }
