@@ -69,6 +69,11 @@ export interface JournalSyncState {
   /** changes the safety-net rounds applied that the journal never saw (writers that bypass the proxy) */
   bypass: number;
   bypassSample: string[];
+  /**
+   * Each source shard's highest `_seq_no` just after the sync took its start position: a write at or below it may
+   * have been journaled before that position (so never read here), and is not taken for a bypass.
+   */
+  startMaxSeqNos?: number[];
   /** journal entries whose write landed on the old index after the switch (concrete names) */
   lateOnOldIndex: number;
   /** ms from journaling the oldest entry of a batch to the target's acknowledgement of the batch, recent batches */
@@ -141,6 +146,8 @@ export class JournalSync {
    */
   async startAtEnd(live: readonly string[] = []): Promise<void> {
     this.state.pos = await this.o.reader.end();
+    // Read after the position: every write journaled before it was answered, so numbered, before this.
+    this.state.startMaxSeqNos = (await this.o.source.shardSeqNos(this.o.sourceIndex)).map((m) => m.maxSeqNo);
     this.state.lives = Object.fromEntries(live.map((id) => [id, 'open' as const]));
     this.save();
   }
@@ -361,7 +368,11 @@ export class JournalSync {
    * past the round's end (the proxy journals within milliseconds of the cluster's answer). One that was not came
    * from a writer that bypasses the proxy: its deletes are invisible to everything but an id reconcile.
    */
-  noteRoundApplied(ids: string[]): void {
+  noteRoundApplied(shard: number, hits: ReadonlyArray<{ _id: string; _seq_no?: number }>): void {
+    // A write numbered before the sync's start may be journaled before its start position: the first rounds read
+    // from checkpoints that can lag such a write (an earlier write still in flight), and would call it a bypass.
+    const before = this.state.startMaxSeqNos?.[shard] ?? -1;
+    const ids = hits.filter((h) => h._seq_no === undefined || h._seq_no > before).map((h) => h._id);
     if (ids.length) this.checks.push({ ids, after: Date.now() + 1_000 });
   }
 

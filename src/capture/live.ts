@@ -106,8 +106,8 @@ export interface LiveCaptureOptions extends IndexPair {
   softDeleteField?: string;
   /** capture.copyYields: the backfill and background id scans wait while the rounds are further behind than this */
   yieldAboveLagMs?: number;
-  /** the ids each round applied, page by page */
-  onApplied?: (ids: string[]) => void;
+  /** what each round applied, page by page: the shard, and each id with the `_seq_no` it was read at */
+  onApplied?: (shard: number, hits: ReadonlyArray<{ _id: string; _seq_no?: number }>) => void;
   /** background rounds wait while it is paused (the operator, the watchdog); rounds take no tokens */
   throttle?: Throttle;
   /** runs after every round outside a freeze (proxy capture: the journal sync rides along wherever rounds run) */

@@ -38,8 +38,8 @@ export interface TailDeps {
   timestamp?: { field: string; since: string };
   softDeleteField?: string;
   onDropped?: (ids: DocRef[]) => void;
-  /** the ids of each page applied (proxy capture: tells writes the journal never saw) */
-  onApplied?: (ids: string[]) => void;
+  /** each page applied, with its shard (proxy capture: tells writes the journal never saw) */
+  onApplied?: (shard: number, hits: ReadonlyArray<{ _id: string; _seq_no?: number }>) => void;
   /**
    * proxy capture: true when the target already holds this id at this `_seq_no` or newer (the journal sync copied
    * it). Pages are then read without `_source`, and only the ids not covered are fetched and written: a round
@@ -61,6 +61,8 @@ export interface RoundResult {
   transformFailures: number;
   /** when the checkpoints were read: every change older than this is on the target once the round ends */
   readAt: number;
+  /** the round refreshed the source after reading its checkpoints (it skips that when no shard moved) */
+  refreshed: boolean;
   durationMs: number;
 }
 
@@ -85,6 +87,7 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
   // Nothing new on any shard (an idle source): spare it the refresh too.
   if (queue.length > 0) await d.source.refresh(d.sourceIndex);
   const out: RoundResult = {
+    refreshed: queue.length > 0,
     read: 0,
     covered: 0,
     result: emptyResult(),
@@ -105,7 +108,7 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
         if (d.versionOffset) for (const op of ops) op.version += d.versionOffset;
         out.result = addResults(out.result, await d.writer.write(ops, d.signal));
         failpoint('tail.after-bulk');
-        d.onApplied?.(hits.map((h) => h._id));
+        d.onApplied?.(s.shard, hits);
         out.read += hits.length;
         out.covered += listed.length - hits.length;
         out.dropped += dropped;

@@ -16,11 +16,12 @@ import { existsSync, unlinkSync } from 'node:fs';
 import type { LiveCapture } from '../capture/live.js';
 import type { CaptureContext } from '../capture/strategy.js';
 import { sleep } from '../cluster/retry.js';
+import { failpoint } from '../ops/failpoints.js';
 import type { ProxyFleet } from '../proxy/attach.js';
 import type { ProxyInfo } from '../proxy/control.js';
 import { forgetSwitch, switchStatePathOf } from '../proxy/switch-state.js';
 import { GateError } from '../store/errors.js';
-import { migrationEnds, moveAliases } from './aliases.js';
+import { aliasPlacement, migrationEnds, moveAliases } from './aliases.js';
 import { freezeAndSwitch } from './freeze.js';
 import { guardFor } from './freeze-guard.js';
 import { FleetHold } from './proxy-hold.js';
@@ -154,8 +155,16 @@ export async function rollBackUnderHold(
         await moveAliases(records, ends.target, ends.source);
       }
       rep.moved = true;
+      failpoint('rollback.after-aliases');
       await release();
     } catch (e) {
+      // An alias request that failed on its way back (a timeout) may still have moved the aliases: the proxies
+      // must then hear that the switch is undone, or they keep acting on it.
+      if (!(e instanceof Abort) && !hold.released)
+        rep.moved = await aliasPlacement(records, ends.source, ends.target).then(
+          (w) => w.placement === 'from',
+          () => false,
+        );
       if (!hold.released) await release();
       if (!(e instanceof Abort)) throw e;
       rep.reason = e.message;
@@ -164,4 +173,47 @@ export async function rollBackUnderHold(
     }
     return rep;
   }
+}
+
+/**
+ * The aliases are already back on the old index, but an earlier rollback may have ended between its alias request
+ * and the release that tells the proxies (a crash, a timeout): every live proxy still acting on the switch is
+ * held and released with `rolledBack`, nothing else moves. Returns how many proxies were told.
+ */
+export async function tellProxiesRolledBack(c: CaptureContext, fleet: ProxyFleet): Promise<number> {
+  const proxies = await fleet.live();
+  if (proxies.length === 0) {
+    forgetSwitch(switchStatePathOf(c.store.journalPath));
+    return 0;
+  }
+  const statuses = await Promise.all(
+    proxies.map((info) =>
+      fleet
+        .control(info)
+        .status()
+        .then((st) => ({ info, switched: !!st.switchedTo || st.upstream === 'target' }))
+        // One that does not answer is treated as still switched: the hold below finds out.
+        .catch(() => ({ info, switched: true })),
+    ),
+  );
+  const behind = statuses.filter((x) => x.switched).map((x) => x.info);
+  if (behind.length === 0) return 0;
+  const hold = new FleetHold(fleet, c.spec.cutover.holdBudgetMs, {
+    audit: c.audit,
+    warn: (m) => c.reporter.warn(m),
+    info: (m) => c.reporter.info(m),
+  });
+  const refused = await hold.take(behind);
+  // Released to all that granted, with rolledBack even if one refused: nothing moves, they only forget the switch.
+  const r = await hold.release({ rolledBack: true });
+  const told = r.releasedBy.filter((x) => x === 'runner').length;
+  c.audit.record({ event: 'proxies-told-rolled-back', proxies: behind.map((x) => x.id), told });
+  if (refused || told < behind.length)
+    throw new GateError(
+      `the aliases are back on ${migrationEnds(c).source.index}, but ${behind.length - told} of ${behind.length} write prox${behind.length === 1 ? 'y' : 'ies'} still act on the switch (${refused ?? 'no confirmation of the release'}): rerun rollback to tell them`,
+    );
+  c.reporter.info(
+    `the aliases were already back on ${migrationEnds(c).source.index}; ${told} write prox${told === 1 ? 'y' : 'ies'} still acting on the switch now send the application there again`,
+  );
+  return told;
 }

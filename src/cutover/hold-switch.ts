@@ -235,15 +235,17 @@ async function holdOnce(
     mark('drain');
     // Safety net: writers that bypass the proxies are not held; what they changed so far is applied now.
     // (alone: the journal was just drained up to the hold; nothing proxied can have been added since)
-    // The refreshes for the counts run beside it (the proxied writes drained above may not be visible yet); the
-    // target is refreshed again below only if the round wrote to it.
+    // The target's refresh for the counts runs beside it (the proxied writes drained above may not be visible
+    // yet; refreshed again below only if the round wrote to it). The round's own refresh of the source, made
+    // under the hold, serves the source's count; only a round that had nothing to read skips it, and then the
+    // source is refreshed here.
     const [round] = await timed(() =>
       Promise.all([
-        p.capture.round(undefined, cut.signal, { alone: true }),
-        p.exactCounts ? c.source.refresh(sourceIndex) : Promise.resolve(),
-        p.exactCounts ? c.target.refresh(targetIndex) : Promise.resolve(),
+        p.capture.round(undefined, cut.signal, { alone: true }).finally(() => mark('round')),
+        p.exactCounts ? c.target.refresh(targetIndex).finally(() => mark('target-refresh')) : undefined,
       ]),
     );
+    if (p.exactCounts && !round.refreshed) await timed(() => c.source.refresh(sourceIndex));
     const roundWrote = round.result.written + round.result.deleted;
     rep.syncedInHold += roundWrote;
     mark('final-round');

@@ -486,14 +486,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       const headers = upstreamRequestHeaders(req.headers, ['content-length']);
       let answer: Buffer;
       let r: Dispatcher.ResponseData;
+      // Read once: a bulk answer can be large, and both the block check and the journal entries need it.
+      let parsed: unknown;
       try {
         const giveUpAt = Date.now() + (o.blockRetryMs ?? 0);
         for (let attempt = 0; ; attempt++) {
           r = await forward(w.method, path + w.search, headers, body);
           answer = await readAll(r.body);
+          parsed = await parsedAnswer(r, answer);
           if (r.statusCode !== 403 && r.statusCode !== 200) break;
-          if (Date.now() >= giveUpAt || !refusedByWriteBlock(r.statusCode, await parsedAnswer(r, answer)))
-            break;
+          if (Date.now() >= giveUpAt || !refusedByWriteBlock(r.statusCode, parsed)) break;
           // Nothing was written: the block refuses before any document is touched. Wait for the fence to lift.
           if (attempt === 0) stats.blockRetried++;
           logOnce(
@@ -514,7 +516,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       }
       noteProduct(r.headers);
       // An answer the proxy cannot read: known ids are still journaled, unknown ones get a marker.
-      const outcome: Outcome = { status: r.statusCode, body: await parsedAnswer(r, answer) };
+      const outcome: Outcome = { status: r.statusCode, body: parsed };
       if (r.statusCode >= 500)
         o.log('the cluster refused a write', {
           method: w.method,

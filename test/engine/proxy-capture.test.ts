@@ -345,6 +345,42 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
         }
       });
 
+    it('a rollback killed between moving the aliases back and telling the proxy: the rerun tells it', async () => {
+      const s = await t.scenario(kind, 800, PROXY_SPEC);
+      const proxy = await startProxy(s.specPath);
+      const store = new StateStore(join(s.dir, 'state', 'm1'));
+      const control = () =>
+        new ProxyControl(
+          { id: 'test', control: /control on (http:\/\/\S+?),/.exec(proxy.output())![1]! } as ProxyInfo,
+          controlToken(store.proxyTokenPath, false),
+        );
+      try {
+        const r = await runCli(['run', s.specPath]);
+        assert.equal(r.code, 0, r.stderr.slice(-2000));
+        assert.equal((await control().status()).switchedTo, s.target);
+        // kill -9 right after the alias request of the rollback, before its release reaches the proxy.
+        const killed = await runCli(['rollback', s.specPath], {
+          CUTOVER_FAILPOINTS: 'rollback.after-aliases:1',
+        });
+        assert.equal(killed.signal, 'SIGKILL', killed.stderr.slice(-1500));
+        assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.source]);
+        assert.equal(
+          (await control().status()).switchedTo,
+          s.target,
+          'the proxy was not told: it still acts on the switch',
+        );
+        const again = await runCli(['rollback', s.specPath]);
+        assert.equal(again.code, 0, again.stderr.slice(-2000));
+        assert.match(again.stderr, /already back on .*1 write proxy still acting on the switch now sends?/);
+        const st = await control().status();
+        assert.equal(st.switchedTo, undefined);
+        assert.equal(st.upstream, 'source');
+        assert.equal(st.holding, undefined, 'no hold left behind');
+      } finally {
+        await proxy.stop();
+      }
+    });
+
     it('refuses to open the copy without a running proxy, and says how to start one', async () => {
       const s = await t.scenario(kind, 100, PROXY_SPEC);
       const r = await startCli(['--json', 'run', s.specPath]).done;

@@ -34,6 +34,9 @@ function syncOver(j: MemoryJournal): JournalSync {
   return new JournalSync({
     statePath,
     reader: j,
+    // Each shard's highest _seq_no when the sync takes its start position.
+    source: { shardSeqNos: async () => [{ maxSeqNo: 10 }, { maxSeqNo: 20 }] },
+    sourceIndex: 'src',
     sourceNames: ['src'],
     batchDocs: 100,
     reporter,
@@ -87,6 +90,8 @@ describe('journal sync: proxy lives', () => {
     const o = {
       statePath,
       reader: j,
+      source: { shardSeqNos: async () => [{ maxSeqNo: 10 }] },
+      sourceIndex: 'src',
       sourceNames: ['src'],
       batchDocs: 100,
       reporter: { warn() {}, info() {} },
@@ -97,5 +102,22 @@ describe('journal sync: proxy lives', () => {
     await first.sync();
     const next = new JournalSync(o as unknown as JournalSyncOptions);
     assert.deepEqual(next.vanished([]).sort(), ['a', 'b']);
+  });
+
+  it('a change a round applied counts as a bypass only when numbered after the sync started and never journaled', async () => {
+    const j = new MemoryJournal();
+    const s = syncOver(j);
+    await s.startAtEnd([]);
+    // Shard 0 started at 10: "early" may have been journaled before the start position, "late" may not.
+    s.noteRoundApplied(0, [
+      { _id: 'early', _seq_no: 10 },
+      { _id: 'late', _seq_no: 11 },
+    ]);
+    j.add('a', { kind: 'reconcile', index: 'other', why: 'a marker for another index moves the journal on' });
+    // Checked once the journal was read from a moment at least a second after the round applied them.
+    await new Promise((r) => setTimeout(r, 1_050));
+    await s.sync();
+    assert.equal(s.snapshot.bypass, 1);
+    assert.deepEqual(s.snapshot.bypassSample, ['late']);
   });
 });

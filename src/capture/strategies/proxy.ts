@@ -9,7 +9,7 @@
 import { sleep } from '../../cluster/retry.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { aliasPlacement, migrationEnds, moveAliases } from '../../cutover/aliases.js';
-import { rollBackUnderHold } from '../../cutover/hold-rollback.js';
+import { rollBackUnderHold, tellProxiesRolledBack } from '../../cutover/hold-rollback.js';
 import { aliasReserveMs, holdAndSwitch } from '../../cutover/hold-switch.js';
 import {
   drainedRollback,
@@ -69,7 +69,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
   };
   const capture = (c: CaptureContext): LiveCapture => {
     live ??= forwardCapture(c, {
-      onApplied: (ids) => sync?.noteRoundApplied(ids),
+      onApplied: (shard, hits) => sync?.noteRoundApplied(shard, hits),
       // A round lists the changes after its checkpoints, syncs the journal, and copies only what the journal did
       // not: the safety net costs a read of ids, not a second copy of every proxied write.
       covered: (id, seqNo) => sync?.covers(id, seqNo) ?? false,
@@ -316,6 +316,11 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       const records = c.state.aliases?.records ?? [];
       const ends = migrationEnds(c);
       const where = await aliasPlacement(records, ends.source, ends.target);
+      if (where.placement === 'from' && c.state.cutoverAt) {
+        // Already back: an earlier rollback ended after its alias request, maybe before the proxies heard of it.
+        await tellProxiesRolledBack(c, await proxies(c));
+        return 'already';
+      }
       // Not switched (or a switch stopped between its two requests): the proxies were never told of a switch.
       if (where.placement !== 'to') return moveAliases(records, ends.target, ends.source);
       const windowOpen = revertWindowOpen(c);
