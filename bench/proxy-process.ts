@@ -46,9 +46,11 @@ export async function startProxyProcess(o: {
   env: NodeJS.ProcessEnv;
   readyTimeoutMs?: number;
 }): Promise<ProxyChild> {
+  // BENCH_PROXY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": a profile of the proxy under the load.
+  const nodeArgs = (process.env.BENCH_PROXY_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child: ChildProcess = spawn(
     process.execPath,
-    [o.cli, '--json', 'proxy', o.specFile, '--listen', '127.0.0.1:0'],
+    [...nodeArgs, o.cli, '--json', 'proxy', o.specFile, '--listen', '127.0.0.1:0'],
     { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';

@@ -258,6 +258,11 @@ async function holdOnce(
     mark('registry');
     if (p.sync.snapshot.bypass > 0) {
       // Writers bypass the proxies: fence the source for them (see the module comment) and switch under it.
+      // The fence must be lifted before any proxy's own deadline: a proxy that released its queue into a source
+      // being blocked would see bulks refused in part (a block met by some shards of a bulk and not others).
+      const fenceBudget = left() - Math.max(100, 2 * slowest);
+      if (fenceBudget < 100)
+        throw new Abort(`hold budget of ${budget} ms nearly spent before the bypass fence`);
       rep.fence = { fenced: true };
       const f = await freezeAndSwitch({
         source: c.source,
@@ -266,7 +271,7 @@ async function holdOnce(
         targetIndex,
         aliases: records,
         capture: p.capture,
-        budgetMs: Math.max(100, left() - Math.max(100, 2 * slowest)),
+        budgetMs: fenceBudget,
         attempt: p.capture.snapshot.freezes.length + 1,
         exactCounts: p.exactCounts,
         markFrozen: (frozen) => {

@@ -27,14 +27,27 @@ export class BulkBodyUnreadable extends CutoverError {
 const OPS = new Set<DocOp>(['index', 'create', 'update', 'delete']);
 const NL = 0x0a;
 
+/**
+ * Whether bytes [start, end) are only whitespace, decided on the bytes: a source line (almost always starting with
+ * `{`) is never decoded, which keeps a bulk of large documents from being copied into strings.
+ */
+function blank(body: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const b = body[i]!;
+    if (b === 0x20 || b === 0x09 || b === 0x0d || b === 0x0b || b === 0x0c) continue;
+    // Other Unicode whitespace is rare enough to be decoded.
+    return b < 0x80 ? false : body.toString('utf8', i, end).trim() === '';
+  }
+  return true;
+}
+
 /** Each line of the body with its bounds; blank lines (only whitespace) are left out. */
-function* lines(body: Buffer): Generator<{ start: number; end: number; text: string }> {
+function* lines(body: Buffer): Generator<{ start: number; end: number }> {
   let start = 0;
   while (start < body.length) {
     let end = body.indexOf(NL, start);
     if (end < 0) end = body.length;
-    const text = body.toString('utf8', start, end);
-    if (text.trim() !== '') yield { start, end, text };
+    if (!blank(body, start, end)) yield { start, end };
     start = end + 1;
   }
 }
@@ -75,7 +88,7 @@ function actionLines(body: Buffer): ActionLine[] {
       expectSource = false;
       continue;
     }
-    const { op, meta } = parseAction(l.text, n);
+    const { op, meta } = parseAction(body.toString('utf8', l.start, l.end), n);
     out.push({ op, meta, start: l.start, end: l.end });
     expectSource = op !== 'delete';
   }

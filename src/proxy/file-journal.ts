@@ -129,19 +129,21 @@ export class FileJournalWriter implements JournalWriter {
       this.queue = [];
       const at = Date.now();
       const ends: JournalPos[] = [];
-      let text = '';
+      const chunks: Buffer[] = [];
       let seq = this.seq;
       let offset = this.offset;
+      // One buffer per request (a bulk journals hundreds of lines): its length gives the request's end offset.
       for (const p of batch) {
-        for (const body of p.entries) {
-          const line = encodeLine({ ...body, seq: ++seq, at, proxy: this.proxy } as JournalEntry);
-          text += line;
-          offset += Buffer.byteLength(line);
-        }
+        const lines: string[] = [];
+        for (const body of p.entries)
+          lines.push(encodeLine({ ...body, seq: ++seq, at, proxy: this.proxy } as JournalEntry));
+        const chunk = Buffer.from(lines.join(''));
+        chunks.push(chunk);
+        offset += chunk.length;
         ends.push({ seq, offset });
       }
       try {
-        const buf = Buffer.from(text);
+        const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
         for (let done = 0; done < buf.length; ) {
           const { bytesWritten } = await writeAsync(this.fd, buf, done, buf.length - done, null);
           done += bytesWritten;

@@ -177,6 +177,18 @@ describe('bulk action lines', () => {
     assert.deepEqual(parseBulkActions(Buffer.from('{"delete":{"_index":"a","_id":"1"}}\n\n')), [
       { op: 'delete', index: 'a', id: '1', optimistic: false },
     ]);
+    // CRLF endings, whitespace-only lines (ASCII and Unicode), a source line that starts with spaces.
+    assert.deepEqual(
+      parseBulkActions(
+        Buffer.from(
+          ' \t\r\n{"index":{"_index":"a","_id":"1"}}\r\n  {"x":1}\r\n\u00a0\u2003\n{"delete":{"_index":"a","_id":"2"}}\r\n',
+        ),
+      ),
+      [
+        { op: 'index', index: 'a', id: '1', optimistic: false },
+        { op: 'delete', index: 'a', id: '2', optimistic: false },
+      ],
+    );
   });
 
   it('an unreadable action line is a typed error', () => {
