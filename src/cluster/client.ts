@@ -4,6 +4,8 @@
  */
 import { type Capabilities, capabilitiesFor, type Distribution } from './capabilities.js';
 import { ClusterError } from './errors.js';
+import type { Hit, SearchResponse } from './hits.js';
+import { scanSearchPage } from './search-page.js';
 import {
   type ClusterConfig,
   type Query,
@@ -12,25 +14,7 @@ import {
   Transport,
 } from './transport.js';
 
-export interface Hit<S = Record<string, unknown>> {
-  _index: string;
-  _id: string;
-  _routing?: string;
-  _seq_no?: number;
-  _primary_term?: number;
-  _version?: number;
-  _source?: S;
-  sort?: unknown[];
-}
-
-export interface SearchResponse<S = Record<string, unknown>> {
-  took: number;
-  timed_out: boolean;
-  pit_id?: string;
-  _scroll_id?: string;
-  _shards: { total: number; successful: number; failed: number; failures?: unknown[] };
-  hits: { total?: { value: number; relation: string } | number; hits: Hit<S>[] };
-}
+export type { Hit, SearchResponse } from './hits.js';
 
 export interface BulkItemResult {
   _index: string;
@@ -287,6 +271,13 @@ export class Cluster {
     return (
       await this.request<SearchResponse<S>>({ method: 'POST', path, body, query, idempotent: true, signal })
     ).body;
+  }
+
+  /** A search whose hits carry `_raw`, their `_source` unparsed (search-page.ts). */
+  async searchLean(index: string | undefined, body: unknown, signal?: AbortSignal): Promise<SearchResponse> {
+    const path = index === undefined ? '/_search' : `/${enc(index)}/_search`;
+    const r = await this.request<string>({ method: 'POST', path, body, idempotent: true, signal, raw: true });
+    return scanSearchPage(r.body);
   }
 
   /** Open a point in time on `index`; the PIT API differs between Elasticsearch and OpenSearch. */

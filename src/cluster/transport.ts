@@ -59,6 +59,8 @@ export interface RequestOptions {
   /** statuses that are answers, not errors (e.g. 404 for an existence check); 'all' returns every status */
   okStatuses?: number[] | 'all';
   signal?: AbortSignal;
+  /** return a successful answer's body as text, unparsed (errors are parsed as always) */
+  raw?: boolean;
 }
 
 export interface Response<T = unknown> {
@@ -247,6 +249,9 @@ export class Transport {
       throw new TransportError(message, code, opts.method, opts.path, address);
     }
     const text = opts.method === 'HEAD' ? '' : await res.body.text();
+    const ok = opts.okStatuses === 'all' || opts.okStatuses?.includes(res.statusCode);
+    if (opts.raw && (res.statusCode < 400 || ok))
+      return { status: res.statusCode, body: text as T, headers: res.headers };
     let parsed: unknown = text;
     if (text.length > 0 && (text[0] === '{' || text[0] === '[')) {
       try {
@@ -255,7 +260,6 @@ export class Transport {
         parsed = text;
       }
     }
-    const ok = opts.okStatuses === 'all' || opts.okStatuses?.includes(res.statusCode);
     if (res.statusCode >= 400 && !ok) {
       const { type, reason, rootCause } = parseErrorBody(parsed);
       throw new ClusterError(res.statusCode, type, this.scrub(reason), opts.method, opts.path, rootCause);

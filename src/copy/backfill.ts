@@ -8,7 +8,7 @@ import type { DeadLetterSink } from './dead-letters.js';
 import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './reader.js';
 import type { DocRef } from './slice-copier.js';
 import { copySlice, emptyCheckpoint, type SliceProgress, type Versioning } from './slice-copier.js';
-import type { TransformFn } from './transform.js';
+import { identity, type TransformFn } from './transform.js';
 import { BulkWriter } from './writer.js';
 
 export interface BackfillOptions extends IndexPair {
@@ -76,6 +76,8 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
     pageSize: () => o.throttle.view().batchDocs ?? o.batchDocs,
     keepAlive: o.keepAlive,
     withVersion: o.versioning === 'source-version',
+    // Without a transform nothing looks inside a document: its _source goes from the page to the bulk as text.
+    lean: o.transform === identity,
     signal: o.signal,
     onContextLost: (s: number) =>
       o.onNotice?.(

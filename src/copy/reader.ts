@@ -91,6 +91,8 @@ export interface ReaderOptions {
   withVersion: boolean;
   /** false: ids, routing and _seq_no only (verification of the target side) */
   withSource?: boolean;
+  /** each hit's `_source` left unparsed as `_raw` (PIT pages; the copy without a transform) */
+  lean?: boolean;
   signal?: AbortSignal;
   onContextLost?: (slice: number) => void;
 }
@@ -128,7 +130,9 @@ export class PitSliceReader implements SliceReader {
         if (after !== null) body.search_after = [after];
         let res: SearchResponse;
         try {
-          res = await this.cluster.search(undefined, body, undefined, this.opts.signal);
+          res = this.opts.lean
+            ? await this.cluster.searchLean(undefined, body, this.opts.signal)
+            : await this.cluster.search(undefined, body, undefined, this.opts.signal);
         } catch (e) {
           if (isContextMissing(e)) {
             // keep_alive was outlived (a long pause): a new PIT and the same checkpoint lose nothing.

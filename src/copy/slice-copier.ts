@@ -8,8 +8,15 @@ import type { Throttle } from '../ops/throttle.js';
 import type { SliceCheckpoint, StateStore } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
 import type { SliceReader } from './reader.js';
-import { applyTransform, type DocMeta, TransformError, type TransformFn } from './transform.js';
-import type { BulkWriter, WriteOp, WriteResult } from './writer.js';
+import {
+  applyTransform,
+  type Doc,
+  type DocMeta,
+  identity,
+  TransformError,
+  type TransformFn,
+} from './transform.js';
+import { type BulkWriter, RawDoc, type WriteOp, type WriteResult } from './writer.js';
 
 export type Versioning = 'seqno' | 'source-version';
 
@@ -100,6 +107,14 @@ export async function toWriteOps(
       primaryTerm: hit._primary_term,
     };
     const version = versionOf(hit, deps.versioning);
+    if (hit._raw !== undefined) {
+      // Read unparsed (the lean copy path): sent on as it came when nothing needs to look inside it.
+      if (deps.transform === identity && !deps.softDeleteField) {
+        ops.push({ kind: 'index', id: hit._id, routing: hit._routing, version, doc: new RawDoc(hit._raw) });
+        continue;
+      }
+      hit._source = JSON.parse(hit._raw) as Doc;
+    }
     if (deps.softDeleteField && hit._source?.[deps.softDeleteField] === true) {
       // Not a drop by the transform: the application deleted it. Counted nowhere, absent from the target.
       if (deps.dropAsDelete) ops.push({ kind: 'delete', id: hit._id, routing: hit._routing, version });

@@ -12,8 +12,19 @@ import { CutoverError, EXIT } from '../store/errors.js';
 import type { DeadLetter, DeadLetterSink } from './dead-letters.js';
 import type { Doc } from './transform.js';
 
+/** A document as the source sent it, written without being parsed (the copy without a transform). */
+export class RawDoc {
+  constructor(readonly json: string) {}
+  parse(): Doc {
+    return JSON.parse(this.json) as Doc;
+  }
+}
+
+const docJson = (d: Doc | RawDoc): string => (d instanceof RawDoc ? d.json : JSON.stringify(d));
+const docValue = (d: Doc | RawDoc): Doc => (d instanceof RawDoc ? d.parse() : d);
+
 export type WriteOp =
-  | { kind: 'index'; id: string; routing?: string; version: number; doc: Doc }
+  | { kind: 'index'; id: string; routing?: string; version: number; doc: Doc | RawDoc }
   | { kind: 'delete'; id: string; routing?: string; version: number };
 
 export interface WriteResult {
@@ -88,11 +99,11 @@ export class BulkWriter {
     }
     if (op.routing !== undefined) meta.routing = op.routing;
     if (this.opts.createOnly && op.kind === 'index') {
-      return { op, ndjson: `${JSON.stringify({ create: meta })}\n${JSON.stringify(op.doc)}\n` };
+      return { op, ndjson: `${JSON.stringify({ create: meta })}\n${docJson(op.doc)}\n` };
     }
     const ndjson =
       op.kind === 'index'
-        ? `${JSON.stringify({ index: meta })}\n${JSON.stringify(op.doc)}\n`
+        ? `${JSON.stringify({ index: meta })}\n${docJson(op.doc)}\n`
         : `${JSON.stringify({ delete: meta })}\n`;
     return { op, ndjson };
   }
@@ -241,7 +252,7 @@ export class BulkWriter {
         reason: item.error?.caused_by?.reason
           ? `${item.error.reason}: ${item.error.caused_by.reason}`
           : (item.error?.reason ?? ''),
-        doc: enc.op.kind === 'index' ? enc.op.doc : undefined,
+        doc: enc.op.kind === 'index' ? docValue(enc.op.doc) : undefined,
         at: now,
       }));
       this.opts.deadLetters.add(letters);
@@ -276,7 +287,7 @@ export class BulkWriter {
         status,
         type,
         reason,
-        doc: c.op.kind === 'index' ? c.op.doc : undefined,
+        doc: c.op.kind === 'index' ? docValue(c.op.doc) : undefined,
         at,
       })),
     );

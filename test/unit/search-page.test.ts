@@ -1,0 +1,73 @@
+/**
+ * The search page scanner keeps each hit's `_source` as the exact text the server sent and parses everything
+ * else: checked against JSON.parse on pages with the strings, nesting and numbers that trip a hand-written scanner.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { scanSearchPage, UnreadableSearchPage } from '../../src/cluster/search-page.js';
+
+const sources: unknown[] = [
+  { title: 'plain', n: 1 },
+  { tricky: 'a "quoted" \\ back\\\\slash \\"', brackets: '}{][', nested: { a: [1, [2, { b: '}' }]] } },
+  { unicode: 'é ü 😀 \u2028', esc: '\u0000\t\n', empty: {}, list: [], nul: null, t: true, f: false },
+  {},
+  { big: 12345678901234567890, neg: -1.5e-7 },
+];
+
+function page(pretty: boolean): string {
+  const body = {
+    pit_id: 'AAA=',
+    took: 3,
+    timed_out: false,
+    _shards: { total: 3, successful: 3, skipped: 0, failed: 0 },
+    hits: {
+      total: { value: 5, relation: 'eq' },
+      max_score: null,
+      hits: sources.map((src, i) => ({
+        _index: 'idx',
+        _id: `id-${i}"x`,
+        _routing: i === 1 ? 'r' : undefined,
+        _seq_no: i * 7,
+        _primary_term: 1,
+        _score: null,
+        _source: src,
+        sort: [i * 7],
+      })),
+    },
+  };
+  return pretty ? JSON.stringify(body, null, 2) : JSON.stringify(body);
+}
+
+describe('search page scanner', () => {
+  for (const pretty of [false, true])
+    it(`parses everything but _source, which stays as sent (${pretty ? 'pretty' : 'compact'})`, () => {
+      const text = page(pretty);
+      const want = JSON.parse(text);
+      const got = scanSearchPage(text);
+      assert.equal(got.pit_id, 'AAA=');
+      assert.deepEqual(got._shards, want._shards);
+      assert.deepEqual((got.hits as unknown as { total: unknown }).total, want.hits.total);
+      assert.equal(got.hits.hits.length, sources.length);
+      for (const [i, h] of got.hits.hits.entries()) {
+        const { _source, ...meta } = want.hits.hits[i];
+        assert.equal(h._source, undefined);
+        assert.deepEqual(JSON.parse(h._raw!), _source);
+        assert.deepEqual({ ...h, _raw: undefined }, { ...meta, _raw: undefined });
+      }
+    });
+
+  it('keeps the exact text of a number JSON.parse would round', () => {
+    const text = '{"hits":{"hits":[{"_id":"1","_seq_no":4,"_source":{"id":9007199254740993}}]}}';
+    assert.equal(scanSearchPage(text).hits.hits[0]!._raw, '{"id":9007199254740993}');
+  });
+
+  it('an empty page, and a page it cannot read, are told apart', () => {
+    assert.deepEqual(scanSearchPage('{"hits":{"hits":[]}}').hits.hits, []);
+    assert.throws(
+      () => scanSearchPage('{"hits":{"hits":[{"_id":"1","_source":{"a":"b}]}}'),
+      UnreadableSearchPage,
+    );
+    assert.throws(() => scanSearchPage('{"hits":{"hits":[{"_id" "1"}]}}'), UnreadableSearchPage);
+    assert.throws(() => scanSearchPage('[1]'), UnreadableSearchPage);
+  });
+});
