@@ -15,7 +15,7 @@ import type { ShardRouter } from '../cluster/routing.js';
 import { shardOfViaServer } from '../cluster/routing.js';
 import type { DeadLetterSink } from '../copy/dead-letters.js';
 import { type DocRef, toWriteOps, type Versioning } from '../copy/slice-copier.js';
-import type { TransformFn } from '../copy/transform.js';
+import { identity, type TransformFn } from '../copy/transform.js';
 import { addResults, type BulkWriter, emptyResult, type WriteOp, type WriteResult } from '../copy/writer.js';
 import type { Reporter } from '../ops/reporter.js';
 import { JournalBroken, type JournalPos, type JournalReader } from '../proxy/journal.js';
@@ -310,7 +310,11 @@ export class JournalSync {
   private async apply(refs: DocRef[], signal?: AbortSignal): Promise<WriteResult> {
     // Read before the _mget: see the module comment.
     const maxima = (await this.o.source.shardSeqNos(this.o.sourceIndex)).map((m) => m.maxSeqNo);
-    const got = await this.o.source.mget(this.o.sourceIndex, refs, { signal });
+    // No transform: the documents' text is copied as it came (search-page.ts), never parsed.
+    const got =
+      this.o.transform === identity
+        ? await this.o.source.mgetLean(this.o.sourceIndex, refs, signal)
+        : await this.o.source.mget(this.o.sourceIndex, refs, { signal });
     const present: Hit[] = [];
     const ops: WriteOp[] = [];
     const router = await this.o.router();

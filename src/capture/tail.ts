@@ -13,7 +13,7 @@ import { TRANSPORT_RETRY, withRetry } from '../cluster/retry.js';
 import type { DeadLetterSink } from '../copy/dead-letters.js';
 import { IncompletePageError } from '../copy/reader.js';
 import { type DocRef, toWriteOps, type Versioning } from '../copy/slice-copier.js';
-import type { TransformFn } from '../copy/transform.js';
+import { identity, type TransformFn } from '../copy/transform.js';
 import { addResults, type BulkWriter, emptyResult, type WriteResult } from '../copy/writer.js';
 import { failpoint } from '../ops/failpoints.js';
 
@@ -161,23 +161,24 @@ async function page(
   const filter: unknown[] = [seqRange];
   if (d.timestamp) filter.unshift({ range: { [d.timestamp.field]: { gte: d.timestamp.since } } });
   if (ids) filter.push({ ids: { values: ids } });
+  // Nothing looks inside the documents (no transform, no soft-delete field): their text is copied as it came.
+  const lean = !listOnly && d.transform === identity && !d.softDeleteField;
   return withRetry(
     async () => {
-      const res: SearchResponse = await d.source.search(
-        d.sourceIndex,
-        {
-          size: ids ? ids.length : d.batchDocs,
-          ...(listOnly ? { _source: false } : {}),
-          sort: [{ _seq_no: 'asc' }],
-          seq_no_primary_term: true,
-          version: d.versioning === 'source-version' || undefined,
-          track_total_hits: false,
-          query: filter.length === 1 ? seqRange : { bool: { filter } },
-        },
-        // PIT refuses `preference`; without a PIT each page is a fresh search of this one shard.
-        { preference: `_shards:${shard}` },
-        d.signal,
-      );
+      const body = {
+        size: ids ? ids.length : d.batchDocs,
+        ...(listOnly ? { _source: false } : {}),
+        sort: [{ _seq_no: 'asc' }],
+        seq_no_primary_term: true,
+        version: d.versioning === 'source-version' || undefined,
+        track_total_hits: false,
+        query: filter.length === 1 ? seqRange : { bool: { filter } },
+      };
+      // PIT refuses `preference`; without a PIT each page is a fresh search of this one shard.
+      const preference = { preference: `_shards:${shard}` };
+      const res: SearchResponse = lean
+        ? await d.source.searchLean(d.sourceIndex, body, d.signal, preference)
+        : await d.source.search(d.sourceIndex, body, preference, d.signal);
       if (res._shards.failed > 0)
         throw new IncompletePageError(
           `catch-up of shard ${shard}: ${res._shards.failed} of ${res._shards.total} shards failed`,

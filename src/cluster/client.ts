@@ -5,7 +5,7 @@
 import { type Capabilities, capabilitiesFor, type Distribution } from './capabilities.js';
 import { ClusterError } from './errors.js';
 import type { Hit, SearchResponse } from './hits.js';
-import { scanSearchPage } from './search-page.js';
+import { scanSearchPage, UnreadableSearchPage } from './search-page.js';
 import {
   type ClusterConfig,
   type Query,
@@ -274,10 +274,42 @@ export class Cluster {
   }
 
   /** A search whose hits carry `_raw`, their `_source` unparsed (search-page.ts). */
-  async searchLean(index: string | undefined, body: unknown, signal?: AbortSignal): Promise<SearchResponse> {
+  async searchLean(
+    index: string | undefined,
+    body: unknown,
+    signal?: AbortSignal,
+    query?: Query,
+  ): Promise<SearchResponse> {
     const path = index === undefined ? '/_search' : `/${enc(index)}/_search`;
-    const r = await this.request<string>({ method: 'POST', path, body, idempotent: true, signal, raw: true });
+    const r = await this.request<string>({
+      method: 'POST',
+      path,
+      body,
+      query,
+      idempotent: true,
+      signal,
+      raw: true,
+    });
     return scanSearchPage(r.body);
+  }
+
+  /** `_mget` whose found documents carry `_raw`, their `_source` unparsed (search-page.ts). */
+  async mgetLean(
+    index: string,
+    ids: Array<{ _id: string; routing?: string }>,
+    signal?: AbortSignal,
+  ): Promise<{ docs: Array<Hit & { found: boolean }> }> {
+    const r = await this.request<string>({
+      method: 'POST',
+      path: `/${enc(index)}/_mget`,
+      body: { docs: ids },
+      idempotent: true,
+      signal,
+      raw: true,
+    });
+    const page = scanSearchPage(r.body);
+    if (!page.docs) throw new UnreadableSearchPage('an _mget answer without docs');
+    return { docs: page.docs };
   }
 
   /** Open a point in time on `index`; the PIT API differs between Elasticsearch and OpenSearch. */

@@ -126,10 +126,17 @@ function hitOf(s: string, start: number): Hit {
   return hit as unknown as Hit;
 }
 
-/** A search response whose hits carry `_raw` (their `_source` as sent) instead of a parsed `_source`. */
-export function scanSearchPage(text: string): SearchResponse {
+/**
+ * A search response whose hits carry `_raw` (their `_source` as sent) instead of a parsed `_source`; an `_mget`
+ * answer's `docs` the same way.
+ */
+export function scanSearchPage(text: string): SearchResponse & { docs?: Array<Hit & { found: boolean }> } {
   const page: Record<string, unknown> = {};
   for (const [key, vs, ve] of members(text, 0)) {
+    if (key === 'docs') {
+      page.docs = elements(text, vs).map(([ds]) => hitOf(text, ds));
+      continue;
+    }
     if (key !== 'hits') {
       page[key] = JSON.parse(text.slice(vs, ve));
       continue;
@@ -141,5 +148,5 @@ export function scanSearchPage(text: string): SearchResponse {
     }
     page.hits = hits;
   }
-  return page as unknown as SearchResponse;
+  return page as unknown as SearchResponse & { docs?: Array<Hit & { found: boolean }> };
 }

@@ -4,10 +4,14 @@
  * JSON.parse would round (a 64-bit id) arrives exactly as it was written.
  */
 import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { runCli } from '../support/cli.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runCli, startCli } from '../support/cli.js';
 import { EXPECTED } from '../support/clusters.js';
 import { diffDocs, readAll, summarize } from '../support/data.js';
+import { startProxy } from '../support/proxy.js';
 import { aliasTargets, scenario } from '../support/scenario.js';
 
 // Written as text: JSON.stringify of a JS number could not hold them.
@@ -58,5 +62,60 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       assert.match(await rawSource(s.target, 'big-long'), /"n":9007199254740993[,}]/);
       await s.c.close();
     });
+
+    for (const strategy of ['seqno', 'proxy'] as const)
+      it(`copies the changes ${strategy === 'seqno' ? 'the _seq_no rounds' : "the proxy's journal sync"} find as their text too`, async () => {
+        const s = await scenario(kind, 600, {
+          transform: null,
+          target: { mappingOverrides: null },
+          capture: { strategy, tailIntervalMs: 200 },
+          cutover: { postponeFlagFile: 'hold-switch', holdBudgetMs: 5000 },
+        });
+        writeFileSync(join(s.dir, 'hold-switch'), '');
+        const proxy = strategy === 'proxy' ? await startProxy(s.specPath) : undefined;
+        const run = startCli(['--json', 'run', s.specPath]);
+        let out = '';
+        run.child.stderr!.on('data', (d) => {
+          out += d;
+        });
+        try {
+          // The copy is done and the switch waits: what is written now reaches the target only through capture.
+          while (!/cutover postponed/.test(out)) {
+            assert.equal(run.child.exitCode, null, out.slice(-1500));
+            await sleep(100);
+          }
+          const via = proxy ? proxy.url : s.url;
+          for (const [id, text] of EXACT) {
+            const r = await fetch(`${via}/${s.writeAlias}/_doc/${id}`, {
+              method: 'PUT',
+              headers: { 'content-type': 'application/json' },
+              body: text,
+            });
+            assert.ok(r.status < 300, `${id}: ${r.status} ${await r.text()}`);
+          }
+          rmSync(join(s.dir, 'hold-switch'));
+          const r = await run.done;
+          assert.equal(r.code, 0, out.slice(-2000));
+          assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
+          const d = diffDocs(await readAll(s.c, s.source), await readAll(s.c, s.target));
+          assert.deepEqual([d.missing.length, d.extra.length, d.changed.length], [0, 0, 0], summarize(d));
+          const rawSource = async (index: string, id: string) =>
+            (
+              await s.c.request<string>({
+                method: 'GET',
+                path: `/${index}/_doc/${id}`,
+                query: { filter_path: '_source' },
+                raw: true,
+              })
+            ).body;
+          for (const [id] of EXACT)
+            assert.equal(await rawSource(s.target, id), await rawSource(s.source, id), id);
+          assert.match(await rawSource(s.target, 'big-long'), /"n":9007199254740993[,}]/);
+        } finally {
+          run.child.kill('SIGKILL');
+          await proxy?.stop();
+          await s.c.close();
+        }
+      });
   });
 }

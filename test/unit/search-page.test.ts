@@ -11,7 +11,7 @@ const sources: unknown[] = [
   { tricky: 'a "quoted" \\ back\\\\slash \\"', brackets: '}{][', nested: { a: [1, [2, { b: '}' }]] } },
   { unicode: 'é ü 😀 \u2028', esc: '\u0000\t\n', empty: {}, list: [], nul: null, t: true, f: false },
   {},
-  { big: 12345678901234567890, neg: -1.5e-7 },
+  { big: 1234567890123456, neg: -1.5e-7 },
 ];
 
 function page(pretty: boolean): string {
@@ -59,6 +59,27 @@ describe('search page scanner', () => {
   it('keeps the exact text of a number JSON.parse would round', () => {
     const text = '{"hits":{"hits":[{"_id":"1","_seq_no":4,"_source":{"id":9007199254740993}}]}}';
     assert.equal(scanSearchPage(text).hits.hits[0]!._raw, '{"id":9007199254740993}');
+  });
+
+  it('reads an _mget answer the same way: found documents with _raw, missing ones without', () => {
+    const text =
+      '{"docs":[{"_index":"i","_id":"a","_version":2,"_seq_no":9,"_primary_term":1,"found":true,"_source":{"n":9007199254740993,"s":"]}"}},{"_index":"i","_id":"b","found":false}]}';
+    const { docs } = scanSearchPage(text);
+    assert.deepEqual(
+      docs!.map((d) => ({ ...d })),
+      [
+        {
+          _index: 'i',
+          _id: 'a',
+          _version: 2,
+          _seq_no: 9,
+          _primary_term: 1,
+          found: true,
+          _raw: '{"n":9007199254740993,"s":"]}"}',
+        },
+        { _index: 'i', _id: 'b', found: false },
+      ],
+    );
   });
 
   it('an empty page, and a page it cannot read, are told apart', () => {
