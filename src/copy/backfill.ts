@@ -3,6 +3,7 @@
 import type { IndexPair } from '../cluster/index-pair.js';
 import type { Throttle } from '../ops/throttle.js';
 import type { BulkSample } from '../ops/throttle-signals.js';
+import { PitRegistry } from '../store/pit-registry.js';
 import { type CopyTotals, emptyTotals, type SliceCheckpoint, type StateStore } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
 import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './reader.js';
@@ -60,7 +61,12 @@ export function loadCheckpoints(store: StateStore, slices: number): SliceCheckpo
 export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
   const caps = await o.source.capabilities();
   const checkpoints = loadCheckpoints(o.store, o.slices);
-  const pit = caps.pit ? new PitSession(o.source, o.sourceIndex, o.keepAlive) : undefined;
+  const pit = caps.pit
+    ? new PitSession(o.source, o.sourceIndex, o.keepAlive, {
+        pits: new PitRegistry(o.store.pitsPath),
+        side: 'source',
+      })
+    : undefined;
   const writer = new BulkWriter(o.target, o.targetIndex, {
     deadLetters: o.deadLetters,
     maxBytes: o.batchBytes,

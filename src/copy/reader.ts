@@ -8,6 +8,7 @@ import type { Capabilities } from '../cluster/capabilities.js';
 import type { Cluster, Hit, SearchResponse } from '../cluster/client.js';
 import { ClusterError } from '../cluster/errors.js';
 import { TRANSPORT_RETRY, withRetry } from '../cluster/retry.js';
+import type { PitRegistry } from '../store/pit-registry.js';
 
 export class IncompletePageError extends Error {
   override readonly name = 'IncompletePageError';
@@ -40,30 +41,55 @@ export class PitSession {
     private readonly cluster: Cluster,
     readonly index: string,
     readonly keepAlive: string,
+    /** where this migration's open PITs are recorded, and which of its clusters this one is */
+    private readonly registry?: { pits: PitRegistry; side: string },
   ) {}
 
   async current(): Promise<{ id: string; generation: number }> {
     if (!this.id) {
       // Cleared on failure too: a rejected open must not poison every later attempt (retries open again).
-      this.opening ??= this.cluster.openPit(this.index, this.keepAlive).then(
-        (id) => {
-          this.id = id;
-          this.generation++;
-          this.opening = undefined;
-        },
-        (e: unknown) => {
-          this.opening = undefined;
-          throw e;
-        },
-      );
+      this.opening ??= this.closeLeftBehind()
+        .then(() => this.cluster.openPit(this.index, this.keepAlive))
+        .then(
+          (id) => {
+            this.id = id;
+            this.generation++;
+            this.opening = undefined;
+            this.registry?.pits.opened({
+              side: this.registry.side,
+              index: this.index,
+              id,
+              keepAlive: this.keepAlive,
+            });
+          },
+          (e: unknown) => {
+            this.opening = undefined;
+            throw e;
+          },
+        );
       await this.opening;
     }
     return { id: this.id!, generation: this.generation };
   }
 
+  /**
+   * PITs a process of this migration opened on this cluster and left when it died (kill -9): closed before this
+   * one opens, instead of holding segments until their keep-alive runs out. Only one process of a migration runs
+   * (the lock), so none of them is in use.
+   */
+  private async closeLeftBehind(): Promise<void> {
+    const r = this.registry;
+    if (!r || this.generation > 0) return;
+    for (const left of r.pits.leftBehind().filter((x) => x.side === r.side)) {
+      await this.cluster.closePit(left.id).catch(() => undefined);
+      r.pits.closed(left.id);
+    }
+  }
+
   /** Called by a slice that saw its PIT vanish; only the first caller of a generation reopens. */
   async renew(seenGeneration: number): Promise<void> {
     if (seenGeneration === this.generation && this.id) {
+      this.registry?.pits.closed(this.id);
       this.id = undefined;
       this.renewals++;
     }
@@ -72,13 +98,21 @@ export class PitSession {
 
   /** The cluster may hand back a new id for the same PIT; the newest one must be used. */
   update(id: string | undefined, generation: number): void {
-    if (id && generation === this.generation) this.id = id;
+    if (id && generation === this.generation) {
+      if (this.id && id !== this.id) this.registry?.pits.replaced(this.id, id);
+      this.id = id;
+    }
   }
 
   async close(): Promise<void> {
     const id = this.id;
     this.id = undefined;
-    if (id) await this.cluster.closePit(id).catch(() => undefined);
+    if (!id) return;
+    // Forgotten only once closed: a PIT the cluster did not confirm closing is left to the next process.
+    await this.cluster.closePit(id).then(
+      () => this.registry?.pits.closed(id),
+      () => undefined,
+    );
   }
 }
 

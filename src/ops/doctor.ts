@@ -6,6 +6,7 @@
  */
 import { type AllocationExplain, explainUnassigned, rerouteAdvice } from '../cluster/allocation.js';
 import type { Cluster, ClusterHealth } from '../cluster/client.js';
+import type { PitRecord } from '../store/pit-registry.js';
 
 export interface DoctorCluster {
   side: string;
@@ -45,6 +46,8 @@ export interface DoctorReport {
   clusters: DoctorCluster[];
   stuckTasks: StuckTask[];
   searchContexts: SearchContexts[];
+  /** the points in time this migration recorded as open */
+  ownPits: PitRecord[];
 }
 
 export interface DoctorOptions {
@@ -56,6 +59,8 @@ export interface DoctorOptions {
   runnerAlive: boolean;
   /** copy.keepAlive: how long a point in time left by a stopped run stays open */
   keepAlive: string;
+  /** the points in time this migration recorded as open (pit-registry.ts), and which of them a dead process left */
+  ownPits?: { open: PitRecord[]; leftBehind: PitRecord[] };
 }
 
 const TASK_ACTIONS = '*reindex*,*bulk*,*search*';
@@ -192,7 +197,28 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
         `${what} while no run of this migration is alive: a point in time left by a stopped run closes by itself after copy.keepAlive (${o.keepAlive}); others belong to other clients`,
       );
   }
-  return { healthy: problems.length === 0, problems, notes, clusters, stuckTasks, searchContexts };
+  const own = o.ownPits;
+  if (own && own.open.length > 0) {
+    const left = own.leftBehind;
+    const live = own.open.filter((r) => !left.some((l) => l.id === r.id));
+    if (live.length)
+      notes.push(
+        `${live.length} point(s) in time of this migration opened by a running process (${[...new Set(live.map((r) => `pid ${r.pid} on ${r.host}`))].join(', ')}), on ${live.map((r) => `${r.side} ${r.index}`).join(', ')}`,
+      );
+    if (left.length)
+      notes.push(
+        `${left.length} point(s) in time of this migration left by a process that died (${left.map((r) => `${r.side} ${r.index}, pid ${r.pid}, opened ${r.openedAt}`).join('; ')}): the next run closes them before it opens its own; until then they close by themselves after copy.keepAlive (${o.keepAlive} from their last use)`,
+      );
+  }
+  return {
+    healthy: problems.length === 0,
+    problems,
+    notes,
+    clusters,
+    stuckTasks,
+    searchContexts,
+    ownPits: own?.open ?? [],
+  };
 }
 
 /** Which of the clusters runs task `id`, and what it is; undefined when neither knows it. */

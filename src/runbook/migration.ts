@@ -29,6 +29,7 @@ import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { AuditLog } from '../store/audit.js';
 import { GateError, Interrupted, PreflightError } from '../store/errors.js';
 import { acquireLock, heldByLiveProcess, type Lock, lockOwner } from '../store/lock.js';
+import { PitRegistry } from '../store/pit-registry.js';
 import { type MigrationState, newState, StateStore } from '../store/state.js';
 import {
   type Facts,
@@ -620,6 +621,10 @@ export class Migration {
       olderThanMinutes: opts.olderThanMinutes ?? 10,
       runnerAlive: heldByLiveProcess(this.store.lockPath),
       keepAlive: this.spec.copy.keepAlive,
+      ownPits: (() => {
+        const pits = new PitRegistry(this.store.pitsPath);
+        return { open: pits.list(), leftBehind: pits.leftBehind() };
+      })(),
     });
   }
 

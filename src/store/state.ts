@@ -139,6 +139,10 @@ export class StateStore {
   get capturePath(): string {
     return join(this.dir, 'capture.json');
   }
+  /** the points in time this migration has open (pit-registry.ts) */
+  get pitsPath(): string {
+    return join(this.dir, 'pits.json');
+  }
   get droppedIdsPath(): string {
     return join(this.dir, 'dropped-ids.ndjson');
   }

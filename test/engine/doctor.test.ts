@@ -5,7 +5,7 @@
  * dedicated server in throttle-watchdog.test.ts: turning a shared server red would disturb other suites.)
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -13,7 +13,8 @@ import YAML from 'yaml';
 import { sleep } from '../../src/cluster/retry.js';
 import { runCli } from '../support/cli.js';
 import { MATRIX, testCluster, uniqueName } from '../support/clusters.js';
-import { clusterOf, seed } from '../support/data.js';
+import { clusterOf, diffDocs, readAll, seed, summarize } from '../support/data.js';
+import { scenario } from '../support/scenario.js';
 
 function specFor(url: string, source: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'cutover-doctor-'));
@@ -55,6 +56,48 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
       assert.match(bad.stderr, /NODE_ID:NUMBER/);
       const older = await runCli(['doctor', spec, '--older-than', 'soon']);
       assert.equal(older.code, 2);
+    });
+
+    it("tells the point in time a killed run left from other clients', and the next run closes it", async () => {
+      const s = await scenario(kind, 3000, { copy: { batchDocs: 100, concurrency: 1, keepAlive: '30m' } });
+      const killed = await runCli(['run', s.specPath], { CUTOVER_FAILPOINTS: 'copy.after-bulk:5' });
+      assert.equal(killed.signal, 'SIGKILL', killed.stderr.slice(-1000));
+      const pits = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'pits.json'), 'utf8')) as Array<{
+        id: string;
+        side: string;
+        pid: number;
+      }>;
+      assert.equal(pits.length, 1, JSON.stringify(pits));
+      assert.equal(pits[0]!.side, 'source');
+      const left = pits[0]!.id;
+
+      const doc = await runCli(['--json', 'doctor', s.specPath]);
+      const rep = JSON.parse(doc.stdout);
+      assert.deepEqual(
+        rep.ownPits.map((p: { id: string }) => p.id),
+        [left],
+      );
+      assert.ok(
+        rep.notes.some((n: string) =>
+          /1 point\(s\) in time of this migration left by a process that died/.test(n),
+        ),
+        JSON.stringify(rep.notes),
+      );
+
+      const r = await runCli(['run', s.specPath]);
+      assert.equal(r.code, 0, r.stderr.slice(-2000));
+      assert.deepEqual(JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'pits.json'), 'utf8')), []);
+      // The PIT the killed run left is gone from the cluster (searching it says so), long before its 30 min.
+      const gone = await s.c.request<{ error?: { type?: string } }>({
+        method: 'POST',
+        path: '/_search',
+        body: { size: 0, pit: { id: left } },
+        okStatuses: 'all',
+      });
+      assert.equal(gone.status, 404, JSON.stringify(gone.body));
+      const d = diffDocs(s.expected, await readAll(s.c, s.target));
+      assert.deepEqual([d.missing.length, d.extra.length, d.changed.length], [0, 0, 0], summarize(d));
+      await s.c.close();
     });
 
     // The Elasticsearch integ-test zips ship without the reindex module: a long reindex is made on OpenSearch.
