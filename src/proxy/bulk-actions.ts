@@ -57,6 +57,8 @@ interface ActionLine {
   meta: Record<string, unknown>;
   start: number;
   end: number;
+  /** where the item ends: after its source line, or its action line for a delete */
+  itemEnd: number;
 }
 
 function parseAction(text: string, n: number): { op: DocOp; meta: Record<string, unknown> } {
@@ -86,10 +88,11 @@ function actionLines(body: Buffer): ActionLine[] {
     n++;
     if (expectSource) {
       expectSource = false;
+      out[out.length - 1]!.itemEnd = l.end;
       continue;
     }
     const { op, meta } = parseAction(body.toString('utf8', l.start, l.end), n);
-    out.push({ op, meta, start: l.start, end: l.end });
+    out.push({ op, meta, start: l.start, end: l.end, itemEnd: l.end });
     expectSource = op !== 'delete';
   }
   if (expectSource) throw new BulkBodyUnreadable('bulk body ends with an action line that needs a source');
@@ -142,4 +145,16 @@ export function rewriteBulkIndex(
   if (rewritten === 0) return { body, rewritten };
   parts.push(body.subarray(last));
   return { body: Buffer.concat(parts), rewritten };
+}
+
+/** A bulk body of only the items at these positions (action and source lines as they were), in their order. */
+export function bulkItems(body: Buffer, positions: readonly number[]): Buffer {
+  const items = actionLines(body);
+  const parts: Buffer[] = [];
+  for (const i of positions) {
+    const a = items[i];
+    if (!a) throw new BulkBodyUnreadable(`bulk item ${i} is not in the body`);
+    parts.push(body.subarray(a.start, a.itemEnd), Buffer.from('\n'));
+  }
+  return Buffer.concat(parts);
 }

@@ -35,7 +35,13 @@ import { redactUrl } from '../cluster/redact.js';
 import { sleep } from '../cluster/retry.js';
 import { type TlsOptions, tlsConnect } from '../cluster/transport.js';
 import { armed, failpoint } from '../ops/failpoints.js';
-import { type BulkAction, BulkBodyUnreadable, parseBulkActions, rewriteBulkIndex } from './bulk-actions.js';
+import {
+  type BulkAction,
+  BulkBodyUnreadable,
+  bulkItems,
+  parseBulkActions,
+  rewriteBulkIndex,
+} from './bulk-actions.js';
 import {
   type ByQueryWrite,
   classify,
@@ -64,7 +70,7 @@ import {
 } from './journal-entries.js';
 import { rewriteNodesHttp } from './sniff.js';
 import { forgetSwitch, readSwitch, type SwitchRecord, writeSwitch } from './switch-state.js';
-import { blockRetryDelayMs, refusedByWriteBlock } from './write-block.js';
+import { blockedItems, blockRetryDelayMs, refusedByWriteBlock } from './write-block.js';
 import { HoldConflict, WriteGate } from './write-gate.js';
 
 export interface ProxyOptions {
@@ -481,6 +487,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       let decoded: Buffer | undefined;
       if (c.kind === 'bulk' && w.actions) decoded = await decodedBody(w.body, encoding);
       let { path, body } = await afterSwitch(w, decoded);
+      // The bulk as sent, decoded: its refused items may be sent again on their own (see below).
+      const plainBulk = body !== w.body ? body : decoded;
       // A rewritten bulk goes out encoded as the client sent it.
       if (body !== w.body) body = await encodedBody(body, encoding);
       const headers = upstreamRequestHeaders(req.headers, ['content-length']);
@@ -488,11 +496,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       let r: Dispatcher.ResponseData;
       // Read once: a bulk answer can be large, and both the block check and the journal entries need it.
       let parsed: unknown;
+      let rawAnswer: Buffer | undefined;
       try {
         const giveUpAt = Date.now() + (o.blockRetryMs ?? 0);
         for (let attempt = 0; ; attempt++) {
           r = await forward(w.method, path + w.search, headers, body);
           answer = await readAll(r.body);
+          rawAnswer = answer;
           parsed = await parsedAnswer(r, answer);
           if (r.statusCode !== 403 && r.statusCode !== 200) break;
           if (Date.now() >= giveUpAt || !refusedByWriteBlock(r.statusCode, parsed)) break;
@@ -506,6 +516,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
             },
           );
           await sleep(blockRetryDelayMs(attempt));
+        }
+        if (r.statusCode === 200 && plainBulk && w.actions) {
+          const merged = await retryBlockedItems(w, path, plainBulk, parsed, giveUpAt, named, req.headers);
+          if (merged) answer = merged;
         }
       } catch (e) {
         upstreamFailed(res, w.method, named, e);
@@ -526,7 +540,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         });
       // The client has its answer before the disk flush (see the module comment: the write stays inside the
       // gate until its entry is durable, so no hold, and so no switch, passes it).
-      res.writeHead(r.statusCode, clientResponseHeaders(r.headers));
+      // An answer rebuilt from retried items is plain JSON of its own length.
+      res.writeHead(
+        r.statusCode,
+        clientResponseHeaders(r.headers, answer === rawAnswer ? [] : ['content-encoding', 'content-length']),
+      );
       res.end(answer);
       if (armed('proxy.after-answer')) {
         // The crash between an answer the client has and its journal entry (tests of the crash rule).
@@ -537,6 +555,54 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     } finally {
       gate.leave();
     }
+  }
+
+  /**
+   * A bulk refused in part by the write block (some shards met it, others not: a block being set or lifted) has
+   * its refused items, which changed nothing, sent again on their own until the block lifts or the retry window
+   * ends; their answers take their places in `parsed` (changed in place). Returns the rebuilt answer, or
+   * undefined when nothing was retried.
+   */
+  async function retryBlockedItems(
+    w: MigratedWrite,
+    path: string,
+    plainBulk: Buffer,
+    parsed: unknown,
+    giveUpAt: number,
+    named: string,
+    reqHeaders: IncomingMessage['headers'],
+  ): Promise<Buffer | undefined> {
+    let blocked = blockedItems(parsed);
+    const items = (parsed as { items: unknown[] }).items;
+    if (blocked.length === 0 || blocked.length === items.length) return undefined;
+    const headers = upstreamRequestHeaders(reqHeaders, ['content-length', 'content-encoding']);
+    let changed = false;
+    for (let attempt = 0; blocked.length > 0 && Date.now() < giveUpAt; attempt++) {
+      if (attempt === 0) stats.blockRetried++;
+      logOnce(
+        'write-block-partial',
+        'a bulk to the migrated index was refused in part by a write block (the switch fences writers that bypass the proxy): its refused items are retried until it lifts, not refused',
+        { index: named },
+      );
+      await sleep(blockRetryDelayMs(attempt));
+      const again = await forward(w.method, path + w.search, headers, bulkItems(plainBulk, blocked));
+      const againParsed = await parsedAnswer(again, await readAll(again.body));
+      if (again.statusCode === 403 && refusedByWriteBlock(403, againParsed)) continue;
+      const got = (againParsed as { items?: unknown[] } | undefined)?.items;
+      if (again.statusCode !== 200 || !Array.isArray(got) || got.length !== blocked.length) break;
+      blocked.forEach((pos, k) => {
+        items[pos] = got[k];
+      });
+      changed = true;
+      blocked = blockedItems(againParsed).map((k) => blocked[k]!);
+    }
+    if (!changed) return undefined;
+    const p = parsed as { errors?: boolean };
+    p.errors = items.some(
+      (it) =>
+        ((Object.values((it ?? {}) as object)[0] as { status?: number } | undefined)?.status ?? 0) >= 300,
+    );
+    return Buffer.from(JSON.stringify(parsed));
   }
 
   /** `dest.index` of a `_reindex` body, or undefined when it cannot be read */

@@ -441,6 +441,60 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       }
     });
 
+    it('a bulk refused in part by the write block has only its refused items sent again until the block lifts', async () => {
+      const other = `${s.source}-partial`;
+      await s.c.createIndex(other, { settings: { number_of_shards: 1, number_of_replicas: 0 } });
+      await s.c.putSettings(s.source, { 'index.blocks.write': true });
+      let lifted = false;
+      try {
+        const before = (await control.status()).stats.blockRetried;
+        // One bulk: two items for the (blocked) migrated index, one for an index without a block.
+        const bulk = call(
+          base,
+          'POST',
+          '/_bulk',
+          ndjson([
+            { index: { _index: s.writeAlias, _id: 'part1' } },
+            { n: 1 },
+            { index: { _index: other, _id: 'part-other' } },
+            { n: 2 },
+            { index: { _index: s.writeAlias, _id: 'part2' } },
+            { n: 3 },
+          ]),
+          { 'content-type': 'application/x-ndjson' },
+        );
+        await until(
+          async () => (await control.status()).stats.blockRetried >= before + 1,
+          'the refused items were retried',
+        );
+        await s.c.putSettings(s.source, { 'index.blocks.write': false });
+        lifted = true;
+        const b = await bulk;
+        assert.equal(b.status, 200);
+        assert.equal(b.body.errors, false, JSON.stringify(b.body));
+        const items = b.body.items as Array<Record<string, { status: number; _id: string }>>;
+        assert.deepEqual(
+          items.map((i) => [i.index!._id, i.index!.status]),
+          [
+            ['part1', 201],
+            ['part-other', 201],
+            ['part2', 201],
+          ],
+        );
+        // The item that was applied the first time was not sent again (it would answer 200, version 2).
+        const got = await s.c.mget(other, [{ _id: 'part-other' }]);
+        assert.equal(got.docs[0]!._version, 1);
+        const mine = await s.c.mget(s.source, [{ _id: 'part1' }, { _id: 'part2' }]);
+        assert.deepEqual(
+          mine.docs.map((d) => d.found),
+          [true, true],
+        );
+      } finally {
+        if (!lifted) await s.c.putSettings(s.source, { 'index.blocks.write': false });
+        await s.c.deleteIndex(other).catch(() => undefined);
+      }
+    });
+
     it('refuses control requests without the token; the data port cannot hold', async () => {
       assert.equal((await call(proxy.controlUrl, 'GET', '/v1/status')).status, 401);
       const wrong = { authorization: 'Bearer nope' };

@@ -4,7 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BulkBodyUnreadable, parseBulkActions, rewriteBulkIndex } from '../../src/proxy/bulk-actions.js';
+import {
+  BulkBodyUnreadable,
+  bulkItems,
+  parseBulkActions,
+  rewriteBulkIndex,
+} from '../../src/proxy/bulk-actions.js';
 import { classify, migratedNames, namesMigrated } from '../../src/proxy/classify.js';
 import { bulkEntries, byQueryEntries, docEntries } from '../../src/proxy/journal-entries.js';
 import { rewriteNodesHttp } from '../../src/proxy/sniff.js';
@@ -196,6 +201,18 @@ describe('bulk action lines', () => {
     assert.throws(() => parseBulkActions(Buffer.from('{"upsert":{}}\n{}\n')), BulkBodyUnreadable);
     assert.throws(() => parseBulkActions(Buffer.from('{"index":{}}\n')), BulkBodyUnreadable);
     assert.throws(() => parseBulkActions(Buffer.from('[1]\n')), BulkBodyUnreadable);
+  });
+
+  it('cuts a bulk down to the items at given positions, action and source lines as they were', () => {
+    const src = Buffer.from(
+      '{"index":{"_id":"1"}}\n{"a":1}\n\n{"delete":{"_id":"2"}}\r\n{"update":{"_id":"3"}}\n{"doc":{"é":"}"}}\n',
+    );
+    assert.equal(
+      bulkItems(src, [1, 2]).toString(),
+      '{"delete":{"_id":"2"}}\r\n{"update":{"_id":"3"}}\n{"doc":{"é":"}"}}\n',
+    );
+    assert.equal(bulkItems(src, [0]).toString(), '{"index":{"_id":"1"}}\n{"a":1}\n');
+    assert.throws(() => bulkItems(src, [3]), BulkBodyUnreadable);
   });
 
   it('rewrites _index in action lines only, every source byte kept', () => {
