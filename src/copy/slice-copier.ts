@@ -159,7 +159,7 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       const hits = await pending;
       if (hits.length === 0) {
         cp.done = true;
-        deps.store.saveCheckpoint(cp);
+        await deps.store.saveCheckpoint(cp);
         deps.onCheckpoint?.(cp);
         return cp;
       }
@@ -181,7 +181,7 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       cp.deadLetters += res.deadLetters + failed;
       cp.bytes += res.bytes;
       cp.retries += res.retries;
-      deps.store.saveCheckpoint(cp);
+      await deps.store.saveCheckpoint(cp);
       deps.onCheckpoint?.(cp);
       failpoint('copy.after-checkpoint');
       deps.onProgress?.({ slice: cp.slice, docs: hits.length, bytes: res.bytes, result: res, dropped });

@@ -1,5 +1,6 @@
 /** Crash-safe files: a reader after kill -9 sees the old content or the new, never half of either. */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 function fsyncDir(dir: string): void {
@@ -29,6 +30,35 @@ export function writeFileAtomic(path: string, content: string): void {
   }
   renameSync(tmp, path);
   fsyncDir(dir);
+}
+
+/**
+ * The same, without blocking the process: for a file written once per copied page (a slice's checkpoint), whose
+ * disk flushes would otherwise stall every other slice's network I/O (measured: 2.5 s of 8 s of a copy's main
+ * thread in fsync and rename). One writer per path at a time: the temporary file's name is per process.
+ */
+export async function writeFileAtomicAsync(path: string, content: string): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(content);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  try {
+    const d = await open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic there.
+  }
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {

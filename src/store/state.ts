@@ -3,7 +3,7 @@
  * leaves either the state before the step or after it; every step is idempotent against either.
  */
 import { join } from 'node:path';
-import { readJson, writeJsonAtomic } from './atomic-file.js';
+import { readJson, writeFileAtomicAsync, writeJsonAtomic } from './atomic-file.js';
 
 /** The alias as it stood on the source before cutover: restored as is by rollback. */
 export interface AliasRecord {
@@ -198,9 +198,10 @@ export class StateStore {
     return readJson<SliceCheckpoint>(this.checkpointPath(slice));
   }
 
-  saveCheckpoint(cp: SliceCheckpoint): void {
+  /** Durable when it resolves; one save per slice at a time (the slice's copier awaits each). */
+  async saveCheckpoint(cp: SliceCheckpoint): Promise<void> {
     cp.updatedAt = new Date().toISOString();
-    writeJsonAtomic(this.checkpointPath(cp.slice), cp);
+    await writeFileAtomicAsync(this.checkpointPath(cp.slice), `${JSON.stringify(cp, null, 2)}\n`);
   }
 }
 
