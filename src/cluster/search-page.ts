@@ -86,7 +86,7 @@ function members(s: string, i: number): Array<[string, number, number]> {
   for (;;) {
     if (s.charCodeAt(i) !== QUOTE) throw new UnreadableSearchPage(`expected a key at ${i}`);
     const keyEnd = skipString(s, i);
-    const key = valueOf(s, i, keyEnd) as string;
+    const key = plainValue(s, i, keyEnd) as string;
     i = skipWs(s, keyEnd);
     if (s.charCodeAt(i) !== COLON) throw new UnreadableSearchPage(`expected ':' at ${i}`);
     const vs = skipWs(s, i + 1);
@@ -122,7 +122,7 @@ function elements(s: string, i: number): Array<[number, number]> {
  * The value in [start, end): a string without escapes, a number or a literal read directly (a hit's metadata is
  * almost only these), anything else by JSON.parse.
  */
-function valueOf(s: string, start: number, end: number): unknown {
+function plainValue(s: string, start: number, end: number): unknown {
   const c = s.charCodeAt(start);
   if (c === QUOTE) {
     const inner = s.slice(start + 1, end - 1);
@@ -141,7 +141,7 @@ function hitOf(s: string, start: number): Hit {
   const hit: Record<string, unknown> = {};
   for (const [key, vs, ve] of members(s, start)) {
     if (key === '_source') hit._raw = s.slice(vs, ve);
-    else hit[key] = valueOf(s, vs, ve);
+    else hit[key] = plainValue(s, vs, ve);
   }
   return hit as unknown as Hit;
 }
