@@ -28,7 +28,8 @@ export class LockError extends CutoverError {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of this host with this pid exists (EPERM: it does, owned by someone else). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

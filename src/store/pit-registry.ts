@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { readJson, writeJsonAtomic } from './atomic-file.js';
+import { alive } from './lock.js';
 
 export interface PitRecord {
   /** which cluster of the migration: 'source' or 'target' */
@@ -50,14 +51,5 @@ export class PitRegistry {
   /** PITs whose process is gone (on this host; one on another host is left to its keep-alive). */
   leftBehind(): PitRecord[] {
     return this.list().filter((r) => r.host === hostname() && r.pid !== process.pid && !alive(r.pid));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

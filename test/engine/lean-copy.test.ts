@@ -8,6 +8,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cluster } from '../../src/cluster/client.js';
 import { runCli, startCli } from '../support/cli.js';
 import { EXPECTED } from '../support/clusters.js';
 import { diffDocs, readAll, summarize } from '../support/data.js';
@@ -23,6 +24,19 @@ const EXACT: Array<[string, string]> = [
   ],
   ['empty-ish', '{"title":"","qty":"3","tags":[],"n":0,"nothing":null}'],
 ];
+
+/** A document's `_source` as text, read without a JSON parser in between. */
+async function rawSource(c: Cluster, index: string, id: string): Promise<string> {
+  // filter_path makes the server re-render the source (escapes normalized): compare with the old index read the same way.
+  return (
+    await c.request<string>({
+      method: 'GET',
+      path: `/${index}/_doc/${id}`,
+      query: { filter_path: '_source' },
+      raw: true,
+    })
+  ).body;
+}
 
 for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))) {
   describe(`copy without a transform on ${kind}`, () => {
@@ -46,20 +60,9 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       assert.equal(expected.size, 1500 + EXACT.length);
       const d = diffDocs(expected, await readAll(s.c, s.target));
       assert.deepEqual([d.missing.length, d.extra.length, d.changed.length], [0, 0, 0], summarize(d));
-      // And the text itself, read without a JSON parser in between. (filter_path makes the server re-render the
-      // source, escapes normalized, so the old index read the same way is the reference.)
-      const rawSource = async (index: string, id: string) =>
-        (
-          await s.c.request<string>({
-            method: 'GET',
-            path: `/${index}/_doc/${id}`,
-            query: { filter_path: '_source' },
-            raw: true,
-          })
-        ).body;
       for (const [id] of EXACT)
-        assert.equal(await rawSource(s.target, id), await rawSource(s.source, id), id);
-      assert.match(await rawSource(s.target, 'big-long'), /"n":9007199254740993[,}]/);
+        assert.equal(await rawSource(s.c, s.target, id), await rawSource(s.c, s.source, id), id);
+      assert.match(await rawSource(s.c, s.target, 'big-long'), /"n":9007199254740993[,}]/);
       await s.c.close();
     });
 
@@ -99,18 +102,9 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
           assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
           const d = diffDocs(await readAll(s.c, s.source), await readAll(s.c, s.target));
           assert.deepEqual([d.missing.length, d.extra.length, d.changed.length], [0, 0, 0], summarize(d));
-          const rawSource = async (index: string, id: string) =>
-            (
-              await s.c.request<string>({
-                method: 'GET',
-                path: `/${index}/_doc/${id}`,
-                query: { filter_path: '_source' },
-                raw: true,
-              })
-            ).body;
           for (const [id] of EXACT)
-            assert.equal(await rawSource(s.target, id), await rawSource(s.source, id), id);
-          assert.match(await rawSource(s.target, 'big-long'), /"n":9007199254740993[,}]/);
+            assert.equal(await rawSource(s.c, s.target, id), await rawSource(s.c, s.source, id), id);
+          assert.match(await rawSource(s.c, s.target, 'big-long'), /"n":9007199254740993[,}]/);
         } finally {
           run.child.kill('SIGKILL');
           await proxy?.stop();
