@@ -17,6 +17,7 @@ import { delaypoint } from '../ops/failpoints.js';
 import type { Reporter } from '../ops/reporter.js';
 import type { Throttle } from '../ops/throttle.js';
 import { appendLineDurable, readJson, writeJsonAtomic } from '../store/atomic-file.js';
+import { PitRegistry } from '../store/pit-registry.js';
 import type { StateStore } from '../store/state.js';
 import { type ReconcileResult, reconcileDeletes } from './reconcile.js';
 import { type RoundResult, startCursors, tailRound } from './tail.js';
@@ -97,6 +98,11 @@ export interface LiveCaptureOptions extends IndexPair {
   signal?: AbortSignal;
   /** where the position is kept: capture.json forward, revert.json for the reverse sync */
   statePath?: string;
+  /**
+   * which of the migration's clusters `target` is ('target' forward, 'source' for the reverse sync): the id
+   * scans record their PITs under it
+   */
+  targetSide: 'source' | 'target';
   versionOffset?: number;
   keep?: (hits: Hit[]) => Promise<Set<string>>;
   /** what the writes are for, in messages */
@@ -325,6 +331,7 @@ export class LiveCapture {
       deadline,
       versionOffset: this.o.versionOffset,
       keep: this.o.keep,
+      pits: { pits: new PitRegistry(this.o.store.pitsPath), side: this.o.targetSide },
       yieldTo: opts.giveWay ? (s) => this.yieldWhileBehind(s) : undefined,
       onChecked: opts.onChecked,
     });

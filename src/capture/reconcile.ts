@@ -17,6 +17,7 @@ import { type ShardRouter, shardOfViaServer } from '../cluster/routing.js';
 import { PitSession, PitSliceReader } from '../copy/reader.js';
 import { addResults, type BulkWriter, emptyResult, type WriteOp, type WriteResult } from '../copy/writer.js';
 import { delaypoint } from '../ops/failpoints.js';
+import type { PitRegistry } from '../store/pit-registry.js';
 
 export interface ReconcileDeps extends IndexPair {
   writer: BulkWriter;
@@ -28,6 +29,8 @@ export interface ReconcileDeps extends IndexPair {
   signal?: AbortSignal;
   /** stop (incomplete) once this time (ms since epoch) is reached: the freeze budget */
   deadline?: number;
+  /** where the scan's PIT is recorded (the migration's PIT registry), and which of its clusters the target is */
+  pits?: { pits: PitRegistry; side: string };
   versionOffset?: number;
   /**
    * Ids among these that must stay on the target although the source lacks them (the reverse sync keeps the
@@ -69,7 +72,7 @@ export async function reconcileDeletes(d: ReconcileDeps): Promise<ReconcileResul
   const maxima = (await d.source.shardSeqNos(d.sourceIndex)).map((m) => m.maxSeqNo);
   await d.target.refresh(d.targetIndex);
   const shards = await d.target.primaryShards(d.targetIndex);
-  const pit = new PitSession(d.target, d.targetIndex, d.keepAlive);
+  const pit = new PitSession(d.target, d.targetIndex, d.keepAlive, d.pits);
   const check = () => {
     if (d.deadline !== undefined && Date.now() > d.deadline) throw new DeadlineReached('deadline reached');
   };

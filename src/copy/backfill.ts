@@ -1,11 +1,16 @@
-/** Copy every slice of the source into the target, `concurrency` slices at a time, resuming from checkpoints. */
+/**
+ * Copy every slice of the source into the target, `concurrency` slices at a time, resuming from checkpoints. A
+ * slice is a stream of the copy's plan (ranges.ts): one source shard, or one `_seq_no` range of a shard.
+ */
 
 import type { IndexPair } from '../cluster/index-pair.js';
 import type { Throttle } from '../ops/throttle.js';
 import type { BulkSample } from '../ops/throttle-signals.js';
+import { PreflightError } from '../store/errors.js';
 import { PitRegistry } from '../store/pit-registry.js';
 import { type CopyTotals, emptyTotals, type SliceCheckpoint, type StateStore } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
+import type { CopyRange } from './ranges.js';
 import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './reader.js';
 import type { DocRef } from './slice-copier.js';
 import { copySlice, emptyCheckpoint, type SliceProgress, type Versioning } from './slice-copier.js';
@@ -14,7 +19,10 @@ import { BulkWriter } from './writer.js';
 
 export interface BackfillOptions extends IndexPair {
   /** = primary shards of the source: each slice is one shard */
+  /** the source's primary shards */
   slices: number;
+  /** the streams: one per shard, or `_seq_no` ranges of shards (state.copyRanges) */
+  plan: readonly CopyRange[];
   batchDocs: number;
   batchBytes: number;
   concurrency: number;
@@ -54,13 +62,24 @@ export function totalsOf(cps: SliceCheckpoint[], sourceDocs: number): CopyTotals
   return t;
 }
 
-export function loadCheckpoints(store: StateStore, slices: number): SliceCheckpoint[] {
-  return Array.from({ length: slices }, (_, i) => store.loadCheckpoint(i) ?? emptyCheckpoint(i));
+/** The checkpoint of each stream of the plan; one made for another range is refused, never read as this one. */
+export function loadCheckpoints(store: StateStore, plan: readonly CopyRange[]): SliceCheckpoint[] {
+  return plan.map((range, i) => {
+    const cp = store.loadCheckpoint(i);
+    if (!cp) return { ...emptyCheckpoint(i), range };
+    // Written before ranges existed: slice i was shard i, whole.
+    const had = cp.range ?? { shard: i, from: 0, to: null };
+    if (had.shard !== range.shard || had.from !== range.from || had.to !== range.to)
+      throw new PreflightError(
+        `checkpoint ${i} (${store.checkpointPath(i)}) was made for shard ${had.shard} from _seq_no ${had.from}${had.to === null ? '' : ` below ${had.to}`}, but the copy's plan says shard ${range.shard} from ${range.from}${range.to === null ? '' : ` below ${range.to}`}: the state directory was changed by hand; restore it, or start this migration again in a new state directory`,
+      );
+    return { ...cp, range };
+  });
 }
 
 export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
   const caps = await o.source.capabilities();
-  const checkpoints = loadCheckpoints(o.store, o.slices);
+  const checkpoints = loadCheckpoints(o.store, o.plan);
   const pit = caps.pit
     ? new PitSession(o.source, o.sourceIndex, o.keepAlive, {
         pits: new PitRegistry(o.store.pitsPath),
@@ -74,6 +93,10 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
     createOnly: o.createOnly,
     signal: o.signal,
     onBulk: o.onBulk,
+    pacing: {
+      slot: (signal) => o.throttle.slot(signal),
+      beforeRetry: (n, signal) => o.throttle.take(n, signal),
+    },
     onRetry: (why, n, ms) =>
       o.onNotice?.(`target refused ${n} document(s) for now (${why}); retrying in ${ms} ms`),
   });
@@ -90,10 +113,13 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
         `slice ${s}: search context expired (keep_alive ${o.keepAlive} outlived); reopening at the checkpoint`,
       ),
   };
-  const makeReader = (slice: number): SliceReader =>
-    pit
-      ? new PitSliceReader(o.source, pit, slice, o.slices, readerOpts)
-      : new ScrollSliceReader(o.source, o.sourceIndex, slice, readerOpts);
+  const makeReader = (cp: SliceCheckpoint): SliceReader => {
+    const range = cp.range ?? { shard: cp.slice, from: 0, to: null };
+    const opts = { ...readerOpts, range, slice: cp.slice };
+    return pit
+      ? new PitSliceReader(o.source, pit, range.shard, o.slices, opts)
+      : new ScrollSliceReader(o.source, o.sourceIndex, range.shard, opts);
+  };
 
   const queue = checkpoints.filter((cp) => !cp.done);
   let failure: unknown;
@@ -101,7 +127,7 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
     for (let cp = queue.shift(); cp && failure === undefined; cp = queue.shift()) {
       try {
         await copySlice(cp, {
-          reader: makeReader(cp.slice),
+          reader: makeReader(cp),
           writer,
           transform: o.transform,
           store: o.store,

@@ -129,6 +129,19 @@ export interface ReaderOptions {
   lean?: boolean;
   signal?: AbortSignal;
   onContextLost?: (slice: number) => void;
+  /** read only this `_seq_no` range of the shard (a slice of the copy's plan, ranges.ts); default: all of it */
+  range?: { from: number; to: number | null };
+  /** the copy's slice number, when the shard is read in ranges (messages name it) */
+  slice?: number;
+}
+
+/** The `_seq_no` bounds of a page: above `after` (or from the range's start), below the range's end. */
+function seqNoQuery(after: number | null, range?: { from: number; to: number | null }): unknown {
+  const from = range?.from ?? 0;
+  const bound: Record<string, number> = after === null ? { gte: from } : { gt: after };
+  if (range?.to !== undefined && range.to !== null) bound.lt = range.to;
+  if (after === null && from === 0 && bound.lt === undefined) return { match_all: {} };
+  return { range: { _seq_no: bound } };
 }
 
 export interface SliceReader {
@@ -162,6 +175,9 @@ export class PitSliceReader implements SliceReader {
         };
         if (this.slices > 1) body.slice = { id: this.slice, max: this.slices };
         if (after !== null) body.search_after = [after];
+        // A range of the shard: its bounds as a query (search_after moves within them).
+        const r = this.opts.range;
+        if (r && (r.from > 0 || r.to !== null)) body.query = seqNoQuery(null, r);
         let res: SearchResponse;
         try {
           res = this.opts.lean
@@ -175,7 +191,7 @@ export class PitSliceReader implements SliceReader {
           }
           throw e;
         }
-        checkShards(res, `slice ${this.slice}`);
+        checkShards(res, `slice ${this.opts.slice ?? this.slice}`);
         this.pit.update(res.pit_id, generation);
         return res.hits.hits;
       },
@@ -219,7 +235,7 @@ export class ScrollSliceReader implements SliceReader {
                 sort: [{ _seq_no: 'asc' }],
                 seq_no_primary_term: true,
                 version: this.opts.withVersion || undefined,
-                query: after === null ? { match_all: {} } : { range: { _seq_no: { gt: after } } },
+                query: seqNoQuery(after, this.opts.range),
               },
               { scroll: this.opts.keepAlive, preference: `_shards:${this.slice}` },
               this.opts.signal,

@@ -58,6 +58,15 @@ export interface WriterOptions {
   onRetry?: (reason: string, items: number, delayMs: number) => void;
   /** told after every bulk request (the closed-loop throttle's signals); changes nothing the writer does */
   onBulk?: (b: BulkSample) => void;
+  /**
+   * The copy's pacing (backfill only; catch-up is never slowed): `slot` is taken around every bulk request (the
+   * throttle's concurrency limit), `beforeRetry` before documents refused for now are sent again (the throttle's
+   * rate: a resend loads the cluster as much as the first send). Time spent waiting there is not retry time.
+   */
+  pacing?: {
+    slot: (signal?: AbortSignal) => Promise<() => void>;
+    beforeRetry: (docs: number, signal?: AbortSignal) => Promise<void>;
+  };
 }
 
 interface Encoded {
@@ -115,7 +124,7 @@ export class BulkWriter {
       signal && this.opts.signal ? AbortSignal.any([signal, this.opts.signal]) : (signal ?? this.opts.signal);
     const result = emptyResult();
     let pending = ops.map((op) => this.encode(op));
-    const started = Date.now();
+    let started = Date.now();
     for (let attempt = 0; pending.length > 0; attempt++) {
       const again: Encoded[] = [];
       let why = '';
@@ -138,6 +147,11 @@ export class BulkWriter {
       result.retries += again.length;
       this.opts.onRetry?.(why, again.length, delay);
       await sleep(delay, sig);
+      if (this.opts.pacing) {
+        const waitFrom = Date.now();
+        await this.opts.pacing.beforeRetry(again.length, sig);
+        started += Date.now() - waitFrom;
+      }
       pending = again;
     }
     return result;
@@ -166,12 +180,15 @@ export class BulkWriter {
   ): Promise<{ items: Encoded[]; reason: string }> {
     const body = chunk.map((c) => c.ndjson).join('');
     let res: Awaited<ReturnType<Cluster['bulk']>>;
+    const release = await this.opts.pacing?.slot(signal);
     const sentAt = Date.now();
     try {
       failpoint('bulk.before-send');
       res = await this.cluster.bulk(body, { gzip: this.opts.gzip, signal });
       failpoint('bulk.after-send');
     } catch (e) {
+      // Before a 413 split sends its halves: each takes a slot of its own.
+      release?.();
       if (e instanceof ClusterError)
         this.observe({
           ms: Date.now() - sentAt,
@@ -205,6 +222,7 @@ export class BulkWriter {
       }
       throw e;
     }
+    release?.();
     result.bytes += body.length;
     const retry: Encoded[] = [];
     let reason = '';

@@ -67,6 +67,8 @@ export async function reverseCapture(c: Ctx): Promise<LiveCapture> {
     versioning: 'seqno',
     ...captureTuning(c),
     statePath: c.store.revertPath,
+    // The reverse sync writes into the old index, on the migration's source cluster.
+    targetSide: 'source',
     versionOffset: REVERSE_VERSION_OFFSET,
     label: 'reverse sync',
     // Old documents the migration left behind on purpose (dropped by the transform, dead letters) are absent

@@ -7,7 +7,13 @@
 import type { Cluster } from '../cluster/client.js';
 import type { Reporter } from './reporter.js';
 import type { Throttle } from './throttle.js';
-import { type Decision, decide, type Thresholds, throughputOf } from './throttle-decision.js';
+import {
+  type Decision,
+  decide,
+  nextConcurrency,
+  type Thresholds,
+  throughputOf,
+} from './throttle-decision.js';
 import { type BulkSample, ThrottleSignals } from './throttle-signals.js';
 
 export interface ClosedLoopOptions {
@@ -23,7 +29,7 @@ export interface ClosedLoop {
   /** give this to the copy's BulkWriter (onBulk) */
   onBulk(b: BulkSample): void;
   /** the decisions that changed the rate, oldest first (bounded) */
-  readonly decisions: Array<Decision & { at: string }>;
+  readonly decisions: Array<Decision & { at: string; concurrency: number }>;
   readonly signals: ThrottleSignals;
   stop(): Promise<void>;
 }
@@ -41,11 +47,23 @@ export function startClosedLoop(o: ClosedLoopOptions): ClosedLoop {
     peak = Math.max(peak, throughputOf(s));
     const reference = v.ceiling > 0 ? v.ceiling : peak;
     const d = decide(s, { rate: v.rate, ceiling: v.ceiling, floor: v.floor, reference }, o.thresholds);
-    if (d.action === 'hold' || d.rate === v.rate) return;
-    o.throttle.setRate(d.rate, d.reason);
-    decisions.push({ ...d, at: new Date().toISOString() });
+    const conc = nextConcurrency(d, v.concurrency, v.maxConcurrency, o.thresholds);
+    const rateMoves = d.action !== 'hold' && d.rate !== v.rate;
+    if (!rateMoves && conc === v.concurrency) return;
+    const concNote =
+      conc === v.concurrency ? '' : `; bulks in flight ${v.concurrency} -> ${conc} of ${v.maxConcurrency}`;
+    if (rateMoves) o.throttle.setRate(d.rate, d.reason);
+    if (conc !== v.concurrency)
+      o.throttle.setConcurrency(conc, d.over.length ? d.over.join('; ') : 'all signals clear');
+    const said = { ...d, concurrency: conc, reason: `${d.reason}${concNote}`, at: new Date().toISOString() };
+    decisions.push(said);
     if (decisions.length > MAX_DECISIONS) decisions.shift();
-    o.reporter.info(`throttle: ${d.reason}`, { event: 'throttle', action: d.action, rate: d.rate });
+    o.reporter.info(`throttle: ${said.reason}`, {
+      event: 'throttle',
+      action: d.action,
+      rate: d.rate,
+      concurrency: conc,
+    });
   });
   signals.start();
   return {

@@ -42,6 +42,7 @@ export class StatusMetrics {
   private readonly paused: Gauge;
   private readonly pausedBy: Gauge;
   private readonly rate: Gauge;
+  private readonly concurrency: Gauge;
   private readonly ceiling: Gauge;
   private readonly batch: Gauge;
   private readonly throttleChanges: Counter;
@@ -136,6 +137,10 @@ export class StatusMetrics {
     this.pausedBy = g('cutover_throttle_paused_by', '1 for each source holding a pause', ['migration', 'by']);
     this.rate = g('cutover_throttle_rate_documents_per_second', 'rate the copy may write at; 0 = unlimited');
     this.ceiling = g('cutover_throttle_ceiling_documents_per_second', 'highest rate allowed; 0 = none');
+    this.concurrency = g(
+      'cutover_throttle_concurrency',
+      "the copy's bulk requests allowed in flight at once (at most copy.concurrency)",
+    );
     this.batch = g(
       'cutover_throttle_batch_documents',
       'documents per page set by the operator; 0 = the spec',
@@ -275,6 +280,7 @@ export class StatusMetrics {
       for (const p of t.pausedBy) this.pausedBy.set(this.l({ by: p.by }), 1);
       this.rate.set(this.l(), t.rate);
       this.ceiling.set(this.l(), t.ceiling);
+      this.concurrency.set(this.l(), t.concurrency);
       this.batch.set(this.l(), t.batchDocs ?? 0);
     }
     const w = live.watchdog;

@@ -209,3 +209,19 @@ export function decide(s: SignalSnapshot, r: RateState, t: Thresholds = DEFAULT_
     reason: `all signals clear: rate ${docs(r.rate)} -> ${docs(next)}`,
   };
 }
+
+/**
+ * Bulks in flight after this decision, the same AIMD on the other lever: halved while any signal is over (also
+ * when the rate already sits at its floor, where concurrency is all that is left to give), one more when all are
+ * clear and the rate grew or is unlimited, never below 1 nor above `max` (copy.concurrency).
+ */
+export function nextConcurrency(
+  d: Decision,
+  current: number,
+  max: number,
+  t: Thresholds = DEFAULT_THRESHOLDS,
+): number {
+  if (d.over.length > 0) return Math.max(1, Math.floor(current * t.decrease));
+  if (d.action === 'increase' || (d.action === 'hold' && d.rate === 0)) return Math.min(max, current + 1);
+  return Math.min(max, Math.max(1, current));
+}

@@ -1,6 +1,7 @@
 /**
- * The copy's throttle: one per migration process, shared by every slice. It keeps one rule: a page is written
- * only when the throttle is not paused by anyone and the token bucket at the current rate has room. Who changes
+ * The copy's throttle: one per migration process, shared by every slice. It keeps two rules: a page is written
+ * only when the throttle is not paused by anyone and the token bucket at the current rate has room, and no more
+ * of the copy's bulks are in flight at once than its concurrency limit (at most copy.concurrency). Who changes
  * the rate or pauses (the operator's control API, a flag file, the watchdog, the closed-loop decision) is not
  * decided here; each change names who made it and why, so the log, the dashboard and /metrics can say it.
  */
@@ -21,6 +22,9 @@ export interface ThrottleView {
   floor: number;
   /** documents per page and bulk, when the operator changed it (undefined: the spec's copy.batchDocs) */
   batchDocs?: number;
+  /** the copy's bulks allowed in flight at once now, and the most (copy.concurrency) */
+  concurrency: number;
+  maxConcurrency: number;
   /** why the rate is what it is, in words */
   reason: string;
   changedAt: string;
@@ -35,12 +39,17 @@ export class Throttle {
   private v: Omit<ThrottleView, 'paused' | 'pausedBy'>;
   private readonly listeners = new Set<ThrottleListener>();
   private wake?: () => void;
+  private inFlight = 0;
+  private readonly slotWaiters: Array<() => void> = [];
 
-  constructor(o: { ceiling: number; floor?: number }) {
+  constructor(o: { ceiling: number; floor?: number; concurrency?: number }) {
+    const conc = Math.max(1, o.concurrency ?? 1);
     this.v = {
       rate: o.ceiling,
       ceiling: o.ceiling,
       floor: o.floor ?? 50,
+      concurrency: conc,
+      maxConcurrency: conc,
       reason: o.ceiling > 0 ? `copy.maxDocsPerSecond = ${o.ceiling}` : 'unthrottled',
       changedAt: new Date().toISOString(),
     };
@@ -91,6 +100,49 @@ export class Throttle {
     this.v.reason = reason;
     this.tokens = Math.min(this.tokens, r);
     this.changed(`rate ${r === 0 ? 'unlimited' : `${r} docs/s`}: ${reason}`);
+  }
+
+  /** Bulks in flight at once, kept within [1, copy.concurrency]. */
+  setConcurrency(n: number, reason: string): void {
+    const c = Math.min(this.v.maxConcurrency, Math.max(1, Math.round(n)));
+    if (c === this.v.concurrency) return;
+    this.v.concurrency = c;
+    this.changed(`concurrency ${c} of ${this.v.maxConcurrency}: ${reason}`);
+    this.wakeSlots();
+  }
+
+  /** Wait for a bulk slot under the concurrency limit; call the returned function when the bulk is answered. */
+  async slot(signal?: AbortSignal): Promise<() => void> {
+    while (this.inFlight >= this.v.concurrency) {
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          const i = this.slotWaiters.indexOf(go);
+          if (i >= 0) this.slotWaiters.splice(i, 1);
+          reject(signal?.reason);
+        };
+        const go = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        this.slotWaiters.push(go);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+    this.inFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.inFlight--;
+      this.wakeSlots();
+    };
+  }
+
+  private wakeSlots(): void {
+    // Each woken waiter checks the limit again before it takes a slot.
+    const free = this.v.concurrency - this.inFlight;
+    if (free > 0) for (const w of this.slotWaiters.splice(0, free)) w();
   }
 
   setBatchDocs(n: number | undefined, reason: string): void {

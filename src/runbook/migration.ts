@@ -9,6 +9,7 @@ import type { CaptureState } from '../capture/live.js';
 import { captureStrategy } from '../capture/strategies/index.js';
 import { Cluster } from '../cluster/client.js';
 import { loadCheckpoints, totalsOf } from '../copy/backfill.js';
+import { planOf } from '../copy/ranges.js';
 import { loadTransform, type TransformFn } from '../copy/transform.js';
 import { aliasPlacement, migrationEnds, moveAliases, resolveIndex } from '../cutover/aliases.js';
 import { type WriteBlockStatus, writeBlockStatus } from '../cutover/block-status.js';
@@ -102,6 +103,7 @@ export class Migration {
     this.throttle = new Throttle({
       ceiling: spec.copy.maxDocsPerSecond,
       floor: spec.copy.throttle.floorDocsPerSecond,
+      concurrency: spec.copy.concurrency,
     });
     this.store = new StateStore(spec.migrationDir);
     this.audit = new AuditLog(this.store.auditPath);
@@ -552,7 +554,7 @@ export class Migration {
     const s = this.state();
     const live =
       !s.completed.copy && s.sourceShards
-        ? { ...s, totals: totalsOf(loadCheckpoints(this.store, s.sourceShards), s.totals?.sourceDocs ?? 0) }
+        ? { ...s, totals: totalsOf(loadCheckpoints(this.store, planOf(s)), s.totals?.sourceDocs ?? 0) }
         : s;
     return buildReport(
       live,

@@ -11,6 +11,7 @@ import { deadLetterIds } from '../copy/dead-letters.js';
 import type { TransformFn } from '../copy/transform.js';
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { GateError, PreflightError } from '../store/errors.js';
+import { PitRegistry } from '../store/pit-registry.js';
 import { mappingHasPath } from '../verify/mapping-paths.js';
 import { type CompareOptions, MAX_REPORTED, type ProofReport, prove } from '../verify/proof.js';
 import type { Ctx } from './context.js';
@@ -144,6 +145,7 @@ export async function runProof(
       concurrency: c.spec.copy.concurrency,
       sourceSlices,
       skipTargetPass: skipTargetPass || c.strategy.proofSkipsTargetPass,
+      pits: new PitRegistry(c.store.pitsPath),
     });
   // Beside the proof, id scans find deletes, unless the capture sees them as they happen (the proxy's journal).
   const r = live ? await live.alongside(proof, !c.strategy.seesDeletes) : await proof();

@@ -6,6 +6,7 @@
 import type { JournalSyncState } from '../capture/journal-sync.js';
 import { type CaptureState, percentile } from '../capture/live.js';
 import { loadCheckpoints, totalsOf } from '../copy/backfill.js';
+import { planOf } from '../copy/ranges.js';
 import type { PauseOfWrites, StatusFigures } from '../ops/status-figures.js';
 import type { ProxyStatus } from '../proxy/control.js';
 import { readJson } from '../store/atomic-file.js';
@@ -28,7 +29,7 @@ export function migrationFigures(m: Migration, capture: string): StatusFigures {
     pausesOfWrites: [],
   };
   if (s.sourceShards) {
-    const cps = loadCheckpoints(m.store, s.sourceShards);
+    const cps = loadCheckpoints(m.store, planOf(s));
     const t = totalsOf(cps, s.totals?.sourceDocs ?? 0);
     figures.copy = {
       sourceDocs: t.sourceDocs,

@@ -125,7 +125,15 @@ export const specSchema = z.strictObject({
         .min(1024)
         .max(100 * 1024 * 1024)
         .default(8 * 1024 * 1024),
-      concurrency: z.number().int().min(1).max(64).default(4).describe('slices copied at once'),
+      concurrency: z
+        .number()
+        .int()
+        .min(1)
+        .max(64)
+        .default(4)
+        .describe(
+          'slices copied at once (a large shard is read in several _seq_no ranges when this is above the shard count)',
+        ),
       maxDocsPerSecond: z.number().min(0).default(0).describe('0: unthrottled'),
       keepAlive: z
         .string()

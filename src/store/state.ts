@@ -64,6 +64,8 @@ export interface MigrationState {
   /** the warm-up run before the switch (cutover.warmup) */
   warmup?: WarmupQueryRecord[];
   sourceShards?: number;
+  /** the copy's streams, decided when the copy first started (absent: one per shard) */
+  copyRanges?: CopyRange[];
   /** this migration created the target (so rollback/cleanup may reason about it) */
   createdTarget?: boolean;
   /** the target's own values, read before cutover changed them; kept until restored */
@@ -96,8 +98,19 @@ export interface MigrationState {
   updatedAt: string;
 }
 
+/** One stream of the copy: a source shard, or a `_seq_no` range of one (src/copy/ranges.ts makes the plan). */
+export interface CopyRange {
+  shard: number;
+  /** lowest `_seq_no` of the range */
+  from: number;
+  /** first `_seq_no` above the range; null: no upper bound (the last range of its shard) */
+  to: number | null;
+}
+
 export interface SliceCheckpoint {
   slice: number;
+  /** the shard and `_seq_no` range this slice reads; absent in checkpoints of one slice per shard (slice = shard) */
+  range?: CopyRange;
   /** last source _seq_no whose document is acknowledged on the target; null: nothing yet */
   after: number | null;
   done: boolean;

@@ -24,6 +24,8 @@ import { sleep } from '../cluster/retry.js';
 import { PitSession, PitSliceReader } from '../copy/reader.js';
 import type { Versioning } from '../copy/slice-copier.js';
 import { applyTransform, TransformError, type TransformFn } from '../copy/transform.js';
+import { failpoint } from '../ops/failpoints.js';
+import type { PitRegistry } from '../store/pit-registry.js';
 import { canonicalJson, differingFields, sampled, withoutPaths } from './compare.js';
 
 export type DifferenceKind = 'missing' | 'extra' | 'changed';
@@ -73,6 +75,8 @@ export interface ProofOptions extends CompareOptions {
   skipTargetPass?: boolean;
   /** re-read candidates at the end of each pass rather than page by page (live capture runs meanwhile) */
   deferRechecks?: boolean;
+  /** where the scans' PITs are recorded (the migration's PIT registry) */
+  pits?: PitRegistry;
   /**
    * `versions` mode (with sampleRate 1): every id's version compared, content only for this share of ids (stable
    * hash) and for every id whose versions disagree
@@ -341,7 +345,9 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
     withVersion = false,
   ) => {
     const shards = await cluster.primaryShards(index);
-    const pit = new PitSession(cluster, index, o.keepAlive);
+    // Recorded under the cluster's side, so the next process closes it on the right cluster if this one dies.
+    const side = cluster === o.target && index === o.targetIndex ? 'target' : 'source';
+    const pit = new PitSession(cluster, index, o.keepAlive, o.pits ? { pits: o.pits, side } : undefined);
     try {
       // Slices in parallel (bounded by `concurrency`): memory stays at a few pages per running slice.
       const queue = Array.from({ length: shards }, (_, i) => i).filter((i) => !only || only.includes(i));
@@ -360,6 +366,7 @@ export async function prove(o: ProofOptions): Promise<ProofReport> {
             if (hits.length === 0) break;
             after = hits[hits.length - 1]!._seq_no!;
             await onHits(hits.filter((h) => sampled(h._id, o.sampleRate)));
+            failpoint('proof.after-page');
             o.onPage?.(hits.length);
           }
         }

@@ -100,6 +100,41 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
       await s.c.close();
     });
 
+    it('a run killed inside its proof leaves its points in time on both sides; the next run closes them', async () => {
+      const s = await scenario(kind, 3000, {
+        copy: { batchDocs: 100, concurrency: 2, keepAlive: '30m' },
+        verify: { mode: 'full' },
+      });
+      const killed = await runCli(['run', s.specPath], { CUTOVER_FAILPOINTS: 'proof.after-page:12' });
+      assert.equal(killed.signal, 'SIGKILL', killed.stderr.slice(-1000));
+      const pits = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'pits.json'), 'utf8')) as Array<{
+        id: string;
+        side: string;
+        index: string;
+      }>;
+      // Pass 1 reads the source, pass 2 the target, side by side: each left its PIT.
+      assert.deepEqual(
+        pits.map((p) => `${p.side}:${p.index}`).sort(),
+        [`source:${s.source}`, `target:${s.target}`],
+        JSON.stringify(pits),
+      );
+      const r = await runCli(['run', s.specPath]);
+      assert.equal(r.code, 0, r.stderr.slice(-2000));
+      assert.deepEqual(JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'pits.json'), 'utf8')), []);
+      for (const p of pits) {
+        const gone = await s.c.request<{ error?: { type?: string } }>({
+          method: 'POST',
+          path: '/_search',
+          body: { size: 0, pit: { id: p.id } },
+          okStatuses: 'all',
+        });
+        assert.equal(gone.status, 404, `${p.side} PIT closed: ${JSON.stringify(gone.body)}`);
+      }
+      const d = diffDocs(s.expected, await readAll(s.c, s.target));
+      assert.deepEqual([d.missing.length, d.extra.length, d.changed.length], [0, 0, 0], summarize(d));
+      await s.c.close();
+    });
+
     // The Elasticsearch integ-test zips ship without the reindex module: a long reindex is made on OpenSearch.
     if (kind !== 'os3') return;
     it('lists a long-running reindex, refuses to cancel without a terminal, cancels with --yes', {

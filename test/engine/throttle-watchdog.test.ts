@@ -119,7 +119,11 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
         ),
       );
       const changes: Array<{ rate: number; reason: string }> = [];
-      m.throttle.onChange((v) => changes.push({ rate: v.rate, reason: v.reason }));
+      const inFlight: number[] = [];
+      m.throttle.onChange((v, change) => {
+        if (/^concurrency /.test(change)) inFlight.push(v.concurrency);
+        else changes.push({ rate: v.rate, reason: v.reason });
+      });
       try {
         const r = await m.run();
         assert.equal(r.outcome, 'cut-over');
@@ -147,6 +151,14 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
         assert.ok(
           changes.every((ch) => ch.rate === 0 || ch.rate >= 200),
           'never below the floor',
+        );
+        // The bulks in flight follow the same rule: fewer than the 8 slices while refused, more again after.
+        const fewest = Math.min(...inFlight);
+        t.diagnostic(`bulks in flight: ${inFlight.join(' ')}`);
+        assert.ok(fewest < 8 && fewest >= 1, `concurrency lowered: ${inFlight.join(' ')}`);
+        assert.ok(
+          inFlight.slice(inFlight.indexOf(fewest) + 1).some((n) => n > fewest),
+          `concurrency raised again: ${inFlight.join(' ')}`,
         );
 
         // Nothing lost, id by id and source by source, besides the run's own proof.

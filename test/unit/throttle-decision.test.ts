@@ -8,6 +8,7 @@ import {
   type ClusterReading,
   DEFAULT_THRESHOLDS,
   decide,
+  nextConcurrency,
   overSignals,
   type RateState,
   type SignalSnapshot,
@@ -250,5 +251,34 @@ describe('throttle decision: unreadable signals', () => {
     assert.equal(DEFAULT_THRESHOLDS.bulkLatencyFactor, 3);
     assert.equal(DEFAULT_THRESHOLDS.searchLatencyFactor, 2);
     assert.equal(DEFAULT_THRESHOLDS.decrease, 0.5);
+  });
+});
+
+describe('throttle decision: bulks in flight', () => {
+  const decision = (over: string[], action: 'decrease' | 'increase' | 'hold', rate = 1000) => ({
+    action,
+    rate,
+    over,
+    reason: '',
+  });
+
+  it('halves while a signal is over, down to 1, also when the rate sits at its floor', () => {
+    assert.equal(nextConcurrency(decision(['q'], 'decrease'), 8, 8), 4);
+    assert.equal(
+      nextConcurrency(decision(['q'], 'hold', 50), 4, 8),
+      2,
+      'rate at the floor: concurrency goes on',
+    );
+    assert.equal(nextConcurrency(decision(['q'], 'decrease'), 1, 8), 1);
+  });
+
+  it('one more when all are clear and the rate rose or is unlimited, never above the most', () => {
+    assert.equal(nextConcurrency(decision([], 'increase'), 2, 8), 3);
+    assert.equal(nextConcurrency(decision([], 'hold', 0), 7, 8), 8);
+    assert.equal(nextConcurrency(decision([], 'increase'), 8, 8), 8);
+  });
+
+  it('kept when all are clear but the copy does not use its rate', () => {
+    assert.equal(nextConcurrency(decision([], 'hold', 1000), 3, 8), 3);
   });
 });

@@ -19,5 +19,6 @@ export function forwardCapture(c: CaptureContext, mode: Partial<LiveCaptureOptio
     // Half the switch threshold: the rounds keep headroom under it while the copy and the id scans wait.
     yieldAboveLagMs: c.spec.capture.copyYields ? (c.spec.capture.maxLagSeconds * 1000) / 2 : undefined,
     ...mode,
+    targetSide: 'target',
   });
 }

@@ -4,6 +4,7 @@
  */
 import { backfill, loadCheckpoints, totalsOf } from '../../copy/backfill.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
+import { type CopyRange, planRanges, wholeShards } from '../../copy/ranges.js';
 import { startClosedLoop } from '../../ops/closed-loop.js';
 import type { SliceCheckpoint } from '../../store/state.js';
 import type { Ctx, Step } from '../context.js';
@@ -28,7 +29,8 @@ export const copyStep: Step = {
     const slices = c.state.sourceShards!;
     await c.source.refresh(sourceIndex).catch(() => undefined);
     const sourceDocs = await c.source.count(sourceIndex);
-    const before = totalsOf(loadCheckpoints(c.store, slices), sourceDocs);
+    const plan = await copyPlan(c, slices);
+    const before = totalsOf(loadCheckpoints(c.store, plan), sourceDocs);
     c.state.copyStartedAt ??= new Date().toISOString();
     // The state carries the figures while the copy runs, so `status` from another shell is true meanwhile.
     c.state.totals = before;
@@ -55,6 +57,7 @@ export const copyStep: Step = {
           sourceIndex,
           targetIndex: c.spec.target.index,
           slices,
+          plan,
           batchDocs: c.spec.copy.batchDocs,
           batchBytes: c.spec.copy.batchBytes,
           concurrency: c.spec.copy.concurrency,
@@ -89,6 +92,29 @@ export const copyStep: Step = {
     return 'continue';
   },
 };
+
+/**
+ * The copy's streams, decided once: with copy.concurrency above the shard count, the largest shards are read in
+ * `_seq_no` ranges side by side (ranges.ts). A copy that already has checkpoints from before ranges keeps one
+ * stream per shard: its checkpoints were made for whole shards.
+ */
+async function copyPlan(c: Ctx, shards: number): Promise<CopyRange[]> {
+  if (c.state.copyRanges) return c.state.copyRanges;
+  const begun = Array.from({ length: shards }, (_, i) => c.store.loadCheckpoint(i)).some(
+    (cp) => cp !== undefined,
+  );
+  const plan = begun
+    ? wholeShards(shards)
+    : planRanges(
+        (await c.source.shardSeqNos(c.state.sourceIndex!)).map((m) => m.maxSeqNo),
+        c.spec.copy.concurrency,
+      );
+  c.state.copyRanges = plan;
+  c.store.save(c.state);
+  if (plan.length > shards)
+    c.audit.record({ event: 'copy-plan', shards, streams: plan.length, ranges: plan });
+  return plan;
+}
 
 /** How often a slice's checkpoint goes into the audit trail while it copies (and always when it is done). */
 const CHECKPOINT_AUDIT_MS = 30_000;
