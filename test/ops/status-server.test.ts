@@ -7,7 +7,7 @@
  * moves through server-sent events, Pause and Resume work from the page, no console error, no external request.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
@@ -253,6 +253,38 @@ for (const kind of KINDS) {
       await exact(s);
       const verify = await runCli(['verify', s.specPath]);
       assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    });
+
+    it('`cutover cutover` serves its status while the switch is postponed; unpostpone from the control API lets it switch', async () => {
+      const s = await tracked.scenario(kind, 600, {
+        capture: { strategy: 'seqno', tailIntervalMs: 200 },
+        cutover: { mode: 'manual', postponeFlagFile: 'postpone', retentionHours: 0 },
+      });
+      const r = await runCli(['run', s.specPath]);
+      assert.equal(r.code, 0, r.stderr.slice(-1500));
+      assert.deepEqual(
+        await aliasTargets(s.c, s.readAlias),
+        [s.source],
+        'manual mode waits for `cutover cutover`',
+      );
+      writeFileSync(join(s.dir, 'postpone'), '');
+      rmSync(join(stateDirOf(s), 'status', 'run.json'), { force: true });
+      const cut = startCli(['--json', 'cutover', s.specPath, '--listen', '127.0.0.1:0']);
+      const srv = await served(stateDirOf(s));
+      const st = await until('the cutover command catching up while postponed', async () => {
+        const x = await status(srv);
+        return x.command === 'cutover' && x.catchUp?.rounds > 0 ? x : undefined;
+      });
+      assert.equal(st.migration, 'm1');
+      assert.deepEqual(await aliasTargets(s.c, s.readAlias), [s.source], 'postponed: nothing switched');
+      assert.equal((await control(srv, 'unpostpone', undefined, null as unknown as undefined)).status, 401);
+      const un = await control(srv, 'unpostpone');
+      assert.equal(un.status, 200, JSON.stringify(un.body));
+      const done = await cut.done;
+      assert.equal(done.code, 0, done.stderr.slice(-1500));
+      assert.equal(existsSync(join(s.dir, 'postpone')), false, 'unpostpone removed the flag file');
+      assert.ok(auditOf(srv.stateDir).some((a) => a.event === 'control' && a.action === 'unpostpone'));
+      await exact(s);
     });
   });
 }
