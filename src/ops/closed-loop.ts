@@ -11,6 +11,7 @@ import {
   type Decision,
   decide,
   nextConcurrency,
+  signalsOver,
   type Thresholds,
   throughputOf,
 } from './throttle-decision.js';
@@ -46,6 +47,7 @@ export function startClosedLoop(o: ClosedLoopOptions): ClosedLoop {
     const v = o.throttle.view();
     peak = Math.max(peak, throughputOf(s));
     const reference = v.ceiling > 0 ? v.ceiling : peak;
+    o.throttle.setSignalsOver(signalsOver(s, o.thresholds));
     const d = decide(s, { rate: v.rate, ceiling: v.ceiling, floor: v.floor, reference }, o.thresholds);
     const conc = nextConcurrency(d, v.concurrency, v.maxConcurrency, o.thresholds);
     const rateMoves = d.action !== 'hold' && d.rate !== v.rate;
@@ -72,6 +74,7 @@ export function startClosedLoop(o: ClosedLoopOptions): ClosedLoop {
     signals,
     async stop() {
       off();
+      o.throttle.setSignalsOver([]);
       await signals.stop();
     },
   };

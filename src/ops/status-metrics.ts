@@ -43,6 +43,7 @@ export class StatusMetrics {
   private readonly pausedBy: Gauge;
   private readonly rate: Gauge;
   private readonly concurrency: Gauge;
+  private readonly signalOver: Gauge;
   private readonly ceiling: Gauge;
   private readonly batch: Gauge;
   private readonly throttleChanges: Counter;
@@ -140,6 +141,11 @@ export class StatusMetrics {
     this.concurrency = g(
       'cutover_throttle_concurrency',
       "the copy's bulk requests allowed in flight at once (at most copy.concurrency)",
+    );
+    this.signalOver = g(
+      'cutover_throttle_signal_over',
+      "1 for each signal over its threshold at the closed loop's last reading (why it slows the copy)",
+      ['migration', 'signal', 'side'],
     );
     this.batch = g(
       'cutover_throttle_batch_documents',
@@ -281,6 +287,8 @@ export class StatusMetrics {
       this.rate.set(this.l(), t.rate);
       this.ceiling.set(this.l(), t.ceiling);
       this.concurrency.set(this.l(), t.concurrency);
+      this.signalOver.reset();
+      for (const o of t.signalsOver) this.signalOver.set(this.l({ signal: o.signal, side: o.side }), 1);
       this.batch.set(this.l(), t.batchDocs ?? 0);
     }
     const w = live.watchdog;

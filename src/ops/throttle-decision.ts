@@ -101,43 +101,85 @@ export interface Decision {
 const pct = (n: number) => `${Math.round(n)} %`;
 const docs = (n: number) => (n === 0 ? 'unlimited' : `${n} docs/s`);
 
-/** The signals over their thresholds, each as a phrase naming the cluster, the figure and the threshold. */
-export function overSignals(s: SignalSnapshot, t: Thresholds = DEFAULT_THRESHOLDS): string[] {
-  const over: string[] = [];
+/** One signal over its threshold: a stable name and side (the /metrics labels) and the phrase for people. */
+export interface OverSignal {
+  signal:
+    | 'write_queue'
+    | 'write_rejections'
+    | 'heap'
+    | 'circuit_breaker'
+    | 'bulk_refused'
+    | 'bulk_latency'
+    | 'search_latency';
+  side: 'source' | 'target';
+  phrase: string;
+}
+
+/** The signals over their thresholds, each named, with a phrase naming the cluster, the figure and the threshold. */
+export function signalsOver(s: SignalSnapshot, t: Thresholds = DEFAULT_THRESHOLDS): OverSignal[] {
+  const over: OverSignal[] = [];
   for (const c of s.clusters) {
+    const side = c.side;
     const q = c.writeQueue;
     if (q && q.size > 0 && q.queue > q.size * t.queueShare)
-      over.push(
-        `${c.side} write queue ${q.queue}/${q.size} (${pct((q.queue / q.size) * 100)}) over ${pct(t.queueShare * 100)}`,
-      );
-    if (c.rejectedDelta > 0) over.push(`${c.side} write thread pool rejected ${c.rejectedDelta} request(s)`);
+      over.push({
+        signal: 'write_queue',
+        side,
+        phrase: `${side} write queue ${q.queue}/${q.size} (${pct((q.queue / q.size) * 100)}) over ${pct(t.queueShare * 100)}`,
+      });
+    if (c.rejectedDelta > 0)
+      over.push({
+        signal: 'write_rejections',
+        side,
+        phrase: `${side} write thread pool rejected ${c.rejectedDelta} request(s)`,
+      });
     if (c.heap && c.heap.percent > t.heapPercent)
-      over.push(`${c.side} heap ${pct(c.heap.percent)} on ${c.heap.node} over ${pct(t.heapPercent)}`);
+      over.push({
+        signal: 'heap',
+        side,
+        phrase: `${side} heap ${pct(c.heap.percent)} on ${c.heap.node} over ${pct(t.heapPercent)}`,
+      });
     if (c.breaker && c.breaker.percent > t.breakerPercent)
-      over.push(
-        `${c.side} ${c.breaker.name} circuit breaker ${pct(c.breaker.percent)} on ${c.breaker.node} over ${pct(t.breakerPercent)}`,
-      );
+      over.push({
+        signal: 'circuit_breaker',
+        side,
+        phrase: `${side} ${c.breaker.name} circuit breaker ${pct(c.breaker.percent)} on ${c.breaker.node} over ${pct(t.breakerPercent)}`,
+      });
   }
   const w = s.writer;
-  if (w.rejected > 0) over.push(`target refused ${w.rejected} document(s) with 429 / rejected execution`);
+  if (w.rejected > 0)
+    over.push({
+      signal: 'bulk_refused',
+      side: 'target',
+      phrase: `target refused ${w.rejected} document(s) with 429 / rejected execution`,
+    });
   if (
     w.latencyMs !== undefined &&
     w.baselineMs !== undefined &&
     w.latencyMs > Math.max(t.minBulkLatencyMs, w.baselineMs * t.bulkLatencyFactor)
   )
-    over.push(
-      `bulk latency ${Math.round(w.latencyMs)} ms over ${t.bulkLatencyFactor}x its baseline ${Math.round(w.baselineMs)} ms`,
-    );
+    over.push({
+      signal: 'bulk_latency',
+      side: 'target',
+      phrase: `bulk latency ${Math.round(w.latencyMs)} ms over ${t.bulkLatencyFactor}x its baseline ${Math.round(w.baselineMs)} ms`,
+    });
   const q = s.sourceSearch;
   if (
     q.ms !== undefined &&
     q.baselineMs !== undefined &&
     q.ms > Math.max(t.minSearchLatencyMs, q.baselineMs * t.searchLatencyFactor)
   )
-    over.push(
-      `source search latency ${Math.round(q.ms)} ms over ${t.searchLatencyFactor}x its baseline ${Math.round(q.baselineMs)} ms`,
-    );
+    over.push({
+      signal: 'search_latency',
+      side: 'source',
+      phrase: `source search latency ${Math.round(q.ms)} ms over ${t.searchLatencyFactor}x its baseline ${Math.round(q.baselineMs)} ms`,
+    });
   return over;
+}
+
+/** The signals over their thresholds, as phrases (what a decision's reason says). */
+export function overSignals(s: SignalSnapshot, t: Thresholds = DEFAULT_THRESHOLDS): string[] {
+  return signalsOver(s, t).map((o) => o.phrase);
 }
 
 /** Documents per second the copy really wrote lately. */

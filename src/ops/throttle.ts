@@ -25,6 +25,8 @@ export interface ThrottleView {
   /** the copy's bulks allowed in flight at once now, and the most (copy.concurrency) */
   concurrency: number;
   maxConcurrency: number;
+  /** the closed loop's signals over their thresholds at its last reading (empty: all clear, or no loop) */
+  signalsOver: Array<{ signal: string; side: string }>;
   /** why the rate is what it is, in words */
   reason: string;
   changedAt: string;
@@ -36,10 +38,11 @@ export class Throttle {
   private tokens: number;
   private last = Date.now();
   private readonly pauses = new Map<PauseSource, { why: string; since: string }>();
-  private v: Omit<ThrottleView, 'paused' | 'pausedBy'>;
+  private v: Omit<ThrottleView, 'paused' | 'pausedBy' | 'signalsOver'>;
   private readonly listeners = new Set<ThrottleListener>();
   private wake?: () => void;
   private inFlight = 0;
+  private over: Array<{ signal: string; side: string }> = [];
   private readonly slotWaiters: Array<() => void> = [];
 
   constructor(o: { ceiling: number; floor?: number; concurrency?: number }) {
@@ -59,6 +62,7 @@ export class Throttle {
   view(): ThrottleView {
     return {
       ...this.v,
+      signalsOver: [...this.over],
       paused: this.pauses.size > 0,
       pausedBy: [...this.pauses].map(([by, p]) => ({ by, ...p })),
     };
@@ -143,6 +147,11 @@ export class Throttle {
     // Each woken waiter checks the limit again before it takes a slot.
     const free = this.v.concurrency - this.inFlight;
     if (free > 0) for (const w of this.slotWaiters.splice(0, free)) w();
+  }
+
+  /** The closed loop's last reading, shown as it is (no change event: the rate and concurrency carry those). */
+  setSignalsOver(over: ReadonlyArray<{ signal: string; side: string }>): void {
+    this.over = over.map(({ signal, side }) => ({ signal, side }));
   }
 
   setBatchDocs(n: number | undefined, reason: string): void {

@@ -124,9 +124,19 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
         if (/^concurrency /.test(change)) inFlight.push(v.concurrency);
         else changes.push({ rate: v.rate, reason: v.reason });
       });
+      // What /metrics shows as cutover_throttle_signal_over: the signals over at each reading, by name and side.
+      const signalsSeen = new Set<string>();
+      const poll = setInterval(() => {
+        for (const o of m.throttle.view().signalsOver) signalsSeen.add(`${o.side}:${o.signal}`);
+      }, 100);
       try {
-        const r = await m.run();
+        const r = await m.run().finally(() => clearInterval(poll));
         assert.equal(r.outcome, 'cut-over');
+        assert.ok(
+          [...signalsSeen].some((x) => /^target:(write_queue|write_rejections|bulk_refused)$/.test(x)),
+          `the refusals were named as signals: ${[...signalsSeen].join(' ')}`,
+        );
+        assert.deepEqual(m.throttle.view().signalsOver, [], 'cleared when the loop stops');
         const report = m.report();
         const rates = changes.map((ch) => ch.rate);
         t.diagnostic(
