@@ -18,8 +18,7 @@ import { identity, type TransformFn } from './transform.js';
 import { BulkWriter } from './writer.js';
 
 export interface BackfillOptions extends IndexPair {
-  /** = primary shards of the source: each slice is one shard */
-  /** the source's primary shards */
+  /** the source's primary shards (a slice of the plan reads one of them, or a range of one) */
   slices: number;
   /** the streams: one per shard, or `_seq_no` ranges of shards (state.copyRanges) */
   plan: readonly CopyRange[];
