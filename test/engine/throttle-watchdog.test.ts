@@ -124,6 +124,14 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
         if (/^concurrency /.test(change)) inFlight.push(v.concurrency);
         else changes.push({ rate: v.rate, reason: v.reason });
       });
+      // Every document a page hands to the writer takes rate tokens, and so does every document the target refused
+      // and the writer sends again: the tokens taken are the documents copied plus the retries, no fewer.
+      let tokens = 0;
+      const take = m.throttle.take.bind(m.throttle);
+      m.throttle.take = (n: number, signal?: AbortSignal) => {
+        tokens += n;
+        return take(n, signal);
+      };
       // What /metrics shows as cutover_throttle_signal_over: the signals over at each reading, by name and side.
       const signalsSeen = new Set<string>();
       const poll = setInterval(() => {
@@ -143,6 +151,7 @@ for (const kind of MATRIX.filter((k) => k === 'es8' || k === 'os3')) {
           `${changes.length} rate changes, ${Math.min(...rates)}..${Math.max(...rates)} docs/s; ${report.retries} retries; first: ${changes[0]?.reason}`,
         );
         assert.ok(report.retries > 0, 'the target did refuse documents (429), which the writer retried');
+        assert.equal(tokens, seeded.size + report.retries, 'retries wait for the throttle like first sends');
 
         // Decreases: the rate went down, and the reason names the signal that made it.
         const firstDown = changes.findIndex(

@@ -7,28 +7,32 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Throttle } from '../../src/ops/throttle.js';
 
+/** A slot asked for now, and whether it was granted yet. */
+function asked(t: Throttle, signal?: AbortSignal) {
+  const w = { granted: false, release: t.slot(signal) };
+  void w.release.then(
+    () => {
+      w.granted = true;
+    },
+    () => undefined,
+  );
+  return w;
+}
+
 describe('throttle: bulks in flight', () => {
   it('holds no more slots at once than the limit; a freed slot lets the next in', async () => {
     const t = new Throttle({ ceiling: 0, concurrency: 2 });
     const a = await t.slot();
     const b = await t.slot();
-    let third = false;
-    const c = t.slot().then((r) => {
-      third = true;
-      return r;
-    });
+    const third = asked(t);
     await sleep(20);
-    assert.equal(third, false, 'the third waits');
+    assert.equal(third.granted, false, 'the third waits');
     a();
     a(); // a second release of the same slot changes nothing
-    const rc = await c;
-    assert.equal(third, true);
-    let fourth = false;
-    void t.slot().then(() => {
-      fourth = true;
-    });
+    const rc = await third.release;
+    const fourth = asked(t);
     await sleep(20);
-    assert.equal(fourth, false, 'a double release did not free a second slot');
+    assert.equal(fourth.granted, false, 'a double release did not free a second slot');
     b();
     rc();
   });
@@ -38,16 +42,11 @@ describe('throttle: bulks in flight', () => {
     t.setConcurrency(1, 'test');
     assert.equal(t.view().concurrency, 1);
     const a = await t.slot();
-    let in2 = false;
-    const w = t.slot().then((r) => {
-      in2 = true;
-      return r;
-    });
+    const second = asked(t);
     await sleep(20);
-    assert.equal(in2, false);
+    assert.equal(second.granted, false);
     t.setConcurrency(2, 'test');
-    (await w)();
-    assert.equal(in2, true);
+    (await second.release)();
     a();
   });
 
