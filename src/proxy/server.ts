@@ -805,16 +805,24 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
   // Whether the target cluster answers, with the credentials the proxy will use there: `plan` reads it from the
   // status before anything moves. With forwarded credentials only the application's own header can tell.
+  // The root endpoint first; a server built without it (Elasticsearch's minimal distributions answer `GET /`
+  // with 405 or 404) is asked for its health instead, which every distribution serves.
   async function checkMoveTo(): Promise<void> {
     if (!targetUp) return;
-    try {
+    const ask = async (path: string) => {
       const r = await targetUp.pool.request({
         method: 'GET',
-        path: `${targetUp.basePath}/`,
+        path: `${targetUp.basePath}${path}`,
         headers: targetUp.authorization ? { authorization: targetUp.authorization } : {},
       });
       await r.body.dump();
-      moveCheck = r.statusCode === 200 ? 'ok' : `HTTP ${r.statusCode}`;
+      return r.statusCode;
+    };
+    try {
+      let status = await ask('/');
+      if (status === 405 || status === 404 || status === 400)
+        status = await ask('/_cluster/health?local=true');
+      moveCheck = status === 200 ? 'ok' : `HTTP ${status}`;
     } catch (e) {
       moveCheck = `unreachable (${(e as NodeJS.ErrnoException).code ?? (e as Error).name})`;
     }
