@@ -18,15 +18,16 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import { Cluster } from '../../src/cluster/client.js';
 import { type CliResult, runCli, startCli } from '../support/cli.js';
 import { EXPECTED, type PlainKind, testCluster, uniqueName } from '../support/clusters.js';
-import { clusterOf, readAll, seed } from '../support/data.js';
-import { startProxy } from '../support/proxy.js';
+import { clusterOf, type Docs, readAll, seed } from '../support/data.js';
+import { type ProxyProcess, startProxy } from '../support/proxy.js';
 import {
+  type AckedOp,
   compare,
   defaultDoc,
   describeComparison,
@@ -34,6 +35,7 @@ import {
   type OpKind,
   sourcesOf,
   startWriters,
+  type WritersHandle,
 } from '../support/writers.js';
 
 const PAIRS: ReadonlyArray<readonly [PlainKind, PlainKind]> = [
@@ -55,62 +57,134 @@ async function aliasIndices(c: Cluster, name: string): Promise<string[]> {
   return Object.keys(await c.getAlias(name)).sort();
 }
 
+/**
+ * The writers' log of a switch and a rollback, with the old index's ops after the rollback renamed to a third
+ * generation (`<old>#after`), so that the oracle orders them after the new index's. A source op acknowledged
+ * while the application was on the target cluster (between the first and last acknowledgement there) would be
+ * neither: that is an error, as no hold may let one through.
+ */
+function splitEras(
+  log: readonly AckedOp[],
+  source: string,
+  target: string,
+): { log: AckedOp[]; after: string } {
+  const onTarget = log.filter((o) => o.index === target).map((o) => o.ackedAt);
+  const first = Math.min(...onTarget);
+  const last = Math.max(...onTarget);
+  const after = `${source}#after`;
+  const between = log.filter((o) => o.index === source && o.ackedAt >= first && o.ackedAt <= last);
+  assert.deepEqual(
+    between.slice(0, 3).map((o) => `${o.kind} ${o.id} at ${o.ackedAt}`),
+    [],
+    `writes acknowledged by the old index while the application was on the new one (${first}..${last})`,
+  );
+  return {
+    log: log.map((o) => (o.index === source && o.ackedAt > last ? { ...o, index: after } : o)),
+    after,
+  };
+}
+
+interface Setup {
+  src: Cluster;
+  dst: Cluster;
+  source: string;
+  target: string;
+  read: string;
+  write: string;
+  seeded: Docs;
+  spec: string;
+  dir: string;
+  stateDir: string;
+  proxy: ProxyProcess;
+  writers: WritersHandle;
+}
+
+/**
+ * A source index with read and write aliases on one cluster, a target on the other, a proxy in front of the
+ * source (the plan checked), and writers talking only to the proxy.
+ */
+async function hotSwapSetup(
+  t: TestContext,
+  from: PlainKind,
+  to: PlainKind,
+  name: string,
+  extra: { cutover?: Record<string, unknown> } = {},
+): Promise<Setup> {
+  const srcServer = testCluster(from);
+  const dstServer = testCluster(to);
+  const src = clusterOf(srcServer);
+  const dst = clusterOf(dstServer);
+  const source = uniqueName('hs-src');
+  const target = `${source}-v2`;
+  const read = `${source}-read`;
+  const write = `${source}-write`;
+  t.after(async () => {
+    if (process.env.CUTOVER_HOTSWAP_KEEP) return; // for a post-mortem: indices and state stay
+    await src.deleteIndex(source).catch(() => undefined);
+    await dst.deleteIndex(target).catch(() => undefined);
+    await Promise.all([src.close(), dst.close()]);
+  });
+  const seeded = await seed(src, source, DOCS, (i) => ({ id: `d${i}`, doc: defaultDoc(`d${i}`, i) }), {
+    settings: { number_of_shards: 3, number_of_replicas: 0 },
+    mappings: {
+      properties: { title: { type: 'text' }, qty: { type: 'keyword' }, n: { type: 'long' } },
+    },
+    aliases: { [read]: {}, [write]: { is_write_index: true } },
+  });
+  const { path: spec, dir } = specFile({
+    name,
+    source: { cluster: { url: srcServer.url }, index: source },
+    target: { cluster: { url: dstServer.url }, index: target },
+    aliases: { read: [read], write },
+    // Slow enough that the writers and the kill meet the copy, not only the catch-up.
+    copy: { batchDocs: 200, concurrency: 2, maxDocsPerSecond: 400, sampleSize: 200 },
+    capture: { strategy: 'proxy', tailIntervalMs: 200 },
+    cutover: { holdBudgetMs: 5000, ...extra.cutover },
+  });
+
+  // The plan names the move and checks the proxy can reach the target cluster before anything moves.
+  const proxy = await startProxy(spec);
+  t.after(async () => {
+    if (proxy.child.exitCode === null && proxy.child.signalCode === null) await proxy.stop();
+  });
+  const plan = await runCli(['plan', spec]);
+  assert.equal(plan.code, 0, plan.stderr);
+
+  const app = new Cluster({ url: proxy.url, requestTimeoutMs: 120_000, connections: 16 });
+  t.after(() => app.close());
+  const writers = startWriters({
+    cluster: app,
+    alias: write,
+    writers: 4,
+    ratePerWriter: 6,
+    ids: 120,
+    seedIds: [...seeded.keys()].filter((_, i) => i % 10 === 3),
+    mix: { autoid: 1 },
+  });
+
+  return {
+    src,
+    dst,
+    source,
+    target,
+    read,
+    write,
+    seeded,
+    spec,
+    dir,
+    stateDir: join(dir, 'state', name),
+    proxy,
+    writers,
+  };
+}
+
 for (const [from, to] of PAIRS.filter(([a, b]) => EXPECTED.includes(a) && EXPECTED.includes(b))) {
   describe(`hot swap through the write proxy: ${from} -> ${to} on another cluster`, () => {
     it('the application moves to the target cluster with no refused write; the target equals the writers’ log id by id', {
       timeout: 420_000,
     }, async (t) => {
-      const srcServer = testCluster(from);
-      const dstServer = testCluster(to);
-      const src = clusterOf(srcServer);
-      const dst = clusterOf(dstServer);
-      const source = uniqueName('hs-src');
-      const target = `${source}-v2`;
-      const read = `${source}-read`;
-      const write = `${source}-write`;
-      t.after(async () => {
-        await src.deleteIndex(source).catch(() => undefined);
-        await dst.deleteIndex(target).catch(() => undefined);
-        await Promise.all([src.close(), dst.close()]);
-      });
-      const seeded = await seed(src, source, DOCS, (i) => ({ id: `d${i}`, doc: defaultDoc(`d${i}`, i) }), {
-        settings: { number_of_shards: 3, number_of_replicas: 0 },
-        mappings: {
-          properties: { title: { type: 'text' }, qty: { type: 'keyword' }, n: { type: 'long' } },
-        },
-        aliases: { [read]: {}, [write]: { is_write_index: true } },
-      });
-      const { path: spec, dir } = specFile({
-        name: `hs-${from}-${to}`,
-        source: { cluster: { url: srcServer.url }, index: source },
-        target: { cluster: { url: dstServer.url }, index: target },
-        aliases: { read: [read], write },
-        // Slow enough that the writers and the kill meet the copy, not only the catch-up.
-        copy: { batchDocs: 200, concurrency: 2, maxDocsPerSecond: 400, sampleSize: 200 },
-        capture: { strategy: 'proxy', tailIntervalMs: 200 },
-        cutover: { holdBudgetMs: 5000 },
-      });
-
-      // The plan names the move and checks the proxy can reach the target cluster before anything moves.
-      const proxy = await startProxy(spec);
-      t.after(async () => {
-        if (proxy.child.exitCode === null && proxy.child.signalCode === null) await proxy.stop();
-      });
-      const plan = await runCli(['plan', spec]);
-      assert.equal(plan.code, 0, plan.stderr);
-
-      const app = new Cluster({ url: proxy.url, requestTimeoutMs: 120_000, connections: 16 });
-      t.after(() => app.close());
-      const writers = startWriters({
-        cluster: app,
-        alias: write,
-        writers: 4,
-        ratePerWriter: 6,
-        ids: 120,
-        seedIds: [...seeded.keys()].filter((_, i) => i % 10 === 3),
-        mix: { autoid: 1 },
-      });
-
+      const { src, dst, source, target, read, write, seeded, spec, dir, stateDir, writers } =
+        await hotSwapSetup(t, from, to, `hs-${from}-${to}`);
       // Run 1 killed at a random moment (copy or catch-up), run 2 takes the lock over and must finish.
       const runs: Array<{ ms: number; r: CliResult; killedAt?: number }> = [];
       const first = startCli(['--json', 'run', spec]);
@@ -173,9 +247,7 @@ for (const [from, to] of PAIRS.filter(([a, b]) => EXPECTED.includes(a) && EXPECT
       );
 
       // The switch was a hold in the proxy (writes queued, then sent to the target cluster), not a freeze.
-      const sync = JSON.parse(
-        readFileSync(join(dir, 'state', `hs-${from}-${to}`, 'journal-sync.json'), 'utf8'),
-      ) as {
+      const sync = JSON.parse(readFileSync(join(stateDir, 'journal-sync.json'), 'utf8')) as {
         holds: Array<{ switched: boolean; proxies: number }>;
       };
       assert.equal(
@@ -195,5 +267,89 @@ for (const [from, to] of PAIRS.filter(([a, b]) => EXPECTED.includes(a) && EXPECT
       assert.deepEqual(await aliasIndices(src, read), []);
       assert.equal(await src.indexExists(write), false, 'no index named like the alias on the source');
     });
+
+    // One pair is enough for the way back: the reverse sync and the rollback hold are the same code for every pair.
+    if (from === 'es7')
+      it('rolls back across clusters inside the revert window: the application returns to the source cluster with every write it made on the target', {
+        timeout: 420_000,
+      }, async (t) => {
+        const { src, dst, source, target, read, write, seeded, spec, dir, stateDir, writers } =
+          await hotSwapSetup(t, from, to, `hsr-${from}-${to}`, { cutover: { revertWindowMinutes: 30 } });
+        const run = startCli(['--json', 'run', spec]);
+        t.after(() => run.child.exitCode === null && run.child.kill('SIGKILL'));
+        let out = '';
+        run.child.stderr!.on('data', (d) => {
+          out += d;
+        });
+        while (!/revert window open until/.test(out)) {
+          assert.equal(run.child.exitCode, null, `run ended early: ${out.slice(-2000)}`);
+          await sleep(100);
+        }
+        // The application writes on the target cluster for a while; the window copies it back to the source.
+        const onTarget = () => writers.stats().ackedByIndex[target] ?? 0;
+        while (onTarget() < 80) await sleep(100);
+
+        const rb = await runCli(['rollback', spec]);
+        writeFileSync(join(dir, 'rollback.log'), `${rb.stderr}\n--- stdout\n${rb.stdout}`);
+        assert.equal(rb.code, 0, rb.stderr.slice(-2000));
+        const r = await run.done;
+        writeFileSync(join(dir, 'run.log'), r.stderr);
+        assert.equal(r.code, 0, `run hands over and ends cleanly: ${r.stderr.slice(-2000)}`);
+
+        // The application is back on the source cluster: its writes land on the old index again, the new one
+        // takes none.
+        const onSource = () => writers.stats().ackedByIndex[source] ?? 0;
+        const back = onSource();
+        const targetAfter = onTarget();
+        while (onSource() < back + 40) await sleep(100);
+        const report = await writers.stop();
+        writeFileSync(join(dir, 'writers.json'), JSON.stringify(report));
+        const summary = `${from} -> ${to} and back: writers acked ${report.acked} by index ${JSON.stringify(report.ackedByIndex)}, refused ${JSON.stringify(report.refusedByReason)}, ambiguous ${report.ambiguous} | state ${dir}`;
+        t.diagnostic(summary);
+        assert.equal(
+          report.ackedByIndex[target] ?? 0,
+          targetAfter,
+          `writes reached the new index after the rollback: ${summary}`,
+        );
+        assert.deepEqual(
+          report.refusals
+            .filter((x) => x.reason !== 'document_missing' && x.reason !== 'version_conflict')
+            .slice(0, 5)
+            .map((x) => `${x.kind} ${x.id}: ${x.status} ${x.type}: ${x.message}`),
+          [],
+          summary,
+        );
+        assert.equal(report.ambiguous, 0, summary);
+
+        // The old index holds every write, those made on the target cluster included, id by id. The old index has
+        // two eras (before the switch, after the rollback) with the new index's between them; the holds make them
+        // disjoint in time, which the split checks.
+        const eras = splitEras(report.log, source, target);
+        const cmp = compare(
+          expectedState(eras.log, [source, target, eras.after]),
+          sourcesOf(await readAll(src, source)),
+          {
+            seeded: sourcesOf(seeded),
+          },
+        );
+        assert.deepEqual(
+          { lost: cmp.lost, stale: cmp.stale, resurrected: cmp.resurrected, extra: cmp.extra },
+          { lost: [], stale: [], resurrected: [], extra: [] },
+          `${describeComparison(cmp)}\n${summary}`,
+        );
+        const rev = JSON.parse(readFileSync(join(stateDir, 'revert.json'), 'utf8')) as { applied: number };
+        assert.ok(rev.applied > 0, 'the reverse sync copied writes back');
+        assert.deepEqual(await aliasIndices(src, write), [source]);
+        assert.deepEqual(await aliasIndices(src, read), [source]);
+        assert.deepEqual(await aliasIndices(dst, write), []);
+        assert.deepEqual(await aliasIndices(dst, read), []);
+        for (const [c, index] of [
+          [src, source],
+          [dst, target],
+        ] as const) {
+          const st = Object.values(await c.getSettings(index))[0]!.settings;
+          assert.notEqual(st['index.blocks.write'], 'true', `${index} is writable`);
+        }
+      });
   });
 }
