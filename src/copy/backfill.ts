@@ -10,7 +10,7 @@ import { PreflightError } from '../store/errors.js';
 import { PitRegistry } from '../store/pit-registry.js';
 import { type CopyTotals, emptyTotals, type SliceCheckpoint, type StateStore } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
-import type { CopyRange } from './ranges.js';
+import { type CopyRange, describeStream, sameStream } from './ranges.js';
 import { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './reader.js';
 import type { DocRef } from './slice-copier.js';
 import { copySlice, emptyCheckpoint, type SliceProgress, type Versioning } from './slice-copier.js';
@@ -68,9 +68,9 @@ export function loadCheckpoints(store: StateStore, plan: readonly CopyRange[]): 
     if (!cp) return { ...emptyCheckpoint(i), range };
     // Written before ranges existed: slice i was shard i, whole.
     const had = cp.range ?? { shard: i, from: 0, to: null };
-    if (had.shard !== range.shard || had.from !== range.from || had.to !== range.to)
+    if (!sameStream(had, range))
       throw new PreflightError(
-        `checkpoint ${i} (${store.checkpointPath(i)}) was made for shard ${had.shard} from _seq_no ${had.from}${had.to === null ? '' : ` below ${had.to}`}, but the copy's plan says shard ${range.shard} from ${range.from}${range.to === null ? '' : ` below ${range.to}`}: the state directory was changed by hand; restore it, or start this migration again in a new state directory`,
+        `checkpoint ${i} (${store.checkpointPath(i)}) was made for ${describeStream(had)}, but the copy's plan says ${describeStream(range)}: the state directory was changed by hand; restore it, or start this migration again in a new state directory`,
       );
     return { ...cp, range };
   });

@@ -9,6 +9,7 @@ import type { Cluster, Hit, SearchResponse } from '../cluster/client.js';
 import { ClusterError } from '../cluster/errors.js';
 import { TRANSPORT_RETRY, withRetry } from '../cluster/retry.js';
 import type { PitRegistry } from '../store/pit-registry.js';
+import type { DateWindow } from '../store/state.js';
 
 export class IncompletePageError extends Error {
   override readonly name = 'IncompletePageError';
@@ -129,19 +130,35 @@ export interface ReaderOptions {
   lean?: boolean;
   signal?: AbortSignal;
   onContextLost?: (slice: number) => void;
-  /** read only this `_seq_no` range of the shard (a slice of the copy's plan, ranges.ts); default: all of it */
-  range?: { from: number; to: number | null };
+  /** read only this `_seq_no` range of the shard, and this time window of it (a stream of the copy's plan,
+   * ranges.ts); default: all of it */
+  range?: { from: number; to: number | null; window?: DateWindow };
   /** the copy's slice number, when the shard is read in ranges (messages name it) */
   slice?: number;
 }
 
-/** The `_seq_no` bounds of a page: above `after` (or from the range's start), below the range's end. */
-function seqNoQuery(after: number | null, range?: { from: number; to: number | null }): unknown {
+/**
+ * The bounds of a page: `_seq_no` above `after` (or from the range's start) and below the range's end, inside the
+ * stream's time window. The window is a filter, so the order (and the checkpoint) stays `_seq_no` within it.
+ */
+function streamQuery(after: number | null, range?: ReaderOptions['range']): unknown {
   const from = range?.from ?? 0;
   const bound: Record<string, number> = after === null ? { gte: from } : { gt: after };
   if (range?.to !== undefined && range.to !== null) bound.lt = range.to;
-  if (after === null && from === 0 && bound.lt === undefined) return { match_all: {} };
-  return { range: { _seq_no: bound } };
+  const seq =
+    after === null && from === 0 && bound.lt === undefined ? undefined : { range: { _seq_no: bound } };
+  const w = range?.window;
+  if (!w) return seq ?? { match_all: {} };
+  const filter: unknown[] = seq ? [seq] : [];
+  if ('missing' in w) return { bool: { filter, must_not: [{ exists: { field: w.field } }] } };
+  const dates: Record<string, number | string> = { format: 'epoch_millis' };
+  if (w.gte !== null) dates.gte = w.gte;
+  if (w.lt !== null) dates.lt = w.lt;
+  // Both ends open: every document with the field (a plan of one window).
+  filter.push(
+    w.gte === null && w.lt === null ? { exists: { field: w.field } } : { range: { [w.field]: dates } },
+  );
+  return { bool: { filter } };
 }
 
 export interface SliceReader {
@@ -177,7 +194,7 @@ export class PitSliceReader implements SliceReader {
         if (after !== null) body.search_after = [after];
         // A range of the shard: its bounds as a query (search_after moves within them).
         const r = this.opts.range;
-        if (r && (r.from > 0 || r.to !== null)) body.query = seqNoQuery(null, r);
+        if (r && (r.from > 0 || r.to !== null || r.window)) body.query = streamQuery(null, r);
         let res: SearchResponse;
         try {
           res = this.opts.lean
@@ -235,7 +252,7 @@ export class ScrollSliceReader implements SliceReader {
                 sort: [{ _seq_no: 'asc' }],
                 seq_no_primary_term: true,
                 version: this.opts.withVersion || undefined,
-                query: seqNoQuery(after, this.opts.range),
+                query: streamQuery(after, this.opts.range),
               },
               { scroll: this.opts.keepAlive, preference: `_shards:${this.slice}` },
               this.opts.signal,

@@ -16,6 +16,8 @@ export interface SliceFigures {
 /** The copy's totals as the state keeps them, with each slice's progress. */
 export interface CopyFigures extends CopyTotals {
   slices: SliceFigures[];
+  /** a newest-first copy: every document of `field` from `reachedBack` on is copied ('all': every dated one) */
+  newestFirst?: { field: string; reachedBack: string | 'all' | null };
 }
 
 /** A write freeze (seqno/timestamp capture) or a hold of the application's writes in the proxy. */

@@ -71,6 +71,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       <div><b id="lag">-</b><span>catch-up lag</span></div>
       <div><b id="dead">-</b><span>dead letters</span></div>
       <div><b id="retries">-</b><span>retries</span></div>
+      <div id="nfbox" style="display:none"><b id="nf">-</b><span id="nflabel">copied back to</span></div>
     </div>
   </section>
   <section>
@@ -197,6 +198,12 @@ export const DASHBOARD_HTML = `<!doctype html>
     set('eta', s.throttle && s.throttle.paused ? 'paused' : dur(s.etaSeconds));
     set('lag', s.catchUp && s.catchUp.lastLagMs !== undefined ? (s.catchUp.lastLagMs / 1000).toFixed(1) + 's' : '-');
     set('dead', c ? fmt(c.deadLetters) : '-');
+    $('nfbox').style.display = c && c.newestFirst ? '' : 'none';
+    if (c && c.newestFirst) {
+      const nf = c.newestFirst;
+      set('nf', nf.reachedBack === null ? 'not yet' : nf.reachedBack === 'all' ? 'all' : nf.reachedBack.slice(0, 16).replace('T', ' '));
+      set('nflabel', 'copied back to (' + nf.field + ', newest first)');
+    }
     $('dead').className = c && c.deadLetters > 0 ? 'err' : '';
     set('retries', c ? fmt(c.retries) : '-');
     const t = s.throttle;

@@ -552,10 +552,8 @@ export class Migration {
    */
   report(): RunReport {
     const s = this.state();
-    const live =
-      !s.completed.copy && s.sourceShards
-        ? { ...s, totals: totalsOf(loadCheckpoints(this.store, planOf(s)), s.totals?.sourceDocs ?? 0) }
-        : s;
+    const cps = !s.completed.copy && s.sourceShards ? loadCheckpoints(this.store, planOf(s)) : undefined;
+    const live = cps ? { ...s, totals: totalsOf(cps, s.totals?.sourceDocs ?? 0) } : s;
     return buildReport(
       live,
       this.store.deadLetterPath,
@@ -563,6 +561,7 @@ export class Migration {
       readJson<CaptureState>(this.store.revertPath),
       readJson<JournalSyncState>(this.store.journalSyncPath),
       readJson<WatchdogRecord>(this.store.watchdogPath),
+      cps,
     );
   }
 

@@ -1,8 +1,9 @@
 /** The final report of a run: the figures an operator pastes into the change ticket. */
 import type { JournalSyncState } from '../capture/journal-sync.js';
 import { type CaptureState, percentile } from '../capture/live.js';
+import { reachedBack } from '../copy/ranges.js';
 import type { WatchdogPause, WatchdogRecord } from '../ops/watchdog.js';
-import { emptyTotals, type MigrationState } from '../store/state.js';
+import { emptyTotals, type MigrationState, type SliceCheckpoint } from '../store/state.js';
 
 /** Live capture figures: what was caught up, how far behind it ran, and every write freeze. */
 export interface CaptureReport {
@@ -114,6 +115,9 @@ export interface RunReport {
   watchdogPauses?: WatchdogPause[];
   /** the warm-up before the switch: each query's ms on the new index (first, median) and the old one (median) */
   warmup?: MigrationState['warmup'];
+  /** a newest-first copy: every document of `field` at or after `reachedBack` is on the target ('all': every dated
+   * one; null: not even the newest window yet) */
+  newestFirst?: { field: string; reachedBack: string | 'all' | null };
 }
 
 export function buildReport(
@@ -123,6 +127,7 @@ export function buildReport(
   reverse?: CaptureState,
   journal?: JournalSyncState,
   watchdog?: WatchdogRecord,
+  checkpoints?: readonly SliceCheckpoint[],
 ): RunReport {
   const t = s.totals ?? emptyTotals();
   const secs =
@@ -145,6 +150,7 @@ export function buildReport(
     docsPerSecond: secs ? Math.round(t.copied / secs) : null,
     mbPerSecond: secs ? Number((t.bytes / 1048576 / secs).toFixed(2)) : null,
     countGate: s.countGate,
+    newestFirst: newestFirstOf(s, checkpoints),
     cutoverAt: s.cutoverAt,
     retainUntil: s.retainUntil,
     deadLetterFile: t.deadLetters > 0 ? deadLetterFile : undefined,
@@ -170,6 +176,15 @@ export function formatReport(r: RunReport): string {
     ['duration', r.durationSeconds === null ? '-' : `${r.durationSeconds.toFixed(1)} s`],
     ['throughput', r.docsPerSecond === null ? '-' : `${r.docsPerSecond} docs/s, ${r.mbPerSecond} MB/s`],
   ];
+  if (r.newestFirst)
+    rows.push([
+      'newest first',
+      r.newestFirst.reachedBack === null
+        ? `by ${r.newestFirst.field}; the newest window is not copied yet`
+        : r.newestFirst.reachedBack === 'all'
+          ? `by ${r.newestFirst.field}; every dated document is copied`
+          : `by ${r.newestFirst.field}; every document from ${r.newestFirst.reachedBack} on is copied`,
+    ]);
   if (r.countGate)
     rows.push([
       'count gate',
@@ -237,4 +252,17 @@ export function formatReport(r: RunReport): string {
     rows.push(['copied back (revert)', `${r.reverse.applied} written, ${r.reverse.deleted} deleted`]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+/** How far back a newest-first copy has reached, from its checkpoints (or 'all' once the copy is done). */
+export function newestFirstOf(
+  s: MigrationState,
+  checkpoints?: readonly SliceCheckpoint[],
+): RunReport['newestFirst'] {
+  const w = s.copyRanges?.find((r) => r.window)?.window;
+  if (!w) return undefined;
+  if (s.completed.copy || !checkpoints)
+    return { field: w.field, reachedBack: s.completed.copy ? 'all' : null };
+  const r = reachedBack(checkpoints);
+  return { field: w.field, reachedBack: typeof r === 'number' ? new Date(r).toISOString() : r };
 }

@@ -11,6 +11,7 @@ import type { PauseOfWrites, StatusFigures } from '../ops/status-figures.js';
 import type { ProxyStatus } from '../proxy/control.js';
 import { readJson } from '../store/atomic-file.js';
 import type { Migration } from './migration.js';
+import { newestFirstOf } from './report.js';
 
 export function migrationFigures(m: Migration, capture: string): StatusFigures {
   const s = m.state();
@@ -45,6 +46,7 @@ export function migrationFigures(m: Migration, capture: string): StatusFigures {
         copied: cp.copied,
         done: cp.done,
       })),
+      newestFirst: newestFirstOf(s, cps),
     };
   }
   if (live) {

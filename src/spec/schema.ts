@@ -181,6 +181,37 @@ export const specSchema = z.strictObject({
             .describe('how often the signals are read (one _nodes/stats per cluster) and the rate decided'),
         })
         .prefault({}),
+      order: z
+        .enum(['seqno', 'newest-first'])
+        .default('seqno')
+        .describe(
+          'seqno: each shard (or _seq_no range) in _seq_no order. newest-first: time window by time window from the newest documents backwards (copy.newestFirst.field), so a new cluster holds the recent, most-queried data first; the report says how far back the copy has reached',
+        ),
+      newestFirst: z
+        .strictObject({
+          field: z
+            .string()
+            .min(1)
+            .describe(
+              'a date (or date_nanos) field of the source: the copy goes from its newest values back',
+            ),
+          windows: z
+            .number()
+            .int()
+            .min(2)
+            .max(1000)
+            .default(16)
+            .describe(
+              'the span between the oldest and the newest value is cut into this many equal time windows, copied newest first; each window of each shard has its own checkpoint',
+            ),
+        })
+        .optional()
+        .describe('required by copy.order newest-first'),
+    })
+    .refine((c) => c.order !== 'newest-first' || c.newestFirst !== undefined, {
+      message:
+        'copy.newestFirst.field (a date field of the source) is required when copy.order is newest-first',
+      path: ['newestFirst'],
     })
     .prefault({}),
   capture: z

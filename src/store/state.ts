@@ -105,7 +105,17 @@ export interface CopyRange {
   from: number;
   /** first `_seq_no` above the range; null: no upper bound (the last range of its shard) */
   to: number | null;
+  /** newest-first copies: only the documents whose date falls in this window */
+  window?: DateWindow;
 }
+
+/**
+ * A time window of a newest-first copy, in epoch milliseconds: `gte` <= date < `lt` (null: unbounded), or the
+ * documents without the field. The windows of a plan are disjoint and cover every document.
+ */
+export type DateWindow =
+  | { field: string; gte: number | null; lt: number | null }
+  | { field: string; missing: true };
 
 export interface SliceCheckpoint {
   slice: number;

@@ -12,6 +12,7 @@ import { PreflightError } from '../store/errors.js';
 import type { AliasRecord } from '../store/state.js';
 import { autoCreateRisk, targetAliasNamesFree, translationFindings, versionGap } from './cross-cluster.js';
 import { explainLifecycle, lifecycleFindings, lifecycleSettings } from './lifecycle.js';
+import { fieldType } from './mapping-paths.js';
 import { blocking, type Finding, formatFindings, preflight, privileges } from './preflight.js';
 import { type SampleResult, sampleDryRun } from './sample.js';
 import { targetAccepts } from './target-accepts.js';
@@ -74,6 +75,14 @@ export async function inspect(c: InspectInput): Promise<Facts> {
   const across = !sameCluster(c.source, c.target);
   const sourceMappings = Object.values(await c.source.getMapping(sourceIndex))[0]?.mappings ?? {};
   const settings = Object.values(await c.source.getSettings(sourceIndex))[0]?.settings ?? {};
+  const nf = c.spec.copy.order === 'newest-first' ? c.spec.copy.newestFirst : undefined;
+  if (nf) {
+    const type = fieldType(sourceMappings, nf.field);
+    if (type !== 'date' && type !== 'date_nanos')
+      throw new PreflightError(
+        `copy.newestFirst.field: "${nf.field}" is ${type ? `a ${type} field` : 'not in the mapping'} of ${sourceIndex}; newest-first needs a date (or date_nanos) field to go back in time by`,
+      );
+  }
   const strategyFindings = await c.strategy.preflight({
     source: c.source,
     sourceIndex,

@@ -4,7 +4,7 @@
  */
 import { backfill, loadCheckpoints, totalsOf } from '../../copy/backfill.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
-import { type CopyRange, planRanges, wholeShards } from '../../copy/ranges.js';
+import { type CopyRange, planRanges, planWindows, wholeShards, windowedPlan } from '../../copy/ranges.js';
 import { startClosedLoop } from '../../ops/closed-loop.js';
 import type { SliceCheckpoint } from '../../store/state.js';
 import type { Ctx, Step } from '../context.js';
@@ -16,6 +16,11 @@ export const copyStep: Step = {
   changes: (spec, c) => [
     `writes every document of ${spec.source.index} into ${spec.target.index} with ${c.strategy.createOnly ? 'op_type=create (a document already there is newer)' : `version_type=external, version = ${spec.copy.versioning === 'seqno' ? 'source _seq_no + 1' : 'source _version'}`}`,
     `${spec.copy.concurrency} slice(s) at a time, ${spec.copy.batchDocs} docs / ${spec.copy.batchBytes} bytes per bulk${spec.copy.maxDocsPerSecond ? `, at most ${spec.copy.maxDocsPerSecond} docs/s` : ''}`,
+    ...(spec.copy.order === 'newest-first' && spec.copy.newestFirst
+      ? [
+          `newest first by ${spec.copy.newestFirst.field}: its span cut into ${spec.copy.newestFirst.windows} time windows, copied from the newest back (then the documents without it), each window of each shard with its own checkpoint; status and the report say how far back the copy has reached`,
+        ]
+      : []),
     ...c.strategy.copyNotes(),
     spec.copy.throttle.enabled
       ? `closed-loop throttle: every ${spec.copy.throttle.intervalMs} ms reads the write queue, rejections, heap and circuit breakers of the target${c.source === c.target ? '' : ' and the source'}, the 429s and bulk latency the copy sees and the source's search latency; halves the rate when one is over its threshold, raises it step by step when all are clear, never below ${spec.copy.throttle.floorDocsPerSecond} docs/s (copy.throttle.floorDocsPerSecond)${spec.copy.maxDocsPerSecond ? ` nor above ${spec.copy.maxDocsPerSecond} docs/s` : ''}`
@@ -103,17 +108,67 @@ async function copyPlan(c: Ctx, shards: number): Promise<CopyRange[]> {
   const begun = Array.from({ length: shards }, (_, i) => c.store.loadCheckpoint(i)).some(
     (cp) => cp !== undefined,
   );
-  const plan = begun
-    ? wholeShards(shards)
-    : planRanges(
-        (await c.source.shardSeqNos(c.state.sourceIndex!)).map((m) => m.maxSeqNo),
-        c.spec.copy.concurrency,
-      );
+  const nf = c.spec.copy.order === 'newest-first' ? c.spec.copy.newestFirst : undefined;
+  // Newest first: whole shards per window (the windows are the parallelism); a copy begun the other way stays so.
+  const streams =
+    begun || nf
+      ? wholeShards(shards)
+      : planRanges(
+          (await c.source.shardSeqNos(c.state.sourceIndex!)).map((m) => m.maxSeqNo),
+          c.spec.copy.concurrency,
+        );
+  let plan = streams;
+  if (nf && !begun) {
+    const span = await dateSpan(c, nf.field);
+    const windows = span ? planWindows(nf.field, span.min, span.max, nf.windows) : [];
+    plan = windowedPlan(
+      windows.length
+        ? windows
+        : [
+            { field: nf.field, gte: null, lt: null },
+            { field: nf.field, missing: true },
+          ],
+      streams,
+    );
+    c.reporter.info(
+      span
+        ? `newest first: ${nf.field} from ${new Date(span.max).toISOString()} back to ${new Date(span.min).toISOString()} in ${windows.length - 1} windows of ${formatSpan((span.max - span.min + 1) / (windows.length - 1))} (then the documents without it), ${plan.length} streams`
+        : `newest first: no document has ${nf.field}; one stream per shard`,
+    );
+  } else if (nf && begun)
+    c.reporter.warn(
+      `copy.order newest-first: this copy began in _seq_no order before (its checkpoints say so); it goes on that way`,
+    );
   c.state.copyRanges = plan;
   c.store.save(c.state);
   if (plan.length > shards)
     c.audit.record({ event: 'copy-plan', shards, streams: plan.length, ranges: plan });
   return plan;
+}
+
+/** The oldest and newest value of a date field on the source, in epoch ms; undefined when no document has it. */
+async function dateSpan(c: Ctx, field: string): Promise<{ min: number; max: number } | undefined> {
+  const r = await c.source.search<never>(c.state.sourceIndex!, {
+    size: 0,
+    track_total_hits: false,
+    aggs: { min: { min: { field } }, max: { max: { field } } },
+  });
+  const aggs = (r as { aggregations?: Record<string, { value: number | null }> }).aggregations;
+  const min = aggs?.min?.value;
+  const max = aggs?.max?.value;
+  if (typeof min !== 'number' || typeof max !== 'number') return undefined;
+  return { min: Math.floor(min), max: Math.floor(max) };
+}
+
+function formatSpan(ms: number): string {
+  const units: Array<[number, string]> = [
+    [86_400_000, 'd'],
+    [3_600_000, 'h'],
+    [60_000, 'min'],
+    [1000, 's'],
+  ];
+  for (const [u, name] of units) if (ms >= u) return `${Math.round((ms / u) * 10) / 10} ${name}`;
+  return `${Math.round(ms)} ms`;
 }
 
 /** How often a slice's checkpoint goes into the audit trail while it copies (and always when it is done). */
