@@ -15,6 +15,8 @@ export interface Capabilities {
   seqNoPrimaryTerm: boolean;
   /** server-side `_reindex` (module present) */
   reindex: boolean;
+  /** painless scripts (module lang-painless present) */
+  painless: boolean;
 }
 
 export function parseVersion(v: string): { major: number; minor: number } {
@@ -41,5 +43,6 @@ export function capabilitiesFor(
     shardDocSort: es ? atLeast(v, 7, 12) : false,
     seqNoPrimaryTerm: es ? atLeast(v, 6, 7) : true,
     reindex: modules.includes('reindex'),
+    painless: modules.includes('lang-painless'),
   };
 }

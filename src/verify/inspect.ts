@@ -11,6 +11,7 @@ import type { LoadedSpec } from '../spec/load.js';
 import { PreflightError } from '../store/errors.js';
 import type { AliasRecord } from '../store/state.js';
 import { autoCreateRisk, targetAliasNamesFree, translationFindings, versionGap } from './cross-cluster.js';
+import { findDateViolators } from './date-violators.js';
 import { explainLifecycle, lifecycleFindings, lifecycleSettings } from './lifecycle.js';
 import { fieldType } from './mapping-paths.js';
 import { blocking, type Finding, formatFindings, preflight, privileges } from './preflight.js';
@@ -119,7 +120,22 @@ export async function inspect(c: InspectInput): Promise<Facts> {
     targetReused || blocking([...head, ...rest], !!c.force).length > 0
       ? []
       : await targetAccepts(c.target, sampleIndexOf(c.spec.target.index), body);
-  const findings: Finding[] = [...head, ...accepts, ...rest];
+  // Dates are judged by the target's own parser, in the scratch index: only once the target took the body.
+  const dates =
+    targetReused || blocking([...head, ...accepts, ...rest], !!c.force).length > 0
+      ? []
+      : violatorFindings(
+          await findDateViolators({
+            source: c.source,
+            sourceIndex,
+            sourceMappings,
+            target: c.target,
+            targetMappings: body.mappings,
+            scratch: sampleIndexOf(c.spec.target.index),
+          }),
+          { maxDeadLetters: c.spec.copy.maxDeadLetters, transform: !!c.spec.transformPath },
+        );
+  const findings: Finding[] = [...head, ...accepts, ...rest, ...dates];
   if (c.sample && c.spec.copy.sampleSize > 0 && !targetReused && blocking(accepts, false).length === 0)
     findings.push(sampleFinding(await runSample(c, sourceIndex, body), c.spec));
   refuseOn(findings, !!c.force);

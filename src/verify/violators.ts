@@ -9,8 +9,8 @@
  *   multi-field when it has one.
  *
  * The query reads the source values; a transform may change them before they are written, so with a transform the
- * answer warns and the sample (which runs the transform) decides. Changes no query can judge (date formats, a
- * nested field) are left to the sample as before.
+ * answer warns and the sample (which runs the transform) decides. New date fields are judged by the target's own
+ * parser (date-violators.ts); what no query can judge (a nested field) is left to the sample as before.
  */
 import { isIP } from 'node:net';
 import type { Cluster } from '../cluster/client.js';

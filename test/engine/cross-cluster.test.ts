@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import YAML from 'yaml';
 import type { Cluster } from '../../src/cluster/client.js';
 import { runCli, startCli } from '../support/cli.js';
-import { testCluster, uniqueName } from '../support/clusters.js';
+import { EXPECTED, testCluster, uniqueName } from '../support/clusters.js';
 import { clusterOf, readAll, seed } from '../support/data.js';
 import {
   compare,
@@ -392,3 +392,118 @@ describe('Elasticsearch 7.17 -> Elasticsearch 8.19 on another cluster', () => {
     assert.doesNotMatch(v[0]!.message, /"k500"/);
   });
 });
+
+describe('date values the new format refuses, judged by the target cluster on every distinct value', () => {
+  it('keyword -> date with a format (7.17 -> 8.19): every refused value found, named with its ids; nothing left on the target', async (t) => {
+    const src = clusterOf(es7);
+    const dst = clusterOf(es8);
+    const source = uniqueName('xc-kd');
+    const target = `${source}-v2`;
+    t.after(async () => {
+      await src.deleteIndex(source).catch(() => undefined);
+      await Promise.all([src.close(), dst.close()]);
+    });
+    // One value in another order, one with a time the new format has no room for, one that is no date.
+    const bad: Record<number, string> = { 311: '02/01/2024', 1888: '2024-01-02T10:00:00Z', 2950: 'soon' };
+    const day = (i: number) =>
+      new Date(Date.UTC(2024, 0, 1) + (i % 700) * 86_400_000).toISOString().slice(0, 10);
+    await seed(src, source, 3000, (i) => ({ id: `k${i}`, doc: { when: bad[i] ?? day(i) } }), {
+      settings: { number_of_shards: 2, number_of_replicas: 0 },
+      mappings: { properties: { when: { type: 'keyword' } } },
+    });
+    const spec = specFile({
+      name: 'xc8',
+      source: { cluster: { url: es7.url }, index: source },
+      target: {
+        cluster: { url: es8.url },
+        index: target,
+        mappingOverrides: { properties: { when: { type: 'date', format: 'yyyy-MM-dd' } } },
+      },
+      capture: { strategy: 'none' },
+      copy: { sampleSize: 0 },
+    });
+    const plan = await runCli(['--json', 'plan', spec]);
+    assert.equal(plan.code, 2, plan.stderr);
+    const out = JSON.parse(plan.stdout) as {
+      findings: Array<{ check: string; message: string; severity: string }>;
+    };
+    const v = out.findings.filter((f) => f.check === 'violators' && f.severity !== 'ok');
+    assert.equal(v.length, 1, JSON.stringify(v));
+    assert.match(v[0]!.message, /^when \(keyword -> date "yyyy-MM-dd"\): 3 source document\(s\)/);
+    for (const id of Object.keys(bad)) assert.match(v[0]!.message, new RegExp(`"k${id}"`));
+    for (const value of Object.values(bad)) assert.ok(v[0]!.message.includes(JSON.stringify(value)), value);
+    assert.equal(await dst.indexExists(target), false);
+    assert.equal(await dst.indexExists(`${target}-cutover-sample`), false, 'the scratch index is gone');
+  });
+});
+
+for (const kind of (['os3', 'es8'] as const).filter((k) => EXPECTED.includes(k)))
+  describe(`date -> date with another format on ${kind}`, () => {
+    it(
+      kind === 'os3'
+        ? 'reads the texts the application sent from _source (painless) and names the ones the new format refuses'
+        : 'without painless on the source, names the field as not checked exactly (the sample decides)',
+      async (t) => {
+        const server = testCluster(kind);
+        const c = clusterOf(server);
+        const source = uniqueName('dd');
+        const target = `${source}-v2`;
+        t.after(async () => {
+          await c.deleteIndex(source).catch(() => undefined);
+          await c.close();
+        });
+        const bad: Record<number, string | number> = { 40: '2024-03-04T05:06:07Z', 900: 1_700_000_000_000 };
+        await seed(
+          c,
+          source,
+          1500,
+          (i) => ({ id: `t${i}`, doc: { at: bad[i] ?? `2024-${String((i % 12) + 1).padStart(2, '0')}-15` } }),
+          {
+            settings: { number_of_shards: 2, number_of_replicas: 0 },
+            mappings: { properties: { at: { type: 'date' } } },
+          },
+        );
+        const spec = specFile({
+          name: 'dd1',
+          source: { cluster: { url: server.url }, index: source },
+          target: {
+            index: target,
+            mappingOverrides: { properties: { at: { type: 'date', format: 'yyyy-MM-dd' } } },
+          },
+          capture: { strategy: 'none' },
+          copy: { sampleSize: 0 },
+        });
+        const plan = await runCli(['--json', 'plan', spec]);
+        assert.equal(
+          plan.code,
+          kind === 'os3' ? 2 : 0,
+          `${plan.stdout.slice(0, 1500)}\n${plan.stderr.slice(-1500)}`,
+        );
+        // A refused plan lists its findings; one that passes lists them among the facts.
+        const out = JSON.parse(plan.stdout) as {
+          findings?: Array<{ check: string; message: string; severity: string }>;
+          facts?: { findings: Array<{ check: string; message: string; severity: string }> };
+        };
+        const v = (out.findings ?? out.facts?.findings ?? []).filter((f) => f.check === 'violators');
+        if (kind === 'os3') {
+          assert.equal(plan.code, 2, plan.stderr);
+          assert.equal(v.length, 1, JSON.stringify(v));
+          assert.match(
+            v[0]!.message,
+            /^at \(date "strict_date_optional_time\|\|epoch_millis" -> date "yyyy-MM-dd"\): 2 source document\(s\)/,
+          );
+          assert.match(v[0]!.message, /"t40"/);
+          assert.match(v[0]!.message, /"t900"/);
+        } else {
+          assert.equal(plan.code, 0, plan.stderr);
+          assert.equal(v.length, 1, JSON.stringify(v));
+          assert.equal(v[0]!.severity, 'info');
+          assert.match(
+            v[0]!.message,
+            /^at \(date .* -> date "yyyy-MM-dd"\): .*painless.* not checked exactly/,
+          );
+        }
+        assert.equal(await c.indexExists(target), false);
+      },
+    );
+  });
