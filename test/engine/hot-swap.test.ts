@@ -15,7 +15,7 @@
  * once), Elasticsearch 8.19 -> OpenSearch 3, OpenSearch 3 -> Elasticsearch 9; the revert window on 7.17 -> 8.19.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -23,7 +23,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import { Cluster } from '../../src/cluster/client.js';
 import { type CliResult, runCli, startCli } from '../support/cli.js';
-import { EXPECTED, type PlainKind, testCluster, uniqueName } from '../support/clusters.js';
+import {
+  EXPECTED,
+  type PlainKind,
+  type TestClusterId,
+  testCluster,
+  uniqueName,
+} from '../support/clusters.js';
 import { clusterOf, type Docs, readAll, seed } from '../support/data.js';
 import { type ProxyProcess, startProxy } from '../support/proxy.js';
 import {
@@ -98,6 +104,8 @@ interface Setup {
   stateDir: string;
   proxy: ProxyProcess;
   writers: WritersHandle;
+  /** what every cutover process of the test gets in its environment (the passwords the spec names) */
+  env: Record<string, string>;
 }
 
 /**
@@ -106,16 +114,16 @@ interface Setup {
  */
 async function hotSwapSetup(
   t: TestContext,
-  from: PlainKind,
-  to: PlainKind,
+  from: TestClusterId,
+  to: TestClusterId,
   name: string,
-  extra: { cutover?: Record<string, unknown> } = {},
+  extra: { cutover?: Record<string, unknown>; auth?: TargetAuth } = {},
 ): Promise<Setup> {
   const srcServer = testCluster(from);
   const dstServer = testCluster(to);
   const src = clusterOf(srcServer);
   const dst = clusterOf(dstServer);
-  const source = uniqueName('hs-src');
+  const source = uniqueName(extra.auth?.prefix ?? 'hs-src');
   const target = `${source}-v2`;
   const read = `${source}-read`;
   const write = `${source}-write`;
@@ -135,21 +143,41 @@ async function hotSwapSetup(
   const { path: spec, dir } = specFile({
     name,
     source: { cluster: { url: srcServer.url }, index: source },
-    target: { cluster: { url: dstServer.url }, index: target },
+    target: {
+      cluster: { url: dstServer.url, ...(extra.auth ? { auth: extra.auth.runner } : {}) },
+      index: target,
+    },
     aliases: { read: [read], write },
     // Slow enough that the writers and the kill meet the copy, not only the catch-up.
     copy: { batchDocs: 200, concurrency: 2, maxDocsPerSecond: 400, sampleSize: 200 },
     capture: { strategy: 'proxy', tailIntervalMs: 200 },
     cutover: { holdBudgetMs: 5000, ...extra.cutover },
+    ...(extra.auth ? { proxy: { targetAuth: extra.auth.application } } : {}),
   });
+  const env = extra.auth?.env ?? {};
 
+  if (extra.auth) {
+    // Credentials the target refuses: the proxy's check says so, and plan stops before anything moves.
+    const wrong = await startProxy(spec, '127.0.0.1:0', { ...env, ...extra.auth.wrongEnv });
+    const refused = await runCli(['plan', spec], env);
+    await wrong.stop();
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /does not answer as needed \(HTTP 401\)[\s\S]*check proxy\.targetAuth/);
+    assert.equal(await dst.indexExists(target), false);
+    for (const secret of [...Object.values(env), ...Object.values(extra.auth.wrongEnv)])
+      assert.ok(
+        !`${refused.stdout}${refused.stderr}${wrong.output()}`.includes(secret),
+        'a password in the output',
+      );
+  }
   // The plan names the move and checks the proxy can reach the target cluster before anything moves.
-  const proxy = await startProxy(spec);
+  const proxy = await startProxy(spec, '127.0.0.1:0', env);
   t.after(async () => {
     if (proxy.child.exitCode === null && proxy.child.signalCode === null) await proxy.stop();
   });
-  const plan = await runCli(['plan', spec]);
+  const plan = await runCli(['plan', spec], env);
   assert.equal(plan.code, 0, plan.stderr);
+  if (extra.auth) assert.match(plan.stdout, /credentials from proxy\.targetAuth, answered/);
 
   const app = new Cluster({ url: proxy.url, requestTimeoutMs: 120_000, connections: 16 });
   t.after(() => app.close());
@@ -176,98 +204,135 @@ async function hotSwapSetup(
     stateDir: join(dir, 'state', name),
     proxy,
     writers,
+    env,
   };
+}
+
+/** The target cluster wants credentials the application does not have: the proxy maps to its own there. */
+interface TargetAuth {
+  /** names the limited user may touch */
+  prefix: string;
+  /** the runner's credentials on the target cluster (target.cluster.auth) */
+  runner: Record<string, unknown>;
+  /** what the proxy sends there for the application (proxy.targetAuth) */
+  application: Record<string, unknown>;
+  /** the passwords, by the environment variables the spec names */
+  env: Record<string, string>;
+  /** the same variables with a wrong password */
+  wrongEnv: Record<string, string>;
+}
+
+/**
+ * One hot swap: run 1 killed at a random moment, run 2 finishes and switches while the writers go on; then every
+ * check of the file's header.
+ */
+async function hotSwap(
+  t: TestContext,
+  from: TestClusterId,
+  to: TestClusterId,
+  auth?: TargetAuth,
+): Promise<void> {
+  const { src, dst, source, target, read, write, seeded, spec, dir, stateDir, writers, env } =
+    await hotSwapSetup(t, from, to, `hs-${from}-${to}`, { auth });
+  // Run 1 killed at a random moment (copy or catch-up), run 2 takes the lock over and must finish.
+  const runs: Array<{ ms: number; r: CliResult; killedAt?: number }> = [];
+  const first = startCli(['--json', 'run', spec], env);
+  const killAt = rand(1500, 5000);
+  const timer = setTimeout(() => first.child.kill('SIGKILL'), killAt);
+  let began = Date.now();
+  const r1 = await first.done;
+  clearTimeout(timer);
+  runs.push({ ms: Date.now() - began, r: r1, killedAt: r1.signal === 'SIGKILL' ? killAt : undefined });
+  writeFileSync(join(dir, 'run-1.log'), r1.stderr);
+  let final = r1;
+  if (r1.signal === 'SIGKILL') {
+    began = Date.now();
+    const second = startCli(['--json', 'run', spec, '--take-over-lock'], env);
+    const guard = setTimeout(() => second.child.kill('SIGKILL'), 240_000);
+    final = await second.done;
+    clearTimeout(guard);
+    runs.push({ ms: Date.now() - began, r: final });
+    writeFileSync(join(dir, 'run-2.log'), final.stderr);
+  }
+  // After the switch the writers go on: now through the proxy to the target cluster. The source must see none
+  // of it (its indexing count, watched while they write).
+  let quiet: CliResult | undefined;
+  if (final.code === 0) quiet = await runCli(['--json', 'source-writes', spec, '--seconds', '2'], env);
+  await sleep(500);
+  const report = await writers.stop();
+  const summary =
+    `${from} -> ${to}: runs ${runs.map((x) => `${(x.ms / 1000).toFixed(1)}s${x.killedAt ? ` (killed at ${x.killedAt} ms)` : ` exit ${x.r.code}`}`).join(', ')} | ` +
+    `writers acked ${report.acked} ${JSON.stringify(report.ackedByKind)} by index ${JSON.stringify(report.ackedByIndex)}, ` +
+    `refused ${JSON.stringify(report.refusedByReason)}, ambiguous ${report.ambiguous} | state ${dir}`;
+  t.diagnostic(summary);
+  assert.equal(final.code, 0, `the migration did not finish: ${final.stderr.slice(-3000)}\n${summary}`);
+
+  // Nothing refused but what the application's own writes ask for (an update of a document another writer
+  // deleted, a create of one that exists), nothing unanswered: the switch was latency, never an error.
+  assert.deepEqual(
+    report.refusals
+      .filter((r) => r.reason !== 'document_missing' && r.reason !== 'version_conflict')
+      .slice(0, 5)
+      .map((r) => `${r.kind} ${r.id}: ${r.status} ${r.type}: ${r.message}`),
+    [],
+    summary,
+  );
+  assert.equal(report.ambiguous, 0, summary);
+  assert.equal(report.inFlight, 0);
+  // The writes really raced the migration, on both sides of the switch, with every kind of write.
+  assert.ok((report.ackedByIndex[source] ?? 0) > 0, `writes acknowledged on the old index: ${summary}`);
+  assert.ok((report.ackedByIndex[target] ?? 0) > 0, `writes acknowledged on the new index: ${summary}`);
+  for (const k of ['index', 'update', 'delete', 'recreate', 'autoid'] as OpKind[])
+    assert.ok(report.ackedByKind[k] > 0, `${k}: none acknowledged: ${summary}`);
+
+  // Id by id against the writers' log.
+  const cmp = compare(expectedState(report, [source, target]), sourcesOf(await readAll(dst, target)), {
+    seeded: sourcesOf(seeded),
+  });
+  assert.deepEqual(
+    { lost: cmp.lost, stale: cmp.stale, resurrected: cmp.resurrected, extra: cmp.extra },
+    { lost: [], stale: [], resurrected: [], extra: [] },
+    `${describeComparison(cmp)}\n${summary}`,
+  );
+
+  // The switch was a hold in the proxy (writes queued, then sent to the target cluster), not a freeze.
+  const sync = JSON.parse(readFileSync(join(stateDir, 'journal-sync.json'), 'utf8')) as {
+    holds: Array<{ switched: boolean; proxies: number }>;
+  };
+  assert.equal(sync.holds.filter((h) => h.switched && h.proxies === 1).length, 1, JSON.stringify(sync.holds));
+
+  // The application moved: the source took no write while the writers went on, the aliases live on the
+  // target cluster only.
+  assert.ok(quiet, summary);
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.equal(JSON.parse(quiet.stdout).operations, 0, `the source still takes writes: ${quiet.stdout}`);
+  assert.deepEqual(await aliasIndices(dst, write), [target]);
+  assert.deepEqual(await aliasIndices(dst, read), [target]);
+  assert.deepEqual(await aliasIndices(src, write), []);
+  assert.deepEqual(await aliasIndices(src, read), []);
+  assert.equal(await src.indexExists(write), false, 'no index named like the alias on the source');
+  if (auth) {
+    // Secrets never reach the state, the logs or the report.
+    const files = (readdirSync(dir, { recursive: true }) as string[]).filter((f) =>
+      statSync(join(dir, f)).isFile(),
+    );
+    for (const f of files) {
+      const text = readFileSync(join(dir, f), 'utf8');
+      for (const secret of Object.values(auth.env)) assert.ok(!text.includes(secret), `a password in ${f}`);
+    }
+    assert.ok(files.some((f) => f.endsWith('audit.jsonl')));
+  }
 }
 
 for (const [from, to] of PAIRS.filter(([a, b]) => EXPECTED.includes(a) && EXPECTED.includes(b))) {
   describe(`hot swap through the write proxy: ${from} -> ${to} on another cluster`, () => {
-    it('the application moves to the target cluster with no refused write; the target equals the writers’ log id by id', {
-      timeout: 420_000,
-    }, async (t) => {
-      const { src, dst, source, target, read, write, seeded, spec, dir, stateDir, writers } =
-        await hotSwapSetup(t, from, to, `hs-${from}-${to}`);
-      // Run 1 killed at a random moment (copy or catch-up), run 2 takes the lock over and must finish.
-      const runs: Array<{ ms: number; r: CliResult; killedAt?: number }> = [];
-      const first = startCli(['--json', 'run', spec]);
-      const killAt = rand(1500, 5000);
-      const timer = setTimeout(() => first.child.kill('SIGKILL'), killAt);
-      let began = Date.now();
-      const r1 = await first.done;
-      clearTimeout(timer);
-      runs.push({ ms: Date.now() - began, r: r1, killedAt: r1.signal === 'SIGKILL' ? killAt : undefined });
-      writeFileSync(join(dir, 'run-1.log'), r1.stderr);
-      let final = r1;
-      if (r1.signal === 'SIGKILL') {
-        began = Date.now();
-        const second = startCli(['--json', 'run', spec, '--take-over-lock']);
-        const guard = setTimeout(() => second.child.kill('SIGKILL'), 240_000);
-        final = await second.done;
-        clearTimeout(guard);
-        runs.push({ ms: Date.now() - began, r: final });
-        writeFileSync(join(dir, 'run-2.log'), final.stderr);
-      }
-      // After the switch the writers go on: now through the proxy to the target cluster. The source must see none
-      // of it (its indexing count, watched while they write).
-      let quiet: CliResult | undefined;
-      if (final.code === 0) quiet = await runCli(['--json', 'source-writes', spec, '--seconds', '2']);
-      await sleep(500);
-      const report = await writers.stop();
-      const summary =
-        `${from} -> ${to}: runs ${runs.map((x) => `${(x.ms / 1000).toFixed(1)}s${x.killedAt ? ` (killed at ${x.killedAt} ms)` : ` exit ${x.r.code}`}`).join(', ')} | ` +
-        `writers acked ${report.acked} ${JSON.stringify(report.ackedByKind)} by index ${JSON.stringify(report.ackedByIndex)}, ` +
-        `refused ${JSON.stringify(report.refusedByReason)}, ambiguous ${report.ambiguous} | state ${dir}`;
-      t.diagnostic(summary);
-      assert.equal(final.code, 0, `the migration did not finish: ${final.stderr.slice(-3000)}\n${summary}`);
-
-      // Nothing refused but what the application's own writes ask for (an update of a document another writer
-      // deleted, a create of one that exists), nothing unanswered: the switch was latency, never an error.
-      assert.deepEqual(
-        report.refusals
-          .filter((r) => r.reason !== 'document_missing' && r.reason !== 'version_conflict')
-          .slice(0, 5)
-          .map((r) => `${r.kind} ${r.id}: ${r.status} ${r.type}: ${r.message}`),
-        [],
-        summary,
-      );
-      assert.equal(report.ambiguous, 0, summary);
-      assert.equal(report.inFlight, 0);
-      // The writes really raced the migration, on both sides of the switch, with every kind of write.
-      assert.ok((report.ackedByIndex[source] ?? 0) > 0, `writes acknowledged on the old index: ${summary}`);
-      assert.ok((report.ackedByIndex[target] ?? 0) > 0, `writes acknowledged on the new index: ${summary}`);
-      for (const k of ['index', 'update', 'delete', 'recreate', 'autoid'] as OpKind[])
-        assert.ok(report.ackedByKind[k] > 0, `${k}: none acknowledged: ${summary}`);
-
-      // Id by id against the writers' log.
-      const cmp = compare(expectedState(report, [source, target]), sourcesOf(await readAll(dst, target)), {
-        seeded: sourcesOf(seeded),
-      });
-      assert.deepEqual(
-        { lost: cmp.lost, stale: cmp.stale, resurrected: cmp.resurrected, extra: cmp.extra },
-        { lost: [], stale: [], resurrected: [], extra: [] },
-        `${describeComparison(cmp)}\n${summary}`,
-      );
-
-      // The switch was a hold in the proxy (writes queued, then sent to the target cluster), not a freeze.
-      const sync = JSON.parse(readFileSync(join(stateDir, 'journal-sync.json'), 'utf8')) as {
-        holds: Array<{ switched: boolean; proxies: number }>;
-      };
-      assert.equal(
-        sync.holds.filter((h) => h.switched && h.proxies === 1).length,
-        1,
-        JSON.stringify(sync.holds),
-      );
-
-      // The application moved: the source took no write while the writers went on, the aliases live on the
-      // target cluster only.
-      assert.ok(quiet, summary);
-      assert.equal(quiet.code, 0, quiet.stderr);
-      assert.equal(JSON.parse(quiet.stdout).operations, 0, `the source still takes writes: ${quiet.stdout}`);
-      assert.deepEqual(await aliasIndices(dst, write), [target]);
-      assert.deepEqual(await aliasIndices(dst, read), [target]);
-      assert.deepEqual(await aliasIndices(src, write), []);
-      assert.deepEqual(await aliasIndices(src, read), []);
-      assert.equal(await src.indexExists(write), false, 'no index named like the alias on the source');
-    });
+    it(
+      'the application moves to the target cluster with no refused write; the target equals the writers’ log id by id',
+      {
+        timeout: 420_000,
+      },
+      (t) => hotSwap(t, from, to),
+    );
 
     // One pair is enough for the way back: the reverse sync and the rollback hold are the same code for every pair.
     if (from === 'es7' && to === 'es8')
@@ -354,3 +419,22 @@ for (const [from, to] of PAIRS.filter(([a, b]) => EXPECTED.includes(a) && EXPECT
       });
   });
 }
+
+// The target cluster has security on and the application's user does not exist there: the proxy maps every request
+// to credentials of its own (proxy.targetAuth, a user allowed only `limited-*` indices), checked by plan first.
+if (EXPECTED.includes('es8') && EXPECTED.includes('es8sec'))
+  describe('hot swap to a secured cluster with proxy.targetAuth: es8 -> es8sec', () => {
+    it('plan refuses credentials the target refuses; with the right ones the application moves, no password anywhere', {
+      timeout: 420_000,
+    }, async (t) => {
+      const sec = testCluster('es8sec');
+      assert.ok(sec.limitedUser && sec.limitedPassword && sec.limitedIndexPattern === 'limited-*');
+      await hotSwap(t, 'es8', 'es8sec', {
+        prefix: 'limited-hs',
+        runner: { username: sec.username, passwordEnv: 'HS_RUNNER_PASSWORD' },
+        application: { username: sec.limitedUser, passwordEnv: 'HS_APP_PASSWORD' },
+        env: { HS_RUNNER_PASSWORD: sec.password!, HS_APP_PASSWORD: sec.limitedPassword },
+        wrongEnv: { HS_APP_PASSWORD: `${sec.limitedPassword}-not` },
+      });
+    });
+  });
