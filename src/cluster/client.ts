@@ -87,6 +87,56 @@ export class Cluster {
     }
   }
 
+  // ---- the server's own reindex ------------------------------------------------------------------------
+  /** Start `_reindex` as a background task; its id (node:number). */
+  async startReindex(body: unknown, query: Query): Promise<string> {
+    const r = await this.request<{ task?: string }>({
+      method: 'POST',
+      path: '/_reindex',
+      body,
+      query: { ...query, wait_for_completion: 'false' },
+    });
+    if (!r.body.task)
+      throw new Error(`_reindex answered without a task id: ${JSON.stringify(r.body).slice(0, 300)}`);
+    return r.body.task;
+  }
+
+  /** A task as the cluster knows it now; undefined when it forgot it (404: its node restarted). */
+  async task<S = unknown, R = unknown>(
+    id: string,
+  ): Promise<
+    | { completed: boolean; task?: { status?: S }; response?: R; error?: { type?: string; reason?: string } }
+    | undefined
+  > {
+    const r = await this.request<{
+      completed: boolean;
+      task?: { status?: S };
+      response?: R;
+      error?: { type?: string; reason?: string };
+    }>({ method: 'GET', path: `/_tasks/${encodeURIComponent(id)}`, idempotent: true, okStatuses: [404] });
+    return r.status === 404 ? undefined : r.body;
+  }
+
+  /** New pace of a running reindex, in documents per second (-1: unlimited). */
+  async rethrottleReindex(id: string, docsPerSecond: number): Promise<void> {
+    await this.request({
+      method: 'POST',
+      path: `/_reindex/${encodeURIComponent(id)}/_rethrottle`,
+      query: { requests_per_second: String(docsPerSecond) },
+      idempotent: true,
+      okStatuses: [404],
+    });
+  }
+
+  async cancelTask(id: string): Promise<void> {
+    await this.request({
+      method: 'POST',
+      path: `/_tasks/${encodeURIComponent(id)}/_cancel`,
+      idempotent: true,
+      okStatuses: [404],
+    });
+  }
+
   private async get<T>(path: string, query?: Query, okStatuses?: number[]): Promise<T> {
     return (await this.request<T>({ method: 'GET', path, query, idempotent: true, okStatuses })).body;
   }

@@ -552,7 +552,10 @@ export class Migration {
    */
   report(): RunReport {
     const s = this.state();
-    const cps = !s.completed.copy && s.sourceShards ? loadCheckpoints(this.store, planOf(s)) : undefined;
+    const cps =
+      !s.completed.copy && s.sourceShards && this.spec.copy.engine === 'client'
+        ? loadCheckpoints(this.store, planOf(s))
+        : undefined;
     const live = cps ? { ...s, totals: totalsOf(cps, s.totals?.sourceDocs ?? 0) } : s;
     return buildReport(
       live,

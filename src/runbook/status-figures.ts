@@ -29,7 +29,21 @@ export function migrationFigures(m: Migration, capture: string): StatusFigures {
     lastError: s.phase === 'failed' ? s.lastError : undefined,
     pausesOfWrites: [],
   };
-  if (s.sourceShards) {
+  if (m.spec.copy.engine === 'reindex' && s.totals) {
+    // The server copies: its task's figures, saved by the copy step as it follows the task.
+    const t = s.totals;
+    figures.copy = {
+      ...t,
+      slices: [
+        {
+          slice: 0,
+          processed: t.copied + t.conflicts + t.deadLetters,
+          copied: t.copied,
+          done: !!s.completed.copy,
+        },
+      ],
+    };
+  } else if (s.sourceShards) {
     const cps = loadCheckpoints(m.store, planOf(s));
     const t = totalsOf(cps, s.totals?.sourceDocs ?? 0);
     figures.copy = {

@@ -181,6 +181,12 @@ export const specSchema = z.strictObject({
             .describe('how often the signals are read (one _nodes/stats per cluster) and the rate decided'),
         })
         .prefault({}),
+      engine: z
+        .enum(['client', 'reindex'])
+        .default('client')
+        .describe(
+          "client: cutover reads and writes every document (transform, newest-first, the write proxy); reindex: the cluster's own _reindex copies (slices=auto on one cluster, from remote across clusters), paced by the throttle through _rethrottle, followed through the task API, never overwriting a document (op_type create); runs with capture.strategy none, seqno or timestamp, without a transform",
+        ),
       order: z
         .enum(['seqno', 'newest-first'])
         .default('seqno')

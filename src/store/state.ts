@@ -141,6 +141,11 @@ export class StateStore {
     return join(this.dir, 'watchdog.json');
   }
 
+  /** copy.engine reindex: the task to find again after a crash, the attempts, the ids left out */
+  get reindexPath(): string {
+    return join(this.dir, 'reindex.json');
+  }
+
   get statePath(): string {
     return join(this.dir, 'state.json');
   }

@@ -84,6 +84,7 @@ export async function inspect(c: InspectInput): Promise<Facts> {
         `copy.newestFirst.field: "${nf.field}" is ${type ? `a ${type} field` : 'not in the mapping'} of ${sourceIndex}; newest-first needs a date (or date_nanos) field to go back in time by`,
       );
   }
+  if (c.spec.copy.engine === 'reindex') reindexEngineFits(c.spec, targetCaps, across, c.target.displayUrl);
   const strategyFindings = await c.strategy.preflight({
     source: c.source,
     sourceIndex,
@@ -240,4 +241,35 @@ export function sampleFinding(r: SampleResult, spec: Pick<LoadedSpec, 'copy'>): 
       ? `within copy.maxDeadLetters = ${spec.copy.maxDeadLetters}: the copy dead-letters them and goes on; ${fix} to keep them`
       : `${fix}; or accept them as dead letters with --max-dead-letters N (copy.maxDeadLetters); --force or --sample-size 0 go on to the copy, whose dead-letter gate still counts them`,
   };
+}
+
+/**
+ * copy.engine reindex keeps the guarantees only where its argument holds (reindex-engine.ts): the cluster that
+ * writes must have the reindex module, nothing may need a transform or an order, and the capture must end with an id
+ * reconcile (none has no writes to catch; seqno and timestamp reconcile after the copy).
+ */
+function reindexEngineFits(
+  spec: LoadedSpec,
+  targetCaps: { reindex: boolean; distribution: string; version: string },
+  across: boolean,
+  targetUrl: string,
+): void {
+  const refuse = (m: string) => {
+    throw new PreflightError(`copy.engine reindex: ${m}`);
+  };
+  if (!targetCaps.reindex)
+    refuse(
+      `${targetCaps.distribution} ${targetCaps.version} on ${targetUrl} has no reindex module (it runs the task${across ? ', reading from the source cluster' : ''}); install it or use copy.engine client`,
+    );
+  if (spec.transformPath) refuse('a transform runs in cutover, not in the cluster: use copy.engine client');
+  if (spec.copy.order !== 'seqno') refuse('copy.order newest-first needs copy.engine client');
+  if (!['none', 'seqno', 'timestamp'].includes(spec.capture.strategy))
+    refuse(
+      `capture.strategy ${spec.capture.strategy} is not supported with it (only none, seqno and timestamp end the copy with the id reconcile that removes what the reindex re-created after a delete); use copy.engine client`,
+    );
+  const auth = spec.source.cluster.auth as Record<string, unknown> | undefined;
+  if (across && auth && !('username' in auth))
+    refuse(
+      'a reindex from remote signs in to the source cluster with a username and password only: set source.cluster.auth.username/passwordEnv, or use copy.engine client',
+    );
 }

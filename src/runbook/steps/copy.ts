@@ -5,35 +5,48 @@
 import { backfill, loadCheckpoints, totalsOf } from '../../copy/backfill.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { type CopyRange, planRanges, planWindows, wholeShards, windowedPlan } from '../../copy/ranges.js';
+import { type ReindexRecord, reindexCopy } from '../../copy/reindex-engine.js';
+import { sameCluster } from '../../cutover/aliases.js';
 import { startClosedLoop } from '../../ops/closed-loop.js';
-import type { SliceCheckpoint } from '../../store/state.js';
+import { clusterConfig } from '../../spec/load.js';
+import { readJson } from '../../store/atomic-file.js';
+import { emptyTotals, type SliceCheckpoint } from '../../store/state.js';
 import type { Ctx, Step } from '../context.js';
 
 export const copyStep: Step = {
   name: 'copy',
   title: 'Copy every document (PIT slices, versioned bulk writes, checkpoints)',
   done: (c) => !!c.state.completed.copy,
-  changes: (spec, c) => [
-    `writes every document of ${spec.source.index} into ${spec.target.index} with ${c.strategy.createOnly ? 'op_type=create (a document already there is newer)' : `version_type=external, version = ${spec.copy.versioning === 'seqno' ? 'source _seq_no + 1' : 'source _version'}`}`,
-    `${spec.copy.concurrency} slice(s) at a time, ${spec.copy.batchDocs} docs / ${spec.copy.batchBytes} bytes per bulk${spec.copy.maxDocsPerSecond ? `, at most ${spec.copy.maxDocsPerSecond} docs/s` : ''}`,
-    ...(spec.copy.order === 'newest-first' && spec.copy.newestFirst
+  changes: (spec, c) =>
+    spec.copy.engine === 'reindex'
       ? [
-          `newest first by ${spec.copy.newestFirst.field}: its span cut into ${spec.copy.newestFirst.windows} time windows, copied from the newest back (then the documents without it), each window of each shard with its own checkpoint; status and the report say how far back the copy has reached`,
+          `the cluster's own _reindex copies ${spec.source.index} into ${spec.target.index}${spec.target.cluster ? ' from remote (the target cluster reads the source cluster; it must list it in reindex.remote.allowlist)' : ' (slices=auto)'}, op_type=create with conflicts=proceed: it never overwrites a document, so the live capture's newer states stay`,
+          `paced by the throttle through _rethrottle (${spec.copy.maxDocsPerSecond ? `at most ${spec.copy.maxDocsPerSecond} docs/s` : 'unlimited unless the closed loop slows it'}), followed through the task API; the task id is kept in reindex.json, so a run killed with kill -9 finds the task again; Ctrl-C or panic cancels it`,
+          'a document the target refuses stops the task: it becomes a dead letter and the reindex starts again without it (documents already there answer with a conflict)',
+          ...c.strategy.copyNotes(),
         ]
-      : []),
-    ...c.strategy.copyNotes(),
-    spec.copy.throttle.enabled
-      ? `closed-loop throttle: every ${spec.copy.throttle.intervalMs} ms reads the write queue, rejections, heap and circuit breakers of the target${c.source === c.target ? '' : ' and the source'}, the 429s and bulk latency the copy sees and the source's search latency; halves the rate when one is over its threshold, raises it step by step when all are clear, never below ${spec.copy.throttle.floorDocsPerSecond} docs/s (copy.throttle.floorDocsPerSecond)${spec.copy.maxDocsPerSecond ? ` nor above ${spec.copy.maxDocsPerSecond} docs/s` : ''}`
-      : 'closed-loop throttle off (copy.throttle.enabled: false): the copy runs at the ceiling whatever the clusters show',
-    spec.watchdog.enabled
-      ? `watchdog (the whole run): _cluster/health every ${spec.watchdog.intervalSeconds} s; a cluster red for ${spec.watchdog.redAfterSeconds} s pauses the copy and the capture rounds until it is yellow or green again, with the allocation explain in the warning and the report`
-      : 'watchdog off (watchdog.enabled: false): a red cluster does not pause the copy',
-  ],
+      : [
+          `writes every document of ${spec.source.index} into ${spec.target.index} with ${c.strategy.createOnly ? 'op_type=create (a document already there is newer)' : `version_type=external, version = ${spec.copy.versioning === 'seqno' ? 'source _seq_no + 1' : 'source _version'}`}`,
+          `${spec.copy.concurrency} slice(s) at a time, ${spec.copy.batchDocs} docs / ${spec.copy.batchBytes} bytes per bulk${spec.copy.maxDocsPerSecond ? `, at most ${spec.copy.maxDocsPerSecond} docs/s` : ''}`,
+          ...(spec.copy.order === 'newest-first' && spec.copy.newestFirst
+            ? [
+                `newest first by ${spec.copy.newestFirst.field}: its span cut into ${spec.copy.newestFirst.windows} time windows, copied from the newest back (then the documents without it), each window of each shard with its own checkpoint; status and the report say how far back the copy has reached`,
+              ]
+            : []),
+          ...c.strategy.copyNotes(),
+          spec.copy.throttle.enabled
+            ? `closed-loop throttle: every ${spec.copy.throttle.intervalMs} ms reads the write queue, rejections, heap and circuit breakers of the target${c.source === c.target ? '' : ' and the source'}, the 429s and bulk latency the copy sees and the source's search latency; halves the rate when one is over its threshold, raises it step by step when all are clear, never below ${spec.copy.throttle.floorDocsPerSecond} docs/s (copy.throttle.floorDocsPerSecond)${spec.copy.maxDocsPerSecond ? ` nor above ${spec.copy.maxDocsPerSecond} docs/s` : ''}`
+            : 'closed-loop throttle off (copy.throttle.enabled: false): the copy runs at the ceiling whatever the clusters show',
+          spec.watchdog.enabled
+            ? `watchdog (the whole run): _cluster/health every ${spec.watchdog.intervalSeconds} s; a cluster red for ${spec.watchdog.redAfterSeconds} s pauses the copy and the capture rounds until it is yellow or green again, with the allocation explain in the warning and the report`
+            : 'watchdog off (watchdog.enabled: false): a red cluster does not pause the copy',
+        ],
   async run(c) {
     const sourceIndex = c.state.sourceIndex!;
     const slices = c.state.sourceShards!;
     await c.source.refresh(sourceIndex).catch(() => undefined);
     const sourceDocs = await c.source.count(sourceIndex);
+    if (c.spec.copy.engine === 'reindex') return copyByReindex(c, sourceIndex, sourceDocs);
     const plan = await copyPlan(c, slices);
     const before = totalsOf(loadCheckpoints(c.store, plan), sourceDocs);
     c.state.copyStartedAt ??= new Date().toISOString();
@@ -191,5 +204,94 @@ function checkpointTrail(c: Ctx): (cp: Readonly<SliceCheckpoint>) => void {
       copied: cp.copied,
       done: cp.done,
     });
+  };
+}
+
+/**
+ * copy.engine reindex: the cluster copies (reindex-engine.ts), the strategy's capture runs beside it as with the
+ * client engine; totals come from the task, and the task id stays in the state directory for a crash.
+ */
+async function copyByReindex(c: Ctx, sourceIndex: string, sourceDocs: number): Promise<'continue'> {
+  const across = !sameCluster(c.source, c.target);
+  const before = readJson<ReindexRecord>(c.store.reindexPath);
+  const totals = (p: { created: number; conflicts: number; deadLetters: number }) => ({
+    ...emptyTotals(sourceDocs),
+    copied: p.created,
+    conflicts: p.conflicts,
+    deadLetters: p.deadLetters,
+  });
+  c.state.copyStartedAt ??= new Date().toISOString();
+  c.state.totals = totals({
+    created: before?.createdBefore ?? 0,
+    conflicts: before?.conflictsBefore ?? 0,
+    deadLetters: before?.excluded.length ?? 0,
+  });
+  c.store.save(c.state);
+  let reported = 0;
+  c.reporter.copyStarted(sourceDocs, 0);
+  const loop = c.spec.copy.throttle.enabled
+    ? startClosedLoop({
+        throttle: c.throttle,
+        source: c.source,
+        target: c.target,
+        intervalMs: c.spec.copy.throttle.intervalMs,
+        reporter: c.reporter,
+      })
+    : undefined;
+  try {
+    const rec = await c.strategy.alongsideCopy(c, () =>
+      reindexCopy({
+        runner: c.target,
+        sourceIndex,
+        targetIndex: c.spec.target.index,
+        remote: across ? remoteOf(c) : undefined,
+        slices: 'auto',
+        batchDocs: c.spec.copy.batchDocs,
+        throttle: c.throttle,
+        recordPath: c.store.reindexPath,
+        deadLetters: new FileDeadLetters(c.store.deadLetterPath),
+        maxDeadLetters: c.spec.copy.maxDeadLetters,
+        signal: c.signal,
+        onProgress: (p) => {
+          const handled = p.created + p.conflicts;
+          if (handled > reported) {
+            const docs = handled - reported;
+            reported = handled;
+            c.reporter.copyProgress({
+              slice: 0,
+              docs,
+              bytes: 0,
+              dropped: 0,
+              result: { written: 0, deleted: 0, conflicts: 0, deadLetters: 0, retries: 0, bytes: 0 },
+            });
+          }
+          c.state.totals = totals(p);
+          c.store.save(c.state);
+        },
+        onNotice: (m) => c.reporter.warn(m),
+        onTask: (event, task, detail) => c.audit.record({ event: `reindex-${event}`, task, detail }),
+      }),
+    );
+    c.state.totals = totals({
+      created: rec.createdBefore,
+      conflicts: rec.conflictsBefore,
+      deadLetters: rec.excluded.length,
+    });
+  } finally {
+    await loop?.stop();
+    c.reporter.copyFinished();
+  }
+  c.state.copyFinishedAt = new Date().toISOString();
+  c.audit.record({ event: 'copied', engine: 'reindex', totals: c.state.totals });
+  return 'continue';
+}
+
+/** The source as the target cluster's reindex-from-remote reads it: its URL and basic-auth credentials. */
+function remoteOf(c: Ctx): { host: string; username?: string; password?: string } {
+  const cfg = clusterConfig(c.spec.source.cluster, 'source.cluster');
+  const auth = cfg.auth as { username?: string; password?: string } | undefined;
+  return {
+    host: new URL(c.spec.source.cluster.url).origin,
+    ...(auth?.username ? { username: auth.username, password: auth.password } : {}),
   };
 }
