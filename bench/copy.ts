@@ -345,7 +345,7 @@ async function reads(es: Cluster, docs: number, rounds: number): Promise<Json[]>
 
 interface Variant {
   name: string;
-  copy: { batchDocs?: number; concurrency?: number; gzip?: boolean };
+  copy: { batchDocs?: number; concurrency?: number; gzip?: boolean; engine?: 'reindex' };
   /** node flags for the cutover process (heap and profiling experiments) */
   nodeFlags?: string[];
   /** state directory on tmpfs (/dev/shm): checkpoint fsyncs cost next to nothing there */
@@ -373,8 +373,9 @@ function parseVariant(name: string): Variant {
   const copy = m
     ? { batchDocs: Number(m[1]), concurrency: m[2] ? Number(m[2]) : SHARDS, ...(m[3] ? { gzip: true } : {}) }
     : {};
+  if (mods.includes('rx')) Object.assign(copy, { engine: 'reindex' as const });
   const flags = mods
-    .filter((mod) => mod !== 'shm' && mod !== 'noverify' && mod !== 'fullproof')
+    .filter((mod) => mod !== 'shm' && mod !== 'noverify' && mod !== 'fullproof' && mod !== 'rx')
     .map((mod) => {
       if (mod === 'prof') return `--cpu-prof-dir=${path.join(BENCH, 'out', 'profiles')}`;
       const f = /^(old|semi)(\d+)$/.exec(mod);
@@ -696,7 +697,8 @@ function ratios(): Json {
   const cut = best(es.cutover ?? []);
   const raw = fastest(es.raw);
   const ed = fastest(es.elasticdump);
-  const osCut = best(osr.cutover ?? []);
+  const osCut = best((osr.cutover ?? []).filter((r: Json) => !String(r.variant).includes('+rx')));
+  const osRx = best((osr.cutover ?? []).filter((r: Json) => r.variant === 'default+rx+noverify'));
   const rx = fastest((osr.reindex ?? []).filter((r: Json) => r.variant.startsWith('default')));
   const q = (a: number | undefined, b: number | undefined) => (a && b ? round(a / b, 3) : null);
   const out: Json = {
@@ -719,6 +721,11 @@ function ratios(): Json {
       bestCutoverVariantOnOs: osCut?.variant ?? null,
       endToEnd: q(osCut?.docsPerSecond, rx?.docsPerSecond),
       copyPhaseOverReindexOnly: q(osCut?.copyPhaseDocsPerSecond, rx?.reindexOnlyDocsPerSecond),
+    },
+    reindexEngineOverBareReindex: {
+      goal: '>= 0.95 (within 5 %)',
+      copyPhaseOverReindexOnly: q(osRx?.copyPhaseDocsPerSecond, rx?.reindexOnlyDocsPerSecond),
+      endToEndOverReindexAndRefresh: q(osRx?.docsPerSecond, rx?.docsPerSecond),
     },
     peakRssMb: {
       goal: '<= 256',
@@ -859,7 +866,15 @@ async function main(): Promise<void> {
         await save();
         // The ES winner and the default, on the same OpenSearch data.
         const esBest = best(results.es?.cutover ?? [])?.variant;
-        const names = [...new Set(['default', ...(esBest ? [esBest] : args.variants.slice(1, 2))])];
+        // And the cluster's own reindex driven by cutover (copy.engine reindex), alone and with its proof.
+        const names = [
+          ...new Set([
+            'default',
+            ...(esBest ? [esBest] : args.variants.slice(1, 2)),
+            'default+rx+noverify',
+            'default+rx',
+          ]),
+        ];
         results.os.cutover = [];
         for (const v of names) {
           results.os.cutover.push(await runCutover(es, server, set, args.cli, parseVariant(v), 'os3'));

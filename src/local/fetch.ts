@@ -3,6 +3,7 @@ import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'nod
 import path from 'node:path';
 import { KINDS, type ServerKind, serversBaseDir, versionOf, zipCacheDir } from './distributions.js';
 import { hasCommand, runChecked } from './proc.js';
+import { installReindexModule } from './reindex-module.js';
 import { ensureServerUser } from './user.js';
 
 const EXTRACTED_MARKER = '.cutover-extracted';
@@ -23,9 +24,13 @@ export function ensureServer(kind: ServerKind): Promise<string> {
 
 async function ensureServerUncached(kind: ServerKind, version: string): Promise<string> {
   const home = path.join(serversBaseDir(), `${kind}-${version}`);
-  if (existsSync(path.join(home, EXTRACTED_MARKER))) return home;
-  const zip = await ensureZip(kind, version);
-  await extract(zip, home, `${KINDS[kind].distribution}-${version}`);
+  if (!existsSync(path.join(home, EXTRACTED_MARKER))) {
+    const zip = await ensureZip(kind, version);
+    await extract(zip, home, `${KINDS[kind].distribution}-${version}`);
+  }
+  // The 7.x integ-test zip lacks the reindex module; Maven has its classes (reindex-module.ts).
+  if (KINDS[kind].distribution === 'elasticsearch' && version.startsWith('7.'))
+    await installReindexModule(home, version);
   return home;
 }
 
