@@ -35,6 +35,8 @@ export interface ReindexStatus {
 
 interface ReindexResponse extends ReindexStatus {
   took?: number;
+  /** why the task was cancelled, when it was */
+  canceled?: string;
   failures?: Array<{
     index?: string;
     id?: string;
@@ -84,7 +86,11 @@ export interface ReindexCopyOptions {
   pollMs?: number;
   onProgress?: (p: ReindexProgress) => void;
   onNotice?: (message: string) => void;
-  onTask?: (event: 'started' | 'found' | 'lost' | 'failed' | 'done', task: string, detail?: unknown) => void;
+  onTask?: (
+    event: 'started' | 'found' | 'lost' | 'cancelled' | 'failed' | 'done',
+    task: string,
+    detail?: unknown,
+  ) => void;
 }
 
 export function emptyRecord(): ReindexRecord {
@@ -181,7 +187,15 @@ export async function reindexCopy(o: ReindexCopyOptions): Promise<ReindexRecord>
       }
       throw e;
     }
-    if (!response && !error) {
+    // Cancelled (Ctrl-C, panic, or by hand with `doctor --cancel`): what it copied stays, the rest is to do.
+    const cancelled = response?.canceled ?? (/cancel/i.test(error?.type ?? '') ? error?.reason : undefined);
+    if (cancelled) {
+      rec.createdBefore += response?.created ?? 0;
+      rec.conflictsBefore += response?.version_conflicts ?? 0;
+      o.onNotice?.(`reindex task ${task} was cancelled (${cancelled}): starting it again`);
+      o.onTask?.('cancelled', task, { reason: cancelled });
+    }
+    if ((!response && !error) || cancelled) {
       rec.task = undefined;
       save();
       continue;

@@ -166,7 +166,8 @@ for (const kind of (['os3', 'es7'] as PlainKind[]).filter((k) => EXPECTED.includ
         await c.deleteIndex(target).catch(() => undefined);
         await c.close();
       });
-      const bad: Record<number, string> = { 123: 'n/a', 2345: 'twelve', 3999: 'x1' };
+      // Written last, so the cancelled first task has not met them: the resumed run must start a new task.
+      const bad: Record<number, string> = { 3990: 'n/a', 3995: 'twelve', 3999: 'x1' };
       await seed(c, source, 4000, (i) => ({ id: `k${i}`, doc: { code: bad[i] ?? String(i), n: i } }), {
         settings: { number_of_shards: 2, number_of_replicas: 0 },
         mappings: { properties: { code: { type: 'keyword' } } },
@@ -206,14 +207,21 @@ for (const kind of (['os3', 'es7'] as PlainKind[]).filter((k) => EXPECTED.includ
         .split('\n')
         .filter(Boolean)
         .map((l) => JSON.parse(l) as { id: string; type: string; reason: string });
-      assert.deepEqual(letters.map((l) => l.id).sort(), ['k123', 'k2345', 'k3999']);
+      assert.deepEqual(letters.map((l) => l.id).sort(), ['k3990', 'k3995', 'k3999']);
       assert.ok(
         letters.every((l) => /parse/.test(l.type + l.reason)),
         JSON.stringify(letters[0]),
       );
       const copied = await readAll(c, target);
       assert.equal(copied.size, 4000 - 3);
-      for (const id of ['k123', 'k2345', 'k3999']) assert.equal(copied.has(id), false);
+      for (const id of ['k3990', 'k3995', 'k3999']) assert.equal(copied.has(id), false);
+      // The cancelled task was found by the next run and started again, not taken for a finished copy.
+      const trail = audit(state);
+      assert.ok(
+        trail.some((e) => e.event === 'reindex-cancelled' && e.task === task),
+        JSON.stringify(trail.filter((e) => e.event.startsWith('reindex-'))),
+      );
+      assert.ok(trail.filter((e) => e.event === 'reindex-started').length >= 2);
       assert.deepEqual(copied.get('k77')?.source, { code: '77', n: 77 });
     });
   });
