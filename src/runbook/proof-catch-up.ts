@@ -20,8 +20,10 @@
  * rewritten between its checkpoint read and its search, so a document written that often may lag in any one pass;
  * under the freeze nothing is rewritten and the final round applies it. Likewise a document the source deleted
  * during the last pass (it was there at the re-read before it): its delete is newer than anything compared, and the
- * counts under the freeze prove it settled. Everything else still differing is reported, a document extra in two
- * re-reads in a row (a delete the id scans did not apply) included.
+ * counts under the freeze prove it settled. A document extra in two re-reads in a row whose target version rose in
+ * between was re-created and deleted again meanwhile: it changes faster than catch-up too. Everything else still
+ * differing is reported, a document extra in two re-reads in a row at the same target version (a delete the id
+ * scans did not apply) included.
  */
 import type { LiveCapture } from '../capture/live.js';
 import { delaypoint } from '../ops/failpoints.js';
@@ -50,6 +52,17 @@ function verdict(before: Difference | undefined, now: Difference): Verdict {
   // On the target, gone from the source since the re-read before this pass: deleted after the state compared,
   // so its delete is as new as the pass (found by the next id scan, and proven by the counts under the freeze).
   if (deletedSince(before, now)) return 'lag';
+  // Extra again, but the target now holds a newer state than at the re-read before: catch-up applied a re-create
+  // the source made during this pass, and the source deleted it again since (a document deleted and re-created
+  // that often). A delete the id scans never applied leaves the target's version where it was.
+  if (
+    now.kind === 'extra' &&
+    before?.kind === 'extra' &&
+    now.targetVersion !== undefined &&
+    before.targetVersion !== undefined &&
+    now.targetVersion > before.targetVersion
+  )
+    return 'lag';
   // Missing from the target, while the source rewrote it (delete and re-create, or update) since the state read
   // before this pass: that pass may have applied the compared state; the newer one is the next round's.
   if (
@@ -140,7 +153,10 @@ export async function settleAfterCatchUp(
       d.targetVersion < d.sourceVersion) ||
     // Rewritten on the source in some pass and still missing: as hot as the above (the counts under the freeze
     // or hold, with nothing rewritten, are what prove it arrived).
-    (progressed.has(key(d)) && d.kind === 'missing' && d.sourceVersion !== undefined);
+    (progressed.has(key(d)) && d.kind === 'missing' && d.sourceVersion !== undefined) ||
+    // Re-created and deleted again in some pass and extra now: as hot (the deletes checked under the freeze or
+    // hold, and the counts there, settle it).
+    (progressed.has(key(d)) && d.kind === 'extra' && d.sourceVersion === undefined);
   const changing = pending.filter(laggingOnly);
   const reported = [...real, ...pending.filter((d) => !laggingOnly(d))];
   r.missing = reported.filter((d) => d.kind === 'missing').length;
