@@ -176,6 +176,10 @@ async function attemptStart(
     if (info.distribution === 'elasticsearch' && existsSync(path.join(homeDir, 'modules', 'ingest-geoip'))) {
       settings['ingest.geoip.downloader.enabled'] = false;
     }
+    // Reindex from remote reads another local test server: every node with the module allows loopback sources.
+    if (info.distribution === 'opensearch') settings['reindex.remote.allowlist'] = '127.0.0.1:*';
+    else if (existsSync(path.join(homeDir, 'modules', 'reindex')))
+      settings['reindex.remote.whitelist'] = '127.0.0.1:*';
     Object.assign(settings, opts.settings ?? {});
 
     const env = serverEnv(info.envPrefix, { javaHome, confDir, tmpDir, runDir, heapMb: opts.heapMb ?? 512 });

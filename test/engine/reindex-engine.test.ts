@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import { runCli, startCli } from '../support/cli.js';
 import { EXPECTED, type PlainKind, testCluster, uniqueName } from '../support/clusters.js';
-import { clusterOf, readAll, seed } from '../support/data.js';
+import { clusterOf, diffDocs, readAll, seed, summarize } from '../support/data.js';
 import {
   compare,
   defaultDoc,
@@ -250,5 +250,57 @@ for (const kind of (['es8'] as PlainKind[]).filter((k) => EXPECTED.includes(k)))
         /copy\.engine reindex: elasticsearch \S+ on .* has no reindex module.*use copy\.engine client/,
       );
       assert.equal(await c.indexExists(`${source}-v2`), false);
+    });
+  });
+
+// Across clusters the target cluster runs the task and reads the source through reindex from remote (the test
+// servers allow loopback sources: src/local/servers.ts). Reindex from remote first asks the source `GET /`, which
+// the Elasticsearch integ-test servers do not serve, so the source is OpenSearch too: the same server reached as
+// `localhost` is another cluster to cutover, and its task reads 127.0.0.1 as a remote.
+if (EXPECTED.includes('os3'))
+  describe('copy.engine reindex from remote: os3 -> os3 reached as another cluster', () => {
+    it('the target cluster pulls every document through reindex from remote; the target equals the source id by id', {
+      timeout: 240_000,
+    }, async (t) => {
+      const srcServer = testCluster('os3');
+      const dstServer = { ...srcServer, url: srcServer.url.replace('127.0.0.1', 'localhost') };
+      const src = clusterOf(srcServer);
+      const source = uniqueName('rxr');
+      const target = `${source}-v2`;
+      t.after(async () => {
+        await src.deleteIndex(source).catch(() => undefined);
+        await src.deleteIndex(target).catch(() => undefined);
+        await src.close();
+      });
+      await seed(
+        src,
+        source,
+        5000,
+        (i) => ({ id: `d${i}`, doc: defaultDoc(`d${i}`, i), routing: i % 7 === 0 ? `r${i % 3}` : undefined }),
+        {
+          settings: { number_of_shards: 2, number_of_replicas: 0 },
+        },
+      );
+      // One shard more on the target: a routed document lands where its routing says, not where it was.
+      const { path: spec, state } = specFile({
+        name: 'rx4',
+        source: { cluster: { url: srcServer.url }, index: source },
+        target: {
+          cluster: { url: dstServer.url },
+          index: target,
+          settingOverrides: { index: { number_of_shards: 3 } },
+        },
+        capture: { strategy: 'none' },
+        copy: { engine: 'reindex', batchDocs: 200, maxDocsPerSecond: 2500, sampleSize: 100 },
+      });
+      const plan = await runCli(['plan', spec]);
+      assert.equal(plan.code, 0, plan.stderr);
+      assert.match(plan.stdout, /from remote \(the target cluster reads the source cluster/);
+      const r = await runCli(['--json', 'run', spec]);
+      assert.equal(r.code, 0, r.stderr.slice(-2500));
+      const trail = audit(state);
+      assert.equal(trail.filter((e) => e.event === 'reindex-started').length, 1);
+      const d = diffDocs(await readAll(src, source), await readAll(src, target));
+      assert.deepEqual([d.missing.length, d.extra.length, d.changed.length], [0, 0, 0], summarize(d));
     });
   });
