@@ -14,20 +14,23 @@
  *   refused text (a value written twice in two spellings counts twice). Without painless the field is named as
  *   unchecked and the sample decides.
  *
+ *   date -> date_nanos: date_nanos holds 1970-01-01 to 2262-04-11 only; a `range` query finds the instants outside.
+ *
  * A target field with `ignore_malformed: true` refuses nothing (it drops the value), so it is not checked here.
  */
 import type { Cluster } from '../cluster/client.js';
 import type { Obj } from '../store/json.js';
 import { flattenFields } from './mapping-diff.js';
-import type { Violation } from './violators.js';
+import { firstIds, type Violation } from './violators.js';
 
 const DEFAULT_FORMAT = 'strict_date_optional_time||epoch_millis';
 const DATES = new Set(['date', 'date_nanos']);
 const STRINGY = new Set(['keyword', 'constant_keyword', 'wildcard']);
 const PAGE = 1000;
-const FIRST_IDS = 10;
 /** distinct values read before giving up on an exact answer (the sample still runs) */
 const MAX_VALUES = 1_000_000;
+/** the last instant date_nanos holds, in ms (2262-04-11T23:47:16.854Z) */
+const NANOS_MAX_MS = 9_223_372_036_854;
 
 interface DateCheck {
   path: string;
@@ -46,11 +49,12 @@ function formatOf(def: Obj): string {
 export function dateChecksFor(
   sourceMappings: Obj,
   targetMappings: Obj,
-): { checks: DateCheck[]; skipped: string[] } {
+): { checks: DateCheck[]; skipped: string[]; nanos: Array<{ path: string; change: string }> } {
   const s = flattenFields(sourceMappings);
   const t = flattenFields(targetMappings);
   const checks: DateCheck[] = [];
   const skipped: string[] = [];
+  const nanos: Array<{ path: string; change: string }> = [];
   for (const [path, tf] of t) {
     const sf = s.get(path);
     if (!sf || !DATES.has(tf.type) || tf.def.ignore_malformed === true) continue;
@@ -73,10 +77,12 @@ export function dateChecksFor(
       else skipped.push(`${path} (${change}): a text field without a keyword multi-field`);
       continue;
     }
+    // date_nanos holds 1970-01-01 to 2262-04-11 only: an instant outside is refused whatever its text.
+    if (sf.type === 'date' && tf.type === 'date_nanos') nanos.push({ path, change: 'date -> date_nanos' });
     if (DATES.has(sf.type) && formatOf(sf.def) !== formatOf(tf.def))
       checks.push({ path, from: sf.type, to: change, values: { script: parts }, targetDef });
   }
-  return { checks, skipped };
+  return { checks, skipped, nanos };
 }
 
 /** The distinct texts of a field from `_source` (several per document for an array). */
@@ -161,10 +167,29 @@ export interface DateViolatorInput {
 export async function findDateViolators(
   o: DateViolatorInput,
 ): Promise<{ violations: Violation[]; unchecked: string[]; checked: string[] }> {
-  const { checks, skipped } = dateChecksFor(o.sourceMappings, o.targetMappings);
+  const { checks, skipped, nanos } = dateChecksFor(o.sourceMappings, o.targetMappings);
   const violations: Violation[] = [];
   const unchecked = [...skipped];
   const checked: string[] = [];
+  for (const n of nanos) {
+    const r = await firstIds(o.source, o.sourceIndex, {
+      bool: {
+        should: [
+          { range: { [n.path]: { lt: 0, format: 'epoch_millis' } } },
+          { range: { [n.path]: { gt: NANOS_MAX_MS, format: 'epoch_millis' } } },
+        ],
+        minimum_should_match: 1,
+      },
+    });
+    checked.push(n.path);
+    if (r.count > 0)
+      violations.push({
+        path: n.path,
+        change: n.change,
+        ...r,
+        examples: ['before 1970-01-01 or after 2262-04-11'],
+      });
+  }
   if (checks.length === 0) return { violations, unchecked, checked };
   const painless = (await o.source.capabilities()).painless;
   for (const c of checks) {
@@ -195,21 +220,10 @@ export async function findDateViolators(
     checked.push(c.path);
     if (bad.length === 0) continue;
     // A terms query takes at most 65,536 terms by default; more bad values than that is answer enough.
-    const r = await o.source.search(o.sourceIndex, {
-      size: FIRST_IDS,
-      _source: false,
-      track_total_hits: true,
-      query: { terms: { ['field' in c.values ? c.values.field : c.path]: bad.slice(0, 65_536) } },
-      sort: ['_doc'],
+    const r = await firstIds(o.source, o.sourceIndex, {
+      terms: { ['field' in c.values ? c.values.field : c.path]: bad.slice(0, 65_536) },
     });
-    const total = r.hits.total;
-    violations.push({
-      path: c.path,
-      change: c.to,
-      count: typeof total === 'number' ? total : (total?.value ?? r.hits.hits.length),
-      ids: r.hits.hits.map((h) => h._id),
-      examples: bad.slice(0, 5),
-    });
+    violations.push({ path: c.path, change: c.to, ...r, examples: bad.slice(0, 5) });
   }
   return { violations, unchecked, checked };
 }

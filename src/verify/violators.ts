@@ -99,7 +99,8 @@ function checksFor(sourceMappings: Obj, targetMappings: Obj): Check[] {
   return checks;
 }
 
-async function firstIds(
+/** How many documents match, and the first ids (in index order). */
+export async function firstIds(
   source: Cluster,
   index: string,
   query: unknown,

@@ -507,3 +507,43 @@ for (const kind of (['os3', 'es8'] as const).filter((k) => EXPECTED.includes(k))
       },
     );
   });
+
+if (EXPECTED.includes('es8'))
+  describe('date -> date_nanos on es8', () => {
+    it('finds the instants date_nanos cannot hold (before 1970), by query on every document', async (t) => {
+      const server = testCluster('es8');
+      const c = clusterOf(server);
+      const source = uniqueName('dn');
+      t.after(async () => {
+        await c.deleteIndex(source).catch(() => undefined);
+        await c.close();
+      });
+      const old: Record<number, string> = { 17: '1969-12-31T23:59:59Z', 1203: '1900-01-01' };
+      await seed(
+        c,
+        source,
+        2000,
+        (i) => ({ id: `n${i}`, doc: { at: old[i] ?? `2020-01-${String((i % 28) + 1).padStart(2, '0')}` } }),
+        {
+          settings: { number_of_shards: 2, number_of_replicas: 0 },
+          mappings: { properties: { at: { type: 'date' } } },
+        },
+      );
+      const spec = specFile({
+        name: 'dn1',
+        source: { cluster: { url: server.url }, index: source },
+        target: { index: `${source}-v2`, mappingOverrides: { properties: { at: { type: 'date_nanos' } } } },
+        capture: { strategy: 'none' },
+        copy: { sampleSize: 0 },
+      });
+      const plan = await runCli(['--json', 'plan', spec]);
+      assert.equal(plan.code, 2, plan.stderr);
+      const out = JSON.parse(plan.stdout) as { findings: Array<{ check: string; message: string }> };
+      const v = out.findings.filter((f) => f.check === 'violators');
+      assert.equal(v.length, 1, JSON.stringify(v));
+      assert.match(v[0]!.message, /^at \(date -> date_nanos\): 2 source document\(s\)/);
+      assert.match(v[0]!.message, /"n17"/);
+      assert.match(v[0]!.message, /"n1203"/);
+      assert.equal(await c.indexExists(`${source}-v2`), false);
+    });
+  });
