@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KINDS, type ServerKind, serversBaseDir, versionOf, zipCacheDir } from './distributions.js';
+import { mavenCopy } from './maven.js';
 import { hasCommand, runChecked } from './proc.js';
 import { installReindexModule } from './reindex-module.js';
 import { ensureServerUser } from './user.js';
@@ -48,15 +49,7 @@ export async function ensureZip(kind: ServerKind, version: string): Promise<stri
   const tmp = await mkdtemp(path.join(dir, '.fetch-'));
   try {
     const artifact = `${info.groupId}:${info.artifactId}:${version}:zip`;
-    await runChecked(
-      'mvn',
-      ['-q', '-B', 'dependency:copy', `-Dartifact=${artifact}`, `-DoutputDirectory=${tmp}`],
-      {
-        cwd: tmp,
-      },
-    ).catch((err: Error) => {
-      throw new Error(`could not fetch ${artifact} from Maven: ${err.message}`);
-    });
+    await mavenCopy(artifact, tmp);
     await rename(path.join(tmp, path.basename(zip)), zip);
   } finally {
     await rm(tmp, { recursive: true, force: true });

@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { mavenCopy } from './maven.js';
 import { hasCommand, runChecked } from './proc.js';
 import { ensureServerUser } from './user.js';
 
@@ -33,15 +34,7 @@ export async function installReindexModule(home: string, version: string): Promi
       `org.elasticsearch.plugin:reindex-client:${version}`,
       `org.elasticsearch.client:elasticsearch-rest-client:${version}`,
     ])
-      await runChecked(
-        'mvn',
-        ['-q', '-B', 'dependency:copy', `-Dartifact=${artifact}`, `-DoutputDirectory=${tmp}`],
-        {
-          cwd: tmp,
-        },
-      ).catch((err: Error) => {
-        throw new Error(`could not fetch ${artifact} from Maven: ${err.message}`);
-      });
+      await mavenCopy(artifact, tmp);
     const xpack = path.join(home, 'modules', 'x-pack-core');
     for (const f of await readdir(xpack))
       if (f.endsWith('.jar') && FROM_XPACK.some((p) => f.startsWith(p) && /^\d/.test(f.slice(p.length))))

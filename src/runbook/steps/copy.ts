@@ -57,16 +57,7 @@ export const copyStep: Step = {
       sourceDocs,
       before.copied + before.conflicts + before.dropped + before.deadLetters,
     );
-    // The closed loop runs beside the copy only: it steers the rate the copy's pages are taken at.
-    const loop = c.spec.copy.throttle.enabled
-      ? startClosedLoop({
-          throttle: c.throttle,
-          source: c.source,
-          target: c.target,
-          intervalMs: c.spec.copy.throttle.intervalMs,
-          reporter: c.reporter,
-        })
-      : undefined;
+    const loop = closedLoopBesideCopy(c);
     try {
       const cps = await c.strategy.alongsideCopy(c, (hooks) =>
         backfill({
@@ -229,15 +220,7 @@ async function copyByReindex(c: Ctx, sourceIndex: string, sourceDocs: number): P
   c.store.save(c.state);
   let reported = 0;
   c.reporter.copyStarted(sourceDocs, 0);
-  const loop = c.spec.copy.throttle.enabled
-    ? startClosedLoop({
-        throttle: c.throttle,
-        source: c.source,
-        target: c.target,
-        intervalMs: c.spec.copy.throttle.intervalMs,
-        reporter: c.reporter,
-      })
-    : undefined;
+  const loop = closedLoopBesideCopy(c);
   try {
     const rec = await c.strategy.alongsideCopy(c, () =>
       reindexCopy({
@@ -294,4 +277,17 @@ function remoteOf(c: Ctx): { host: string; username?: string; password?: string 
     host: new URL(c.spec.source.cluster.url).origin,
     ...(auth?.username ? { username: auth.username, password: auth.password } : {}),
   };
+}
+
+/** The closed loop runs beside the copy only (either engine): it steers the rate the copy writes at. */
+function closedLoopBesideCopy(c: Ctx): ReturnType<typeof startClosedLoop> | undefined {
+  return c.spec.copy.throttle.enabled
+    ? startClosedLoop({
+        throttle: c.throttle,
+        source: c.source,
+        target: c.target,
+        intervalMs: c.spec.copy.throttle.intervalMs,
+        reporter: c.reporter,
+      })
+    : undefined;
 }
