@@ -4,7 +4,7 @@ export { captureStrategy } from './capture/strategies/index.js';
 export type { CaptureContext, CaptureStrategy } from './capture/strategy.js';
 export type { AllocationExplain } from './cluster/allocation.js';
 export * from './cluster/index.js';
-export { type BackfillOptions, backfill } from './copy/backfill.js';
+export { type BackfillOptions, backfill, type Claim, type SliceClaims } from './copy/backfill.js';
 export type { DeadLetter, DeadLetterSink } from './copy/dead-letters.js';
 export { PitSession, PitSliceReader, ScrollSliceReader, type SliceReader } from './copy/reader.js';
 export { copySlice, type Versioning, versionOf } from './copy/slice-copier.js';
@@ -35,6 +35,7 @@ export {
 } from './runbook/migration.js';
 export { buildReport, formatReport, type RunReport } from './runbook/report.js';
 export { control, type Watch, type WatchOptions, watchMigration, watchProxy } from './runbook/watch.js';
+export { runWorker, type WorkerOptions, type WorkerResult } from './runbook/worker.js';
 export { jsonSchema } from './spec/json-schema.js';
 export { type LoadedSpec, loadSpec, resolveSpec, SpecError } from './spec/load.js';
 export type { Spec, SpecInput } from './spec/schema.js';

@@ -19,6 +19,7 @@ import {
   PreflightError,
   PreflightRefused,
   type RunResult,
+  runWorker,
   watchMigration,
   watchProxy,
 } from '../index.js';
@@ -328,6 +329,22 @@ export function registerCommands(program: Command): void {
     .action(async (spec: string, opts: Raw, cmd: Command) => {
       await withMigration(spec, opts, (m) => runAndReport(m, cmd, opts, (o) => m.run(o)));
     });
+
+  withSpecFlags(
+    program
+      .command('worker <spec>')
+      .description(
+        'copy slices of a migration `cutover run` shares (copy.workers): run it on any machine, as many as you like; it ends when every slice is done',
+      ),
+  ).action(async (spec: string, opts: Raw, cmd: Command) => {
+    const json = globalJson(cmd);
+    const loaded = loadSpec(spec, (raw) => applyFlags(raw, opts));
+    const progress = createReporter({ tty: !!process.stderr.isTTY && !json });
+    const ac = abortOnSignals();
+    const r = await runWorker(loaded, { reporter: progress, signal: ac.signal });
+    if (json) out(JSON.stringify(r));
+    else out(r.message);
+  });
 
   withWatchFlags(
     withSpecFlags(

@@ -46,6 +46,8 @@ export interface BackfillOptions extends IndexPair {
   onDropped?: (ids: DocRef[]) => void;
   /** awaited before each page is read (live capture: hold the backfill while catch-up is behind) */
   yieldTo?: (signal?: AbortSignal) => Promise<void>;
+  /** default: the open slices of the plan, checkpoints in the state directory */
+  claims?: SliceClaims;
 }
 
 export function totalsOf(cps: SliceCheckpoint[], sourceDocs: number): CopyTotals {
@@ -76,9 +78,42 @@ export function loadCheckpoints(store: StateStore, plan: readonly CopyRange[]): 
   });
 }
 
+/** A slice this process copies now, and where its checkpoint goes. */
+export interface Claim {
+  cp: SliceCheckpoint;
+  save(cp: SliceCheckpoint): Promise<void>;
+  /** aborted when this process must stop copying the slice (copy.workers: its lease went to another process) */
+  lost?: AbortSignal;
+  /** ids the transform dropped, kept where every process's can be found, before the checkpoint moves past them */
+  noteDropped?(ids: DocRef[]): Promise<void>;
+  /** the slice is left (done, lost, failed or interrupted) */
+  end(): Promise<void>;
+}
+
+/** Where the slices come from: this process's state directory (the default), or the board many processes share. */
+export interface SliceClaims {
+  /** the next slice to copy; undefined when none is left for this process */
+  next(signal?: AbortSignal): Promise<Claim | undefined>;
+  /** every slice's checkpoint once no slice is left */
+  final(): Promise<SliceCheckpoint[]>;
+}
+
+/** One process, the checkpoints in its state directory: each open slice once, in plan order. */
+export function localClaims(store: StateStore, plan: readonly CopyRange[]): SliceClaims {
+  const checkpoints = loadCheckpoints(store, plan);
+  const queue = checkpoints.filter((cp) => !cp.done);
+  return {
+    next: async () => {
+      const cp = queue.shift();
+      return cp && { cp, save: (c) => store.saveCheckpoint(c), end: async () => undefined };
+    },
+    final: async () => checkpoints,
+  };
+}
+
 export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
   const caps = await o.source.capabilities();
-  const checkpoints = loadCheckpoints(o.store, o.plan);
+  const claims = o.claims ?? localClaims(o.store, o.plan);
   const pit = caps.pit
     ? new PitSession(o.source, o.sourceIndex, o.keepAlive, {
         pits: new PitRegistry(o.store.pitsPath),
@@ -112,45 +147,58 @@ export async function backfill(o: BackfillOptions): Promise<SliceCheckpoint[]> {
         `slice ${s}: search context expired (keep_alive ${o.keepAlive} outlived); reopening at the checkpoint`,
       ),
   };
-  const makeReader = (cp: SliceCheckpoint): SliceReader => {
+  const makeReader = (cp: SliceCheckpoint, signal: AbortSignal | undefined): SliceReader => {
     const range = cp.range ?? { shard: cp.slice, from: 0, to: null };
-    const opts = { ...readerOpts, range, slice: cp.slice };
+    const opts = { ...readerOpts, range, slice: cp.slice, signal };
     return pit
       ? new PitSliceReader(o.source, pit, range.shard, o.slices, opts)
       : new ScrollSliceReader(o.source, o.sourceIndex, range.shard, opts);
   };
 
-  const queue = checkpoints.filter((cp) => !cp.done);
   let failure: unknown;
   const worker = async () => {
-    for (let cp = queue.shift(); cp && failure === undefined; cp = queue.shift()) {
+    while (failure === undefined) {
+      const claim = await claims.next(o.signal);
+      if (!claim) return;
+      const signals = [o.signal, claim.lost].filter((x): x is AbortSignal => x !== undefined);
+      const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
       try {
-        await copySlice(cp, {
-          reader: makeReader(cp),
+        await copySlice(claim.cp, {
+          reader: makeReader(claim.cp, signal),
           writer,
           transform: o.transform,
-          store: o.store,
+          save: claim.save,
           limiter: o.throttle,
           deadLetters: o.deadLetters,
           versioning: o.versioning,
           sourceIndex: o.sourceIndex,
           softDeleteField: o.softDeleteField,
-          signal: o.signal,
+          signal,
           onProgress: o.onProgress,
           onCheckpoint: o.onCheckpoint,
-          onDropped: o.onDropped,
+          onDropped: async (ids) => {
+            o.onDropped?.(ids);
+            await claim.noteDropped?.(ids);
+          },
           yieldTo: o.yieldTo,
         });
       } catch (e) {
-        failure ??= e;
+        if (claim.lost?.aborted && !o.signal?.aborted)
+          o.onNotice?.(
+            `slice ${claim.cp.slice}: ${(claim.lost.reason as Error | undefined)?.message ?? 'lease lost'}; its holder continues from the checkpoint`,
+          );
+        else failure ??= e;
+      } finally {
+        await claim.end();
       }
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(o.concurrency, Math.max(1, queue.length)) }, worker));
+    await Promise.all(Array.from({ length: Math.min(o.concurrency, Math.max(1, o.plan.length)) }, worker));
   } finally {
     await pit?.close();
   }
   if (failure !== undefined) throw failure;
-  return checkpoints;
+  if (o.signal?.aborted) throw o.signal.reason;
+  return claims.final();
 }

@@ -5,7 +5,7 @@
 import type { Hit } from '../cluster/client.js';
 import { failpoint } from '../ops/failpoints.js';
 import type { Throttle } from '../ops/throttle.js';
-import type { SliceCheckpoint, StateStore } from '../store/state.js';
+import type { SliceCheckpoint } from '../store/state.js';
 import type { DeadLetterSink } from './dead-letters.js';
 import type { SliceReader } from './reader.js';
 import {
@@ -38,7 +38,8 @@ export interface SliceCopyDeps {
   reader: SliceReader;
   writer: BulkWriter;
   transform: TransformFn;
-  store: StateStore;
+  /** makes the checkpoint durable (the state directory, or the shared board under the slice's lease) */
+  save: (cp: SliceCheckpoint) => Promise<void>;
   limiter: Pick<Throttle, 'take'>;
   deadLetters: DeadLetterSink;
   versioning: Versioning;
@@ -49,7 +50,7 @@ export interface SliceCopyDeps {
   /** the slice's checkpoint was saved (after each bulk, and when the slice is done) */
   onCheckpoint?: (cp: Readonly<SliceCheckpoint>) => void;
   /** ids the transform dropped, told before the checkpoint moves past them (live capture keeps them) */
-  onDropped?: (ids: DocRef[]) => void;
+  onDropped?: (ids: DocRef[]) => void | Promise<void>;
   /** awaited before each page is read: live capture holds the backfill here while catch-up is behind */
   yieldTo?: (signal?: AbortSignal) => Promise<void>;
 }
@@ -159,7 +160,7 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       const hits = await pending;
       if (hits.length === 0) {
         cp.done = true;
-        await deps.store.saveCheckpoint(cp);
+        await deps.save(cp);
         deps.onCheckpoint?.(cp);
         return cp;
       }
@@ -171,7 +172,7 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       pending.catch(() => undefined);
       await deps.limiter.take(hits.length, deps.signal);
       const { ops, dropped, droppedIds, failed } = await toWriteOps(hits, deps);
-      if (droppedIds.length) deps.onDropped?.(droppedIds);
+      if (droppedIds.length) await deps.onDropped?.(droppedIds);
       const res = await deps.writer.write(ops);
       failpoint('copy.after-bulk');
       cp.after = last;
@@ -181,7 +182,7 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       cp.deadLetters += res.deadLetters + failed;
       cp.bytes += res.bytes;
       cp.retries += res.retries;
-      await deps.store.saveCheckpoint(cp);
+      await deps.save(cp);
       deps.onCheckpoint?.(cp);
       failpoint('copy.after-checkpoint');
       deps.onProgress?.({ slice: cp.slice, docs: hits.length, bytes: res.bytes, result: res, dropped });

@@ -2,6 +2,8 @@
  * The user's transform: `(doc, meta) => doc | null`, loaded once and used by every path that moves a document
  * (backfill, sample dry run, verification), so they can never disagree about what the target should hold.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { SpecError } from '../spec/load.js';
 import { isParseError, locateSyntaxError } from './syntax-error.js';
@@ -65,4 +67,9 @@ export async function applyTransform(fn: TransformFn, doc: Doc, meta: DocMeta): 
   } catch (e) {
     throw new TransformError(meta.id, e);
   }
+}
+
+/** The digest of the transform module, so a worker with another transform than the runner's is refused. */
+export function transformDigest(path: string | undefined): string | null {
+  return path ? createHash('sha256').update(readFileSync(path)).digest('hex') : null;
 }

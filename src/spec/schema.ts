@@ -213,6 +213,33 @@ export const specSchema = z.strictObject({
         })
         .optional()
         .describe('required by copy.order newest-first'),
+      workers: z
+        .strictObject({
+          kind: z.literal('nats'),
+          servers: z
+            .string()
+            .min(1)
+            .default('nats://127.0.0.1:4222')
+            .describe('NATS server(s) with JetStream, comma-separated'),
+          bucket: z
+            .string()
+            .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-"')
+            .optional()
+            .describe('JetStream key-value bucket (default: derived from the migration name)'),
+          leaseSeconds: z
+            .number()
+            .int()
+            .min(3)
+            .max(600)
+            .default(15)
+            .describe(
+              'a slice whose holder has not renewed its lease for this long (as seen by the one taking it) is continued by another process from its checkpoint',
+            ),
+        })
+        .optional()
+        .describe(
+          "many processes, one copy: `cutover run` publishes the copy plan and the slices' checkpoints in a NATS JetStream key-value bucket, and `cutover worker <spec>` on any machine leases slices from it; a process killed with kill -9 loses its leases and another continues its slices from their checkpoints. The runbook (capture, gates, switch) stays with `cutover run`. Client engine only",
+        ),
     })
     .refine((c) => c.order !== 'newest-first' || c.newestFirst !== undefined, {
       message:

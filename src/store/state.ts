@@ -64,6 +64,8 @@ export interface MigrationState {
   /** the warm-up run before the switch (cutover.warmup) */
   warmup?: WarmupQueryRecord[];
   sourceShards?: number;
+  /** copy.workers: names this copy in the shared bucket, so a restarted runner joins its own copy only */
+  copyId?: string;
   /** the copy's streams, decided when the copy first started (absent: one per shard) */
   copyRanges?: CopyRange[];
   /** this migration created the target (so rollback/cleanup may reason about it) */

@@ -4,6 +4,7 @@
  */
 import type { CaptureStrategy } from '../capture/strategy.js';
 import type { Cluster } from '../cluster/client.js';
+import { checkBucket } from '../copy/slice-board.js';
 import type { TransformFn } from '../copy/transform.js';
 import { inspectAliases, resolveIndex, sameCluster } from '../cutover/aliases.js';
 import { canonical, desiredTargetBody, firstDifference, type TargetBody } from '../cutover/target.js';
@@ -41,6 +42,8 @@ export interface InspectInput {
   force?: boolean;
   /** run the sample dry run too (plan does; run has a step of its own for it) */
   sample?: boolean;
+  /** copy.workers: the shared copy this migration began, if any (its bucket is its own) */
+  state?: { copyId?: string };
 }
 
 export const sampleIndexOf = (target: string) => `${target}-cutover-sample`;
@@ -85,6 +88,7 @@ export async function inspect(c: InspectInput): Promise<Facts> {
       );
   }
   if (c.spec.copy.engine === 'reindex') reindexEngineFits(c.spec, targetCaps, across, c.target.displayUrl);
+  if (c.spec.copy.workers) await checkBucket(c.spec.copy.workers, c.spec.name, c.state?.copyId);
   const strategyFindings = await c.strategy.preflight({
     source: c.source,
     sourceIndex,
@@ -263,6 +267,10 @@ function reindexEngineFits(
     );
   if (spec.transformPath) refuse('a transform runs in cutover, not in the cluster: use copy.engine client');
   if (spec.copy.order !== 'seqno') refuse('copy.order newest-first needs copy.engine client');
+  if (spec.copy.workers)
+    refuse(
+      "copy.workers shares the client engine's slices; the cluster spreads its own _reindex over its nodes: drop copy.workers or use copy.engine client",
+    );
   if (!['none', 'seqno', 'timestamp'].includes(spec.capture.strategy))
     refuse(
       `capture.strategy ${spec.capture.strategy} is not supported with it (only none, seqno and timestamp end the copy with the id reconcile that removes what the reindex re-created after a delete); use copy.engine client`,

@@ -2,10 +2,14 @@
  * The copy: every source document through reader -> transform -> the one versioned writer, slice by slice, a
  * slice's checkpoint moving only after its bulk was acknowledged. The capture strategy runs what it needs beside it.
  */
+import { randomUUID } from 'node:crypto';
 import { backfill, loadCheckpoints, totalsOf } from '../../copy/backfill.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { type CopyRange, planRanges, planWindows, wholeShards, windowedPlan } from '../../copy/ranges.js';
 import { type ReindexRecord, reindexCopy } from '../../copy/reindex-engine.js';
+import { SliceBoard, sharedClaims } from '../../copy/slice-board.js';
+import type { DocRef } from '../../copy/slice-copier.js';
+import { transformDigest } from '../../copy/transform.js';
 import { sameCluster } from '../../cutover/aliases.js';
 import { startClosedLoop } from '../../ops/closed-loop.js';
 import { clusterConfig } from '../../spec/load.js';
@@ -58,9 +62,11 @@ export const copyStep: Step = {
       before.copied + before.conflicts + before.dropped + before.deadLetters,
     );
     const loop = closedLoopBesideCopy(c);
+    const board = c.spec.copy.workers ? await publishBoard(c, plan, sourceIndex, slices) : undefined;
+    const mirror = board && mirrorBoard(c, board);
     try {
-      const cps = await c.strategy.alongsideCopy(c, (hooks) =>
-        backfill({
+      const cps = await c.strategy.alongsideCopy(c, async (hooks) => {
+        const cps = await backfill({
           source: c.source,
           target: c.target,
           sourceIndex,
@@ -82,17 +88,34 @@ export const copyStep: Step = {
           store: c.store,
           deadLetters: new FileDeadLetters(c.store.deadLetterPath),
           signal: c.signal,
-          onProgress: (p) => c.reporter.copyProgress(p),
+          // Shared: every process's progress comes from the board (mirrorBoard), this one's included.
+          onProgress: board ? undefined : (p) => c.reporter.copyProgress(p),
           onCheckpoint: checkpointTrail(c),
           onNotice: (m) => c.reporter.warn(m),
           onBulk: (b) => {
             loop?.onBulk(b);
             c.reporter.bulk?.(b);
           },
-        }),
-      );
+          claims:
+            board &&
+            sharedClaims(board, {
+              onError: (e) => c.reporter.warn(`the NATS bucket did not answer (${e.message}); trying again`),
+              onTakeover: (slice, from) =>
+                c.reporter.warn(
+                  `slice ${slice}: ${from.host} pid ${from.pid} (${from.id.slice(0, 8)}) stopped renewing it; continued here from its checkpoint`,
+                ),
+            }),
+        });
+        if (board) {
+          await mirror?.stop();
+          await finishShared(c, board, cps, hooks.onDropped);
+        }
+        return cps;
+      });
       c.state.totals = totalsOf(cps, sourceDocs);
     } finally {
+      await mirror?.stop();
+      await board?.close();
       await loop?.stop();
       c.reporter.copyFinished();
     }
@@ -101,6 +124,111 @@ export const copyStep: Step = {
     return 'continue';
   },
 };
+
+/**
+ * copy.workers: the plan and the slices go to the NATS bucket before any slice is copied, under an id kept in the
+ * state so a restarted runner joins its own copy and never another's.
+ */
+async function publishBoard(
+  c: Ctx,
+  plan: CopyRange[],
+  sourceIndex: string,
+  shards: number,
+): Promise<SliceBoard> {
+  c.state.copyId ??= randomUUID();
+  c.store.save(c.state);
+  const board = await SliceBoard.publish(
+    c.spec.copy.workers!,
+    {
+      copyId: c.state.copyId,
+      migration: c.spec.name,
+      sourceIndex,
+      targetIndex: c.spec.target.index,
+      shards,
+      ranges: plan,
+      versioning: c.spec.copy.versioning,
+      createOnly: !!c.strategy.createOnly,
+      softDeleteField: c.strategy.softDeleteField,
+      transformSha: transformDigest(c.spec.transformPath),
+      publishedAt: new Date().toISOString(),
+    },
+    loadCheckpoints(c.store, plan),
+  );
+  c.audit.record({ event: 'copy-shared', bucket: board.bucketName, slices: plan.length });
+  c.reporter.info(
+    `copy shared in the NATS bucket ${board.bucketName}: ${plan.length} slices; \`cutover worker\` with this spec on any machine takes slices from it`,
+  );
+  return board;
+}
+
+/** How often the runner reads every slice of a shared copy (progress, status, and the state directory's mirror). */
+const MIRROR_MS = 2000;
+
+/**
+ * The board's checkpoints copied into the state directory as they move: status, the dashboard and the report read
+ * them there, and a bucket lost by hand would still leave each slice's last checkpoint. Progress is told from the
+ * differences, for every process's slices alike.
+ */
+function mirrorBoard(c: Ctx, board: SliceBoard): { stop(): Promise<void> } {
+  const seen = new Map<number, SliceCheckpoint>();
+  for (const cp of loadCheckpoints(c.store, board.plan.ranges)) seen.set(cp.slice, cp);
+  let running: Promise<void> = Promise.resolve();
+  const once = async () => {
+    const cps = await board.checkpoints().catch(() => undefined);
+    for (const cp of cps ?? []) {
+      const was = seen.get(cp.slice);
+      if (was && was.updatedAt === cp.updatedAt && was.done === cp.done) continue;
+      const d = (k: 'copied' | 'conflicts' | 'dropped' | 'deadLetters' | 'bytes' | 'retries') =>
+        Math.max(0, cp[k] - (was?.[k] ?? 0));
+      const docs = d('copied') + d('conflicts') + d('dropped') + d('deadLetters');
+      if (docs > 0)
+        c.reporter.copyProgress({
+          slice: cp.slice,
+          docs,
+          bytes: d('bytes'),
+          dropped: d('dropped'),
+          result: {
+            written: d('copied'),
+            deleted: 0,
+            conflicts: d('conflicts'),
+            deadLetters: d('deadLetters'),
+            retries: d('retries'),
+            bytes: d('bytes'),
+          },
+        });
+      seen.set(cp.slice, cp);
+      await c.store.saveCheckpoint({ ...cp });
+    }
+  };
+  const timer = setInterval(() => {
+    running = running.then(once);
+  }, MIRROR_MS);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+      running = once();
+      await running;
+    },
+  };
+}
+
+/**
+ * Every slice is done: the checkpoints go to the state directory, the ids every process's transform dropped go
+ * to the capture, and the bucket is removed (a crash before that finds the done slices again and removes it then).
+ */
+async function finishShared(
+  c: Ctx,
+  board: SliceBoard,
+  cps: SliceCheckpoint[],
+  onDropped: ((ids: DocRef[]) => void) | undefined,
+): Promise<void> {
+  for (const cp of cps) await c.store.saveCheckpoint({ ...cp });
+  const dropped = await board.droppedIds();
+  if (dropped.length) onDropped?.(dropped);
+  await board.remove();
+  c.audit.record({ event: 'copy-shared-done', bucket: board.bucketName, slices: cps.length });
+}
 
 /**
  * The copy's streams, decided once: with copy.concurrency above the shard count, the largest shards are read in

@@ -1,0 +1,274 @@
+/**
+ * One copy shared by many processes (copy.workers): the plan and every slice's checkpoint live in a NATS JetStream
+ * key-value bucket, and a process copies a slice only while it holds the slice's lease. The checkpoint is the
+ * lease's value, so it moves only by a compare-and-set of the slice's holder: it never says more than the holder's
+ * acknowledged bulks, whoever held the slice before. A slice continued by another process restarts at that
+ * checkpoint; documents written twice meanwhile are harmless, because every write carries the source's version.
+ *
+ * The bucket belongs to one copy (the plan's copyId): a bucket left by another copy under the same name is refused,
+ * never joined. The runner removes it once every slice is done and the checkpoints are in its state directory.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PreflightError } from '../store/errors.js';
+import { CoordinationError, type HolderId, KvBucket, type Lease, LeaseTable } from '../store/kv-leases.js';
+import type { CopyRange, SliceCheckpoint } from '../store/state.js';
+import type { SliceClaims } from './backfill.js';
+import type { DocRef, Versioning } from './slice-copier.js';
+
+export interface WorkersConfig {
+  servers: string;
+  bucket?: string;
+  leaseSeconds: number;
+}
+
+/** What a worker needs to copy slices exactly as the runner would; published once by the runner. */
+export interface SharedPlan {
+  copyId: string;
+  migration: string;
+  sourceIndex: string;
+  targetIndex: string;
+  /** the source's primary shards */
+  shards: number;
+  ranges: CopyRange[];
+  versioning: Versioning;
+  createOnly: boolean;
+  softDeleteField?: string;
+  /** sha256 of the transform module (null: none): a worker with another one is refused */
+  transformSha?: string | null;
+  publishedAt: string;
+}
+
+/** A migration name as a bucket name part ([A-Za-z0-9_-]): names are lowercase, so '.' becomes 'D', one to one. */
+export function bucketOf(migration: string, cfg: WorkersConfig): string {
+  return cfg.bucket ?? `cutover-copy-${migration.replaceAll('.', 'D')}`;
+}
+
+export function holderId(): HolderId {
+  return { id: randomUUID(), host: hostname(), pid: process.pid };
+}
+
+const sliceKey = (i: number) => `slice.${i}`;
+
+/** How long taking a slice may keep failing (NATS unreachable or timing out) before the process gives up. */
+const TAKE_PATIENCE_MS = 60_000;
+
+function foreignBucket(name: string, had: SharedPlan): PreflightError {
+  return new PreflightError(
+    `the NATS bucket ${name} (copy.workers) holds the plan of another copy (${had.copyId}, ${had.sourceIndex} -> ${had.targetIndex}, published ${had.publishedAt}): if no worker of it runs any more, remove it (nats kv rm ${name}) or name another copy.workers.bucket`,
+  );
+}
+
+/**
+ * Before anything is created: the coordination service answers, and the bucket this copy would use is free or
+ * already its own (`copyId`: the state's, undefined before the copy began).
+ */
+export async function checkBucket(
+  cfg: WorkersConfig,
+  migration: string,
+  copyId: string | undefined,
+): Promise<void> {
+  const name = bucketOf(migration, cfg);
+  const bucket = await KvBucket.open(cfg.servers, name, false);
+  try {
+    const had = await bucket?.get<SharedPlan>('plan');
+    if (had && had.value.copyId !== copyId) throw foreignBucket(name, had.value);
+  } finally {
+    await bucket?.close();
+  }
+}
+
+export type Take = { lease: Lease<SliceCheckpoint> } | 'wait' | 'done';
+
+export class SliceBoard {
+  private readonly table: LeaseTable<SliceCheckpoint>;
+
+  private constructor(
+    private readonly bucket: KvBucket,
+    readonly me: HolderId,
+    readonly leaseMs: number,
+    readonly plan: SharedPlan,
+  ) {
+    this.table = new LeaseTable(bucket, me, leaseMs);
+  }
+
+  get bucketName(): string {
+    return this.bucket.name;
+  }
+
+  /**
+   * The runner: create the bucket, its slices (from the checkpoints in the state directory, where the bucket has
+   * none yet) and then the plan. A bucket holding another copy's plan is refused with what to do.
+   */
+  static async publish(
+    cfg: WorkersConfig,
+    plan: SharedPlan,
+    local: readonly SliceCheckpoint[],
+    me = holderId(),
+  ): Promise<SliceBoard> {
+    const name = bucketOf(plan.migration, cfg);
+    const bucket = await KvBucket.open(cfg.servers, name, true);
+    try {
+      const had = await bucket.get<SharedPlan>('plan');
+      if (had && had.value.copyId !== plan.copyId) throw foreignBucket(name, had.value);
+      const board = new SliceBoard(bucket, me, cfg.leaseSeconds * 1000, plan);
+      for (const cp of local) await board.table.ensure(sliceKey(cp.slice), cp);
+      if (!had) await bucket.create('plan', plan);
+      return board;
+    } catch (e) {
+      await bucket.close();
+      throw e;
+    }
+  }
+
+  /**
+   * A worker: wait until the runner published the plan of `migration` (or the signal aborts). Undefined when the
+   * wait ends without one.
+   */
+  static async join(
+    cfg: WorkersConfig,
+    migration: string,
+    opts: { signal?: AbortSignal; onWaiting?: (bucket: string) => void; pollMs?: number } = {},
+  ): Promise<SliceBoard | undefined> {
+    const name = bucketOf(migration, cfg);
+    let told = false;
+    while (!opts.signal?.aborted) {
+      const bucket = await KvBucket.open(cfg.servers, name, false);
+      const plan = await bucket?.get<SharedPlan>('plan');
+      if (bucket && plan) return new SliceBoard(bucket, holderId(), cfg.leaseSeconds * 1000, plan.value);
+      await bucket?.close();
+      if (!told) opts.onWaiting?.(name);
+      told = true;
+      await sleep(opts.pollMs ?? 1000, undefined, { signal: opts.signal }).catch(() => undefined);
+    }
+    return undefined;
+  }
+
+  /** Every slice's checkpoint as the bucket holds it (undefined: the bucket was removed, the copy is over). */
+  async checkpoints(): Promise<SliceCheckpoint[] | undefined> {
+    const out: SliceCheckpoint[] = [];
+    for (let i = 0; i < this.plan.ranges.length; i++) {
+      const e = await this.table.read(sliceKey(i)).catch((err: unknown) => {
+        if (/stream not found|bucket not found/i.test(String((err as Error).message))) return null;
+        throw err;
+      });
+      if (e === null) return undefined;
+      if (!e)
+        throw new PreflightError(
+          `the NATS bucket ${this.bucketName} has no slice ${i}: it was changed by hand`,
+        );
+      out.push(e.value);
+    }
+    return out;
+  }
+
+  /**
+   * A slice to copy: the first one not done that is free, or whose holder died or stopped renewing. 'wait': every
+   * slice left is held by a live process; 'done': every slice is done (or the copy is over).
+   */
+  async take(): Promise<Take> {
+    const cps = await this.checkpoints();
+    if (!cps) return 'done';
+    const open = cps.filter((cp) => !cp.done);
+    if (open.length === 0) return 'done';
+    for (const cp of open) {
+      const lease = await this.table.tryTake(sliceKey(cp.slice), (v) => !v.done);
+      if (lease) return { lease };
+    }
+    return 'wait';
+  }
+
+  /** Ids the transform dropped from a slice: kept in the bucket before the checkpoint moves past them. */
+  async noteDropped(slice: number, ids: DocRef[]): Promise<void> {
+    if (ids.length) await this.bucket.put(`dropped.${slice}.${randomUUID()}`, ids);
+  }
+
+  async droppedIds(): Promise<DocRef[]> {
+    const out: DocRef[] = [];
+    for (const k of await this.bucket.keys('dropped.>')) {
+      const e = await this.bucket.get<DocRef[]>(k);
+      if (e) out.push(...e.value);
+    }
+    return out;
+  }
+
+  /** The copy is over and its checkpoints are in the runner's state directory: nothing shared is left. */
+  async remove(): Promise<void> {
+    await this.bucket.destroy();
+  }
+
+  async close(): Promise<void> {
+    await this.bucket.close();
+  }
+}
+
+/** Slices to copy one after another, taken from the board; waits while other processes hold every open one. */
+export async function nextShared(
+  board: SliceBoard,
+  signal: AbortSignal | undefined,
+  onWait?: () => void,
+  onError?: (e: Error) => void,
+): Promise<Lease<SliceCheckpoint> | undefined> {
+  let failingSince: number | undefined;
+  for (;;) {
+    if (signal?.aborted) return undefined;
+    let t: Take;
+    try {
+      t = await board.take();
+      failingSince = undefined;
+    } catch (e) {
+      // A busy or restarting NATS server: slices held here renew on their own; taking more waits for it.
+      if (e instanceof PreflightError) throw e;
+      failingSince ??= Date.now();
+      if (Date.now() - failingSince > TAKE_PATIENCE_MS)
+        throw new CoordinationError(
+          `the NATS bucket ${board.bucketName} did not answer for ${Math.round(TAKE_PATIENCE_MS / 1000)} s: ${(e as Error).message}`,
+        );
+      onError?.(e as Error);
+      t = 'wait';
+    }
+    if (t === 'done') return undefined;
+    if (t !== 'wait') return t.lease;
+    onWait?.();
+    await sleep(Math.min(1000, board.leaseMs / 4), undefined, { signal }).catch(() => undefined);
+  }
+}
+
+/**
+ * The board as backfill's source of slices: a slice is copied while its lease is held, its checkpoint saved as the
+ * lease's value, and the lease released (with the last checkpoint) when the slice is left for any reason.
+ */
+export function sharedClaims(
+  board: SliceBoard,
+  opts: {
+    onWait?: () => void;
+    onTakeover?: (slice: number, from: HolderId) => void;
+    onError?: (e: Error) => void;
+  } = {},
+): SliceClaims {
+  return {
+    next: async (signal) => {
+      const lease = await nextShared(board, signal, opts.onWait, opts.onError);
+      if (!lease) return undefined;
+      const cp: SliceCheckpoint = { ...lease.value };
+      if (lease.takenFrom) opts.onTakeover?.(cp.slice, lease.takenFrom);
+      return {
+        cp,
+        save: (c) => lease.update({ ...c }),
+        lost: lease.lost,
+        noteDropped: (ids) => board.noteDropped(cp.slice, ids),
+        end: () => lease.release(),
+      };
+    },
+    final: async () => {
+      const cps = await board.checkpoints();
+      if (!cps)
+        throw new PreflightError(
+          `the NATS bucket ${board.bucketName} was removed before this process saw every slice done`,
+        );
+      return cps;
+    },
+  };
+}

@@ -1,0 +1,243 @@
+/**
+ * Many processes, one copy (copy.workers on the NATS JetStream at 127.0.0.1:4222):
+ *   - `cutover run` shares the copy's slices in a key-value bucket, two `cutover worker` processes take slices from
+ *     it. Under live writes (seqno capture): one worker is killed with kill -9 mid-copy (its slices are continued
+ *     by the others from their checkpoints), the other is stopped (SIGSTOP) for longer than the lease and resumed
+ *     (its slices were taken over; it learns so at its next write and lets them go), and the runner itself is
+ *     killed with kill -9 and resumed. The target equals the writers' log id by id; the bucket is gone at the end.
+ *   - A worker whose spec names another target index or transform is refused (exit 2), and a runner finding a
+ *     bucket of another copy under the name it would use is refused, naming the bucket.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import YAML from 'yaml';
+import { KvBucket } from '../../src/store/kv-leases.js';
+import { runCli, startCli } from '../support/cli.js';
+import { EXPECTED, type PlainKind, testCluster, uniqueName } from '../support/clusters.js';
+import { clusterOf, readAll, seed } from '../support/data.js';
+import {
+  compare,
+  defaultDoc,
+  describeComparison,
+  expectedState,
+  sourcesOf,
+  startWriters,
+  writerClusterOf,
+} from '../support/writers.js';
+
+const NATS = process.env.CUTOVER_TEST_NATS ?? 'nats://127.0.0.1:4222';
+
+function specFile(spec: Record<string, unknown>): { path: string; dir: string; state: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-workers-'));
+  const path = join(dir, 'spec.yaml');
+  writeFileSync(path, YAML.stringify({ stateDir: './state', ...spec }));
+  return { path, dir, state: join(dir, 'state', String(spec.name)) };
+}
+
+const audit = (state: string) =>
+  existsSync(join(state, 'audit.jsonl'))
+    ? readFileSync(join(state, 'audit.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { event: string; bucket?: string })
+    : [];
+
+async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 90_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Documents the shared copy has acknowledged so far, from the runner's mirror of the checkpoints. */
+function copiedSoFar(state: string, slices: number): number {
+  let n = 0;
+  for (let i = 0; i < slices; i++) {
+    const p = join(state, 'checkpoints', `slice-${i}.json`);
+    if (existsSync(p)) n += (JSON.parse(readFileSync(p, 'utf8')) as { copied: number }).copied;
+  }
+  return n;
+}
+
+for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includes(k)))
+  describe(`copy.workers on ${kind}`, () => {
+    const server = testCluster(kind);
+
+    it('runner + two workers under live writes: kill -9 of a worker and of the runner, a worker stopped past its lease; the target equals the writers’ log', {
+      timeout: 400_000,
+    }, async (t) => {
+      const c = clusterOf(server);
+      const wc = writerClusterOf(server);
+      const source = uniqueName('wk');
+      const target = `${source}-v2`;
+      const write = `${source}-write`;
+      const bucket = `cutover-test-${source}`;
+      t.after(async () => {
+        await c.deleteIndex(source).catch(() => undefined);
+        await c.deleteIndex(target).catch(() => undefined);
+        await Promise.all([c.close(), wc.close()]);
+        const b = await KvBucket.open(NATS, bucket, false).catch(() => undefined);
+        await b?.destroy().catch(() => undefined);
+        await b?.close();
+      });
+      const seeded = await seed(c, source, 24_000, (i) => ({ id: `d${i}`, doc: defaultDoc(`d${i}`, i) }), {
+        settings: { number_of_shards: 8, number_of_replicas: 0 },
+        aliases: { [`${source}-read`]: {}, [write]: { is_write_index: true } },
+      });
+      const {
+        path: spec,
+        dir,
+        state,
+      } = specFile({
+        name: `wk-${kind}`,
+        source: { cluster: { url: server.url }, index: source },
+        target: { index: target },
+        aliases: { read: [`${source}-read`], write },
+        capture: { strategy: 'seqno', tailIntervalMs: 200 },
+        // Each process at most 600 docs/s, 2 slices at a time: the copy takes long enough for the kills.
+        copy: {
+          batchDocs: 100,
+          concurrency: 2,
+          maxDocsPerSecond: 600,
+          sampleSize: 100,
+          workers: { kind: 'nats', servers: NATS, bucket, leaseSeconds: 3 },
+        },
+        cutover: { freezeBudgetMs: 5000 },
+      });
+      const plan = await runCli(['plan', spec]);
+      assert.equal(plan.code, 0, plan.stderr);
+
+      const w = startWriters({
+        cluster: wc,
+        alias: write,
+        writers: 3,
+        ratePerWriter: 8,
+        ids: 150,
+        seedIds: [...seeded.keys()].filter((_, i) => i % 40 === 3),
+        scripted: kind === 'os3',
+        mix: { autoid: 1 },
+        seed: 11,
+      });
+      // Workers started first wait for the plan.
+      const a = startCli(['--json', 'worker', spec]);
+      const b = startCli(['--json', 'worker', spec]);
+      const first = startCli(['--json', 'run', spec]);
+      await waitFor('the shared copy', () => audit(state).some((e) => e.event === 'copy-shared'));
+      await waitFor('the copy under way', () => copiedSoFar(state, 8) > 3000);
+      a.child.kill('SIGKILL');
+      const ra = await a.done;
+      assert.equal(ra.signal, 'SIGKILL');
+      // Worker b stops answering for longer than its lease: its slices are taken over meanwhile.
+      const pid = b.child.pid!;
+      process.kill(pid, 'SIGSTOP');
+      const cont = () => process.kill(pid, 'SIGCONT');
+      process.on('exit', cont);
+      await sleep(7000);
+      cont();
+      process.off('exit', cont);
+      await waitFor('more of the copy', () => copiedSoFar(state, 8) > 9000);
+      first.child.kill('SIGKILL');
+      const r1 = await first.done;
+      writeFileSync(join(dir, 'run-1.log'), r1.stderr);
+      writeFileSync(join(dir, 'worker-a.log'), ra.stderr);
+      assert.equal(r1.signal, 'SIGKILL');
+      const copiedAtKill = copiedSoFar(state, 8);
+      await sleep(1000);
+      const second = startCli(['--json', 'run', spec]);
+      const [r2, rb] = await Promise.all([second.done, b.done]);
+      await sleep(500);
+      const report = await w.stop();
+      writeFileSync(join(dir, 'run-2.log'), r2.stderr);
+      writeFileSync(join(dir, 'worker-b.log'), rb.stderr);
+      console.log(
+        `logs in ${dir}: runner ${first.child.pid}, ${second.child.pid}; workers a ${a.child.pid}, b ${b.child.pid}`,
+      );
+      assert.equal(r2.code, 0, r2.stderr.slice(-2500));
+      assert.equal(rb.code, 0, rb.stderr.slice(-2500));
+      assert.match(rb.stdout, /every slice of the copy is done/);
+      const bResult = JSON.parse(rb.stdout.trim().split('\n').pop()!) as { docs: number; slices: number };
+      assert.ok(bResult.docs > 0, `worker b copied ${bResult.docs}`);
+      // b was stopped past its lease: its slices went on elsewhere, and b learned it when it woke.
+      assert.match(rb.stderr, /lease on slice\.\d+ lost/);
+      const takeovers = (r2.stderr + rb.stderr).match(/stopped renewing it; continued here/g) ?? [];
+      assert.ok(takeovers.length > 0, 'a slice of a killed or stopped process was continued elsewhere');
+      assert.ok(copiedAtKill < 24_000, `the runner was killed mid-copy (${copiedAtKill} copied)`);
+      assert.ok(audit(state).some((e) => e.event === 'copy-shared-done'));
+      assert.equal(await KvBucket.open(NATS, bucket, false), undefined, 'the bucket is removed');
+
+      assert.ok(report.acked > 100, `writers acknowledged ${report.acked}`);
+      assert.ok(report.ackedByKind.delete > 0);
+      const cmp = compare(expectedState(report, [source, target]), sourcesOf(await readAll(c, target)), {
+        seeded: sourcesOf(seeded),
+      });
+      assert.deepEqual(
+        { lost: cmp.lost, stale: cmp.stale, resurrected: cmp.resurrected, extra: cmp.extra },
+        { lost: [], stale: [], resurrected: [], extra: [] },
+        describeComparison(cmp),
+      );
+    });
+
+    it('a worker with another target or transform, and a bucket of another copy, are refused by name', {
+      timeout: 120_000,
+    }, async (t) => {
+      const c = clusterOf(server);
+      const source = uniqueName('wkr');
+      const bucket = `cutover-test-${source}`;
+      t.after(async () => {
+        for (const i of [source, `${source}-v2`]) await c.deleteIndex(i).catch(() => undefined);
+        await c.close();
+        const b = await KvBucket.open(NATS, bucket, false).catch(() => undefined);
+        await b?.destroy().catch(() => undefined);
+        await b?.close();
+      });
+      await seed(c, source, 30_000, (i) => ({ id: `r${i}`, doc: { n: i } }), {
+        settings: { number_of_shards: 2, number_of_replicas: 0 },
+      });
+      const base = {
+        name: `wkr-${kind}`,
+        source: { cluster: { url: server.url }, index: source },
+        target: { index: `${source}-v2` },
+        capture: { strategy: 'none' },
+        copy: {
+          batchDocs: 100,
+          maxDocsPerSecond: 300,
+          sampleSize: 0,
+          workers: { kind: 'nats', servers: NATS, bucket, leaseSeconds: 3 },
+        },
+      };
+      const { path: spec, dir } = specFile(base);
+      const run = startCli(['--json', 'run', spec]);
+      const other = join(dir, 'other.yaml');
+      writeFileSync(
+        other,
+        YAML.stringify({ stateDir: './state2', ...base, target: { index: `${source}-v3` } }),
+      );
+      const wrong = await runCli(['worker', other]);
+      assert.equal(wrong.code, 2, wrong.stderr);
+      assert.match(
+        wrong.stderr,
+        new RegExp(`writes into ${source}-v2, but this spec names target.index ${source}-v3`),
+      );
+      const tf = join(dir, 'tf.mjs');
+      writeFileSync(tf, 'export default (doc) => doc;\n');
+      const withTf = join(dir, 'tf.yaml');
+      writeFileSync(withTf, YAML.stringify({ stateDir: './state3', ...base, transform: tf }));
+      const wrongTf = await runCli(['worker', withTf]);
+      assert.equal(wrongTf.code, 2, wrongTf.stderr);
+      assert.match(wrongTf.stderr, /is not the one the runner copies with/);
+      // Another state directory is another copy: the bucket it would share is refused, named, nothing copied.
+      const again = await runCli(['run', other.replace('other', 'other')]);
+      assert.equal(again.code, 2, again.stderr);
+      assert.match(
+        again.stderr,
+        new RegExp(`the NATS bucket ${bucket} \\(copy.workers\\) holds the plan of another copy`),
+      );
+      run.child.kill('SIGINT');
+      await run.done;
+    });
+  });
