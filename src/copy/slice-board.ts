@@ -246,6 +246,8 @@ export function sharedClaims(
     onWait?: () => void;
     onTakeover?: (slice: number, from: HolderId) => void;
     onError?: (e: Error) => void;
+    /** the bucket removed means the copy is over (workers; the runner is the one that removes it) */
+    goneIsDone?: boolean;
   } = {},
 ): SliceClaims {
   return {
@@ -264,6 +266,8 @@ export function sharedClaims(
     },
     final: async () => {
       const cps = await board.checkpoints();
+      // A worker: the runner removes the bucket once it has seen every slice done; that is the end, not a loss.
+      if (!cps && opts.goneIsDone) return [];
       if (!cps)
         throw new PreflightError(
           `the NATS bucket ${board.bucketName} was removed before this process saw every slice done`,

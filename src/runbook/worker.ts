@@ -101,6 +101,7 @@ export async function runWorker(spec: LoadedSpec, opts: WorkerOptions = {}): Pro
         onNotice: (m) => reporter.warn(m),
         onBulk: (b) => loop?.onBulk(b),
         claims: sharedClaims(board, {
+          goneIsDone: true,
           onError: (e) => reporter.warn(`the NATS bucket did not answer (${e.message}); trying again`),
           onTakeover: (slice, from) =>
             reporter.warn(

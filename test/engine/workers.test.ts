@@ -85,8 +85,9 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         await b?.destroy().catch(() => undefined);
         await b?.close();
       });
-      const seeded = await seed(c, source, 24_000, (i) => ({ id: `d${i}`, doc: defaultDoc(`d${i}`, i) }), {
-        settings: { number_of_shards: 8, number_of_replicas: 0 },
+      const SLICES = 12;
+      const seeded = await seed(c, source, 30_000, (i) => ({ id: `d${i}`, doc: defaultDoc(`d${i}`, i) }), {
+        settings: { number_of_shards: SLICES, number_of_replicas: 0 },
         aliases: { [`${source}-read`]: {}, [write]: { is_write_index: true } },
       });
       const {
@@ -99,11 +100,11 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         target: { index: target },
         aliases: { read: [`${source}-read`], write },
         capture: { strategy: 'seqno', tailIntervalMs: 200 },
-        // Each process at most 600 docs/s, 2 slices at a time: the copy takes long enough for the kills.
+        // One slice at a time per process, at most 500 docs/s each: ~5 s per slice, long enough for the kills.
         copy: {
           batchDocs: 100,
-          concurrency: 2,
-          maxDocsPerSecond: 600,
+          concurrency: 1,
+          maxDocsPerSecond: 500,
           sampleSize: 100,
           workers: { kind: 'nats', servers: NATS, bucket, leaseSeconds: 3 },
         },
@@ -128,25 +129,52 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       const b = startCli(['--json', 'worker', spec]);
       const first = startCli(['--json', 'run', spec]);
       await waitFor('the shared copy', () => audit(state).some((e) => e.event === 'copy-shared'));
-      await waitFor('the copy under way', () => copiedSoFar(state, 8) > 3000);
-      a.child.kill('SIGKILL');
-      const ra = await a.done;
-      assert.equal(ra.signal, 'SIGKILL');
-      // Worker b stops answering for longer than its lease: its slices are taken over meanwhile.
+      const board = await KvBucket.open(NATS, bucket, false);
+      assert.ok(board, 'the runner made the bucket');
+      type Rec = { holder: { pid: number } | null; value: { copied: number; done: boolean } };
+      /** The slice records now; undefined once the runner removed the bucket (the copy is over). */
+      const records = async () => {
+        try {
+          return await Promise.all(
+            Array.from({ length: SLICES }, async (_, i) => (await board.get<Rec>(`slice.${i}`))?.value),
+          );
+        } catch {
+          return undefined;
+        }
+      };
+      /** A slice this process has begun and not finished, if any; false once the copy is over. */
+      const midSlice = async (pid: number) => {
+        const rs = await records();
+        if (!rs) throw new Error('the copy ended before the process was caught mid-slice');
+        return rs.some((r) => r?.holder?.pid === pid && r.value.copied > 0 && !r.value.done);
+      };
+      // Worker b stops answering for longer than its lease, until another process has taken its slice over.
       const pid = b.child.pid!;
+      await waitFor('worker b in the middle of a slice', () => midSlice(pid));
       process.kill(pid, 'SIGSTOP');
       const cont = () => process.kill(pid, 'SIGCONT');
       process.on('exit', cont);
-      await sleep(7000);
-      cont();
-      process.off('exit', cont);
-      await waitFor('more of the copy', () => copiedSoFar(state, 8) > 9000);
+      try {
+        await waitFor('the stopped worker’s slice taken over', async () => {
+          const rs = await records();
+          return !rs || !rs.some((r) => r?.holder?.pid === pid);
+        });
+      } finally {
+        cont();
+        process.off('exit', cont);
+      }
+      await waitFor('worker a in the middle of a slice', () => midSlice(a.child.pid!));
+      a.child.kill('SIGKILL');
+      const ra = await a.done;
+      assert.equal(ra.signal, 'SIGKILL');
+      await waitFor('the runner in the middle of a slice', () => midSlice(first.child.pid!));
+      await board.close();
       first.child.kill('SIGKILL');
       const r1 = await first.done;
       writeFileSync(join(dir, 'run-1.log'), r1.stderr);
       writeFileSync(join(dir, 'worker-a.log'), ra.stderr);
       assert.equal(r1.signal, 'SIGKILL');
-      const copiedAtKill = copiedSoFar(state, 8);
+      const copiedAtKill = copiedSoFar(state, SLICES);
       await sleep(1000);
       const second = startCli(['--json', 'run', spec]);
       const [r2, rb] = await Promise.all([second.done, b.done]);
@@ -164,9 +192,15 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       assert.ok(bResult.docs > 0, `worker b copied ${bResult.docs}`);
       // b was stopped past its lease: its slices went on elsewhere, and b learned it when it woke.
       assert.match(rb.stderr, /lease on slice\.\d+ lost/);
-      const takeovers = (r2.stderr + rb.stderr).match(/stopped renewing it; continued here/g) ?? [];
-      assert.ok(takeovers.length > 0, 'a slice of a killed or stopped process was continued elsewhere');
-      assert.ok(copiedAtKill < 24_000, `the runner was killed mid-copy (${copiedAtKill} copied)`);
+      // Every stopped or killed process's slice was continued by another from its checkpoint.
+      const logs = r1.stderr + r2.stderr + rb.stderr;
+      for (const p of [a.child.pid, b.child.pid, first.child.pid])
+        assert.match(
+          logs,
+          new RegExp(`pid ${p} \\([0-9a-f]+\\) stopped renewing it; continued here`),
+          `pid ${p}`,
+        );
+      assert.ok(copiedAtKill < 30_000, `the runner was killed mid-copy (${copiedAtKill} copied)`);
       assert.ok(audit(state).some((e) => e.event === 'copy-shared-done'));
       assert.equal(await KvBucket.open(NATS, bucket, false), undefined, 'the bucket is removed');
 
