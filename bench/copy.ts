@@ -346,6 +346,8 @@ async function reads(es: Cluster, docs: number, rounds: number): Promise<Json[]>
 interface Variant {
   name: string;
   copy: { batchDocs?: number; concurrency?: number; gzip?: boolean; engine?: 'reindex' };
+  /** +w<N>: copy.workers on the NATS server at CUTOVER_BENCH_NATS, the runner plus N-1 `cutover worker` processes */
+  processes?: number;
   /** node flags for the cutover process (heap and profiling experiments) */
   nodeFlags?: string[];
   /** state directory on tmpfs (/dev/shm): checkpoint fsyncs cost next to nothing there */
@@ -374,8 +376,12 @@ function parseVariant(name: string): Variant {
     ? { batchDocs: Number(m[1]), concurrency: m[2] ? Number(m[2]) : SHARDS, ...(m[3] ? { gzip: true } : {}) }
     : {};
   if (mods.includes('rx')) Object.assign(copy, { engine: 'reindex' as const });
+  const w = mods.map((mod) => /^w(\d+)$/.exec(mod)).find(Boolean);
   const flags = mods
-    .filter((mod) => mod !== 'shm' && mod !== 'noverify' && mod !== 'fullproof' && mod !== 'rx')
+    .filter(
+      (mod) =>
+        mod !== 'shm' && mod !== 'noverify' && mod !== 'fullproof' && mod !== 'rx' && !/^w\d+$/.test(mod),
+    )
     .map((mod) => {
       if (mod === 'prof') return `--cpu-prof-dir=${path.join(BENCH, 'out', 'profiles')}`;
       const f = /^(old|semi)(\d+)$/.exec(mod);
@@ -390,6 +396,7 @@ function parseVariant(name: string): Variant {
     ...(mods.includes('shm') ? { shm: true } : {}),
     ...(mods.includes('noverify') ? { noVerify: true } : {}),
     ...(mods.includes('fullproof') ? { fullProof: true } : {}),
+    ...(w ? { processes: Number(w[1]) } : {}),
   };
 }
 
@@ -428,7 +435,19 @@ async function runCutover(
     name: `bench-${variant.name.replace(/[^a-z0-9]/g, '-')}`,
     source: { cluster: { url: server.url }, index: SOURCE },
     target: { index: target },
-    copy: { sampleSize: 20, ...variant.copy },
+    copy: {
+      sampleSize: 20,
+      ...variant.copy,
+      ...(variant.processes
+        ? {
+            workers: {
+              kind: 'nats',
+              servers: process.env.CUTOVER_BENCH_NATS ?? 'nats://127.0.0.1:4222',
+              bucket: `cutover-bench-${process.pid}-${rep}-${variant.name.replace(/[^a-z0-9]/g, '-')}`,
+            },
+          }
+        : {}),
+    },
     ...(variant.shm ? { stateDir: `/dev/shm/cutover-bench-${process.pid}` } : {}),
     ...(variant.noVerify ? { verify: { mode: 'off' } } : {}),
     ...(variant.fullProof ? { verify: { mode: 'full' } } : {}),
@@ -441,8 +460,18 @@ async function runCutover(
   delete env.NODE_OPTIONS;
   const stderrFile = path.join(work, 'stderr.log');
   const argv = [...(variant.nodeFlags ?? []), cli, '--json', 'run', specFile];
+  // Workers first: they wait for the runner to share the copy.
+  const workers = Array.from({ length: Math.max(0, (variant.processes ?? 1) - 1) }, (_, i) =>
+    measure(process.execPath, [...(variant.nodeFlags ?? []), cli, '--json', 'worker', specFile], {
+      cwd: work,
+      env,
+      stderrFile: path.join(work, `worker-${i}.log`),
+    }),
+  );
   const m = await measure(process.execPath, argv, { cwd: work, env, stderrFile });
-  const cpuUsed = cpu(m.userSeconds === null ? null : m.userSeconds + (m.systemSeconds ?? 0));
+  const wm = await Promise.all(workers);
+  const workerCpu = wm.reduce((t, x) => t + (x.userSeconds ?? 0) + (x.systemSeconds ?? 0), 0);
+  const cpuUsed = cpu(m.userSeconds === null ? null : m.userSeconds + (m.systemSeconds ?? 0) + workerCpu);
   const steps = await stepSeconds(stderrFile);
   let report: Json = null;
   try {
@@ -450,7 +479,11 @@ async function runCutover(
   } catch {
     report = null;
   }
-  const ok = m.code === 0 && report?.phase === 'cut-over' && report?.countGate?.target === set.docs;
+  const ok =
+    m.code === 0 &&
+    wm.every((x) => x.code === 0) &&
+    report?.phase === 'cut-over' &&
+    report?.countGate?.target === set.docs;
   const r = {
     variant: variant.name,
     label,
@@ -460,8 +493,14 @@ async function runCutover(
     nodeFlags: variant.nodeFlags ?? null,
     stateOnTmpfs: !!variant.shm,
     proof: !variant.noVerify,
+    processes: variant.processes ?? 1,
     ok,
     ...summarize(m),
+    ...(wm.length
+      ? {
+          workers: wm.map((x) => ({ ...summarize(x), stdoutTail: x.stdout.trim().split('\n').pop() })),
+        }
+      : {}),
     docsPerSecond: Math.round(set.docs / m.wallSeconds),
     mbPerSecond: round(set.sourceBytes / 2 ** 20 / m.wallSeconds, 2),
     copyPhaseSeconds: report?.durationSeconds ?? null,

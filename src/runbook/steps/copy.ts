@@ -161,6 +161,9 @@ async function publishBoard(
   return board;
 }
 
+/** copy.workers: a shared copy is cut into this many streams per slot of one process (ranges of >= 10,000 ops). */
+const SHARED_STREAMS_PER_SLOT = 4;
+
 /** How often the runner reads every slice of a shared copy (progress, status, and the state directory's mirror). */
 const MIRROR_MS = 2000;
 
@@ -247,7 +250,8 @@ async function copyPlan(c: Ctx, shards: number): Promise<CopyRange[]> {
       ? wholeShards(shards)
       : planRanges(
           (await c.source.shardSeqNos(c.state.sourceIndex!)).map((m) => m.maxSeqNo),
-          c.spec.copy.concurrency,
+          // Shared: more slices than one process copies at once, so the processes that join find some to take.
+          c.spec.copy.workers ? c.spec.copy.concurrency * SHARED_STREAMS_PER_SLOT : c.spec.copy.concurrency,
         );
   let plan = streams;
   if (nf && !begun) {
