@@ -80,6 +80,22 @@ export async function checkBucket(
   }
 }
 
+/**
+ * Open slices in the order to take them: the first range of every shard, then the second of every shard, ...: the
+ * processes spread over the shards instead of all reading the ranges of one shard first.
+ */
+export function interleaved(open: readonly SliceCheckpoint[]): SliceCheckpoint[] {
+  const rank = new Map<number, number>();
+  const seen = new Map<number, number>();
+  for (const cp of open) {
+    const shard = cp.range?.shard ?? cp.slice;
+    const k = seen.get(shard) ?? 0;
+    seen.set(shard, k + 1);
+    rank.set(cp.slice, k);
+  }
+  return [...open].sort((a, b) => rank.get(a.slice)! - rank.get(b.slice)! || a.slice - b.slice);
+}
+
 export type Take = { lease: Lease<SliceCheckpoint> } | 'wait' | 'done';
 
 export class SliceBoard {
@@ -171,7 +187,7 @@ export class SliceBoard {
   async take(): Promise<Take> {
     const cps = await this.checkpoints();
     if (!cps) return 'done';
-    const open = cps.filter((cp) => !cp.done);
+    const open = interleaved(cps.filter((cp) => !cp.done));
     if (open.length === 0) return 'done';
     for (const cp of open) {
       const lease = await this.table.tryTake(sliceKey(cp.slice), (v) => !v.done);
@@ -210,6 +226,8 @@ export async function nextShared(
   signal: AbortSignal | undefined,
   onWait?: () => void,
   onError?: (e: Error) => void,
+  /** resolves when a slice of this process ends: worth looking again before the poll interval is up */
+  localChange?: () => Promise<void>,
 ): Promise<Lease<SliceCheckpoint> | undefined> {
   let failingSince: number | undefined;
   for (;;) {
@@ -232,7 +250,8 @@ export async function nextShared(
     if (t === 'done') return undefined;
     if (t !== 'wait') return t.lease;
     onWait?.();
-    await sleep(Math.min(1000, board.leaseMs / 4), undefined, { signal }).catch(() => undefined);
+    const poll = sleep(Math.min(1000, board.leaseMs / 4), undefined, { signal }).catch(() => undefined);
+    await (localChange ? Promise.race([poll, localChange()]) : poll);
   }
 }
 
@@ -250,9 +269,22 @@ export function sharedClaims(
     goneIsDone?: boolean;
   } = {},
 ): SliceClaims {
+  // Slots of this process waiting while its own slices are held look again as soon as one of them ends.
+  let wake: () => void = () => undefined;
+  let changed = new Promise<void>((r) => {
+    wake = r;
+  });
+  const localChange = () => changed;
+  const ended = () => {
+    const was = wake;
+    changed = new Promise<void>((r) => {
+      wake = r;
+    });
+    was();
+  };
   return {
     next: async (signal) => {
-      const lease = await nextShared(board, signal, opts.onWait, opts.onError);
+      const lease = await nextShared(board, signal, opts.onWait, opts.onError, localChange);
       if (!lease) return undefined;
       const cp: SliceCheckpoint = { ...lease.value };
       if (lease.takenFrom) opts.onTakeover?.(cp.slice, lease.takenFrom);
@@ -261,7 +293,10 @@ export function sharedClaims(
         save: (c) => lease.update({ ...c }),
         lost: lease.lost,
         noteDropped: (ids) => board.noteDropped(cp.slice, ids),
-        end: () => lease.release(),
+        end: async () => {
+          await lease.release();
+          ended();
+        },
       };
     },
     final: async () => {

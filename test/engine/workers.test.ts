@@ -21,6 +21,7 @@ import { EXPECTED, type PlainKind, testCluster, uniqueName } from '../support/cl
 import { clusterOf, readAll, seed } from '../support/data.js';
 import {
   compare,
+  type Doc,
   defaultDoc,
   describeComparison,
   expectedState,
@@ -30,6 +31,10 @@ import {
 } from '../support/writers.js';
 
 const NATS = process.env.CUTOVER_TEST_NATS ?? 'nats://127.0.0.1:4222';
+
+/** The transform of the main test, and the same rule for the oracle. */
+const DROP13 = 'export default (doc) => (typeof doc.n === "number" && doc.n % 13 === 0 ? null : doc);\n';
+const drop13 = (doc: Doc): Doc | null => (typeof doc.n === 'number' && doc.n % 13 === 0 ? null : doc);
 
 function specFile(spec: Record<string, unknown>): { path: string; dir: string; state: string } {
   const dir = mkdtempSync(join(tmpdir(), 'cutover-workers-'));
@@ -100,6 +105,8 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         target: { index: target },
         aliases: { read: [`${source}-read`], write },
         capture: { strategy: 'seqno', tailIntervalMs: 200 },
+        // Drops one document in 13: the ids every process's transform dropped reach the runner's count gate.
+        transform: './drop13.mjs',
         // One slice at a time per process, at most 500 docs/s each: ~5 s per slice, long enough for the kills.
         copy: {
           batchDocs: 100,
@@ -110,6 +117,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         },
         cutover: { freezeBudgetMs: 5000 },
       });
+      writeFileSync(join(dir, 'drop13.mjs'), DROP13);
       const plan = await runCli(['plan', spec]);
       assert.equal(plan.code, 0, plan.stderr);
 
@@ -208,11 +216,17 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       assert.ok(report.ackedByKind.delete > 0);
       const cmp = compare(expectedState(report, [source, target]), sourcesOf(await readAll(c, target)), {
         seeded: sourcesOf(seeded),
+        transform: (doc, ctx) => (ctx.index === target ? doc : drop13(doc)),
       });
       assert.deepEqual(
         { lost: cmp.lost, stale: cmp.stale, resurrected: cmp.resurrected, extra: cmp.extra },
         { lost: [], stale: [], resurrected: [], extra: [] },
         describeComparison(cmp),
+      );
+      const dropped = sourcesOf(seeded);
+      assert.ok(
+        [...dropped.values()].filter((d) => drop13(d) === null).length > 1000,
+        'the transform dropped documents',
       );
     });
 

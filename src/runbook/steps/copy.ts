@@ -206,12 +206,16 @@ function mirrorBoard(c: Ctx, board: SliceBoard): { stop(): Promise<void> } {
   const timer = setInterval(() => {
     running = running.then(once);
   }, MIRROR_MS);
+  let stopped: Promise<void> | undefined;
   return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-      running = once();
-      await running;
+    // Once: a second stop (the finally after finishShared) must not read a bucket already removed.
+    stop() {
+      stopped ??= (async () => {
+        clearInterval(timer);
+        await running;
+        await once();
+      })();
+      return stopped;
     },
   };
 }
