@@ -201,7 +201,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       // b was stopped past its lease: its slices went on elsewhere, and b learned it when it woke.
       assert.match(rb.stderr, /lease on slice\.\d+ lost/);
       // Every stopped or killed process's slice was continued by another from its checkpoint.
-      const logs = r1.stderr + r2.stderr + rb.stderr;
+      const logs = r1.stderr + r2.stderr + ra.stderr + rb.stderr;
       for (const p of [a.child.pid, b.child.pid, first.child.pid])
         assert.match(
           logs,
