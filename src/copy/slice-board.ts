@@ -5,8 +5,9 @@
  * acknowledged bulks, whoever held the slice before. A slice continued by another process restarts at that
  * checkpoint; documents written twice meanwhile are harmless, because every write carries the source's version.
  *
- * The bucket belongs to one copy (the plan's copyId): a bucket left by another copy under the same name is refused,
- * never joined. The runner removes it once every slice is done and the checkpoints are in its state directory.
+ * The bucket belongs to one copy (the plan's copyId): a bucket of another copy still under way under the same name
+ * is refused, never joined. Once every slice is done and the checkpoints are in the runner's state directory, the
+ * runner clears the bucket down to the plan marked done (a later copy under the same name starts it afresh).
  */
 
 import { randomUUID } from 'node:crypto';
@@ -39,6 +40,8 @@ export interface SharedPlan {
   /** sha256 of the transform module (null: none): a worker with another one is refused */
   transformSha?: string | null;
   publishedAt: string;
+  /** every slice was done then: the slices are gone, a worker started now ends at once */
+  doneAt?: string;
 }
 
 /** A migration name as a bucket name part ([A-Za-z0-9_-]): names are lowercase, so '.' becomes 'D', one to one. */
@@ -74,7 +77,7 @@ export async function checkBucket(
   const bucket = await KvBucket.open(cfg.servers, name, false);
   try {
     const had = await bucket?.get<SharedPlan>('plan');
-    if (had && had.value.copyId !== copyId) throw foreignBucket(name, had.value);
+    if (had && !had.value.doneAt && had.value.copyId !== copyId) throw foreignBucket(name, had.value);
   } finally {
     await bucket?.close();
   }
@@ -127,8 +130,13 @@ export class SliceBoard {
     const name = bucketOf(plan.migration, cfg);
     const bucket = await KvBucket.open(cfg.servers, name, true);
     try {
-      const had = await bucket.get<SharedPlan>('plan');
-      if (had && had.value.copyId !== plan.copyId) throw foreignBucket(name, had.value);
+      let had = await bucket.get<SharedPlan>('plan');
+      if (had && !had.value.doneAt && had.value.copyId !== plan.copyId) throw foreignBucket(name, had.value);
+      // A copy over (another one, or this one before a crash of its runner): start from the state directory.
+      if (had?.value.doneAt) {
+        await bucket.reset();
+        had = undefined;
+      }
       const board = new SliceBoard(bucket, me, cfg.leaseSeconds * 1000, plan);
       for (const cp of local) await board.table.ensure(sliceKey(cp.slice), cp);
       if (!had) await bucket.create('plan', plan);
@@ -162,8 +170,13 @@ export class SliceBoard {
     return undefined;
   }
 
-  /** Every slice's checkpoint as the bucket holds it (undefined: the bucket was removed, the copy is over). */
+  /** Every slice's checkpoint as the bucket holds it (undefined: the copy is over, or the bucket was removed). */
   async checkpoints(): Promise<SliceCheckpoint[] | undefined> {
+    const plan = await this.bucket.get<SharedPlan>('plan').catch((err: unknown) => {
+      if (/stream not found|bucket not found/i.test(String((err as Error).message))) return undefined;
+      throw err;
+    });
+    if (!plan || plan.value.doneAt) return undefined;
     const out: SliceCheckpoint[] = [];
     for (let i = 0; i < this.plan.ranges.length; i++) {
       const e = await this.table.read(sliceKey(i)).catch((err: unknown) => {
@@ -210,9 +223,13 @@ export class SliceBoard {
     return out;
   }
 
-  /** The copy is over and its checkpoints are in the runner's state directory: nothing shared is left. */
-  async remove(): Promise<void> {
-    await this.bucket.destroy();
+  /**
+   * The copy is over and its checkpoints are in the runner's state directory: the slices go, the plan stays marked
+   * done, so a worker started late ends at once instead of waiting for a copy that will not come.
+   */
+  async finish(): Promise<void> {
+    await this.bucket.reset();
+    await this.bucket.put('plan', { ...this.plan, doneAt: new Date().toISOString() } satisfies SharedPlan);
   }
 
   async close(): Promise<void> {
@@ -301,7 +318,7 @@ export function sharedClaims(
     },
     final: async () => {
       const cps = await board.checkpoints();
-      // A worker: the runner removes the bucket once it has seen every slice done; that is the end, not a loss.
+      // A worker: the runner clears the bucket once it has seen every slice done; that is the end, not a loss.
       if (!cps && opts.goneIsDone) return [];
       if (!cps)
         throw new PreflightError(

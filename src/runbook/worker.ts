@@ -49,6 +49,12 @@ export async function runWorker(spec: LoadedSpec, opts: WorkerOptions = {}): Pro
     throw new Interrupted('interrupted while waiting for the copy to be shared; nothing was copied');
   try {
     const plan = board.plan;
+    if (plan.doneAt)
+      return {
+        slices: 0,
+        docs: 0,
+        message: `the copy of ${plan.sourceIndex} -> ${plan.targetIndex} was over already (every slice done at ${plan.doneAt}); nothing to do`,
+      };
     refuseOtherPlan(spec, plan);
     const transform = await loadTransform(spec.transformPath);
     const source = new Cluster(clusterConfig(spec.source.cluster, 'source.cluster'));

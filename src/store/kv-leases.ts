@@ -65,9 +65,13 @@ const enc = (v: unknown) => JSON.stringify(v);
 export class KvBucket {
   private constructor(
     readonly name: string,
-    readonly kv: KV,
+    private bucketKv: KV,
     private readonly nc: NatsConnection,
   ) {}
+
+  get kv(): KV {
+    return this.bucketKv;
+  }
 
   /** `create`: make the bucket when it is missing (the runner); otherwise undefined when it is missing (a worker). */
   static async open(servers: string, name: string, create: true): Promise<KvBucket>;
@@ -128,6 +132,12 @@ export class KvBucket {
 
   async destroy(): Promise<void> {
     await this.kv.destroy();
+  }
+
+  /** Every record gone at once: the bucket removed and made again, empty. */
+  async reset(): Promise<void> {
+    await this.kv.destroy();
+    this.bucketKv = await new Kvm(this.nc).create(this.name, { history: 1 });
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,8 @@
  *     it. Under live writes (seqno capture): one worker is killed with kill -9 mid-copy (its slices are continued
  *     by the others from their checkpoints), the other is stopped (SIGSTOP) for longer than the lease and resumed
  *     (its slices were taken over; it learns so at its next write and lets them go), and the runner itself is
- *     killed with kill -9 and resumed. The target equals the writers' log id by id; the bucket is gone at the end.
+ *     killed with kill -9 and resumed. The target equals the writers' log id by id; at the end the bucket holds
+ *     only the plan, marked done, and a worker started then ends at once.
  *   - A worker whose spec names another target index or transform is refused (exit 2), and a runner finding a
  *     bucket of another copy under the name it would use is refused, naming the bucket.
  */
@@ -140,7 +141,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       const board = await KvBucket.open(NATS, bucket, false);
       assert.ok(board, 'the runner made the bucket');
       type Rec = { holder: { pid: number } | null; value: { copied: number; done: boolean } };
-      /** The slice records now; undefined once the runner removed the bucket (the copy is over). */
+      /** The slice records now; undefined once the runner cleared the bucket (the copy is over). */
       const records = async () => {
         try {
           return await Promise.all(
@@ -165,7 +166,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       try {
         await waitFor('the stopped worker’s slice taken over', async () => {
           const rs = await records();
-          return !rs || !rs.some((r) => r?.holder?.pid === pid);
+          return !rs?.some((r) => r?.holder?.pid === pid);
         });
       } finally {
         cont();
@@ -210,7 +211,15 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         );
       assert.ok(copiedAtKill < 30_000, `the runner was killed mid-copy (${copiedAtKill} copied)`);
       assert.ok(audit(state).some((e) => e.event === 'copy-shared-done'));
-      assert.equal(await KvBucket.open(NATS, bucket, false), undefined, 'the bucket is removed');
+      // The bucket keeps only the plan, marked done: a worker started now ends at once.
+      const left = await KvBucket.open(NATS, bucket, false);
+      assert.ok(left);
+      assert.deepEqual(await left.keys('>'), ['plan']);
+      assert.ok((await left.get<{ doneAt?: string }>('plan'))?.value.doneAt);
+      await left.close();
+      const late = await runCli(['worker', spec]);
+      assert.equal(late.code, 0, late.stderr);
+      assert.match(late.stdout, /was over already \(every slice done at .*\); nothing to do/);
 
       assert.ok(report.acked > 100, `writers acknowledged ${report.acked}`);
       assert.ok(report.ackedByKind.delete > 0);

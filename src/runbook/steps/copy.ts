@@ -222,7 +222,8 @@ function mirrorBoard(c: Ctx, board: SliceBoard): { stop(): Promise<void> } {
 
 /**
  * Every slice is done: the checkpoints go to the state directory, the ids every process's transform dropped go
- * to the capture, and the bucket is removed (a crash before that finds the done slices again and removes it then).
+ * to the capture, and the bucket is cleared down to the plan marked done (a crash before that finds the done
+ * slices again and clears it then).
  */
 async function finishShared(
   c: Ctx,
@@ -233,7 +234,7 @@ async function finishShared(
   for (const cp of cps) await c.store.saveCheckpoint({ ...cp });
   const dropped = await board.droppedIds();
   if (dropped.length) onDropped?.(dropped);
-  await board.remove();
+  await board.finish();
   c.audit.record({ event: 'copy-shared-done', bucket: board.bucketName, slices: cps.length });
 }
 
