@@ -121,6 +121,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       writeFileSync(join(dir, 'drop13.mjs'), DROP13);
       const plan = await runCli(['plan', spec]);
       assert.equal(plan.code, 0, plan.stderr);
+      assert.match(plan.stdout, new RegExp(`shared in the NATS bucket ${bucket}: .*cutover worker`));
 
       const w = startWriters({
         cluster: wc,

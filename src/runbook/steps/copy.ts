@@ -7,7 +7,7 @@ import { backfill, loadCheckpoints, totalsOf } from '../../copy/backfill.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { type CopyRange, planRanges, planWindows, wholeShards, windowedPlan } from '../../copy/ranges.js';
 import { type ReindexRecord, reindexCopy } from '../../copy/reindex-engine.js';
-import { SliceBoard, sharedClaims } from '../../copy/slice-board.js';
+import { bucketOf, SliceBoard, sharedClaims } from '../../copy/slice-board.js';
 import type { DocRef } from '../../copy/slice-copier.js';
 import { transformDigest } from '../../copy/transform.js';
 import { sameCluster } from '../../cutover/aliases.js';
@@ -35,6 +35,11 @@ export const copyStep: Step = {
           ...(spec.copy.order === 'newest-first' && spec.copy.newestFirst
             ? [
                 `newest first by ${spec.copy.newestFirst.field}: its span cut into ${spec.copy.newestFirst.windows} time windows, copied from the newest back (then the documents without it), each window of each shard with its own checkpoint; status and the report say how far back the copy has reached`,
+              ]
+            : []),
+          ...(spec.copy.workers
+            ? [
+                `shared in the NATS bucket ${bucketOf(spec.name, spec.copy.workers)}: the plan and every slice's checkpoint live there; \`cutover worker\` with this spec on any machine takes slices under leases of ${spec.copy.workers.leaseSeconds} s (a process killed or cut off loses them, another continues from the checkpoint)`,
               ]
             : []),
           ...c.strategy.copyNotes(),
