@@ -160,7 +160,7 @@ export class SliceBoard {
     let told = false;
     while (!opts.signal?.aborted) {
       const bucket = await KvBucket.open(cfg.servers, name, false);
-      const plan = await bucket?.get<SharedPlan>('plan');
+      const plan = await bucket?.get<SharedPlan>('plan').catch(() => undefined); // not answering yet: wait on
       if (bucket && plan) return new SliceBoard(bucket, holderId(), cfg.leaseSeconds * 1000, plan.value);
       await bucket?.close();
       if (!told) opts.onWaiting?.(name);
@@ -211,16 +211,19 @@ export class SliceBoard {
 
   /** Ids the transform dropped from a slice: kept in the bucket before the checkpoint moves past them. */
   async noteDropped(slice: number, ids: DocRef[]): Promise<void> {
-    if (ids.length) await this.bucket.put(`dropped.${slice}.${randomUUID()}`, ids);
+    const key = `dropped.${slice}.${randomUUID()}`;
+    if (ids.length) await patiently(this.bucketName, () => this.bucket.put(key, ids));
   }
 
   async droppedIds(): Promise<DocRef[]> {
-    const out: DocRef[] = [];
-    for (const k of await this.bucket.keys('dropped.>')) {
-      const e = await this.bucket.get<DocRef[]>(k);
-      if (e) out.push(...e.value);
-    }
-    return out;
+    return patiently(this.bucketName, async () => {
+      const out: DocRef[] = [];
+      for (const k of await this.bucket.keys('dropped.>')) {
+        const e = await this.bucket.get<DocRef[]>(k);
+        if (e) out.push(...e.value);
+      }
+      return out;
+    });
   }
 
   /**
@@ -228,12 +231,35 @@ export class SliceBoard {
    * done, so a worker started late ends at once instead of waiting for a copy that will not come.
    */
   async finish(): Promise<void> {
-    await this.bucket.reset();
-    await this.bucket.put('plan', { ...this.plan, doneAt: new Date().toISOString() } satisfies SharedPlan);
+    const doneAt = new Date().toISOString();
+    await patiently(this.bucketName, async () => {
+      await this.bucket.reset();
+      await this.bucket.put('plan', { ...this.plan, doneAt } satisfies SharedPlan);
+    });
   }
 
   async close(): Promise<void> {
     await this.bucket.close();
+  }
+}
+
+/**
+ * A request to the bucket retried while NATS does not answer (a reconnect after a network cut or a process stopped
+ * for a while times requests out), up to TAKE_PATIENCE_MS; a refusal that is an answer (PreflightError) is not.
+ */
+async function patiently<T>(bucket: string, f: () => Promise<T>): Promise<T> {
+  const since = Date.now();
+  for (;;) {
+    try {
+      return await f();
+    } catch (e) {
+      if (e instanceof PreflightError) throw e;
+      if (Date.now() - since > TAKE_PATIENCE_MS)
+        throw new CoordinationError(
+          `the NATS bucket ${bucket} did not answer for ${Math.round(TAKE_PATIENCE_MS / 1000)} s: ${(e as Error).message}`,
+        );
+      await sleep(250);
+    }
   }
 }
 
@@ -317,7 +343,7 @@ export function sharedClaims(
       };
     },
     final: async () => {
-      const cps = await board.checkpoints();
+      const cps = await patiently(board.bucketName, () => board.checkpoints());
       // A worker: the runner clears the bucket once it has seen every slice done; that is the end, not a loss.
       if (!cps && opts.goneIsDone) return [];
       if (!cps)
