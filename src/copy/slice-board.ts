@@ -154,13 +154,22 @@ export class SliceBoard {
   static async join(
     cfg: WorkersConfig,
     migration: string,
-    opts: { signal?: AbortSignal; onWaiting?: (bucket: string) => void; pollMs?: number } = {},
+    opts: {
+      signal?: AbortSignal;
+      onWaiting?: (bucket: string) => void;
+      onError?: (e: Error) => void;
+      pollMs?: number;
+    } = {},
   ): Promise<SliceBoard | undefined> {
     const name = bucketOf(migration, cfg);
     let told = false;
     while (!opts.signal?.aborted) {
       const bucket = await KvBucket.open(cfg.servers, name, false);
-      const plan = await bucket?.get<SharedPlan>('plan').catch(() => undefined); // not answering yet: wait on
+      // Not answering yet: said, and waited on (the runner may be restarting NATS).
+      const plan = await bucket?.get<SharedPlan>('plan').catch((e: unknown) => {
+        opts.onError?.(e as Error);
+        return undefined;
+      });
       if (bucket && plan) return new SliceBoard(bucket, holderId(), cfg.leaseSeconds * 1000, plan.value);
       await bucket?.close();
       if (!told) opts.onWaiting?.(name);
@@ -247,7 +256,7 @@ export class SliceBoard {
  * A request to the bucket retried while NATS does not answer (a reconnect after a network cut or a process stopped
  * for a while times requests out), up to TAKE_PATIENCE_MS; a refusal that is an answer (PreflightError) is not.
  */
-async function patiently<T>(bucket: string, f: () => Promise<T>): Promise<T> {
+async function patiently<T>(bucket: string, f: () => Promise<T>, onError?: (e: Error) => void): Promise<T> {
   const since = Date.now();
   for (;;) {
     try {
@@ -258,7 +267,8 @@ async function patiently<T>(bucket: string, f: () => Promise<T>): Promise<T> {
         throw new CoordinationError(
           `the NATS bucket ${bucket} did not answer for ${Math.round(TAKE_PATIENCE_MS / 1000)} s: ${(e as Error).message}`,
         );
-      await sleep(250);
+      onError?.(e as Error);
+      await sleep(1000);
     }
   }
 }
@@ -272,24 +282,10 @@ export async function nextShared(
   /** resolves when a slice of this process ends: worth looking again before the poll interval is up */
   localChange?: () => Promise<void>,
 ): Promise<Lease<SliceCheckpoint> | undefined> {
-  let failingSince: number | undefined;
   for (;;) {
     if (signal?.aborted) return undefined;
-    let t: Take;
-    try {
-      t = await board.take();
-      failingSince = undefined;
-    } catch (e) {
-      // A busy or restarting NATS server: slices held here renew on their own; taking more waits for it.
-      if (e instanceof PreflightError) throw e;
-      failingSince ??= Date.now();
-      if (Date.now() - failingSince > TAKE_PATIENCE_MS)
-        throw new CoordinationError(
-          `the NATS bucket ${board.bucketName} did not answer for ${Math.round(TAKE_PATIENCE_MS / 1000)} s: ${(e as Error).message}`,
-        );
-      onError?.(e as Error);
-      t = 'wait';
-    }
+    // A busy or restarting NATS server: slices held here renew on their own; taking more waits for it.
+    const t = await patiently(board.bucketName, () => board.take(), onError);
     if (t === 'done') return undefined;
     if (t !== 'wait') return t.lease;
     onWait?.();

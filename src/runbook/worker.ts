@@ -44,6 +44,7 @@ export async function runWorker(spec: LoadedSpec, opts: WorkerOptions = {}): Pro
     signal: opts.signal,
     onWaiting: (b) =>
       reporter.info(`waiting for \`cutover run\` to share the copy of ${spec.name} (NATS bucket ${b})`),
+    onError: (e) => reporter.warn(`the NATS bucket did not answer (${e.message}); waiting on`),
   });
   if (!board)
     throw new Interrupted('interrupted while waiting for the copy to be shared; nothing was copied');

@@ -11,15 +11,14 @@
  * On OpenSearch 3 and on Elasticsearch 7.17 with the reindex module from Maven; the 8.x test server has none.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import YAML from 'yaml';
 import { runCli, startCli } from '../support/cli.js';
 import { EXPECTED, type PlainKind, testCluster, uniqueName } from '../support/clusters.js';
 import { clusterOf, diffDocs, readAll, seed, summarize } from '../support/data.js';
+import { auditOf, specFile, waitFor } from '../support/spec-dir.js';
 import {
   compare,
   defaultDoc,
@@ -29,27 +28,6 @@ import {
   startWriters,
   writerClusterOf,
 } from '../support/writers.js';
-
-function specFile(spec: Record<string, unknown>): { path: string; dir: string; state: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'cutover-reindex-'));
-  const path = join(dir, 'spec.yaml');
-  writeFileSync(path, YAML.stringify({ stateDir: './state', ...spec }));
-  return { path, dir, state: join(dir, 'state', String(spec.name)) };
-}
-
-const audit = (state: string) =>
-  readFileSync(join(state, 'audit.jsonl'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { event: string; task?: string; detail?: Record<string, unknown> });
-
-async function waitFor(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 // OpenSearch 3 carries the reindex module; the Elasticsearch 7.17 test server gets it from Maven
 // (src/local/reindex-module.ts). The 8.x and 9.x test servers have none.
@@ -78,7 +56,7 @@ for (const kind of (['os3', 'es7'] as PlainKind[]).filter((k) => EXPECTED.includ
         path: spec,
         dir,
         state,
-      } = specFile({
+      } = specFile('reindex', {
         name: 'rx1',
         source: { cluster: { url: server.url }, index: source },
         target: { index: target },
@@ -133,7 +111,7 @@ for (const kind of (['os3', 'es7'] as PlainKind[]).filter((k) => EXPECTED.includ
       const report = await w.stop();
       writeFileSync(join(dir, 'run-2.log'), r2.stderr);
       assert.equal(r2.code, 0, r2.stderr.slice(-2500));
-      const trail = audit(state);
+      const trail = auditOf(state);
       assert.ok(
         trail.some((e) => e.event === 'reindex-found' && e.task === task),
         'the second run found the first run’s task',
@@ -172,7 +150,7 @@ for (const kind of (['os3', 'es7'] as PlainKind[]).filter((k) => EXPECTED.includ
         settings: { number_of_shards: 2, number_of_replicas: 0 },
         mappings: { properties: { code: { type: 'keyword' } } },
       });
-      const { path: spec, state } = specFile({
+      const { path: spec, state } = specFile('reindex', {
         name: 'rx2',
         source: { cluster: { url: server.url }, index: source },
         target: { index: target, mappingOverrides: { properties: { code: { type: 'long' } } } },
@@ -216,7 +194,7 @@ for (const kind of (['os3', 'es7'] as PlainKind[]).filter((k) => EXPECTED.includ
       assert.equal(copied.size, 4000 - 3);
       for (const id of ['k3990', 'k3995', 'k3999']) assert.equal(copied.has(id), false);
       // The cancelled task was found by the next run and started again, not taken for a finished copy.
-      const trail = audit(state);
+      const trail = auditOf(state);
       assert.ok(
         trail.some((e) => e.event === 'reindex-cancelled' && e.task === task),
         JSON.stringify(trail.filter((e) => e.event.startsWith('reindex-'))),
@@ -237,7 +215,7 @@ for (const kind of (['es8'] as PlainKind[]).filter((k) => EXPECTED.includes(k)))
         await c.close();
       });
       await seed(c, source, 10, (i) => ({ id: `d${i}`, doc: { n: i } }));
-      const { path: spec } = specFile({
+      const { path: spec } = specFile('reindex', {
         name: 'rx3',
         source: { cluster: { url: server.url }, index: source },
         target: { index: `${source}-v2` },
@@ -282,7 +260,7 @@ if (EXPECTED.includes('os3'))
         },
       );
       // One shard more on the target: a routed document lands where its routing says, not where it was.
-      const { path: spec, state } = specFile({
+      const { path: spec, state } = specFile('reindex', {
         name: 'rx4',
         source: { cluster: { url: srcServer.url }, index: source },
         target: {
@@ -298,7 +276,7 @@ if (EXPECTED.includes('os3'))
       assert.match(plan.stdout, /from remote \(the target cluster reads the source cluster/);
       const r = await runCli(['--json', 'run', spec]);
       assert.equal(r.code, 0, r.stderr.slice(-2500));
-      const trail = audit(state);
+      const trail = auditOf(state);
       assert.equal(trail.filter((e) => e.event === 'reindex-started').length, 1);
       const d = diffDocs(await readAll(src, source), await readAll(src, target));
       assert.deepEqual([d.missing.length, d.extra.length, d.changed.length], [0, 0, 0], summarize(d));

@@ -10,8 +10,7 @@
  *     bucket of another copy under the name it would use is refused, naming the bucket.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +19,7 @@ import { KvBucket } from '../../src/store/kv-leases.js';
 import { runCli, startCli } from '../support/cli.js';
 import { EXPECTED, type PlainKind, testCluster, uniqueName } from '../support/clusters.js';
 import { clusterOf, readAll, seed } from '../support/data.js';
+import { auditOf, specFile, waitFor } from '../support/spec-dir.js';
 import {
   compare,
   type Doc,
@@ -36,29 +36,6 @@ const NATS = process.env.CUTOVER_TEST_NATS ?? 'nats://127.0.0.1:4222';
 /** The transform of the main test, and the same rule for the oracle. */
 const DROP13 = 'export default (doc) => (typeof doc.n === "number" && doc.n % 13 === 0 ? null : doc);\n';
 const drop13 = (doc: Doc): Doc | null => (typeof doc.n === 'number' && doc.n % 13 === 0 ? null : doc);
-
-function specFile(spec: Record<string, unknown>): { path: string; dir: string; state: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'cutover-workers-'));
-  const path = join(dir, 'spec.yaml');
-  writeFileSync(path, YAML.stringify({ stateDir: './state', ...spec }));
-  return { path, dir, state: join(dir, 'state', String(spec.name)) };
-}
-
-const audit = (state: string) =>
-  existsSync(join(state, 'audit.jsonl'))
-    ? readFileSync(join(state, 'audit.jsonl'), 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { event: string; bucket?: string })
-    : [];
-
-async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 90_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** Documents the shared copy has acknowledged so far, from the runner's mirror of the checkpoints. */
 function copiedSoFar(state: string, slices: number): number {
@@ -100,7 +77,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         path: spec,
         dir,
         state,
-      } = specFile({
+      } = specFile('workers', {
         name: `wk-${kind}`,
         source: { cluster: { url: server.url }, index: source },
         target: { index: target },
@@ -138,7 +115,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       const a = startCli(['--json', 'worker', spec]);
       const b = startCli(['--json', 'worker', spec]);
       const first = startCli(['--json', 'run', spec]);
-      await waitFor('the shared copy', () => audit(state).some((e) => e.event === 'copy-shared'));
+      await waitFor('the shared copy', () => auditOf(state).some((e) => e.event === 'copy-shared'));
       const board = await KvBucket.open(NATS, bucket, false);
       assert.ok(board, 'the runner made the bucket');
       type Rec = { holder: { pid: number } | null; value: { copied: number; done: boolean } };
@@ -165,10 +142,14 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       const cont = () => process.kill(pid, 'SIGCONT');
       process.on('exit', cont);
       try {
-        await waitFor('the stopped worker’s slice taken over', async () => {
-          const rs = await records();
-          return !rs?.some((r) => r?.holder?.pid === pid);
-        });
+        await waitFor(
+          'the stopped worker’s slice taken over',
+          async () => {
+            const rs = await records();
+            return !rs?.some((r) => r?.holder?.pid === pid);
+          },
+          90_000,
+        );
       } finally {
         cont();
         process.off('exit', cont);
@@ -211,7 +192,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
           `pid ${p}`,
         );
       assert.ok(copiedAtKill < 30_000, `the runner was killed mid-copy (${copiedAtKill} copied)`);
-      assert.ok(audit(state).some((e) => e.event === 'copy-shared-done'));
+      assert.ok(auditOf(state).some((e) => e.event === 'copy-shared-done'));
       // The bucket keeps only the plan, marked done: a worker started now ends at once.
       const left = await KvBucket.open(NATS, bucket, false);
       assert.ok(left);
@@ -268,7 +249,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
           workers: { kind: 'nats', servers: NATS, bucket, leaseSeconds: 3 },
         },
       };
-      const { path: spec, dir } = specFile(base);
+      const { path: spec, dir } = specFile('workers', base);
       const run = startCli(['--json', 'run', spec]);
       const other = join(dir, 'other.yaml');
       writeFileSync(
