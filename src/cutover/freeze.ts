@@ -30,7 +30,7 @@ export interface FreezeOptions {
   /** counts prove no delete is pending (no dead letters, complete registry of dropped ids) */
   exactCounts: boolean;
   /** persist "a block may be on the source" before setting it, so a crash never leaves writes blocked */
-  markFrozen: (frozen: boolean) => void;
+  markFrozen: (frozen: boolean) => Promise<void>;
   /** documents of the source expected on the target (timestamp capture: not soft-deleted) */
   sourceCountQuery?: unknown;
   /** called under the freeze right before the alias request: the last moment both sides are equal */
@@ -63,7 +63,7 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
   const mark = (phase: string) => {
     rec.phases![phase] = Date.now() - started;
   };
-  o.markFrozen(true);
+  await o.markFrozen(true);
   let blockMs = 0;
   let pending = 0;
   const cut = new AbortController();
@@ -196,7 +196,7 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
     mark('lift');
     rec.durationMs = Date.now() - started;
     await guard?.done();
-    o.markFrozen(false);
+    await o.markFrozen(false);
   }
   return rec;
 }

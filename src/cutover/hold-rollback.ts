@@ -137,11 +137,11 @@ export async function rollBackUnderHold(
           budgetMs: Math.max(50, left() - p.reserveMs),
           attempt: p.revert.capture.snapshot.freezes.length + 1,
           exactCounts: p.revert.exactCounts,
-          markFrozen: (frozen) => {
+          markFrozen: async (frozen) => {
             c.state.frozen = frozen
               ? { side: 'target', index: ends.target.index, startedAt: new Date().toISOString(), attempt }
               : undefined;
-            c.store.save(c.state);
+            await c.store.save(c.state);
           },
           guard: guardFor(c.spec, 'target', c.audit.path),
         });

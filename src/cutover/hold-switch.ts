@@ -209,9 +209,9 @@ async function holdOnce(
   });
   // The alias request goes out now. Should this run end before its answer is recorded, the next one finds where
   // the aliases are and completes this record; the late-write report starts from this journal position.
-  const aliasRequestSent = () => {
+  const aliasRequestSent = async () => {
     c.state.cutoverJournalEnd = p.sync.snapshot.pos;
-    c.store.save(c.state);
+    await c.store.save(c.state);
     p.sync.recordHold({ ...rep, durationMs: Date.now() - started, aliasRequestSent: true });
   };
   // The application moves with the proxies when the new index is on another cluster (proxy.moveApplication).
@@ -274,15 +274,15 @@ async function holdOnce(
         budgetMs: fenceBudget,
         attempt: p.capture.snapshot.freezes.length + 1,
         exactCounts: p.exactCounts,
-        markFrozen: (frozen) => {
+        markFrozen: async (frozen) => {
           c.state.frozen = frozen
             ? { side: 'source', index: sourceIndex, startedAt: new Date().toISOString(), attempt }
             : undefined;
-          c.store.save(c.state);
+          await c.store.save(c.state);
         },
         beforeSwitch: async () => {
           await p.beforeSwitch?.();
-          aliasRequestSent();
+          await aliasRequestSent();
         },
         guard: guardFor(c.spec, 'source', c.audit.path),
       });
@@ -314,7 +314,7 @@ async function holdOnce(
       const reserve = aliasReserveMs(p.sync.snapshot.holds);
       if (left() < reserve)
         throw new Abort(`hold budget of ${budget} ms nearly spent before the alias request`);
-      aliasRequestSent();
+      await aliasRequestSent();
       const aliasFrom = Date.now();
       const ends = migrationEnds(c);
       await sendSwitch(records, ends.source, ends.target);
@@ -323,7 +323,7 @@ async function holdOnce(
     rep.switched = true;
     mark('aliases');
     c.state.cutoverJournalEnd = p.sync.snapshot.pos;
-    c.store.save(c.state);
+    await c.store.save(c.state);
     await releaseAll(targetIndex);
     mark('release');
   } catch (e) {

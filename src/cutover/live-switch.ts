@@ -49,7 +49,7 @@ export async function convergeAndSwitch(
       // Everything on the target now mirrors the source: the reverse sync of the revert window starts here.
       if (c.spec.cutover.revertWindowMinutes > 0) {
         c.state.revertCursors = (await c.target.shardSeqNos(targetIndex)).map((m) => m.maxSeqNo);
-        c.store.save(c.state);
+        await c.store.save(c.state);
       }
     },
   });
@@ -161,7 +161,7 @@ export async function switchWhenConverged(c: CaptureContext, p: SwitchPlan): Pro
       attempt: p.capture.snapshot.freezes.length + 1,
       exactCounts: p.exactCounts,
       sourceCountQuery: p.sourceCountQuery,
-      markFrozen: (frozen) => {
+      markFrozen: async (frozen) => {
         c.state.frozen = frozen
           ? {
               side: p.from.side,
@@ -170,7 +170,7 @@ export async function switchWhenConverged(c: CaptureContext, p: SwitchPlan): Pro
               attempt: p.capture.snapshot.freezes.length + 1,
             }
           : undefined;
-        c.store.save(c.state);
+        await c.store.save(c.state);
       },
       beforeSwitch: p.beforeSwitch,
       guard: guardFor(c.spec, p.from.side, c.audit.path),

@@ -21,7 +21,7 @@ export async function applyCopySettings(c: Where, settings: Record<string, strin
   // A resume never mistakes the temporary values for the originals: they are read only once.
   if (!c.state.originalSettings) {
     c.state.originalSettings = await readTemporaryKeys(c.target, c.spec.target.index);
-    c.store.save(c.state);
+    await c.store.save(c.state);
   }
   await applySettings(c.target, c.spec.target.index, settings);
 }
@@ -34,13 +34,13 @@ export async function restoreTargetSettings(c: Where, keepGcDeletes = false): Pr
     await applySettings(c.target, c.spec.target.index, settings);
     c.state.temporarySettingsApplied = false;
     c.state.gcDeletesPending = keepGcDeletes;
-    c.store.save(c.state);
+    await c.store.save(c.state);
     c.audit.record({ event: 'target-settings-restored', settings });
   } else if (!keepGcDeletes && c.state.gcDeletesPending && c.state.originalSettings) {
     const settings = { 'index.gc_deletes': c.state.originalSettings['index.gc_deletes'] };
     await applySettings(c.target, c.spec.target.index, settings);
     c.state.gcDeletesPending = false;
-    c.store.save(c.state);
+    await c.store.save(c.state);
     c.audit.record({ event: 'target-settings-restored', settings });
   }
 }

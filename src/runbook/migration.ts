@@ -10,6 +10,7 @@ import { captureStrategy } from '../capture/strategies/index.js';
 import { Cluster } from '../cluster/client.js';
 import { loadCheckpoints, totalsOf } from '../copy/backfill.js';
 import { planOf } from '../copy/ranges.js';
+import { holderId } from '../copy/slice-board.js';
 import { loadTransform, type TransformFn } from '../copy/transform.js';
 import { aliasPlacement, migrationEnds, moveAliases, resolveIndex } from '../cutover/aliases.js';
 import { type WriteBlockStatus, writeBlockStatus } from '../cutover/block-status.js';
@@ -29,8 +30,9 @@ import { clusterConfig, type LoadedSpec, webhookSecrets } from '../spec/load.js'
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { AuditLog } from '../store/audit.js';
 import { GateError, Interrupted, PreflightError } from '../store/errors.js';
-import { acquireLock, heldByLiveProcess, type Lock, lockOwner } from '../store/lock.js';
+import { acquireLock, heldByLiveProcess, type Lock, LockError, lockOwner } from '../store/lock.js';
 import { PitRegistry } from '../store/pit-registry.js';
+import { RunSeat } from '../store/run-seat.js';
 import { type MigrationState, newState, StateStore } from '../store/state.js';
 import {
   type Facts,
@@ -249,10 +251,70 @@ export class Migration {
       );
   }
 
+  /**
+   * copy.workers: the command runs holding the migration's seat in the NATS bucket (run-seat.ts), taken from a
+   * runner whose machine is gone once its lease lapsed, with the state brought up from the seat when it is newer
+   * than this machine's. A runner that loses its seat stops at once (its signal aborts, its next save fails).
+   * Without copy.workers: the local state directory and lock alone.
+   */
+  private async seated<T>(
+    command: string,
+    opts: RunOptions,
+    f: (opts: RunOptions) => Promise<T>,
+  ): Promise<T> {
+    const cfg = this.spec.copy.workers;
+    if (!cfg) return f(opts);
+    const reporter = opts.reporter ?? silentReporter;
+    const seat = await RunSeat.take(cfg, this.spec.name, this.store, holderId(), {
+      signal: opts.signal,
+      onWaiting: (h, bucket) =>
+        reporter.info(
+          `the seat of ${this.spec.name} in the NATS bucket ${bucket} is held by ${h.host} pid ${h.pid}: taken over if it is not renewed for ${cfg.leaseSeconds} s`,
+        ),
+    });
+    const r = seat.restored;
+    if (r) {
+      const by = r.by ? `${r.by.host} pid ${r.by.pid}` : 'a runner that released it';
+      reporter.warn(
+        `went on from the state in the NATS bucket ${seat.bucketName} (save ${r.seq}, written by ${by} at ${r.writtenAt}): this machine's state directory had ${r.localSeq === undefined ? 'none' : `an older one (save ${r.localSeq})`}${r.omitted.length ? `; not in the bucket (too large): ${r.omitted.join(', ')}` : ''}`,
+      );
+      this.audit.record({ event: 'state-restored', command, bucket: seat.bucketName, ...r });
+    }
+    this.store.seatedAt(seat);
+    seat.start();
+    try {
+      return await f({
+        ...opts,
+        signal: opts.signal ? AbortSignal.any([opts.signal, seat.lost]) : seat.lost,
+      });
+    } catch (e) {
+      if (!seat.lost.aborted) throw e;
+      const why = (seat.lost.reason as Error).message;
+      this.audit.record({ event: 'seat-lost', command, reason: why });
+      throw new LockError(
+        `${command} of ${this.spec.name} stopped: its seat in the NATS bucket ${seat.bucketName} is another runner's now (${why}); that runner goes on`,
+        undefined,
+        false,
+      );
+    } finally {
+      this.store.seatedAt(undefined);
+      await seat.release();
+    }
+  }
+
   private async execute(opts: RunOptions, command: string, cutoverNow: boolean): Promise<RunResult> {
     // Everything that can fail before the steps (a transform that does not load, an unreadable state file)
     // runs before the lock is taken, so such a failure never leaves a lock behind.
     const transform = await loadTransform(this.spec.transformPath);
+    return this.seated(command, opts, (o) => this.executeSeated(o, command, cutoverNow, transform));
+  }
+
+  private async executeSeated(
+    opts: RunOptions,
+    command: string,
+    cutoverNow: boolean,
+    transform: TransformFn,
+  ): Promise<RunResult> {
     const state = this.state();
     if (state.phase === 'rolled-back' || state.phase === 'cleaned-up')
       throw new PreflightError(
@@ -272,7 +334,7 @@ export class Migration {
     if (this.spec.watchdog.enabled) this.watchdog.start(c.reporter);
     try {
       if (state.phase !== 'cut-over') state.phase = 'running';
-      this.store.save(state);
+      await this.store.save(state);
       this.audit.record({ event: 'run-started', command, resumed: Object.keys(state.completed).length > 0 });
       await this.liftStaleFreeze(state, c.reporter);
       if (opts.retryDeadLetters) await redriveDeadLetters(c);
@@ -282,16 +344,16 @@ export class Migration {
         c.reporter.step(step.name, step.title);
         const r = await step.run(c);
         if (r === 'pause') {
-          this.store.save(state);
+          await this.store.save(state);
           return this.result(state);
         }
         failpoint(`step.${step.name}.before-save`);
         state.completed[step.name] = new Date().toISOString();
-        this.store.save(state);
+        await this.store.save(state);
         this.audit.record({ event: 'step-done', step: step.name });
       }
       state.phase = 'cut-over';
-      this.store.save(state);
+      await this.store.save(state);
       this.audit.record({ event: 'run-finished', command, phase: state.phase });
       return this.result(state);
     } catch (e) {
@@ -304,7 +366,8 @@ export class Migration {
         message: err instanceof Error ? err.message : String(err),
       };
       state.phase = 'failed';
-      this.store.save(state);
+      // A seat lost to another runner refuses this save: that runner's state stands, this one only stops.
+      await this.store.save(state).catch((x: Error) => c.reporter.warn(`state not saved: ${x.message}`));
       // Leave the target as an operator would want it while they investigate: with its own settings back.
       await restoreTargetSettings(c).catch((x) =>
         c.reporter.warn(
@@ -415,7 +478,7 @@ export class Migration {
       `lifted the write block a stopped run left on ${f.index} (in place since ${f.startedAt ?? '?'}; ${until})`,
     );
     state.frozen = undefined;
-    this.store.save(state);
+    await this.store.save(state);
   }
 
   /**
@@ -439,6 +502,14 @@ export class Migration {
     }
     // Bad alert settings are refused before anything is touched, as for run.
     const alerts = alertsFor(this.spec, reporter);
+    return this.seated('rollback', opts, (o) => this.rollbackSeated(o, alerts));
+  }
+
+  private async rollbackSeated(
+    opts: RunOptions,
+    alerts: Alerts,
+  ): Promise<{ result: 'aliases-restored' | 'nothing-to-move'; message: string }> {
+    const reporter = opts.reporter ?? silentReporter;
     const lock = this.lock('rollback', opts);
     const observed = this.observe(alerts, reporter);
     let closeStrategy = () => Promise.resolve();
@@ -465,7 +536,7 @@ export class Migration {
       await restoreTargetSettings(c);
       state.phase = 'rolled-back';
       state.rolledBackAt = new Date().toISOString();
-      this.store.save(state);
+      await this.store.save(state);
       this.audit.record({ event: 'rolled-back', result: r });
       return {
         result: 'aliases-restored',
@@ -487,7 +558,15 @@ export class Migration {
    * Delete the old (source) index: only after cutover, after the retention window, and when named exactly. The
    * window is cutover.retentionHours from the switch, as the spec says it now.
    */
-  async cleanup(confirmIndex: string | undefined, opts: RunOptions = {}, now = new Date()): Promise<string> {
+  cleanup(confirmIndex: string | undefined, opts: RunOptions = {}, now = new Date()): Promise<string> {
+    return this.seated('cleanup', opts, (o) => this.cleanupSeated(confirmIndex, o, now));
+  }
+
+  private async cleanupSeated(
+    confirmIndex: string | undefined,
+    opts: RunOptions,
+    now: Date,
+  ): Promise<string> {
     const reporter = opts.reporter ?? silentReporter;
     const alerts = alertsFor(this.spec, reporter);
     const lock = this.lock('cleanup', opts);
@@ -521,7 +600,7 @@ export class Migration {
       }
       await this.source.deleteIndex(state.sourceIndex);
       state.phase = 'cleaned-up';
-      this.store.save(state);
+      await this.store.save(state);
       this.audit.record({ event: 'old-index-deleted', index: state.sourceIndex });
       return state.sourceIndex;
     } finally {

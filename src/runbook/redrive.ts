@@ -33,7 +33,7 @@ export async function redriveDeadLetters(c: Ctx): Promise<void> {
   if (capture?.deadLetters) writeJsonAtomic(c.store.capturePath, { ...capture, deadLetters: 0 });
   // The gates judged the old dead letters: they run again on what is there now.
   for (const step of ['gate', 'verify']) delete c.state.completed[step];
-  c.store.save(c.state);
+  await c.store.save(c.state);
   c.audit.record({ event: 'dead-letters-retried', ...r });
   c.reporter.info(
     `dead letters retried: ${r.tried} document(s); ${r.landed} landed, ${r.conflicts} already newer on the target, ${r.dropped} dropped by the transform, ${r.goneFromSource} gone from the source, ${r.stillFailing} failed again (kept in ${c.store.deadLetterPath})`,

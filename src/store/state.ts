@@ -97,6 +97,8 @@ export interface MigrationState {
   madeFor?: { sourceCluster: string; sourceIndex: string; targetCluster: string; targetIndex: string };
   /** live capture: the target's own gc_deletes goes back only after the switch (tombstones must outlive it) */
   gcDeletesPending?: boolean;
+  /** copy.workers: the save counter of the runner's seat in the bucket (run-seat.ts); the higher one is newer */
+  seatSeq?: number;
   updatedAt: string;
 }
 
@@ -135,8 +137,21 @@ export interface SliceCheckpoint {
   updatedAt: string;
 }
 
+/** Where every state save also goes before it counts as made (the runner's seat in the coordination service). */
+export interface StateSeat {
+  nextSeq(): number;
+  put(state: MigrationState): Promise<void>;
+}
+
 export class StateStore {
+  private seat?: StateSeat;
+
   constructor(readonly dir: string) {}
+
+  /** copy.workers: from now on a save resolves once the seat holds it too (undefined: local files only). */
+  seatedAt(seat: StateSeat | undefined): void {
+    this.seat = seat;
+  }
 
   /** the watchdog's pauses (red clusters) with their allocation explain, for the report */
   get watchdogPath(): string {
@@ -219,8 +234,26 @@ export class StateStore {
     return readJson<MigrationState>(this.statePath);
   }
 
-  save(state: MigrationState): void {
+  /**
+   * Durable in the state directory at once; with a seat, resolved only once the seat holds it too (the seat first:
+   * a crash between the two leaves the seat ahead, and the seat's copy wins at the next start). A seat lost to
+   * another runner rejects (LeaseLost) and this directory is left as it was.
+   */
+  async save(state: MigrationState): Promise<void> {
     state.updatedAt = new Date().toISOString();
+    if (!this.seat) {
+      writeJsonAtomic(this.statePath, state);
+      return;
+    }
+    const seq = this.seat.nextSeq();
+    const was = state.seatSeq;
+    state.seatSeq = seq;
+    try {
+      await this.seat.put(state);
+    } catch (e) {
+      state.seatSeq = was;
+      throw e;
+    }
     writeJsonAtomic(this.statePath, state);
   }
 

@@ -253,9 +253,12 @@ for (const WORKERS of WORKER_MODES)
         for (let i = 0; i < WORKERS; i++) startWorker();
         t.after(async () => {
           for (const wk of workers) if (wk.run.child.exitCode === null) wk.run.child.kill('SIGKILL');
-          const b = bucket ? await KvBucket.open(NATS, bucket, false).catch(() => undefined) : undefined;
-          await b?.destroy().catch(() => undefined);
-          await b?.close();
+          // The copy's bucket and the runner's seat beside it.
+          for (const name of bucket ? [bucket, `${bucket}-run`] : []) {
+            const b = await KvBucket.open(NATS, name, false).catch(() => undefined);
+            await b?.destroy().catch(() => undefined);
+            await b?.close();
+          }
         });
 
         const attempts: Attempt[] = [];

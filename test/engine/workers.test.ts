@@ -64,9 +64,11 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         await c.deleteIndex(source).catch(() => undefined);
         await c.deleteIndex(target).catch(() => undefined);
         await Promise.all([c.close(), wc.close()]);
-        const b = await KvBucket.open(NATS, bucket, false).catch(() => undefined);
-        await b?.destroy().catch(() => undefined);
-        await b?.close();
+        for (const name of [bucket, `${bucket}-run`]) {
+          const b = await KvBucket.open(NATS, name, false).catch(() => undefined);
+          await b?.destroy().catch(() => undefined);
+          await b?.close();
+        }
       });
       const SLICES = 12;
       const seeded = await seed(c, source, 30_000, (i) => ({ id: `d${i}`, doc: defaultDoc(`d${i}`, i) }), {
@@ -228,11 +230,14 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       const source = uniqueName('wkr');
       const bucket = `cutover-test-${source}`;
       t.after(async () => {
-        for (const i of [source, `${source}-v2`]) await c.deleteIndex(i).catch(() => undefined);
+        for (const i of [source, `${source}-v2`, `${source}-v3`])
+          await c.deleteIndex(i).catch(() => undefined);
         await c.close();
-        const b = await KvBucket.open(NATS, bucket, false).catch(() => undefined);
-        await b?.destroy().catch(() => undefined);
-        await b?.close();
+        for (const name of [bucket, `${bucket}-run`]) {
+          const b = await KvBucket.open(NATS, name, false).catch(() => undefined);
+          await b?.destroy().catch(() => undefined);
+          await b?.close();
+        }
       });
       await seed(c, source, 30_000, (i) => ({ id: `r${i}`, doc: { n: i } }), {
         settings: { number_of_shards: 2, number_of_replicas: 0 },
@@ -269,14 +274,31 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       const wrongTf = await runCli(['worker', withTf]);
       assert.equal(wrongTf.code, 2, wrongTf.stderr);
       assert.match(wrongTf.stderr, /is not the one the runner copies with/);
-      // Another state directory is another copy: the bucket it would share is refused, named, nothing copied.
-      const again = await runCli(['run', other.replace('other', 'other')]);
+      // A runner of the same name while the first holds its seat: refused (exit 4), naming the holder.
+      const busy = await runCli(['run', other]);
+      assert.equal(busy.code, 4, busy.stderr);
+      assert.match(busy.stderr, new RegExp(`is being run by .* pid ${run.child.pid}: it renews its seat`));
+      run.child.kill('SIGINT');
+      await run.done;
+      // Seated now, it finds the state of the other target in the seat: refused by name, nothing created.
+      const made = await runCli(['run', other]);
+      assert.equal(made.code, 2, made.stderr);
+      assert.match(made.stderr, /was made for another source or target/);
+      // Without that seat (a bucket removed by hand), another state directory is another copy: the copy's bucket
+      // still holds the first copy's plan, so it is refused, named, and nothing is copied.
+      const seat = await KvBucket.open(NATS, `${bucket}-run`, false);
+      await seat?.destroy();
+      await seat?.close();
+      const fresh = join(dir, 'fresh.yaml');
+      writeFileSync(
+        fresh,
+        YAML.stringify({ stateDir: './state4', ...base, target: { index: `${source}-v3` } }),
+      );
+      const again = await runCli(['run', fresh]);
       assert.equal(again.code, 2, again.stderr);
       assert.match(
         again.stderr,
         new RegExp(`the NATS bucket ${bucket} \\(copy.workers\\) holds the plan of another copy`),
       );
-      run.child.kill('SIGINT');
-      await run.done;
     });
   });

@@ -298,7 +298,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
         beforeSwitch: async () => {
           if (c.spec.cutover.revertWindowMinutes > 0) {
             c.state.revertCursors = (await c.target.shardSeqNos(c.spec.target.index)).map((m) => m.maxSeqNo);
-            c.store.save(c.state);
+            await c.store.save(c.state);
           }
         },
       });

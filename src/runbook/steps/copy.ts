@@ -61,7 +61,7 @@ export const copyStep: Step = {
     c.state.copyStartedAt ??= new Date().toISOString();
     // The state carries the figures while the copy runs, so `status` from another shell is true meanwhile.
     c.state.totals = before;
-    c.store.save(c.state);
+    await c.store.save(c.state);
     c.reporter.copyStarted(
       sourceDocs,
       before.copied + before.conflicts + before.dropped + before.deadLetters,
@@ -141,7 +141,7 @@ async function publishBoard(
   shards: number,
 ): Promise<SliceBoard> {
   c.state.copyId ??= randomUUID();
-  c.store.save(c.state);
+  await c.store.save(c.state);
   const board = await SliceBoard.publish(
     c.spec.copy.workers!,
     {
@@ -286,7 +286,7 @@ async function copyPlan(c: Ctx, shards: number): Promise<CopyRange[]> {
       `copy.order newest-first: this copy began in _seq_no order before (its checkpoints say so); it goes on that way`,
     );
   c.state.copyRanges = plan;
-  c.store.save(c.state);
+  await c.store.save(c.state);
   if (plan.length > shards)
     c.audit.record({ event: 'copy-plan', shards, streams: plan.length, ranges: plan });
   return plan;
@@ -359,7 +359,7 @@ async function copyByReindex(c: Ctx, sourceIndex: string, sourceDocs: number): P
     conflicts: before?.conflictsBefore ?? 0,
     deadLetters: before?.excluded.length ?? 0,
   });
-  c.store.save(c.state);
+  await c.store.save(c.state);
   let reported = 0;
   c.reporter.copyStarted(sourceDocs, 0);
   const loop = closedLoopBesideCopy(c);
@@ -391,7 +391,10 @@ async function copyByReindex(c: Ctx, sourceIndex: string, sourceDocs: number): P
             });
           }
           c.state.totals = totals(p);
-          c.store.save(c.state);
+          // Figures only, and never seated (copy.workers refuses the reindex engine): not awaited.
+          c.store
+            .save(c.state)
+            .catch((e: Error) => c.reporter.warn(`could not save the state: ${e.message}`));
         },
         onNotice: (m) => c.reporter.warn(m),
         onTask: (event, task, detail) => c.audit.record({ event: `reindex-${event}`, task, detail }),

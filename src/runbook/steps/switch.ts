@@ -70,7 +70,7 @@ export const switchStep: Step = {
         warm.runs,
       );
       c.state.warmup = w;
-      c.store.save(c.state);
+      await c.store.save(c.state);
       c.audit.record({ event: 'warmed-up', queries: w });
       for (const q of w)
         c.reporter.info(

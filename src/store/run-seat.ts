@@ -1,0 +1,246 @@
+/**
+ * The runner's seat in the coordination service (copy.workers): one record in a NATS JetStream key-value bucket,
+ * leased by one runner of the migration at a time, holding what a runner on another machine needs to go on: the
+ * migration's state (the steps done, what was changed and must be put back, where the switch stands) and the
+ * capture positions. Every state save reaches the record by a compare-and-set of the seat's holder before it
+ * returns, so what a runner did next (a write block, an alias move) was in the bucket first; a runner that lost its
+ * seat fails its next save and its signal is aborted at once. The capture files follow within a second: a position
+ * behind is safe to resume from, because every change is applied again with its version.
+ *
+ * The local state directory stays a cache of the seat: at the seat's taking, whichever of the two was written last
+ * (by the save counter both carry) is what the runner goes on from.
+ */
+import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { writeFileAtomic, writeJsonAtomic } from './atomic-file.js';
+import { type HolderId, KvBucket, type Lease, LeaseTable } from './kv-leases.js';
+import { LockError } from './lock.js';
+import type { MigrationState, StateStore } from './state.js';
+
+export interface SeatConfig {
+  servers: string;
+  bucket?: string;
+  leaseSeconds: number;
+}
+
+/** The files of the state directory that travel with the state (relative names); the checkpoints are the copy's. */
+export const SEAT_FILES = [
+  'capture.json',
+  'journal-sync.json',
+  'revert.json',
+  'proof-watermarks.json',
+  'dropped-ids.ndjson',
+] as const;
+
+/** NATS refuses messages over its max_payload (1 MB by default): the record stays well under it. */
+const MAX_RECORD_BYTES = 800_000;
+
+/** How often the capture files are looked at for changes to send. */
+const FILES_EVERY_MS = 1000;
+
+export interface SeatRecord {
+  /** one more on every write: the local state carries the same number (seatSeq) */
+  seq: number;
+  state: MigrationState | null;
+  /** file name -> its text, gzipped, base64 */
+  files: Record<string, string>;
+  /** files too large for the record, not mirrored */
+  omitted?: string[];
+  writtenAt: string;
+}
+
+const KEY = 'runner';
+
+/** The bucket of a migration's seat: beside the copy's bucket (copy.workers.bucket), or named after the migration. */
+export function seatBucketOf(migration: string, cfg: SeatConfig): string {
+  return cfg.bucket ? `${cfg.bucket}-run` : `cutover-run-${migration.replaceAll('.', 'D')}`;
+}
+
+export interface Restored {
+  /** who wrote the record this runner went on from */
+  by: HolderId | null;
+  writtenAt: string;
+  seq: number;
+  /** what the state directory had: nothing, or an older save */
+  localSeq: number | undefined;
+  omitted: string[];
+}
+
+export class RunSeat {
+  private seq: number;
+  private sentFiles = new Map<string, string>();
+  private lastState: MigrationState | null;
+  private timer?: NodeJS.Timeout;
+  private filesBusy = false;
+  private readonly packed = new Map<string, { mtimeMs: number; size: number; text: string }>();
+
+  private constructor(
+    private readonly bucket: KvBucket,
+    private readonly lease: Lease<SeatRecord>,
+    private readonly store: StateStore,
+    record: SeatRecord,
+    readonly restored: Restored | undefined,
+  ) {
+    this.seq = Math.max(record.seq, store.load()?.seatSeq ?? 0);
+    this.lastState = record.state;
+    for (const [name, text] of Object.entries(record.files)) this.sentFiles.set(name, text);
+  }
+
+  get bucketName(): string {
+    return this.bucket.name;
+  }
+
+  /** Aborted (reason: LeaseLost) once another runner holds the seat. */
+  get lost(): AbortSignal {
+    return this.lease.lost;
+  }
+
+  /**
+   * Take the seat of `migration`: at once when it is free or its holder is a dead process of this host, after a
+   * whole lease of silence when its holder is on another machine. A holder that renews is a live runner: refused
+   * (LockError) with who it is. The state directory is brought up to the record when the record is newer.
+   */
+  static async take(
+    cfg: SeatConfig,
+    migration: string,
+    store: StateStore,
+    me: HolderId,
+    opts: { signal?: AbortSignal; onWaiting?: (holder: HolderId, bucket: string) => void } = {},
+  ): Promise<RunSeat> {
+    const leaseMs = cfg.leaseSeconds * 1000;
+    const bucket = await KvBucket.open(cfg.servers, seatBucketOf(migration, cfg), true);
+    try {
+      const table = new LeaseTable<SeatRecord>(bucket, me, leaseMs);
+      await table.ensure(KEY, { seq: 0, state: null, files: {}, writtenAt: new Date().toISOString() });
+      let lease: Lease<SeatRecord> | undefined;
+      let firstRevision: number | undefined;
+      while (!lease) {
+        if (opts.signal?.aborted) throw opts.signal.reason;
+        lease = await table.tryTake(KEY, () => true);
+        if (lease) break;
+        const e = await table.read(KEY);
+        if (!e?.holder) continue;
+        if (firstRevision === undefined) {
+          firstRevision = e.revision;
+          opts.onWaiting?.(e.holder, bucket.name);
+        } else if (e.revision !== firstRevision)
+          throw new LockError(
+            `migration ${migration} is being run by ${e.holder.host} pid ${e.holder.pid}: it renews its seat in the NATS bucket ${bucket.name}; stop it first (a runner whose machine is gone is taken over ${cfg.leaseSeconds} s after its last renewal)`,
+            { pid: e.holder.pid, host: e.holder.host, startedAt: '', command: 'run' },
+            false,
+          );
+        await sleep(Math.min(500, leaseMs / 6));
+      }
+      const record = lease.value;
+      const restored = restoreIfNewer(store, record, lease.takenFrom);
+      return new RunSeat(bucket, lease, store, record, restored);
+    } catch (e) {
+      await bucket.close();
+      throw e;
+    }
+  }
+
+  /** The save counter the next state save carries, locally and in the record. */
+  nextSeq(): number {
+    return ++this.seq;
+  }
+
+  /** One state save, in the record before it resolves; throws LeaseLost when the seat is another runner's. */
+  async put(state: MigrationState): Promise<void> {
+    this.lastState = structuredClone(state);
+    await this.lease.update(this.recordNow(state));
+  }
+
+  /** The capture files looked at every second and sent when they changed (with the state as last saved). */
+  start(): void {
+    this.timer = setInterval(() => {
+      if (this.filesBusy || this.lost.aborted) return;
+      const changed = SEAT_FILES.some((f) => this.fileText(f) !== this.sentFiles.get(f));
+      if (!changed) return;
+      this.filesBusy = true;
+      this.lease
+        .update(this.recordNow(this.lastState))
+        .catch(() => undefined)
+        .finally(() => {
+          this.filesBusy = false;
+        });
+    }, FILES_EVERY_MS);
+    this.timer.unref();
+  }
+
+  /** Give the seat up with the files as they are now: another runner takes it at once. */
+  async release(): Promise<void> {
+    clearInterval(this.timer);
+    if (!this.lost.aborted) await this.lease.release(this.recordNow(this.lastState)).catch(() => undefined);
+    await this.bucket.close();
+  }
+
+  /** The file as the record holds it; compressed again only when its size or mtime moved (the ids can be MBs). */
+  private fileText(name: string): string | undefined {
+    const p = join(this.store.dir, name);
+    let st: { mtimeMs: number; size: number };
+    try {
+      st = statSync(p);
+    } catch {
+      this.packed.delete(name);
+      return undefined;
+    }
+    const had = this.packed.get(name);
+    if (had && had.mtimeMs === st.mtimeMs && had.size === st.size) return had.text;
+    const text = gzipSync(readFileSync(p)).toString('base64');
+    this.packed.set(name, { mtimeMs: st.mtimeMs, size: st.size, text });
+    return text;
+  }
+
+  private recordNow(state: MigrationState | null): SeatRecord {
+    const files: Record<string, string> = {};
+    const omitted: string[] = [];
+    let size = Buffer.byteLength(JSON.stringify(state ?? null));
+    for (const f of SEAT_FILES) {
+      const text = this.fileText(f);
+      if (text === undefined) continue;
+      // Only the dropped ids can grow large (50,000 at most): left out rather than the record refused.
+      if (size + text.length > MAX_RECORD_BYTES) {
+        omitted.push(f);
+        continue;
+      }
+      size += text.length;
+      files[f] = text;
+    }
+    this.sentFiles = new Map(Object.entries(files));
+    return {
+      seq: state?.seatSeq ?? this.seq,
+      state,
+      files,
+      ...(omitted.length ? { omitted } : {}),
+      writtenAt: new Date().toISOString(),
+    };
+  }
+}
+
+/**
+ * The record is newer than the state directory (another machine ran the migration since, or this one has none):
+ * its state and files replace the directory's. Files the record does not hold were not there: removed.
+ */
+function restoreIfNewer(store: StateStore, record: SeatRecord, by: HolderId | null): Restored | undefined {
+  if (!record.state) return undefined;
+  const local = store.load();
+  if (local && (local.seatSeq ?? 0) >= record.seq) return undefined;
+  mkdirSync(store.dir, { recursive: true });
+  for (const f of SEAT_FILES) {
+    const p = join(store.dir, f);
+    const text = record.files[f];
+    if (text !== undefined) writeFileAtomic(p, gunzipSync(Buffer.from(text, 'base64')).toString('utf8'));
+    else if (!record.omitted?.includes(f)) rmSync(p, { force: true });
+  }
+  writeJsonAtomic(store.statePath, record.state);
+  return {
+    by,
+    writtenAt: record.writtenAt,
+    seq: record.seq,
+    localSeq: local?.seatSeq,
+    omitted: record.omitted ?? [],
+  };
+}
