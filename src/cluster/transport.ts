@@ -239,6 +239,8 @@ export class Transport {
         signal: opts.signal,
       });
     } catch (err) {
+      // Stopped by its caller (Ctrl-C, a lost seat): that reason, not a network failure to retry and announce.
+      if (opts.signal?.aborted) throw opts.signal.reason;
       type NetError = Error & { code?: string; address?: string; port?: number };
       const e = err as NetError & { cause?: NetError };
       const code = e.code ?? e.cause?.code;

@@ -32,6 +32,7 @@ import { AuditLog } from '../store/audit.js';
 import { GateError, Interrupted, PreflightError } from '../store/errors.js';
 import { acquireLock, heldByLiveProcess, type Lock, LockError, lockOwner } from '../store/lock.js';
 import { PitRegistry } from '../store/pit-registry.js';
+import { LeaseLost } from '../store/kv-leases.js';
 import { RunSeat } from '../store/run-seat.js';
 import { type MigrationState, newState, StateStore } from '../store/state.js';
 import {
@@ -357,6 +358,8 @@ export class Migration {
       this.audit.record({ event: 'run-finished', command, phase: state.phase });
       return this.result(state);
     } catch (e) {
+      // A runner whose seat another took acts and saves no more: the one that goes on owns the state and target.
+      if (opts.signal?.reason instanceof LeaseLost) throw e;
       const err = opts.signal?.aborted
         ? new Interrupted(`interrupted in step ${current || 'start'}; \`cutover run\` resumes`)
         : e;
@@ -366,7 +369,7 @@ export class Migration {
         message: err instanceof Error ? err.message : String(err),
       };
       state.phase = 'failed';
-      // A seat lost to another runner refuses this save: that runner's state stands, this one only stops.
+      // A seat lost meanwhile refuses this save: the failure is still told (below), the state stays the seat's.
       await this.store.save(state).catch((x: Error) => c.reporter.warn(`state not saved: ${x.message}`));
       // Leave the target as an operator would want it while they investigate: with its own settings back.
       await restoreTargetSettings(c).catch((x) =>

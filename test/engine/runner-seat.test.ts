@@ -1,9 +1,10 @@
 /**
  * The runner's seat (copy.workers on the NATS JetStream at 127.0.0.1:4222): the state of the migration lives in the
  * bucket, so a runner on another machine goes on where a lost one stopped. Each runner here has a state directory
- * of its own (another machine's disk): the first is killed with kill -9 mid-copy, the second starts with an empty
- * directory, goes on from the bucket and is killed with kill -9 right after the copy step; the third goes on from
- * there (capture position, dropped ids) to the switch. A runner started while another holds the seat is refused
+ * of its own (another machine's disk): the first stops answering mid-copy (SIGSTOP) until the second, started on an
+ * empty directory, took its seat over after a lease of silence; woken, the first stops (exit 4). The second goes on
+ * from the bucket and is killed with kill -9 right after the copy step; the third takes the seat at once (its
+ * holder's pid is gone) and goes on from there (capture position, dropped ids) to the switch. A runner started while another holds the seat is refused
  * (exit 4) and writes nothing. Under live writes and a transform that drops documents; the target equals the
  * writers' log id by id.
  */
@@ -36,7 +37,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
   describe(`the runner's seat in NATS on ${kind}`, () => {
     const server = testCluster(kind);
 
-    it('three runners on three state directories, two killed with kill -9: the last goes on from the bucket to the switch', {
+    it('three runners on three state directories (one stopped past its lease, one killed with kill -9): the last goes on from the bucket to the switch', {
       timeout: 400_000,
     }, async (t) => {
       const c = clusterOf(server);
@@ -106,21 +107,34 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
           auditOf(stateA).some((e) => e.event === 'checkpoint'),
         120_000,
       );
-      ra.child.kill('SIGKILL');
+      // Runner a stops answering (SIGSTOP): runner b, on an empty state directory, waits one lease of silence, takes
+      // the seat and goes on from the bucket; a, woken, finds its seat taken and stops (exit 4) without a save.
+      const pa = ra.child.pid!;
+      process.kill(pa, 'SIGSTOP');
+      const cont = () => process.kill(pa, 'SIGCONT');
+      process.on('exit', cont);
+      const rb = startCli(['--json', 'run', b.path]);
+      try {
+        await waitFor('runner b seated', () => auditOf(b.state).some((e) => e.event === 'state-restored'));
+      } finally {
+        cont();
+        process.off('exit', cont);
+      }
       const a = await ra.done;
       writeFileSync(join(dir, 'run-a.log'), a.stderr);
-      assert.equal(a.signal, 'SIGKILL');
-
-      // Runner b on an empty state directory: goes on from the bucket (a's pid is gone, the seat is taken at once).
-      const rb = startCli(['--json', 'run', b.path]);
-      await waitFor('runner b seated', () => auditOf(b.state).some((e) => e.event === 'state-restored'));
+      assert.equal(a.code, 4, a.stderr.slice(-2000));
+      assert.match(
+        a.stderr,
+        /run of seat-.* stopped: its seat in the NATS bucket .* is another runner's now/,
+      );
+      assert.match(a.stderr, /lease on runner lost/);
       const restored = auditOf(b.state).find((e) => e.event === 'state-restored') as unknown as {
         localSeq?: number;
         seq: number;
         by: { pid: number } | null;
       };
       assert.equal(restored.localSeq, undefined);
-      assert.equal(restored.by?.pid, ra.child.pid, 'the record was written by runner a');
+      assert.equal(restored.by?.pid, pa, 'the record was written by runner a');
       // While b holds the seat, another runner is refused and writes nothing.
       const rd = await runCli(['run', d.path]);
       assert.equal(rd.code, 4, rd.stderr);
