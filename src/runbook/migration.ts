@@ -30,9 +30,9 @@ import { clusterConfig, type LoadedSpec, webhookSecrets } from '../spec/load.js'
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { AuditLog } from '../store/audit.js';
 import { GateError, Interrupted, PreflightError } from '../store/errors.js';
+import { LeaseLost } from '../store/kv-leases.js';
 import { acquireLock, heldByLiveProcess, type Lock, LockError, lockOwner } from '../store/lock.js';
 import { PitRegistry } from '../store/pit-registry.js';
-import { LeaseLost } from '../store/kv-leases.js';
 import { RunSeat } from '../store/run-seat.js';
 import { type MigrationState, newState, StateStore } from '../store/state.js';
 import {
