@@ -6,8 +6,9 @@
  * checkpoint; documents written twice meanwhile are harmless, because every write carries the source's version.
  *
  * The bucket belongs to one copy (the plan's copyId): a bucket of another copy still under way under the same name
- * is refused, never joined. Once every slice is done and the checkpoints are in the runner's state directory, the
- * runner clears the bucket down to the plan marked done (a later copy under the same name starts it afresh).
+ * is refused, never joined. Once every slice is done the runner marks the plan done: workers end at once, and the
+ * final checkpoints and dropped ids stay for a runner that goes on after a crash (on any machine); a later copy
+ * under the same name starts the bucket afresh.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -132,8 +133,9 @@ export class SliceBoard {
     try {
       let had = await bucket.get<SharedPlan>('plan');
       if (had && !had.value.doneAt && had.value.copyId !== plan.copyId) throw foreignBucket(name, had.value);
-      // A copy over (another one, or this one before a crash of its runner): start from the state directory.
-      if (had?.value.doneAt) {
+      // Another copy over: this one starts the bucket afresh. This copy over (its runner went on after a crash before
+      // it saved the copy step): its final checkpoints and dropped ids are there, kept as they are.
+      if (had?.value.doneAt && had.value.copyId !== plan.copyId) {
         await bucket.reset();
         had = undefined;
       }
@@ -179,13 +181,13 @@ export class SliceBoard {
     return undefined;
   }
 
-  /** Every slice's checkpoint as the bucket holds it (undefined: the copy is over, or the bucket was removed). */
+  /** Every slice's checkpoint as the bucket holds it (undefined: the bucket was removed, or holds another copy). */
   async checkpoints(): Promise<SliceCheckpoint[] | undefined> {
     const plan = await this.bucket.get<SharedPlan>('plan').catch((err: unknown) => {
       if (/stream not found|bucket not found/i.test(String((err as Error).message))) return undefined;
       throw err;
     });
-    if (!plan || plan.value.doneAt) return undefined;
+    if (!plan || plan.value.copyId !== this.plan.copyId) return undefined;
     const out: SliceCheckpoint[] = [];
     for (let i = 0; i < this.plan.ranges.length; i++) {
       const e = await this.table.read(sliceKey(i)).catch((err: unknown) => {
@@ -236,15 +238,14 @@ export class SliceBoard {
   }
 
   /**
-   * The copy is over and its checkpoints are in the runner's state directory: the slices go, the plan stays marked
-   * done, so a worker started late ends at once instead of waiting for a copy that will not come.
+   * The copy is over: the plan is marked done, so a worker started late ends at once instead of waiting for a copy
+   * that will not come. The slices and dropped ids stay (a runner going on after a crash reads them again).
    */
   async finish(): Promise<void> {
     const doneAt = new Date().toISOString();
-    await patiently(this.bucketName, async () => {
-      await this.bucket.reset();
-      await this.bucket.put('plan', { ...this.plan, doneAt } satisfies SharedPlan);
-    });
+    await patiently(this.bucketName, () =>
+      this.bucket.put('plan', { ...this.plan, doneAt } satisfies SharedPlan),
+    );
   }
 
   async close(): Promise<void> {
@@ -340,7 +341,7 @@ export function sharedClaims(
     },
     final: async () => {
       const cps = await patiently(board.bucketName, () => board.checkpoints());
-      // A worker: the runner clears the bucket once it has seen every slice done; that is the end, not a loss.
+      // A worker: a bucket removed (by hand, or by a later copy under the same name) means this copy is over.
       if (!cps && opts.goneIsDone) return [];
       if (!cps)
         throw new PreflightError(

@@ -2,9 +2,14 @@
  * kill -9 at exact moments (failpoints: between a bulk and its checkpoint, mid-bulk, around the alias switch,
  * between a step and its state write) and at random moments, then `run` again: the final target is exact,
  * document by document, and each crash redid at most one batch per slice.
+ *
+ * The same with copy.workers (NATS JetStream at 127.0.0.1:4222), where every resume runs on a new, empty state
+ * directory, as a runner on another machine would: the state comes from the runner's seat and the checkpoints from
+ * the copy's bucket alone.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { KvBucket } from '../../src/store/kv-leases.js';
 import { runCli, startCli } from '../support/cli.js';
 import { EXPECTED } from '../support/clusters.js';
 import { diffDocs, readAll, summarize } from '../support/data.js';
@@ -27,11 +32,70 @@ const FAILPOINTS = [
   'step.switch-aliases.before-save:1',
 ];
 
-async function finalCheck(
-  s: Awaited<ReturnType<typeof scenario>>,
-  copyCrashes: number,
-  batchDocs: number,
-): Promise<void> {
+const NATS = process.env.CUTOVER_TEST_NATS ?? 'nats://127.0.0.1:4222';
+
+type Scn = Awaited<ReturnType<typeof scenario>>;
+
+/**
+ * How the runs go: on the scenario's one state directory, or shared (copy.workers) with a state directory of its
+ * own per run, so nothing but NATS carries the migration from one run to the next.
+ */
+interface Mode {
+  name: string;
+  /** copy.workers for the scenario, or none */
+  workers(kind: string): Record<string, unknown> | undefined;
+  /** the state directory of run n (undefined: the scenario's) */
+  stateDir(run: number): string | undefined;
+  cleanup(): Promise<void>;
+}
+
+const LOCAL: Mode = {
+  name: '',
+  workers: () => undefined,
+  stateDir: () => undefined,
+  cleanup: async () => {},
+};
+
+function sharedMode(): Mode {
+  const buckets: string[] = [];
+  return {
+    name: ' with copy.workers, each run on an empty state directory',
+    workers(kind) {
+      const bucket = `cutover-crash-${process.pid}-${kind}-${Date.now()}`;
+      buckets.push(bucket, `${bucket}-run`);
+      return { kind: 'nats', servers: NATS, bucket, leaseSeconds: 3 };
+    },
+    stateDir: (run) => `./state-run${run}`,
+    async cleanup() {
+      for (const name of buckets.splice(0)) {
+        const b = await KvBucket.open(NATS, name, false).catch(() => undefined);
+        await b?.destroy().catch(() => undefined);
+        await b?.close();
+      }
+    },
+  };
+}
+
+/** The scenario with the mode's spec, and a function that points the spec at run n's state directory. */
+async function setUp(
+  kind: (typeof EXPECTED)[number],
+  docs: number,
+  copy: Record<string, unknown>,
+  mode: Mode,
+): Promise<{ s: Scn; runOn(run: number): void }> {
+  const w = mode.workers(kind);
+  const spec = { copy: { ...copy, ...(w ? { workers: w } : {}) } };
+  const s = await scenario(kind, docs, spec);
+  return {
+    s,
+    runOn(run) {
+      const dir = mode.stateDir(run);
+      if (dir) s.writeSpec({ ...spec, stateDir: dir });
+    },
+  };
+}
+
+async function finalCheck(s: Scn, copyCrashes: number, batchDocs: number): Promise<void> {
   const r = await runCli(['--json', 'run', s.specPath, '--take-over-lock']);
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -47,41 +111,58 @@ async function finalCheck(
   assert.equal(report.copied + report.versionConflicts >= s.expected.size, true);
 }
 
-for (const kind of (['es8', 'es9', 'os3'] as const).filter((k) => EXPECTED.includes(k))) {
-  describe(`kill -9 and resume on ${kind}`, () => {
-    it('survives a kill at every failpoint in turn', async () => {
-      const s = await scenario(kind, 3000, { copy: { batchDocs: 100, concurrency: 1 } });
-      let copyCrashes = 0;
-      for (const fp of FAILPOINTS) {
-        const r = await runCli(['--json', 'run', s.specPath, '--take-over-lock'], { CUTOVER_FAILPOINTS: fp });
-        assert.equal(
-          r.signal,
-          'SIGKILL',
-          `${fp}: expected the process to be killed, got code ${r.code}: ${r.stderr.slice(-500)}`,
-        );
-        if (fp.startsWith('bulk.') || fp.startsWith('copy.')) copyCrashes++;
-      }
-      await finalCheck(s, copyCrashes, 100);
-      await s.c.close();
-    });
-
-    it('survives kill -9 at random moments', async () => {
-      const s = await scenario(kind, 6000, {
-        copy: { batchDocs: 200, concurrency: 3, maxDocsPerSecond: 3000 },
+for (const [kinds, mode] of [
+  [['es8', 'es9', 'os3'], LOCAL],
+  [['es8', 'os3'], sharedMode()],
+] as const) {
+  for (const kind of kinds.filter((k) => EXPECTED.includes(k))) {
+    describe(`kill -9 and resume on ${kind}${mode.name}`, () => {
+      it('survives a kill at every failpoint in turn', async (t) => {
+        t.after(() => mode.cleanup());
+        const { s, runOn } = await setUp(kind, 3000, { batchDocs: 100, concurrency: 1 }, mode);
+        let copyCrashes = 0;
+        let run = 0;
+        for (const fp of FAILPOINTS) {
+          runOn(run++);
+          const r = await runCli(['--json', 'run', s.specPath, '--take-over-lock'], {
+            CUTOVER_FAILPOINTS: fp,
+          });
+          assert.equal(
+            r.signal,
+            'SIGKILL',
+            `${fp}: expected the process to be killed, got code ${r.code}: ${r.stderr.slice(-500)}`,
+          );
+          if (fp.startsWith('bulk.') || fp.startsWith('copy.')) copyCrashes++;
+        }
+        runOn(run);
+        await finalCheck(s, copyCrashes, 100);
+        await s.c.close();
       });
-      let kills = 0;
-      for (let i = 0; i < 4; i++) {
-        const { child, done } = startCli(['--json', 'run', s.specPath, '--take-over-lock']);
-        const delay = 400 + Math.floor(Math.random() * 1600);
-        const timer = setTimeout(() => child.kill('SIGKILL'), delay);
-        const r = await done;
-        clearTimeout(timer);
-        if (r.signal === 'SIGKILL') kills++;
-        else assert.equal(r.code, 0, r.stderr);
-      }
-      assert.ok(kills >= 1, 'at least one run was killed');
-      await finalCheck(s, kills, 200);
-      await s.c.close();
+
+      it('survives kill -9 at random moments', async (t) => {
+        t.after(() => mode.cleanup());
+        const { s, runOn } = await setUp(
+          kind,
+          6000,
+          { batchDocs: 200, concurrency: 3, maxDocsPerSecond: 3000 },
+          mode,
+        );
+        let kills = 0;
+        for (let i = 0; i < 4; i++) {
+          runOn(i);
+          const { child, done } = startCli(['--json', 'run', s.specPath, '--take-over-lock']);
+          const delay = 400 + Math.floor(Math.random() * 1600);
+          const timer = setTimeout(() => child.kill('SIGKILL'), delay);
+          const r = await done;
+          clearTimeout(timer);
+          if (r.signal === 'SIGKILL') kills++;
+          else assert.equal(r.code, 0, r.stderr);
+        }
+        assert.ok(kills >= 1, 'at least one run was killed');
+        runOn(4);
+        await finalCheck(s, kills, 200);
+        await s.c.close();
+      });
     });
-  });
+  }
 }

@@ -121,7 +121,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       const board = await KvBucket.open(NATS, bucket, false);
       assert.ok(board, 'the runner made the bucket');
       type Rec = { holder: { pid: number } | null; value: { copied: number; done: boolean } };
-      /** The slice records now; undefined once the runner cleared the bucket (the copy is over). */
+      /** The slice records now (undefined: the bucket did not answer). */
       const records = async () => {
         try {
           return await Promise.all(
@@ -134,7 +134,8 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       /** A slice this process has begun and not finished, if any; false once the copy is over. */
       const midSlice = async (pid: number) => {
         const rs = await records();
-        if (!rs) throw new Error('the copy ended before the process was caught mid-slice');
+        if (!rs || rs.every((r) => r?.value.done))
+          throw new Error('the copy ended before the process was caught mid-slice');
         return rs.some((r) => r?.holder?.pid === pid && r.value.copied > 0 && !r.value.done);
       };
       // Worker b stops answering for longer than its lease, until another process has taken its slice over.
@@ -195,10 +196,12 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         );
       assert.ok(copiedAtKill < 30_000, `the runner was killed mid-copy (${copiedAtKill} copied)`);
       assert.ok(auditOf(state).some((e) => e.event === 'copy-shared-done'));
-      // The bucket keeps only the plan, marked done: a worker started now ends at once.
+      // The plan is marked done (a worker started now ends at once); every slice's final checkpoint stays.
       const left = await KvBucket.open(NATS, bucket, false);
       assert.ok(left);
-      assert.deepEqual(await left.keys('>'), ['plan']);
+      const keys = await left.keys('slice.>');
+      assert.equal(keys.length, SLICES);
+      for (const k of keys) assert.equal((await left.get<Rec>(k))?.value.value.done, true, k);
       assert.ok((await left.get<{ doneAt?: string }>('plan'))?.value.doneAt);
       await left.close();
       const late = await runCli(['worker', spec]);

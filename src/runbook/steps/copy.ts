@@ -227,8 +227,8 @@ function mirrorBoard(c: Ctx, board: SliceBoard): { stop(): Promise<void> } {
 
 /**
  * Every slice is done: the checkpoints go to the state directory, the ids every process's transform dropped go
- * to the capture, and the bucket is cleared down to the plan marked done (a crash before that finds the done
- * slices again and clears it then).
+ * to the capture, and the plan is marked done. A runner that goes on after a crash before the copy step was saved
+ * (on this machine or another) finds the same done slices and dropped ids in the bucket and does this again.
  */
 async function finishShared(
   c: Ctx,
