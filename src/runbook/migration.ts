@@ -3,7 +3,9 @@
  * cleanup), each as a library call. The CLI only parses, calls this and formats; everything it decides (whether a
  * migration is ready to switch, what the report holds, what the outcome means) is decided here.
  */
-import { hostname } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { JournalSyncState } from '../capture/journal-sync.js';
 import type { CaptureState } from '../capture/live.js';
 import { captureStrategy } from '../capture/strategies/index.js';
@@ -31,9 +33,9 @@ import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { AuditLog } from '../store/audit.js';
 import { GateError, Interrupted, PreflightError } from '../store/errors.js';
 import { LeaseLost } from '../store/kv-leases.js';
-import { acquireLock, heldByLiveProcess, type Lock, LockError, lockOwner } from '../store/lock.js';
+import { acquireLock, alive, heldByLiveProcess, type Lock, LockError, lockOwner } from '../store/lock.js';
 import { PitRegistry } from '../store/pit-registry.js';
-import { RunSeat } from '../store/run-seat.js';
+import { peekSeat, RunSeat, writeSeatFiles } from '../store/run-seat.js';
 import { type MigrationState, newState, StateStore } from '../store/state.js';
 import {
   type Facts,
@@ -655,6 +657,11 @@ export class Migration {
    * stands, and anything the application feels right now (a write block left in place).
    */
   async status(): Promise<MigrationStatus> {
+    const shared = this.spec.copy.workers;
+    if (shared && !this.store.load()) {
+      const seen = await peekSeat(shared, this.spec.name);
+      if (seen) return this.statusFromSeat(seen);
+    }
     const s = this.state();
     const owner = lockOwner(this.store.lockPath);
     const running = owner
@@ -680,6 +687,37 @@ export class Migration {
       lastError: s.phase === 'failed' ? s.lastError : undefined,
       warnings,
     };
+  }
+
+  /**
+   * copy.workers, and this machine's state directory has none: the status of the state in the runner's seat, read
+   * through a temporary copy of it (nothing here is written), with who holds the seat.
+   */
+  private async statusFromSeat(
+    seen: NonNullable<Awaited<ReturnType<typeof peekSeat>>>,
+  ): Promise<MigrationStatus> {
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-status-'));
+    const view = new Migration({ ...this.spec, migrationDir: dir });
+    try {
+      writeSeatFiles(view.store, seen.record);
+      const st = await view.status();
+      const h = seen.holder;
+      return {
+        ...st,
+        running: !h
+          ? undefined
+          : h.host === hostname() && !alive(h.pid)
+            ? `nothing: the runner of pid ${h.pid} stopped without finishing; \`cutover run\` resumes (on any machine)`
+            : `a runner on ${h.host}, pid ${h.pid} (it holds the seat in the NATS bucket ${seen.bucket})`,
+        warnings: [
+          ...st.warnings,
+          `this machine's state directory has no state of ${this.spec.name}: read from the NATS bucket ${seen.bucket} (save ${seen.record.seq}, ${seen.record.writtenAt})`,
+        ],
+      };
+    } finally {
+      await view.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   /**

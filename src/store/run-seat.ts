@@ -220,14 +220,8 @@ export class RunSeat {
   }
 }
 
-/**
- * The record is newer than the state directory (another machine ran the migration since, or this one has none):
- * its state and files replace the directory's. Files the record does not hold were not there: removed.
- */
-function restoreIfNewer(store: StateStore, record: SeatRecord, by: HolderId | null): Restored | undefined {
-  if (!record.state) return undefined;
-  const local = store.load();
-  if (local && (local.seatSeq ?? 0) >= record.seq) return undefined;
+/** The record's state and files written into a state directory; files the record does not hold are removed. */
+export function writeSeatFiles(store: StateStore, record: SeatRecord): void {
   mkdirSync(store.dir, { recursive: true });
   for (const f of SEAT_FILES) {
     const p = join(store.dir, f);
@@ -236,6 +230,32 @@ function restoreIfNewer(store: StateStore, record: SeatRecord, by: HolderId | nu
     else if (!record.omitted?.includes(f)) rmSync(p, { force: true });
   }
   writeJsonAtomic(store.statePath, record.state);
+}
+
+/** The seat as it is, read without taking it (status on another machine); undefined when there is none yet. */
+export async function peekSeat(
+  cfg: SeatConfig,
+  migration: string,
+): Promise<{ record: SeatRecord; holder: HolderId | null; bucket: string } | undefined> {
+  const bucket = await KvBucket.open(cfg.servers, seatBucketOf(migration, cfg), false);
+  if (!bucket) return undefined;
+  try {
+    const e = await new LeaseTable<SeatRecord>(bucket, { id: '', host: '', pid: 0 }, 0).read(KEY);
+    return e?.value.state ? { record: e.value, holder: e.holder, bucket: bucket.name } : undefined;
+  } finally {
+    await bucket.close();
+  }
+}
+
+/**
+ * The record is newer than the state directory (another machine ran the migration since, or this one has none):
+ * its state and files replace the directory's. Files the record does not hold were not there: removed.
+ */
+function restoreIfNewer(store: StateStore, record: SeatRecord, by: HolderId | null): Restored | undefined {
+  if (!record.state) return undefined;
+  const local = store.load();
+  if (local && (local.seatSeq ?? 0) >= record.seq) return undefined;
+  writeSeatFiles(store, record);
   return {
     by,
     writtenAt: record.writtenAt,

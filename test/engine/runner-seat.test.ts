@@ -156,6 +156,22 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         /went on from the state in the NATS bucket .*this machine's state directory had none/,
       );
 
+      // Status on a machine whose state directory has none: read from the seat, nothing written here.
+      const st = await runCli(['--json', 'status', d.path]);
+      assert.equal(st.code, 0, st.stderr);
+      const sj = JSON.parse(st.stdout.trim().split('\n').pop()!) as {
+        completed: string[];
+        running?: string;
+        warnings: string[];
+      };
+      assert.ok(sj.completed.includes('copy'), sj.completed.join(','));
+      assert.match(
+        sj.running ?? '',
+        new RegExp(`the runner of pid ${rb.child.pid} stopped without finishing`),
+      );
+      assert.ok(sj.warnings.some((x) => /read from the NATS bucket/.test(x)));
+      assert.ok(!existsSync(join(d.state, 'state.json')), 'status wrote no state');
+
       // Runner c, a third directory: from the bucket past the copy (no copy again) to the switch.
       const rc = await runCli(['--json', 'run', cc.path]);
       writeFileSync(join(dir, 'run-c.log'), rc.stderr);
