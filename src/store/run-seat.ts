@@ -149,8 +149,10 @@ export class RunSeat {
 
   /** One state save, in the record before it resolves; throws LeaseLost when the seat is another runner's. */
   async put(state: MigrationState): Promise<void> {
-    this.lastState = structuredClone(state);
-    await this.lease.update(this.recordNow(state));
+    // A snapshot: the update is sent after those queued before it, and the runbook changes its state meanwhile.
+    const snap = structuredClone(state);
+    this.lastState = snap;
+    await this.lease.update(this.recordNow(snap));
   }
 
   /** The capture files looked at every second and sent when they changed (with the state as last saved). */
