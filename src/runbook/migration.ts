@@ -35,7 +35,7 @@ import { GateError, Interrupted, PreflightError } from '../store/errors.js';
 import { LeaseLost } from '../store/kv-leases.js';
 import { acquireLock, alive, heldByLiveProcess, type Lock, LockError, lockOwner } from '../store/lock.js';
 import { PitRegistry } from '../store/pit-registry.js';
-import { peekSeat, RunSeat, writeSeatFiles } from '../store/run-seat.js';
+import { peekSeat, RunSeat } from '../store/run-seat.js';
 import { type MigrationState, newState, StateStore } from '../store/state.js';
 import {
   type Facts,
@@ -660,7 +660,7 @@ export class Migration {
     const shared = this.spec.copy.workers;
     if (shared && !this.store.load()) {
       const seen = await peekSeat(shared, this.spec.name);
-      if (seen) return this.statusFromSeat(seen);
+      if (seen) return this.statusFromSeat(seen).finally(() => seen.close());
     }
     const s = this.state();
     const owner = lockOwner(this.store.lockPath);
@@ -699,7 +699,7 @@ export class Migration {
     const dir = mkdtempSync(join(tmpdir(), 'cutover-status-'));
     const view = new Migration({ ...this.spec, migrationDir: dir });
     try {
-      writeSeatFiles(view.store, seen.record);
+      await seen.write(view.store);
       const st = await view.status();
       const h = seen.holder;
       return {

@@ -10,6 +10,7 @@
  * The local state directory stays a cache of the seat: at the seat's taking, whichever of the two was written last
  * (by the save counter both carry) is what the runner goes on from.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -34,7 +35,13 @@ export const SEAT_FILES = [
   'dropped-ids.ndjson',
 ] as const;
 
-/** NATS refuses messages over its max_payload (1 MB by default): the record stays well under it. */
+/**
+ * Files that can grow large (the dropped ids: 50,000 at most) travel under a key of their own, sent only when they
+ * changed, so a state save under a hold never carries them; the record names the digest it goes with.
+ */
+const SIDE_FILES: ReadonlySet<string> = new Set(['dropped-ids.ndjson']);
+
+/** NATS refuses messages over its max_payload (1 MB by default): the record and each side file stay under it. */
 const MAX_RECORD_BYTES = 800_000;
 
 /** How often the capture files are looked at for changes to send. */
@@ -48,6 +55,8 @@ export interface SeatRecord {
   files: Record<string, string>;
   /** files too large for the record, not mirrored */
   omitted?: string[];
+  /** side files (their own key, `file.<name>`) -> sha256 of the text this record goes with */
+  side?: Record<string, string>;
   writtenAt: string;
 }
 
@@ -75,6 +84,8 @@ export class RunSeat {
   private timer?: NodeJS.Timeout;
   private filesBusy = false;
   private readonly packed = new Map<string, { mtimeMs: number; size: number; text: string }>();
+  /** side file -> digest of the text last sent under its key */
+  private readonly sentSide = new Map<string, string>();
 
   private constructor(
     private readonly bucket: KvBucket,
@@ -86,6 +97,7 @@ export class RunSeat {
     this.seq = Math.max(record.seq, store.load()?.seatSeq ?? 0);
     this.lastState = record.state;
     for (const [name, text] of Object.entries(record.files)) this.sentFiles.set(name, text);
+    for (const [name, sha] of Object.entries(record.side ?? {})) this.sentSide.set(name, sha);
   }
 
   get bucketName(): string {
@@ -125,7 +137,7 @@ export class RunSeat {
         if (firstRevision === undefined) {
           firstRevision = e.revision;
           opts.onWaiting?.(e.holder, bucket.name);
-        } else if (e.revision !== firstRevision)
+        } else if (e.revision !== firstRevision && !(await releasing(table, e.holder, leaseMs)))
           throw new LockError(
             `migration ${migration} is being run by ${e.holder.host} pid ${e.holder.pid}: it renews its seat in the NATS bucket ${bucket.name}; stop it first (a runner whose machine is gone is taken over ${cfg.leaseSeconds} s after its last renewal)`,
             { pid: e.holder.pid, host: e.holder.host, startedAt: '', command: 'run' },
@@ -134,7 +146,7 @@ export class RunSeat {
         await sleep(Math.min(500, leaseMs / 6));
       }
       const record = lease.value;
-      const restored = restoreIfNewer(store, record, lease.takenFrom);
+      const restored = await restoreIfNewer(bucket, store, record, lease.takenFrom);
       return new RunSeat(bucket, lease, store, record, restored);
     } catch (e) {
       await bucket.close();
@@ -152,6 +164,8 @@ export class RunSeat {
     // A snapshot: the update is sent after those queued before it, and the runbook changes its state meanwhile.
     const snap = structuredClone(state);
     this.lastState = snap;
+    if (this.lost.aborted) throw this.lost.reason;
+    await this.sendSide();
     await this.lease.update(this.recordNow(snap));
   }
 
@@ -159,11 +173,13 @@ export class RunSeat {
   start(): void {
     this.timer = setInterval(() => {
       if (this.filesBusy || this.lost.aborted) return;
-      const changed = SEAT_FILES.some((f) => this.fileText(f) !== this.sentFiles.get(f));
+      const changed = SEAT_FILES.some((f) =>
+        SIDE_FILES.has(f) ? !this.sideSent(f) : this.fileText(f) !== this.sentFiles.get(f),
+      );
       if (!changed) return;
       this.filesBusy = true;
-      this.lease
-        .update(this.recordNow(this.lastState))
+      this.sendSide()
+        .then(() => this.lease.update(this.recordNow(this.lastState)))
         .catch(() => undefined)
         .finally(() => {
           this.filesBusy = false;
@@ -175,7 +191,10 @@ export class RunSeat {
   /** Give the seat up with the files as they are now: another runner takes it at once. */
   async release(): Promise<void> {
     clearInterval(this.timer);
-    if (!this.lost.aborted) await this.lease.release(this.recordNow(this.lastState)).catch(() => undefined);
+    if (!this.lost.aborted)
+      await this.sendSide()
+        .then(() => this.lease.release(this.recordNow(this.lastState)))
+        .catch(() => undefined);
     await this.bucket.close();
   }
 
@@ -196,14 +215,49 @@ export class RunSeat {
     return text;
   }
 
+  private sideDigest(name: string): string | undefined {
+    const text = this.fileText(name);
+    return text === undefined ? undefined : createHash('sha256').update(text).digest('hex');
+  }
+
+  /** The side file as it is now was sent (or found too large to send): nothing new to say about it. */
+  private sideSent(name: string): boolean {
+    const sha = this.sideDigest(name);
+    const sent = this.sentSide.get(name);
+    return sha === undefined || sent === sha || sent === `too-large:${sha}`;
+  }
+
+  /** Side files that changed since they were last sent, each under its own key, before the record naming them. */
+  private async sendSide(): Promise<void> {
+    for (const f of SIDE_FILES) {
+      const text = this.fileText(f);
+      if (text === undefined) continue;
+      const sha = createHash('sha256').update(text).digest('hex');
+      if (this.sentSide.get(f) === sha) continue;
+      if (text.length > MAX_RECORD_BYTES) {
+        this.sentSide.set(f, `too-large:${sha}`);
+        continue;
+      }
+      await this.bucket.put(`file.${f}`, { sha, text });
+      this.sentSide.set(f, sha);
+    }
+  }
+
   private recordNow(state: MigrationState | null): SeatRecord {
     const files: Record<string, string> = {};
+    const side: Record<string, string> = {};
     const omitted: string[] = [];
     let size = Buffer.byteLength(JSON.stringify(state ?? null));
     for (const f of SEAT_FILES) {
       const text = this.fileText(f);
       if (text === undefined) continue;
-      // Only the dropped ids can grow large (50,000 at most): left out rather than the record refused.
+      if (SIDE_FILES.has(f)) {
+        const sha = this.sentSide.get(f);
+        // Too large for its key, or not sent yet: said at a restore, never restored stale.
+        if (sha && sha === this.sideDigest(f)) side[f] = sha;
+        else omitted.push(f);
+        continue;
+      }
       if (size + text.length > MAX_RECORD_BYTES) {
         omitted.push(f);
         continue;
@@ -216,36 +270,81 @@ export class RunSeat {
       seq: state?.seatSeq ?? this.seq,
       state,
       files,
+      ...(Object.keys(side).length ? { side } : {}),
       ...(omitted.length ? { omitted } : {}),
       writtenAt: new Date().toISOString(),
     };
   }
 }
 
+/**
+ * A holder seen writing may be letting the seat go (a run ending, a revert window handing over to rollback): it is
+ * looked at once more a moment later before it counts as a live runner.
+ */
+async function releasing(table: LeaseTable<SeatRecord>, holder: HolderId, leaseMs: number): Promise<boolean> {
+  await sleep(Math.min(1000, leaseMs / 3));
+  const now = await table.read(KEY);
+  return !now?.holder || now.holder.id !== holder.id;
+}
+
 /** The record's state and files written into a state directory; files the record does not hold are removed. */
-export function writeSeatFiles(store: StateStore, record: SeatRecord): void {
+export async function writeSeatFiles(
+  bucket: KvBucket,
+  store: StateStore,
+  record: SeatRecord,
+): Promise<string[]> {
   mkdirSync(store.dir, { recursive: true });
+  const omitted = [...(record.omitted ?? [])];
   for (const f of SEAT_FILES) {
     const p = join(store.dir, f);
-    const text = record.files[f];
+    let text = record.files[f];
+    const sha = record.side?.[f];
+    if (sha) {
+      const e = await bucket.get<{ sha: string; text: string }>(`file.${f}`);
+      // Another runner's newer text under the key than this record names: not this record's, not restored.
+      if (e?.value.sha === sha) text = e.value.text;
+      else omitted.push(f);
+    }
     if (text !== undefined) writeFileAtomic(p, gunzipSync(Buffer.from(text, 'base64')).toString('utf8'));
-    else if (!record.omitted?.includes(f)) rmSync(p, { force: true });
+    else if (!omitted.includes(f)) rmSync(p, { force: true });
   }
   writeJsonAtomic(store.statePath, record.state);
+  return omitted;
 }
 
 /** The seat as it is, read without taking it (status on another machine); undefined when there is none yet. */
 export async function peekSeat(
   cfg: SeatConfig,
   migration: string,
-): Promise<{ record: SeatRecord; holder: HolderId | null; bucket: string } | undefined> {
+): Promise<
+  | {
+      record: SeatRecord;
+      holder: HolderId | null;
+      bucket: string;
+      /** the record's state and files into a state directory */
+      write(store: StateStore): Promise<void>;
+      close(): Promise<void>;
+    }
+  | undefined
+> {
   const bucket = await KvBucket.open(cfg.servers, seatBucketOf(migration, cfg), false);
   if (!bucket) return undefined;
   try {
     const e = await new LeaseTable<SeatRecord>(bucket, { id: '', host: '', pid: 0 }, 0).read(KEY);
-    return e?.value.state ? { record: e.value, holder: e.holder, bucket: bucket.name } : undefined;
-  } finally {
+    if (!e?.value.state) return undefined;
+    const record = e.value;
+    return {
+      record,
+      holder: e.holder,
+      bucket: bucket.name,
+      write: async (store) => {
+        await writeSeatFiles(bucket, store, record);
+      },
+      close: () => bucket.close(),
+    };
+  } catch (err) {
     await bucket.close();
+    throw err;
   }
 }
 
@@ -253,16 +352,15 @@ export async function peekSeat(
  * The record is newer than the state directory (another machine ran the migration since, or this one has none):
  * its state and files replace the directory's. Files the record does not hold were not there: removed.
  */
-function restoreIfNewer(store: StateStore, record: SeatRecord, by: HolderId | null): Restored | undefined {
+async function restoreIfNewer(
+  bucket: KvBucket,
+  store: StateStore,
+  record: SeatRecord,
+  by: HolderId | null,
+): Promise<Restored | undefined> {
   if (!record.state) return undefined;
   const local = store.load();
   if (local && (local.seatSeq ?? 0) >= record.seq) return undefined;
-  writeSeatFiles(store, record);
-  return {
-    by,
-    writtenAt: record.writtenAt,
-    seq: record.seq,
-    localSeq: local?.seatSeq,
-    omitted: record.omitted ?? [],
-  };
+  const omitted = await writeSeatFiles(bucket, store, record);
+  return { by, writtenAt: record.writtenAt, seq: record.seq, localSeq: local?.seatSeq, omitted };
 }
