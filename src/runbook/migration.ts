@@ -129,7 +129,23 @@ export class Migration {
 
   /** The persisted state, refused when it was made for other clusters or indices than this spec names. */
   state(): MigrationState {
-    const s = this.store.load();
+    return this.checked(this.store.load());
+  }
+
+  /**
+   * The state as `run` here would go on from it: this machine's, or (copy.workers, none here) the one in the
+   * runner's seat, read without taking the seat. Nothing is written.
+   */
+  private async stateHereOrSeated(): Promise<MigrationState> {
+    const local = this.store.load();
+    const shared = this.spec.copy.workers;
+    if (local || !shared) return this.checked(local);
+    const seen = await peekSeat(shared, this.spec.name);
+    await seen?.close();
+    return this.checked(seen?.record.state ?? undefined);
+  }
+
+  private checked(s: MigrationState | undefined): MigrationState {
     if (!s) return newState(this.spec.name, this.spec.target.index, this.identity());
     const now = this.identity();
     const was = s.madeFor;
@@ -187,7 +203,7 @@ export class Migration {
   async plan(
     opts: { force?: boolean } = {},
   ): Promise<{ facts?: Facts; sample?: Finding; capture: string; steps: StepInfo[] }> {
-    const state = this.state();
+    const state = await this.stateHereOrSeated();
     const c = this.context(state, await loadTransform(this.spec.transformPath), opts);
     this.refusePostponeWithoutLoop(c);
     const facts = state.completed.inspect ? undefined : await inspect({ ...c, sample: true });

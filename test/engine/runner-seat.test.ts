@@ -171,6 +171,12 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       );
       assert.ok(sj.warnings.some((x) => /read from the NATS bucket/.test(x)));
       assert.ok(!existsSync(join(d.state, 'state.json')), 'status wrote no state');
+      // The plan there too is the seat's: the copy is done, not planned again (and the copy's bucket is its own).
+      const pl = await runCli(['--json', 'plan', d.path]);
+      assert.equal(pl.code, 0, pl.stderr);
+      const steps = (JSON.parse(pl.stdout) as { steps: Array<{ name: string; done: boolean }> }).steps;
+      assert.equal(steps.find((x) => x.name === 'copy')?.done, true);
+      assert.ok(!existsSync(join(d.state, 'state.json')), 'plan wrote no state');
 
       // Runner c, a third directory: from the bucket past the copy (no copy again) to the switch.
       const rc = await runCli(['--json', 'run', cc.path]);
