@@ -257,19 +257,26 @@ export class SliceBoard {
  * A request to the bucket retried while NATS does not answer (a reconnect after a network cut or a process stopped
  * for a while times requests out), up to TAKE_PATIENCE_MS; a refusal that is an answer (PreflightError) is not.
  */
-async function patiently<T>(bucket: string, f: () => Promise<T>, onError?: (e: Error) => void): Promise<T> {
+async function patiently<T>(
+  bucket: string,
+  f: () => Promise<T>,
+  onError?: (e: Error) => void,
+  signal?: AbortSignal,
+): Promise<T> {
   const since = Date.now();
   for (;;) {
     try {
       return await f();
     } catch (e) {
       if (e instanceof PreflightError) throw e;
+      // Stopped meanwhile (Ctrl-C, a lost seat): no more waiting for NATS.
+      if (signal?.aborted) throw signal.reason;
       if (Date.now() - since > TAKE_PATIENCE_MS)
         throw new CoordinationError(
           `the NATS bucket ${bucket} did not answer for ${Math.round(TAKE_PATIENCE_MS / 1000)} s: ${(e as Error).message}`,
         );
       onError?.(e as Error);
-      await sleep(1000);
+      await sleep(1000, undefined, { signal }).catch(() => undefined);
     }
   }
 }
@@ -286,7 +293,7 @@ export async function nextShared(
   for (;;) {
     if (signal?.aborted) return undefined;
     // A busy or restarting NATS server: slices held here renew on their own; taking more waits for it.
-    const t = await patiently(board.bucketName, () => board.take(), onError);
+    const t = await patiently(board.bucketName, () => board.take(), onError, signal);
     if (t === 'done') return undefined;
     if (t !== 'wait') return t.lease;
     onWait?.();
