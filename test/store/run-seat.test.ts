@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type HolderId, KvBucket } from '../../src/store/kv-leases.js';
+import { CoordinationError, type HolderId, KvBucket } from '../../src/store/kv-leases.js';
 import { LockError } from '../../src/store/lock.js';
 import { RunSeat, seatBucketOf } from '../../src/store/run-seat.js';
 import { newState, StateStore } from '../../src/store/state.js';
@@ -77,6 +77,17 @@ describe("the runner's seat on NATS key-value", () => {
     const seatA3 = await RunSeat.take(cfg, 'm', a, holder());
     assert.equal(seatA3.restored, undefined);
     await seatA3.release();
+  });
+
+  it('NATS not answering: a coordination error (exit 5) naming the servers, never their credentials', async () => {
+    const closed = { servers: 'nats://runner:s3cret-pw@127.0.0.1:1', leaseSeconds: 1 };
+    await assert.rejects(RunSeat.take(closed, 'm', dir(), holder()), (e: Error) => {
+      assert.ok(e instanceof CoordinationError, String(e));
+      assert.equal(e.exitCode, 5);
+      assert.match(e.message, /cannot reach NATS at nats:\/\/.*127\.0\.0\.1:1 \(copy\.workers\.servers\)/);
+      assert.doesNotMatch(e.message, /s3cret-pw/);
+      return true;
+    });
   });
 
   it('a renewing holder is a live runner: refused, naming it; a silent one is taken over after its lease and learns it', async () => {
