@@ -226,7 +226,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       );
     });
 
-    it('a worker with another target or transform, and a bucket of another copy, are refused by name', {
+    it('a worker stopped with Ctrl-C releases its slices; a worker with another target or transform, a second runner, and a bucket of another copy are refused by name', {
       timeout: 120_000,
     }, async (t) => {
       const c = clusterOf(server);
@@ -250,8 +250,10 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         source: { cluster: { url: server.url }, index: source },
         target: { index: `${source}-v2` },
         capture: { strategy: 'none' },
+        // One slot: of the two slices (one per shard), the runner takes one and leaves the other to a worker.
         copy: {
           batchDocs: 100,
+          concurrency: 1,
           maxDocsPerSecond: 300,
           sampleSize: 0,
           workers: { kind: 'nats', servers: NATS, bucket, leaseSeconds: 3 },
@@ -259,6 +261,24 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       };
       const { path: spec, dir } = specFile('workers', base);
       const run = startCli(['--json', 'run', spec]);
+      // A worker stopped with Ctrl-C gives its slices up at once (holder none), not after its lease.
+      const ctrlC = startCli(['--json', 'worker', spec]);
+      const holds = async (pid: number) => {
+        const b = await KvBucket.open(NATS, bucket, false).catch(() => undefined);
+        if (!b) return false;
+        try {
+          const keys = await b.keys('slice.>');
+          const recs = await Promise.all(keys.map((k) => b.get<{ holder: { pid: number } | null }>(k)));
+          return recs.some((r) => r?.value.holder?.pid === pid);
+        } finally {
+          await b.close();
+        }
+      };
+      await waitFor('the worker holding a slice', () => holds(ctrlC.child.pid!));
+      ctrlC.child.kill('SIGINT');
+      const stopped = await ctrlC.done;
+      assert.equal(stopped.code, 130, stopped.stderr.slice(-1500));
+      assert.equal(await holds(ctrlC.child.pid!), false, 'its slices were released as it stopped');
       const other = join(dir, 'other.yaml');
       writeFileSync(
         other,
