@@ -295,7 +295,7 @@ export class Migration {
     if (r) {
       const by = r.by ? `${r.by.host} pid ${r.by.pid}` : 'a runner that released it';
       reporter.warn(
-        `went on from the state in the NATS bucket ${seat.bucketName} (save ${r.seq}, written by ${by} at ${r.writtenAt}): this machine's state directory had ${r.localSeq === undefined ? 'none' : `an older one (save ${r.localSeq})`}${r.omitted.length ? `; not in the bucket (too large): ${r.omitted.join(', ')}` : ''}`,
+        `went on from the state in the NATS bucket ${seat.bucketName} (save ${r.seq}, written by ${by} at ${r.writtenAt}): this machine's state directory had ${r.localSeq === undefined ? 'none' : `an older one (save ${r.localSeq})`}${r.omitted.length ? `; not restored (too large for the bucket, or not sent before that runner stopped): ${r.omitted.join(', ')}` : ''}`,
       );
       this.audit.record({ event: 'state-restored', command, bucket: seat.bucketName, ...r });
     }
