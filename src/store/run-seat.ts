@@ -140,7 +140,7 @@ export class RunSeat {
         } else if (e.revision !== firstRevision && !(await releasing(table, e.holder, leaseMs)))
           throw new LockError(
             `migration ${migration} is being run by ${e.holder.host} pid ${e.holder.pid}: it renews its seat in the NATS bucket ${bucket.name}; stop it first (a runner whose machine is gone is taken over ${cfg.leaseSeconds} s after its last renewal)`,
-            { pid: e.holder.pid, host: e.holder.host, startedAt: '', command: 'run' },
+            undefined,
             false,
           );
         await sleep(Math.min(500, leaseMs / 6));

@@ -35,10 +35,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { percentile } from '../../src/capture/live.js';
-import { KvBucket } from '../../src/store/kv-leases.js';
 import { type CliResult, startCli } from '../support/cli.js';
 import { testCluster } from '../support/clusters.js';
 import { readAll } from '../support/data.js';
+import { bucketsOf, destroyBuckets, NATS } from '../support/nats.js';
 import { aliasTargets, scenario, transformDoc } from '../support/scenario.js';
 import {
   compare,
@@ -77,7 +77,6 @@ const SEED = process.env.CUTOVER_CHAOS_SEED ? num('CUTOVER_CHAOS_SEED', 0) : und
 const FINAL_RUN_MS = num('CUTOVER_CHAOS_FINAL_RUN_MS', 240_000);
 // Each kind runs twice by default: one process, then the runner with two workers sharing the copy.
 const WORKER_MODES = process.env.CUTOVER_CHAOS_WORKERS ? [num('CUTOVER_CHAOS_WORKERS', 0)] : [0, 2];
-const NATS = process.env.CUTOVER_TEST_NATS ?? 'nats://127.0.0.1:4222';
 
 interface FreezeRecord {
   attempt: number;
@@ -254,11 +253,7 @@ for (const WORKERS of WORKER_MODES)
         t.after(async () => {
           for (const wk of workers) if (wk.run.child.exitCode === null) wk.run.child.kill('SIGKILL');
           // The copy's bucket and the runner's seat beside it.
-          for (const name of bucket ? [bucket, `${bucket}-run`] : []) {
-            const b = await KvBucket.open(NATS, name, false).catch(() => undefined);
-            await b?.destroy().catch(() => undefined);
-            await b?.close();
-          }
+          await destroyBuckets(bucket ? bucketsOf(bucket) : []);
         });
 
         const attempts: Attempt[] = [];

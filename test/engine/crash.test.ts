@@ -9,10 +9,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { KvBucket } from '../../src/store/kv-leases.js';
 import { runCli, startCli } from '../support/cli.js';
 import { EXPECTED } from '../support/clusters.js';
 import { diffDocs, readAll, summarize } from '../support/data.js';
+import { bucketsOf, destroyBuckets, NATS } from '../support/nats.js';
 import { aliasTargets, scenario } from '../support/scenario.js';
 
 const FAILPOINTS = [
@@ -31,8 +31,6 @@ const FAILPOINTS = [
   'aliases.after-switch:1',
   'step.switch-aliases.before-save:1',
 ];
-
-const NATS = process.env.CUTOVER_TEST_NATS ?? 'nats://127.0.0.1:4222';
 
 type Scn = Awaited<ReturnType<typeof scenario>>;
 
@@ -62,16 +60,12 @@ function sharedMode(): Mode {
     name: ' with copy.workers, each run on an empty state directory',
     workers(kind) {
       const bucket = `cutover-crash-${process.pid}-${kind}-${Date.now()}`;
-      buckets.push(bucket, `${bucket}-run`);
+      buckets.push(...bucketsOf(bucket));
       return { kind: 'nats', servers: NATS, bucket, leaseSeconds: 3 };
     },
     stateDir: (run) => `./state-run${run}`,
     async cleanup() {
-      for (const name of buckets.splice(0)) {
-        const b = await KvBucket.open(NATS, name, false).catch(() => undefined);
-        await b?.destroy().catch(() => undefined);
-        await b?.close();
-      }
+      await destroyBuckets(buckets.splice(0));
     },
   };
 }

@@ -17,6 +17,7 @@ import { KvBucket } from '../../src/store/kv-leases.js';
 import { runCli, startCli } from '../support/cli.js';
 import { EXPECTED, type PlainKind, testCluster, uniqueName } from '../support/clusters.js';
 import { clusterOf, readAll, seed } from '../support/data.js';
+import { bucketsOf, destroyBuckets, NATS } from '../support/nats.js';
 import { auditOf, specFile, waitFor } from '../support/spec-dir.js';
 import {
   compare,
@@ -29,7 +30,6 @@ import {
   writerClusterOf,
 } from '../support/writers.js';
 
-const NATS = process.env.CUTOVER_TEST_NATS ?? 'nats://127.0.0.1:4222';
 const DROP13 = 'export default (doc) => (typeof doc.n === "number" && doc.n % 13 === 0 ? null : doc);\n';
 const drop13 = (doc: Doc): Doc | null => (typeof doc.n === 'number' && doc.n % 13 === 0 ? null : doc);
 
@@ -50,11 +50,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         await c.deleteIndex(source).catch(() => undefined);
         await c.deleteIndex(target).catch(() => undefined);
         await Promise.all([c.close(), wc.close()]);
-        for (const name of [bucket, `${bucket}-run`]) {
-          const b = await KvBucket.open(NATS, name, false).catch(() => undefined);
-          await b?.destroy().catch(() => undefined);
-          await b?.close();
-        }
+        await destroyBuckets(bucketsOf(bucket));
       });
       const seeded = await seed(c, source, 20_000, (i) => ({ id: `d${i}`, doc: defaultDoc(`d${i}`, i) }), {
         settings: { number_of_shards: 4, number_of_replicas: 0 },

@@ -19,6 +19,7 @@ import { KvBucket } from '../../src/store/kv-leases.js';
 import { runCli, startCli } from '../support/cli.js';
 import { EXPECTED, type PlainKind, testCluster, uniqueName } from '../support/clusters.js';
 import { clusterOf, readAll, seed } from '../support/data.js';
+import { bucketsOf, destroyBuckets, NATS } from '../support/nats.js';
 import { auditOf, specFile, waitFor } from '../support/spec-dir.js';
 import {
   compare,
@@ -30,8 +31,6 @@ import {
   startWriters,
   writerClusterOf,
 } from '../support/writers.js';
-
-const NATS = process.env.CUTOVER_TEST_NATS ?? 'nats://127.0.0.1:4222';
 
 /** The transform of the main test, and the same rule for the oracle. */
 const DROP13 = 'export default (doc) => (typeof doc.n === "number" && doc.n % 13 === 0 ? null : doc);\n';
@@ -64,11 +63,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         await c.deleteIndex(source).catch(() => undefined);
         await c.deleteIndex(target).catch(() => undefined);
         await Promise.all([c.close(), wc.close()]);
-        for (const name of [bucket, `${bucket}-run`]) {
-          const b = await KvBucket.open(NATS, name, false).catch(() => undefined);
-          await b?.destroy().catch(() => undefined);
-          await b?.close();
-        }
+        await destroyBuckets(bucketsOf(bucket));
       });
       const SLICES = 12;
       const seeded = await seed(c, source, 30_000, (i) => ({ id: `d${i}`, doc: defaultDoc(`d${i}`, i) }), {
@@ -236,11 +231,7 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         for (const i of [source, `${source}-v2`, `${source}-v3`])
           await c.deleteIndex(i).catch(() => undefined);
         await c.close();
-        for (const name of [bucket, `${bucket}-run`]) {
-          const b = await KvBucket.open(NATS, name, false).catch(() => undefined);
-          await b?.destroy().catch(() => undefined);
-          await b?.close();
-        }
+        await destroyBuckets(bucketsOf(bucket));
       });
       await seed(c, source, 30_000, (i) => ({ id: `r${i}`, doc: { n: i } }), {
         settings: { number_of_shards: 2, number_of_replicas: 0 },
