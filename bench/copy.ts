@@ -360,8 +360,9 @@ interface Variant {
 
 /**
  * `default`, or b<batchDocs>[c<concurrency>][z] (z: gzip; concurrency defaults to the shard count), then
- * optional `+old<MB>` (--max-old-space-size), `+semi<MB>` (--max-semi-space-size) and `+prof` (--cpu-prof into
- * bench/out/profiles) for the CLI's node, `+shm` (state directory on tmpfs, to measure what the checkpoint
+ * optional `+old<MB>` (--max-old-space-size), `+semi<MB>` (--max-semi-space-size), `+prof` (--cpu-prof into
+ * bench/out/profiles) and `+mem` (bench/memsample.mjs: the memory breakdown at the peak RSS, in stderr.log) for the
+ * CLI's node, `+shm` (state directory on tmpfs, to measure what the checkpoint
  * fsyncs cost), `+noverify` (verify.mode off: copy and count gate, no document-by-document proof) and
  * `+fullproof` (verify.mode full: every document's content instead of the default versions proof).
  */
@@ -384,6 +385,7 @@ function parseVariant(name: string): Variant {
     )
     .map((mod) => {
       if (mod === 'prof') return `--cpu-prof-dir=${path.join(BENCH, 'out', 'profiles')}`;
+      if (mod === 'mem') return `--import=${path.join(BENCH, 'memsample.mjs')}`;
       const f = /^(old|semi)(\d+)$/.exec(mod);
       if (!f) throw new Error(`bad variant modifier +${mod}: use +old<MB>, +semi<MB> or +prof`);
       return f[1] === 'old' ? `--max-old-space-size=${f[2]}` : `--max-semi-space-size=${f[2]}`;
@@ -473,6 +475,11 @@ async function runCutover(
   const workerCpu = wm.reduce((t, x) => t + (x.userSeconds ?? 0) + (x.systemSeconds ?? 0), 0);
   const cpuUsed = cpu(m.userSeconds === null ? null : m.userSeconds + (m.systemSeconds ?? 0) + workerCpu);
   const steps = await stepSeconds(stderrFile);
+  const memLine = (await readFile(stderrFile, 'utf8').catch(() => ''))
+    .split('\n')
+    .find((l) => l.startsWith('memsample '));
+  const memory = memLine ? JSON.parse(memLine.slice('memsample '.length)) : null;
+  if (memory) log(`cutover ${variant.name}: memory (MB) ${JSON.stringify(memory)}`);
   let report: Json = null;
   try {
     report = JSON.parse(m.stdout.trim().split('\n').pop() ?? 'null');
@@ -494,6 +501,7 @@ async function runCutover(
     stateOnTmpfs: !!variant.shm,
     proof: !variant.noVerify,
     processes: variant.processes ?? 1,
+    ...(memory ? { memory } : {}),
     ok,
     ...summarize(m),
     ...(wm.length

@@ -7,8 +7,8 @@ export interface Hit<S = Record<string, unknown>> {
   _primary_term?: number;
   _version?: number;
   _source?: S;
-  /** the `_source` exactly as the server sent it, unparsed (search-page.ts: the copy without a transform) */
-  _raw?: string;
+  /** the `_source` exactly as the server sent it, unparsed: a view into the page's bytes (search-page.ts) */
+  _raw?: Buffer;
   sort?: unknown[];
 }
 

@@ -59,7 +59,7 @@ export interface RequestOptions {
   /** statuses that are answers, not errors (e.g. 404 for an existence check); 'all' returns every status */
   okStatuses?: number[] | 'all';
   signal?: AbortSignal;
-  /** return a successful answer's body as text, unparsed (errors are parsed as always) */
+  /** return a successful answer's body as bytes (a Buffer), unparsed (errors are parsed as always) */
   raw?: boolean;
 }
 
@@ -250,10 +250,25 @@ export class Transport {
       const address = at ? (port !== undefined ? `${at}:${port}` : at) : undefined;
       throw new TransportError(message, code, opts.method, opts.path, address);
     }
-    const text = opts.method === 'HEAD' ? '' : await res.body.text();
     const ok = opts.okStatuses === 'all' || opts.okStatuses?.includes(res.statusCode);
-    if (opts.raw && (res.statusCode < 400 || ok))
-      return { status: res.statusCode, body: text as T, headers: res.headers };
+    if (opts.raw && opts.method !== 'HEAD') {
+      // Bytes, not a string: a page of documents as one JS string is garbage only a full collection frees.
+      const bytes = Buffer.from(await res.body.arrayBuffer());
+      if (res.statusCode < 400 || ok)
+        return { status: res.statusCode, body: bytes as T, headers: res.headers };
+      return this.answer<T>(opts, res, bytes.toString('utf8'), ok);
+    }
+    const text = opts.method === 'HEAD' ? '' : await res.body.text();
+    return this.answer<T>(opts, res, text, ok);
+  }
+
+  /** A JSON answer, or the cluster's refusal as a ClusterError. */
+  private answer<T>(
+    opts: RequestOptions,
+    res: Dispatcher.ResponseData,
+    text: string,
+    ok: boolean | undefined,
+  ): Response<T> {
     let parsed: unknown = text;
     if (text.length > 0 && (text[0] === '{' || text[0] === '[')) {
       try {

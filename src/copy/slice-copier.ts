@@ -114,7 +114,7 @@ export async function toWriteOps(
         ops.push({ kind: 'index', id: hit._id, routing: hit._routing, version, doc: new RawDoc(hit._raw) });
         continue;
       }
-      hit._source = JSON.parse(hit._raw) as Doc;
+      hit._source = JSON.parse(hit._raw.toString('utf8')) as Doc;
     }
     if (deps.softDeleteField && hit._source?.[deps.softDeleteField] === true) {
       // Not a drop by the transform: the application deleted it. Counted nowhere, absent from the target.

@@ -4,7 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { scanSearchPage, UnreadableSearchPage } from '../../src/cluster/search-page.js';
+import { scanSearchPage as scanBytes, UnreadableSearchPage } from '../../src/cluster/search-page.js';
+
+/** The scanner reads the page's bytes as the server sent them (UTF-8). */
+const scanSearchPage = (text: string) => scanBytes(Buffer.from(text, 'utf8'));
+const rawText = (raw: Buffer | undefined) => raw?.toString('utf8');
 
 const sources: unknown[] = [
   { title: 'plain', n: 1 },
@@ -26,12 +30,12 @@ function page(pretty: boolean): string {
       hits: sources.map((src, i) => ({
         _index: 'idx',
         _id: `id-${i}"x`,
-        _routing: i === 1 ? 'r' : undefined,
+        _routing: i === 1 ? 'ré' : undefined,
         _seq_no: i * 7,
         _primary_term: 1,
         _score: null,
         _source: src,
-        sort: [i * 7],
+        sort: [i * 7, `ü-${i}`],
       })),
     },
   };
@@ -51,14 +55,19 @@ describe('search page scanner', () => {
       for (const [i, h] of got.hits.hits.entries()) {
         const { _source, ...meta } = want.hits.hits[i];
         assert.equal(h._source, undefined);
-        assert.deepEqual(JSON.parse(h._raw!), _source);
+        assert.deepEqual(JSON.parse(rawText(h._raw)!), _source);
+        // byte for byte what the server sent for this document
+        assert.equal(
+          rawText(h._raw),
+          JSON.stringify(_source, null, pretty ? 2 : undefined).replace(/\n/g, `\n${' '.repeat(8)}`),
+        );
         assert.deepEqual({ ...h, _raw: undefined }, { ...meta, _raw: undefined });
       }
     });
 
   it('keeps the exact text of a number JSON.parse would round', () => {
     const text = '{"hits":{"hits":[{"_id":"1","_seq_no":4,"_source":{"id":9007199254740993}}]}}';
-    assert.equal(scanSearchPage(text).hits.hits[0]!._raw, '{"id":9007199254740993}');
+    assert.equal(rawText(scanSearchPage(text).hits.hits[0]!._raw), '{"id":9007199254740993}');
   });
 
   it('reads an _mget answer the same way: found documents with _raw, missing ones without', () => {
@@ -66,7 +75,7 @@ describe('search page scanner', () => {
       '{"docs":[{"_index":"i","_id":"a","_version":2,"_seq_no":9,"_primary_term":1,"found":true,"_source":{"n":9007199254740993,"s":"]}"}},{"_index":"i","_id":"b","found":false}]}';
     const { docs } = scanSearchPage(text);
     assert.deepEqual(
-      docs!.map((d) => ({ ...d })),
+      docs!.map((d) => ({ ...d, ...(d._raw ? { _raw: rawText(d._raw) } : {}) })),
       [
         {
           _index: 'i',
