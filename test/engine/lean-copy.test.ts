@@ -29,13 +29,13 @@ const EXACT: Array<[string, string]> = [
 async function rawSource(c: Cluster, index: string, id: string): Promise<string> {
   // filter_path makes the server re-render the source (escapes normalized): compare with the old index read the same way.
   return (
-    await c.request<string>({
+    await c.request<Buffer>({
       method: 'GET',
       path: `/${index}/_doc/${id}`,
       query: { filter_path: '_source' },
       raw: true,
     })
-  ).body;
+  ).body.toString('utf8');
 }
 
 for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))) {
