@@ -36,6 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { Cluster } from '../src/cluster/client.js';
 import { type LocalCluster, type ServerKind, startLocalCluster } from '../src/local/servers.js';
+import { specSchema } from '../src/spec/schema.js';
 import {
   cpuSecondsOf,
   type DataSet,
@@ -402,10 +403,14 @@ function parseVariant(name: string): Variant {
   };
 }
 
-function effective(v: Variant): { batchDocs: number; concurrency: number; slicesInFlight: number } {
-  const batchDocs = v.copy.batchDocs ?? 1000;
-  const concurrency = v.copy.concurrency ?? 4;
-  return { batchDocs, concurrency, slicesInFlight: Math.min(concurrency, SHARDS) };
+/** The spec's own defaults: what `default` means is whatever a user without these fields gets. */
+const COPY_DEFAULTS = specSchema.shape.copy.parse(undefined) as { batchDocs: number; concurrency: number };
+
+function effective(v: Variant): { batchDocs: number; concurrency: number; streams: number } {
+  const batchDocs = v.copy.batchDocs ?? COPY_DEFAULTS.batchDocs;
+  const concurrency = v.copy.concurrency ?? COPY_DEFAULTS.concurrency;
+  // Above the shard count the spare streams are _seq_no ranges of the largest shards (src/copy/ranges.ts).
+  return { batchDocs, concurrency, streams: concurrency };
 }
 
 function summarize(m: Measured): Json {
@@ -569,7 +574,7 @@ async function rawCeiling(
   concurrencyOverride?: number,
 ): Promise<Json> {
   const filesPerRequest = Math.max(1, Math.round(like.batchDocs / CHUNK));
-  const concurrency = concurrencyOverride ?? like.slicesInFlight;
+  const concurrency = concurrencyOverride ?? like.streams ?? like.slicesInFlight;
   log(`raw ingest: ${filesPerRequest * CHUNK} docs per bulk, ${concurrency} in flight...`);
   await freshIndex(es, 'raw');
   const cpu = await cpuWindow(server);
