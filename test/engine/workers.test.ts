@@ -265,7 +265,13 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
           await b.close();
         }
       };
-      await waitFor('the worker holding a slice', () => holds(ctrlC.child.pid!));
+      await waitFor('the worker holding a slice', () => holds(ctrlC.child.pid!)).catch((e: Error) => {
+        // Seen once under a loaded full run (os3): say what both processes were doing.
+        const tail = (s: string) => s.slice(-1500);
+        throw new Error(
+          `${e.message}\n--- worker stderr ---\n${tail(ctrlC.output().stderr)}\n--- runner stderr ---\n${tail(run.output().stderr)}`,
+        );
+      });
       ctrlC.child.kill('SIGINT');
       const stopped = await ctrlC.done;
       assert.equal(stopped.code, 130, stopped.stderr.slice(-1500));

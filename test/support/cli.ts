@@ -18,7 +18,7 @@ export function startCli(
   args: string[],
   env: Record<string, string> = {},
   opts: { cwd?: string } = {},
-): { child: ChildProcess; done: Promise<CliResult> } {
+): { child: ChildProcess; done: Promise<CliResult>; output: () => { stdout: string; stderr: string } } {
   if (!existsSync(CLI))
     throw new Error(`${CLI} is missing: run \`npm run build\` first (scripts/test.sh does)`);
   const child = spawn(process.execPath, [CLI, ...args], {
@@ -37,7 +37,8 @@ export function startCli(
   const done = new Promise<CliResult>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
-  return { child, done };
+  // What it printed so far: for a test's own message when a process it waits on never gets there.
+  return { child, done, output: () => ({ stdout, stderr }) };
 }
 
 export function runCli(
