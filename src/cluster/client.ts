@@ -296,17 +296,16 @@ export class Cluster {
       });
       const page = scanSearchPage(r.body);
       if (!page.docs) throw new UnreadableSearchPage('an _mget answer without docs');
-      return { docs: page.docs as Array<Hit<S> & { found: boolean }> };
+      return { docs: docsRead(index, page.docs) as Array<Hit<S> & { found: boolean }> };
     }
-    return (
-      await this.request<{ docs: Array<Hit<S> & { found: boolean }> }>({
-        method: 'POST',
-        path: `/${enc(index)}/_mget`,
-        body: { docs },
-        idempotent: true,
-        signal: opts.signal,
-      })
-    ).body;
+    const r = await this.request<{ docs: Array<Hit<S> & { found: boolean }> }>({
+      method: 'POST',
+      path: `/${enc(index)}/_mget`,
+      body: { docs },
+      idempotent: true,
+      signal: opts.signal,
+    });
+    return { docs: docsRead(index, r.body.docs) };
   }
 
   async count(index: string, query?: unknown): Promise<number> {
@@ -374,7 +373,7 @@ export class Cluster {
     });
     const page = scanSearchPage(r.body);
     if (!page.docs) throw new UnreadableSearchPage('an _mget answer without docs');
-    return { docs: page.docs };
+    return { docs: docsRead(index, page.docs) };
   }
 
   /** Open a point in time on `index`; the PIT API differs between Elasticsearch and OpenSearch. */
@@ -538,3 +537,26 @@ function enc(name: string): string {
 }
 
 export { ClusterError };
+
+/**
+ * An `_mget` answers 200 with a per-document `error` where it could not read one (a shard unavailable, a routing
+ * required and missing). That document has no `found`: read as "not found" it would be deleted from the target by
+ * a reconcile or called missing by the proof. Refused instead, as the whole request would have been.
+ */
+function docsRead<D extends { _id: string; found?: boolean }>(index: string, docs: D[]): D[] {
+  for (const d of docs) {
+    const err = (d as { error?: { type?: string; reason?: string } | string }).error;
+    if (err === undefined) continue;
+    const type = typeof err === 'string' ? 'error' : (err.type ?? 'error');
+    const reason = typeof err === 'string' ? err : (err.reason ?? '');
+    throw new ClusterError(
+      // A shard that is not there now may be soon: transient, as the same failure of a whole request is.
+      /unavailable|no_shard|timeout/.test(type) ? 503 : 500,
+      type,
+      `document ${d._id} could not be read: ${reason}`,
+      'POST',
+      `/${index}/_mget`,
+    );
+  }
+  return docs;
+}

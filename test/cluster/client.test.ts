@@ -130,6 +130,36 @@ for (const kind of MATRIX) {
       await c.close();
     });
 
+    it('an _mget document the server could not read is an error, never "not found" (all three ways of reading)', async () => {
+      const c = clusterOf(testCluster(kind));
+      const index = uniqueName('mgeterr');
+      // Routing required: a document asked for without one is answered with an error inside a 200.
+      await c.createIndex(index, {
+        settings: { number_of_shards: 1, number_of_replicas: 0 },
+        mappings: { _routing: { required: true } },
+      });
+      await c.bulk(`${JSON.stringify({ index: { _index: index, _id: 'a', routing: 'r' } })}\n{"n":1}\n`, {
+        refresh: true,
+      });
+      assert.equal(
+        (await c.mget(index, [{ _id: 'a', routing: 'r' }], { source: false })).docs[0]?.found,
+        true,
+      );
+      for (const read of [
+        () => c.mget(index, [{ _id: 'a', routing: 'r' }, { _id: 'a' }]),
+        () => c.mget(index, [{ _id: 'a', routing: 'r' }, { _id: 'a' }], { source: false }),
+        () => c.mgetLean(index, [{ _id: 'a', routing: 'r' }, { _id: 'a' }]),
+      ])
+        await assert.rejects(read(), (e: unknown) => {
+          assert.ok(e instanceof ClusterError, String(e));
+          assert.match(e.type, /routing_missing/);
+          assert.match(e.message, /document a could not be read/);
+          return true;
+        });
+      await c.deleteIndex(index);
+      await c.close();
+    });
+
     it('opens a PIT, pages every shard slice in _seq_no order, closes it', async () => {
       const c = clusterOf(testCluster(kind));
       const index = uniqueName('pit');
