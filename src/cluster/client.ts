@@ -284,20 +284,10 @@ export class Cluster {
     const docs = ids.map((d) => (typeof d === 'string' ? { _id: d } : d));
     // Without sources (existence and versions, thousands at a time in the proof) read from bytes: the same
     // answer, no page-sized string (search-page.ts).
-    if (opts.source === false) {
-      const r = await this.request<Buffer>({
-        method: 'POST',
-        path: `/${enc(index)}/_mget`,
-        body: { docs },
-        query: { _source: false },
-        idempotent: true,
-        signal: opts.signal,
-        raw: true,
-      });
-      const page = scanSearchPage(r.body);
-      if (!page.docs) throw new UnreadableSearchPage('an _mget answer without docs');
-      return { docs: docsRead(index, page.docs) as Array<Hit<S> & { found: boolean }> };
-    }
+    if (opts.source === false)
+      return (await this.mgetLean(index, docs, opts.signal, { _source: false })) as {
+        docs: Array<Hit<S> & { found: boolean }>;
+      };
     const r = await this.request<{ docs: Array<Hit<S> & { found: boolean }> }>({
       method: 'POST',
       path: `/${enc(index)}/_mget`,
@@ -362,11 +352,13 @@ export class Cluster {
     index: string,
     ids: Array<{ _id: string; routing?: string }>,
     signal?: AbortSignal,
+    query?: Query,
   ): Promise<{ docs: Array<Hit & { found: boolean }> }> {
     const r = await this.request<Buffer>({
       method: 'POST',
       path: `/${enc(index)}/_mget`,
       body: { docs: ids },
+      query,
       idempotent: true,
       signal,
       raw: true,
