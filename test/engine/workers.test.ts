@@ -254,22 +254,30 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
       const run = startCli(['--json', 'run', spec]);
       // A worker stopped with Ctrl-C gives its slices up at once (holder none), not after its lease.
       const ctrlC = startCli(['--json', 'worker', spec]);
+      // One connection for the whole wait, and the two slice records read by key: a fresh connection and a key
+      // listing every 50 ms were what this wait did when it timed out under a loaded full run (os3), while the
+      // worker was copying its slice; what the records held is said if it times out again.
+      let board: KvBucket | undefined;
+      let lastSeen = 'nothing read yet';
+      t.after(() => board?.close());
       const holds = async (pid: number) => {
-        const b = await KvBucket.open(NATS, bucket, false).catch(() => undefined);
-        if (!b) return false;
-        try {
-          const keys = await b.keys('slice.>');
-          const recs = await Promise.all(keys.map((k) => b.get<{ holder: { pid: number } | null }>(k)));
-          return recs.some((r) => r?.value.holder?.pid === pid);
-        } finally {
-          await b.close();
-        }
+        board ??= await KvBucket.open(NATS, bucket, false);
+        if (!board) return false;
+        const recs = await Promise.all(
+          [0, 1].map((i) => board!.get<{ holder: { pid: number } | null }>(`slice.${i}`)),
+        );
+        lastSeen = JSON.stringify(recs.map((r) => r && { holder: r.value.holder, revision: r.revision }));
+        return recs.some((r) => r?.value.holder?.pid === pid);
       };
-      await waitFor('the worker holding a slice', () => holds(ctrlC.child.pid!)).catch((e: Error) => {
-        // Seen once under a loaded full run (os3): say what both processes were doing.
+      const holdsYet = (pid: number) =>
+        holds(pid).catch((e: Error) => {
+          lastSeen = `error: ${e.message}`;
+          return false;
+        });
+      await waitFor('the worker holding a slice', () => holdsYet(ctrlC.child.pid!)).catch((e: Error) => {
         const tail = (s: string) => s.slice(-1500);
         throw new Error(
-          `${e.message}\n--- worker stderr ---\n${tail(ctrlC.output().stderr)}\n--- runner stderr ---\n${tail(run.output().stderr)}`,
+          `${e.message} (pid ${ctrlC.child.pid}; the slice records: ${lastSeen})\n--- worker stderr ---\n${tail(ctrlC.output().stderr)}\n--- runner stderr ---\n${tail(run.output().stderr)}`,
         );
       });
       ctrlC.child.kill('SIGINT');
