@@ -81,40 +81,84 @@ function skipValue(s: Buffer, i: number): number {
   return i;
 }
 
-/** The members of the object at `i`: key, and the bounds of its value. */
-function members(s: Buffer, i: number): Array<[string, number, number]> {
+/**
+ * The keys a response and its hits are made of, as constants: a key among them is recognised on its bytes, so
+ * reading a hit makes no string per key (a page of 2,000 ids and versions has 10,000 keys, all garbage at once).
+ */
+const KNOWN_KEYS = [
+  '_id',
+  '_index',
+  '_routing',
+  '_seq_no',
+  '_primary_term',
+  '_version',
+  '_score',
+  '_source',
+  '_ignored',
+  '_type',
+  '_nested',
+  'sort',
+  'fields',
+  'found',
+  'error',
+  'hits',
+  'docs',
+  'total',
+  'max_score',
+  'pit_id',
+  '_shards',
+  'took',
+  'timed_out',
+];
+const KEYS_BY_LENGTH = new Map<number, string[]>();
+for (const k of KNOWN_KEYS) KEYS_BY_LENGTH.set(k.length, [...(KEYS_BY_LENGTH.get(k.length) ?? []), k]);
+
+/** The key whose string is [start, end) (quotes included). */
+function keyAt(s: Buffer, start: number, end: number): string {
+  const from = start + 1;
+  const len = end - 1 - from;
+  const candidates = KEYS_BY_LENGTH.get(len);
+  if (candidates)
+    outer: for (const k of candidates) {
+      for (let j = 0; j < len; j++) if (s[from + j] !== k.charCodeAt(j)) continue outer;
+      return k;
+    }
+  return plainValue(s, start, end) as string;
+}
+
+/** Each member of the object at `i`, in order: its key and the bounds of its value. */
+function eachMember(s: Buffer, i: number, visit: (key: string, vs: number, ve: number) => void): void {
   i = skipWs(s, i);
   if (s[i] !== OPEN_OBJ) throw new UnreadableSearchPage(`expected an object at ${i}`);
-  const out: Array<[string, number, number]> = [];
   i = skipWs(s, i + 1);
-  if (s[i] === CLOSE_OBJ) return out;
+  if (s[i] === CLOSE_OBJ) return;
   for (;;) {
     if (s[i] !== QUOTE) throw new UnreadableSearchPage(`expected a key at ${i}`);
     const keyEnd = skipString(s, i);
-    const key = plainValue(s, i, keyEnd) as string;
+    const key = keyAt(s, i, keyEnd);
     i = skipWs(s, keyEnd);
     if (s[i] !== COLON) throw new UnreadableSearchPage(`expected ':' at ${i}`);
     const vs = skipWs(s, i + 1);
     const ve = skipValue(s, vs);
-    out.push([key, vs, ve]);
+    visit(key, vs, ve);
     i = skipWs(s, ve);
     const c = s[i];
-    if (c === CLOSE_OBJ) return out;
+    if (c === CLOSE_OBJ) return;
     if (c !== COMMA) throw new UnreadableSearchPage(`expected ',' or '}' at ${i}`);
     i = skipWs(s, i + 1);
   }
 }
 
-/** The elements of the array at `i`, as value bounds. */
-function elements(s: Buffer, i: number): Array<[number, number]> {
+/** What `read` makes of each element of the array at `i` (given the element's bounds). */
+function mapElements<T>(s: Buffer, i: number, read: (vs: number, ve: number) => T): T[] {
   i = skipWs(s, i);
   if (s[i] !== OPEN_ARR) throw new UnreadableSearchPage(`expected an array at ${i}`);
-  const out: Array<[number, number]> = [];
+  const out: T[] = [];
   i = skipWs(s, i + 1);
   if (s[i] === CLOSE_ARR) return out;
   for (;;) {
     const ve = skipValue(s, i);
-    out.push([i, ve]);
+    out.push(read(i, ve));
     i = skipWs(s, ve);
     const c = s[i];
     if (c === CLOSE_ARR) return out;
@@ -123,33 +167,54 @@ function elements(s: Buffer, i: number): Array<[number, number]> {
   }
 }
 
+/** The bytes [start, end) spell `word` (ASCII). */
+function spells(s: Buffer, start: number, end: number, word: string): boolean {
+  if (end - start !== word.length) return false;
+  for (let j = 0; j < word.length; j++) if (s[start + j] !== word.charCodeAt(j)) return false;
+  return true;
+}
+
+/** An integer of 1-15 digits read from its bytes (no string made), or undefined for anything else. */
+function smallInteger(s: Buffer, start: number, end: number): number | undefined {
+  const neg = s[start] === 0x2d;
+  const from = neg ? start + 1 : start;
+  const digits = end - from;
+  // 15 digits stay below 2^53; a leading zero is only "0" itself (anything else is left to JSON.parse)
+  if (digits < 1 || digits > 15 || (digits > 1 && s[from] === 0x30)) return undefined;
+  let v = 0;
+  for (let j = from; j < end; j++) {
+    const d = s[j]! - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    v = v * 10 + d;
+  }
+  return neg ? -v : v;
+}
+
 /**
- * The value in [start, end): a string without escapes, a number or a literal read directly (a hit's metadata is
+ * The value in [start, end): a string without escapes, an integer or a literal read directly (a hit's metadata is
  * almost only these), anything else by JSON.parse.
  */
 function plainValue(s: Buffer, start: number, end: number): unknown {
   const c = s[start];
   if (c === QUOTE) {
-    const inner = s.toString('utf8', start + 1, end - 1);
-    return inner.includes('\\') ? JSON.parse(s.toString('utf8', start, end)) : inner;
+    for (let j = start + 1; j < end - 1; j++)
+      if (s[j] === BACKSLASH) return JSON.parse(s.toString('utf8', start, end));
+    return s.toString('utf8', start + 1, end - 1);
   }
   if (c === OPEN_OBJ || c === OPEN_ARR) return JSON.parse(s.toString('utf8', start, end));
-  // A number or a literal: ASCII by JSON's grammar.
-  const text = s.toString('latin1', start, end);
-  if (text === 'null') return null;
-  if (text === 'true') return true;
-  if (text === 'false') return false;
-  // Integers within 2^53 only: anything else (fractions, exponents, longer digits) as JSON.parse reads it.
-  if (text.length < 16 && /^-?(0|[1-9]\d*)$/.test(text)) return Number(text);
-  return JSON.parse(text);
+  if (spells(s, start, end, 'null')) return null;
+  if (spells(s, start, end, 'true')) return true;
+  if (spells(s, start, end, 'false')) return false;
+  // Fractions, exponents, longer digits: as JSON.parse reads them (it refuses what is not JSON).
+  return smallInteger(s, start, end) ?? JSON.parse(s.toString('latin1', start, end));
 }
 
 function hitOf(s: Buffer, start: number): Hit {
   const hit: Record<string, unknown> = {};
-  for (const [key, vs, ve] of members(s, start)) {
+  eachMember(s, start, (key, vs, ve) => {
     if (key === '_source') hit._raw = s.subarray(vs, ve);
     else hit[key] = plainValue(s, vs, ve);
-  }
+  });
   return hit as unknown as Hit;
 }
 
@@ -159,21 +224,18 @@ function hitOf(s: Buffer, start: number): Hit {
  */
 export function scanSearchPage(text: Buffer): SearchResponse & { docs?: Array<Hit & { found: boolean }> } {
   const page: Record<string, unknown> = {};
-  for (const [key, vs, ve] of members(text, 0)) {
-    if (key === 'docs') {
-      page.docs = elements(text, vs).map(([ds]) => hitOf(text, ds));
-      continue;
+  const hitAt = (hs: number) => hitOf(text, hs);
+  eachMember(text, 0, (key, vs, ve) => {
+    if (key === 'docs') page.docs = mapElements(text, vs, hitAt);
+    else if (key !== 'hits') page[key] = JSON.parse(text.toString('utf8', vs, ve));
+    else {
+      const hits: Record<string, unknown> = {};
+      eachMember(text, vs, (k, s2, e2) => {
+        if (k === 'hits') hits.hits = mapElements(text, s2, hitAt);
+        else hits[k] = JSON.parse(text.toString('utf8', s2, e2));
+      });
+      page.hits = hits;
     }
-    if (key !== 'hits') {
-      page[key] = JSON.parse(text.toString('utf8', vs, ve));
-      continue;
-    }
-    const hits: Record<string, unknown> = {};
-    for (const [k, s2, e2] of members(text, vs)) {
-      if (k === 'hits') hits.hits = elements(text, s2).map(([hs]) => hitOf(text, hs));
-      else hits[k] = JSON.parse(text.toString('utf8', s2, e2));
-    }
-    page.hits = hits;
-  }
+  });
   return page as unknown as SearchResponse & { docs?: Array<Hit & { found: boolean }> };
 }

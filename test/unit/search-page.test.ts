@@ -91,6 +91,41 @@ describe('search page scanner', () => {
     );
   });
 
+  it('reads metadata as JSON.parse does: escaped and unknown keys, integers at the edges, fractions, literals', () => {
+    const values = [
+      '0',
+      '-0',
+      '7',
+      '-7',
+      '999999999999999',
+      '-999999999999999',
+      '9007199254740993',
+      '1.5',
+      '-2e3',
+      '1E+2',
+      'null',
+      'true',
+      'false',
+      '"plain"',
+      '"with \\"escape\\" and \\u00e9"',
+      '""',
+      '[1,"a",{"b":null}]',
+      '{"x":[]}',
+    ];
+    const hit = `{${values.map((v, i) => `"k${i}":${v}`).join(',')},"_\\u0069d":"esc","_idx":"near","_seq_no":12,"_version":-3,"found":true,"_source":{}}`;
+    const text = `{"docs":[${hit}]}`;
+    const want = JSON.parse(text).docs[0];
+    delete want._source;
+    const got = scanSearchPage(text).docs![0]!;
+    assert.equal(rawText(got._raw), '{}');
+    const { _raw, ...rest } = got as unknown as Record<string, unknown>;
+    assert.deepEqual(rest, want);
+    assert.ok(Object.is(rest.k1, -0), '-0 stays -0');
+    assert.equal(rest._id, 'esc');
+    for (const bad of ['01', '-', '1.', '+1', 'nul', 'truex'])
+      assert.throws(() => scanSearchPage(`{"docs":[{"_id":${bad},"found":true}]}`), `${bad} is refused`);
+  });
+
   it('an empty page, and a page it cannot read, are told apart', () => {
     assert.deepEqual(scanSearchPage('{"hits":{"hits":[]}}').hits.hits, []);
     assert.throws(
