@@ -1130,7 +1130,7 @@ function markdown(res: Json): string {
         ],
       );
       p(
-        `A lag is the engine's own figure: for each batch the journal sync applied, from the proxy's journaling of the batch's newest entry to the target's acknowledgement (older entries of a batch waited longer by up to the batch's span). Journal: ${num(l.journal.entries)} entries, ${num(l.journal.copied)} documents copied and ${num(l.journal.deleted)} deleted through it; holds ${l.holds.map((x: Json) => `${x.durationMs} ms${x.switched ? '' : ' ✗'}`).join(', ')}.`,
+        `A lag is the engine's own figure: for each batch the journal sync applied, from the proxy's journaling of the batch's oldest entry to the target's acknowledgement (the longest any write of the batch waited). Journal: ${num(l.journal.entries)} entries, ${num(l.journal.copied)} documents copied and ${num(l.journal.deleted)} deleted through it; holds ${l.holds.map((x: Json) => `${x.durationMs} ms${x.switched ? '' : ' ✗'}`).join(', ')}.`,
       );
       p();
     }

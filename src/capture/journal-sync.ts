@@ -104,6 +104,22 @@ export interface JournalSyncOptions {
   signal?: AbortSignal;
 }
 
+/** A sync behind the journal reads up to this many times `batchDocs` entries at once. */
+const MAX_BATCH_FACTOR = 8;
+
+/**
+ * The entries the next read asks for: doubled after a read that came back full (more is waiting), back to
+ * `base` once one did not. Behind a busy cluster every request waits its turn in the cluster's queues behind the
+ * application's own writes (an `_mget`, then a `_bulk`), so while the sync is behind, the ids per request set its
+ * pace, not the requests per second; the cap keeps one batch's documents in memory bounded. (Two batches in
+ * flight at once, one looked up while the other is written, was tried and made the lag worse here: one more
+ * request queued behind the application's at a saturated server; docs/benchmarks.md.)
+ */
+export function nextBatchSize(asked: number, got: number, base: number): number {
+  if (got < asked) return base;
+  return Math.min(asked * 2, base * MAX_BATCH_FACTOR);
+}
+
 /** How long journaled ids are remembered to tell a bypassing write from a proxied one. */
 const RECENT_MS = 120_000;
 const MAX_RECENT = 500_000;
@@ -233,12 +249,13 @@ export class JournalSync {
     // A pass ends at the journal's end as it stands now: while the application writes, chasing the end would
     // never finish, and the rounds this pass rides along with would wait for it.
     if (!upTo) upTo = await this.o.reader.end();
+    let size = this.o.batchDocs;
     for (;;) {
       sig?.throwIfAborted();
       if (upTo && this.state.pos.seq >= upTo.seq) break;
       let batch: Awaited<ReturnType<JournalReader['read']>>;
       try {
-        batch = await this.o.reader.read(this.state.pos, this.o.batchDocs);
+        batch = await this.o.reader.read(this.state.pos, size);
       } catch (e) {
         if (!(e instanceof JournalBroken)) throw e;
         // Not trusted: whatever it lost is found by a reconcile of the whole index.
@@ -252,6 +269,7 @@ export class JournalSync {
         continue;
       }
       if (batch.entries.length === 0) break;
+      size = nextBatchSize(size, batch.entries.length, this.o.batchDocs);
       const refs = new Map<string, DocRef>();
       // The lag of a batch is that of its oldest entry: how long a journaled write waited for the target.
       let oldest = Number.POSITIVE_INFINITY;
