@@ -18,7 +18,8 @@
  *            run, direct and through the proxy, BENCH_ROUNDS rounds alternating.
  *   hold     BENCH_SWITCHES migrations in a row of BENCH_SWITCH_DOCS documents each with capture.strategy proxy,
  *            writers at BENCH_SWITCH_RATE writes/s through the proxy (index 50 / update 35 / delete 15, `_bulk` of
- *            BENCH_WRITER_BATCH ops); the holds of journal-sync.json and the writes the application saw refused.
+ *            BENCH_WRITER_BATCH ops; BENCH_WRITER_FILTER_PATH=1: their answers filtered as Logstash asks, so
+ *            without `_seq_no`); the holds of journal-sync.json and the writes the application saw refused.
  *   lag      one migration of BENCH_LAG_DOCS documents with writers at BENCH_LAG_RATE writes/s through the proxy:
  *            journal-sync.json `lags` (journaled → acknowledged by the target), during the copy and overall.
  *
@@ -87,6 +88,7 @@ interface Config {
   lagDocs: number;
   lagRate: number;
   writerBatch: number;
+  writerFilterPath: boolean;
   mix: Record<OpKind, number>;
   holdBudgetMs: number;
   runTimeoutMinutes: number;
@@ -119,6 +121,8 @@ const DEFAULTS: Record<string, string> = {
   BENCH_LAG_DOCS: '100000',
   BENCH_LAG_RATE: '2000',
   BENCH_WRITER_BATCH: '10',
+  // 1: the writers' bulks ask for filter_path=items.*.status,... (as Logstash does): no _seq_no in the answers.
+  BENCH_WRITER_FILTER_PATH: '0',
   BENCH_MIX: 'index:50,update:35,delete:15',
   BENCH_HOLD_BUDGET_MS: '1000',
   // A migration that has not cut over by then is stopped (SIGTERM) and counted as not switched.
@@ -170,6 +174,7 @@ function config(): Config {
     lagDocs: n('BENCH_LAG_DOCS'),
     lagRate: n('BENCH_LAG_RATE'),
     writerBatch: n('BENCH_WRITER_BATCH'),
+    writerFilterPath: v('BENCH_WRITER_FILTER_PATH') === '1',
     mix,
     holdBudgetMs: n('BENCH_HOLD_BUDGET_MS'),
     runTimeoutMinutes: n('BENCH_RUN_TIMEOUT_MINUTES'),
@@ -643,6 +648,7 @@ async function migration(
     templates: await templatesOf(o.set),
     mix: c.mix,
     seed: o.seed,
+    filterPath: c.writerFilterPath,
   });
   writers.start();
   await sleep(2000);
@@ -742,6 +748,9 @@ async function migration(
       releasedBy: h.releasedBy,
       syncedInHold: h.syncedInHold,
       fence: h.fence,
+      accounted: h.accounted,
+      gaps: h.gaps,
+      firstGap: h.firstGap,
       phases: h.phases,
     })),
     // The proxy's own account of each hold (its log): it knows what it held even when it released by deadline.
@@ -826,6 +835,8 @@ function holdSummary(runs: Json[]): Json {
     heldRequests: dist(switched.map((h: Json) => h.heldRequests)),
     longestWaitMs: dist(switched.map((h: Json) => h.longestWaitMs)),
     fenced: switched.filter((h: Json) => h.fence?.fenced).length,
+    /** holds in which the journal accounted for every source operation, so no safety-net round ran */
+    accounted: all.filter((h: Json) => h.accounted).length,
     // The proxies' side of every hold (their log), switched or not: what the application's writes went through.
     proxyHoldMs: dist(runs.flatMap((r) => (r.proxyHolds ?? []).map((x: Json) => x.ms))),
     proxyLongestWaitMs: dist(runs.flatMap((r) => (r.proxyHolds ?? []).map((x: Json) => x.longestWaitMs))),
@@ -1038,7 +1049,7 @@ function markdown(res: Json): string {
     );
     p();
     p(
-      `Each migration: a new source index, its own \`cutover proxy\`, writers sending \`_bulk\` of ${c.writerBatch} ops (index ${c.mix.index} / update ${c.mix.update} / delete ${c.mix.delete}) through it on a fixed schedule, then \`cutover --json run\` (capture.strategy proxy, \`cutover.holdBudgetMs: ${c.holdBudgetMs}\`, \`verify.mode: off\`, other settings default). Hold figures from journal-sync.json; refused = an op the application got back as 429/5xx/write block/transport failure or could not send.`,
+      `Each migration: a new source index, its own \`cutover proxy\`, writers sending \`_bulk\` of ${c.writerBatch} ops (answers ${c.writerFilterPath ? "filtered to each item's status, result and error type, as Logstash asks: no `_seq_no`" : 'whole, as the official clients ask'}; index ${c.mix.index} / update ${c.mix.update} / delete ${c.mix.delete}) through it on a fixed schedule, then \`cutover --json run\` (capture.strategy proxy, \`cutover.holdBudgetMs: ${c.holdBudgetMs}\`, \`verify.mode: off\`, other settings default). Hold figures from journal-sync.json; refused = an op the application got back as 429/5xx/write block/transport failure or could not send.`,
     );
     p();
     const row = (label: string, d: Dist, f: (x: unknown) => string = (x) => ms(x, 0)) => [
@@ -1063,7 +1074,7 @@ function markdown(res: Json): string {
       ].filter((r) => r[1] !== 0),
     );
     p(
-      `${s.ok} of ${s.runs} runs cut over${s.timedOut ? ` (${s.timedOut} stopped at the ${c.runTimeoutMinutes}-minute limit)` : ''}; runs whose journal sync counted "bypassing" changes (every writer here goes through the proxy): ${s.withBypass}; ${s.failedHolds} hold(s) released without switching${s.failedReasons.length ? ` (${[...new Set(s.failedReasons)].join('; ')})` : ''}; holds the proxy ended itself at its deadline: ${s.releasedByDeadline}; switched holds with the bypass fence: ${s.fenced}. Writes refused: **${num(s.refused)}**${s.refused ? ` (${JSON.stringify(s.refusedByType)})` : ''}; other failed writes: ${num(s.otherFailures)}${s.otherFailures ? ` (${JSON.stringify(s.otherFailuresByType)})` : ''}; writes not sent because 256 requests were still waiting (the writers' back-pressure, not a refusal): ${num(s.notSent)}. The server's write queue reached ${num(s.serverWriteQueueMax)} task(s) (${num(s.serverWriteRejected)} rejected): near the server's write ceiling every bulk of the runner waits behind the writers' queue. Peak RSS: proxy ≤ ${num(s.proxyPeakRssMbMax)} MB, runner ≤ ${num(s.runnerPeakRssMbMax)} MB; other cores p50 ${num(s.otherCores.p50, 2)}, max ${num(s.otherCores.max, 2)}.`,
+      `${s.ok} of ${s.runs} runs cut over${s.timedOut ? ` (${s.timedOut} stopped at the ${c.runTimeoutMinutes}-minute limit)` : ''}; runs whose journal sync counted "bypassing" changes (every writer here goes through the proxy): ${s.withBypass}; ${s.failedHolds} hold(s) released without switching${s.failedReasons.length ? ` (${[...new Set(s.failedReasons)].join('; ')})` : ''}; holds the proxy ended itself at its deadline: ${s.releasedByDeadline}; switched holds with the bypass fence: ${s.fenced}; holds whose journal accounted for every source \`_seq_no\` (no safety-net round under the hold): ${s.accounted ?? 0}. Writes refused: **${num(s.refused)}**${s.refused ? ` (${JSON.stringify(s.refusedByType)})` : ''}; other failed writes: ${num(s.otherFailures)}${s.otherFailures ? ` (${JSON.stringify(s.otherFailuresByType)})` : ''}; writes not sent because 256 requests were still waiting (the writers' back-pressure, not a refusal): ${num(s.notSent)}. The server's write queue reached ${num(s.serverWriteQueueMax)} task(s) (${num(s.serverWriteRejected)} rejected): near the server's write ceiling every bulk of the runner waits behind the writers' queue. Peak RSS: proxy ≤ ${num(s.proxyPeakRssMbMax)} MB, runner ≤ ${num(s.runnerPeakRssMbMax)} MB; other cores p50 ${num(s.otherCores.p50, 2)}, max ${num(s.otherCores.max, 2)}.`,
     );
     p();
     table(

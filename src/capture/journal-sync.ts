@@ -20,6 +20,7 @@ import { addResults, type BulkWriter, emptyResult, type WriteOp, type WriteResul
 import type { Reporter } from '../ops/reporter.js';
 import { JournalBroken, type JournalPos, type JournalReader } from '../proxy/journal.js';
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
+import { type AccountingCheck, JournalAccounting } from './journal-accounting.js';
 
 /** Why the whole index must be reconciled before a switch, and the journal position that said so. */
 export interface ReconcileDemand {
@@ -47,6 +48,13 @@ export interface HoldReport {
   /** writers bypass the proxies: the source was also write-fenced for them during the hold */
   fence?: { fenced: boolean; freezeMs?: number; pendingDeletes?: number };
   phases: Record<string, number>;
+  /**
+   * The journal accounted for every source operation since the last safety-net round (journal-accounting.ts), so
+   * no round ran under the hold; false: one ran (and `gaps` operations were not accounted for)
+   */
+  accounted?: boolean;
+  gaps?: number;
+  firstGap?: { shard: number; seqNo: number };
   /** ms the alias request took (the reserve the next holds keep for it) */
   aliasMs?: number;
   /** recorded as the alias request went out, not yet completed: the run may have ended before its answer */
@@ -133,6 +141,8 @@ export class JournalSync {
   private readonly applied = new Map<string, { seq: number; at: number }>();
   /** ids the safety-net rounds applied, checked once the journal was read past `after` */
   private checks: Array<{ ids: string[]; after: number }> = [];
+  /** the source `_seq_no`s of the journaled writes read by this process (not kept across restarts: gaps then) */
+  readonly accounting = new JournalAccounting();
 
   constructor(private readonly o: JournalSyncOptions) {
     this.state = readJson<JournalSyncState>(o.statePath) ?? {
@@ -249,6 +259,7 @@ export class JournalSync {
     // A pass ends at the journal's end as it stands now: while the application writes, chasing the end would
     // never finish, and the rounds this pass rides along with would wait for it.
     if (!upTo) upTo = await this.o.reader.end();
+    const router = await this.o.router();
     let size = this.o.batchDocs;
     for (;;) {
       sig?.throwIfAborted();
@@ -287,6 +298,7 @@ export class JournalSync {
         // Remembered from when this runner read it, not when it was journaled: a sync far behind must not forget
         // an id before the round that applied it is checked (every such id would count as a bypass).
         this.remember(e.id, Date.now());
+        if (e.sn !== undefined && router) this.accounting.note(router.shardOf(e.id, e.routing), e.sn);
         refs.set(JSON.stringify([e.id, e.routing ?? null]), { _id: e.id, routing: e.routing });
       }
       if (refs.size > 0) {
@@ -374,6 +386,16 @@ export class JournalSync {
       prune(this.applied, MAX_RECENT);
     }
     return r;
+  }
+
+  /**
+   * Whether the journal read so far accounts for every source operation above the safety-net rounds' cursors, up
+   * to each shard's `max_seq_no` now (read here, realtime). Only meaningful once the journal was synced past every
+   * write the proxies answered (under a hold, after its drain): then "accounted" means a round would copy nothing.
+   */
+  async accountsFor(cursors: readonly number[]): Promise<AccountingCheck> {
+    const maxima = (await this.o.source.shardSeqNos(this.o.sourceIndex)).map((m) => m.maxSeqNo);
+    return this.accounting.check(cursors, maxima);
   }
 
   /**

@@ -143,7 +143,12 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
     // after the copy the target's covers the whole catch-up (the copy runs without refreshes and nobody searches
     // the target: 2.4 s measured at 2,000 writes/s, a spent hold), the source's every write since the last round.
     // Refreshed here, outside the hold, the ones under it cover only what came since (the drain, for the target).
-    if (p.exactCounts) await Promise.all([c.target.refresh(targetIndex), c.source.refresh(sourceIndex)]);
+    // The journal is read beside them: what it names now is not left for the drain under the hold.
+    await Promise.all([
+      p.exactCounts ? c.target.refresh(targetIndex) : undefined,
+      p.exactCounts ? c.source.refresh(sourceIndex) : undefined,
+      p.sync.sync(undefined, c.signal),
+    ]);
     tries++;
     last = await holdOnce(c, p, proxies, tries, records, sourceIndex, targetIndex);
     p.sync.recordHold(last);
@@ -234,25 +239,51 @@ async function holdOnce(
     const refused = await hold.take(proxies);
     if (refused) throw new Abort(refused);
     mark('held');
+    // No proxied write reaches the source any more: its refresh for the counts starts now, beside the drain.
+    const sourceRefresh = p.exactCounts
+      ? timed(() => c.source.refresh(sourceIndex)).finally(() => mark('source-refresh'))
+      : undefined;
+    sourceRefresh?.catch(() => undefined);
     // Every write the proxies forwarded before holding is journaled up to here.
     const drained = await timed(() => p.sync.sync(hold.journalEnd, cut.signal));
     rep.syncedInHold = drained.written + drained.deleted;
     mark('drain');
-    // Safety net: writers that bypass the proxies are not held; what they changed so far is applied now.
-    // (alone: the journal was just drained up to the hold; nothing proxied can have been added since)
-    // The target's refresh for the counts runs beside it (the proxied writes drained above may not be visible
-    // yet; refreshed again below only if the round wrote to it). The round's own refresh of the source, made
-    // under the hold, serves the source's count; only a round that had nothing to read skips it, and then the
-    // source is refreshed here.
-    const [round] = await timed(() =>
-      Promise.all([
-        p.capture.round(undefined, cut.signal, { alone: true }).finally(() => mark('round')),
-        p.exactCounts ? c.target.refresh(targetIndex).finally(() => mark('target-refresh')) : undefined,
-      ]),
-    );
-    if (p.exactCounts && !round.refreshed) await timed(() => c.source.refresh(sourceIndex));
-    const roundWrote = round.result.written + round.result.deleted;
-    rep.syncedInHold += roundWrote;
+    // Safety net: writers that bypass the proxies are not held; what they changed so far must be applied now.
+    // When the journal accounts for every source operation since the last round (each `_seq_no` of each shard,
+    // journal-accounting.ts), there is nothing of theirs to apply and no round is needed.
+    const acc =
+      p.sync.snapshot.bypass === 0
+        ? await timed(() => p.sync.accountsFor(p.capture.snapshot.cursors))
+        : undefined;
+    rep.accounted = acc?.accounted ?? false;
+    if (acc && !acc.accounted) {
+      rep.gaps = acc.gaps;
+      rep.firstGap = acc.firstGap;
+    }
+    mark('accounting');
+    let roundWrote = 0;
+    if (acc?.accounted) {
+      await timed(() =>
+        Promise.all([
+          sourceRefresh,
+          p.exactCounts ? c.target.refresh(targetIndex).finally(() => mark('target-refresh')) : undefined,
+        ]),
+      );
+    } else {
+      // (alone: the journal was just drained up to the hold; nothing proxied can have been added since)
+      // The target's refresh for the counts runs beside it (the proxied writes drained above may not be visible
+      // yet; refreshed again below only if the round wrote to it). The round refreshes the source again after
+      // reading its checkpoints, which serves the source's count.
+      const [round] = await timed(() =>
+        Promise.all([
+          p.capture.round(undefined, cut.signal, { alone: true }).finally(() => mark('round')),
+          p.exactCounts ? c.target.refresh(targetIndex).finally(() => mark('target-refresh')) : undefined,
+          sourceRefresh,
+        ]),
+      );
+      roundWrote = round.result.written + round.result.deleted;
+      rep.syncedInHold += roundWrote;
+    }
     mark('final-round');
     if (p.sync.reconcileNeeded)
       throw new Abort(`the journal asks for a reconcile (${p.sync.reconcileNeeded.why})`);

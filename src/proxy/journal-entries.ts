@@ -25,16 +25,29 @@ function field(v: unknown, name: string): string | undefined {
   return typeof f === 'string' ? f : undefined;
 }
 
-function doc(op: DocEntry['op'], index: string, id: string, routing: string | undefined): DocEntry {
+/** A whole number the response gave (`_seq_no`), else undefined. */
+function seqNo(v: unknown): number | undefined {
+  const f = v && typeof v === 'object' ? (v as Record<string, unknown>)._seq_no : undefined;
+  return typeof f === 'number' && Number.isSafeInteger(f) && f >= 0 ? f : undefined;
+}
+
+function doc(
+  op: DocEntry['op'],
+  index: string,
+  id: string,
+  routing: string | undefined,
+  sn: number | undefined,
+): DocEntry {
   const e: DocEntry = { kind: 'doc', op, index, id };
   if (routing !== undefined) e.routing = routing;
+  if (sn !== undefined) e.sn = sn;
   return e;
 }
 
 export function docEntries(w: DocWrite, out: Outcome, concerned: string): EntryBody[] {
   const id = w.id ?? field(out.body, '_id');
   const index = field(out.body, '_index') ?? w.index;
-  if (id !== undefined) return [doc(w.op, index, id, w.routing)];
+  if (id !== undefined) return [doc(w.op, index, id, w.routing, seqNo(out.body))];
   if (out.status >= 300) return [];
   return [
     {
@@ -66,7 +79,7 @@ export function bulkEntries(
     const id = a.id ?? field(item, '_id');
     const status = (item as { status?: unknown } | undefined)?.status;
     if (id !== undefined) {
-      entries.push(doc(a.op, field(item, '_index') ?? a.index ?? concerned, id, a.routing));
+      entries.push(doc(a.op, field(item, '_index') ?? a.index ?? concerned, id, a.routing, seqNo(item)));
       return;
     }
     // An auto-id action that failed created nothing; one whose outcome is hidden may have.

@@ -19,6 +19,12 @@ export interface DocEntry {
   index: string;
   id: string;
   routing?: string;
+  /**
+   * The `_seq_no` the cluster gave this write on its shard, when the response showed one. The runner uses them to
+   * prove that no source operation escaped the journal (journal-accounting.ts); an entry without one only makes
+   * that proof fall back to a listing.
+   */
+  sn?: number;
 }
 
 /**

@@ -15,8 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import YAML from 'yaml';
+import { JournalAccounting } from '../../src/capture/journal-accounting.js';
 import type { Cluster } from '../../src/cluster/client.js';
 import { sleep } from '../../src/cluster/retry.js';
+import { routingTable } from '../../src/cluster/routing.js';
 import { controlToken, HoldRefused, ProxyControl } from '../../src/proxy/control.js';
 import { FileJournalReader, FileJournalWriter } from '../../src/proxy/file-journal.js';
 import { type DocEntry, JOURNAL_START, type JournalEntry, JournalFailed } from '../../src/proxy/journal.js';
@@ -268,6 +270,30 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
       for (const h of inIndex.hits.hits)
         assert.ok(written.has(h._id), `${h._id} is in the index, not journaled`);
       assert.equal(proxy.stats().journaledDocs, got.length);
+
+      // Each write's _seq_no is in its entry: routed to their shards, they account for every operation the
+      // source's shards numbered (what lets a hold skip its safety-net round), and a write made around the proxy
+      // leaves a gap.
+      const router = await routingTable(s.c, s.source);
+      const seqNos = (await s.c.shardSeqNos(s.source)).map((m) => m.maxSeqNo);
+      const accounting = new JournalAccounting();
+      for (const e of got) if (e.sn !== undefined) accounting.note(router.shardOf(e.id, e.routing), e.sn);
+      assert.equal(seqNos.length, 2);
+      assert.ok(
+        seqNos.every((m) => m >= 1),
+        `every shard was written: ${seqNos}`,
+      );
+      const all = accounting.check([-1, -1], seqNos);
+      assert.ok(all.accounted, `not accounted: ${JSON.stringify(all)}`);
+      const around = await call(s.t.url, 'PUT', `/${s.source}/_doc/around-1`, { n: 0 });
+      ok(around, 'write around the proxy');
+      ok(await call(s.t.url, 'DELETE', `/${s.source}/_doc/around-1`), 'delete around the proxy');
+      const later = (await s.c.shardSeqNos(s.source)).map((m) => m.maxSeqNo);
+      const gap = accounting.check([-1, -1], later);
+      assert.equal(gap.accounted, false);
+      assert.equal(gap.gaps, 2);
+      assert.equal(gap.firstGap?.shard, router.shardOf('around-1'));
+      assert.equal(gap.firstGap?.seqNo, around.body._seq_no);
     });
 
     it('passes the cluster headers through and answers sniffing with its own address', async () => {

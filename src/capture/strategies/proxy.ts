@@ -78,7 +78,10 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       },
       // The journal sync rides along wherever rounds run: beside the copy, the proof, the wait for the switch.
       afterRound: async (signal) => {
-        await (await journal(c)).sync(undefined, signal);
+        const sj = await journal(c);
+        await sj.sync(undefined, signal);
+        // What the rounds have passed needs no accounting any more (journal-accounting.ts).
+        sj.accounting.settled(capture(c).snapshot.cursors);
       },
     });
     return live;
