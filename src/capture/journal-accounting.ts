@@ -47,12 +47,19 @@ export class JournalAccounting {
     }
   }
 
-  /** Numbers at or below each shard's cursor are settled (a round covered them): forget them. */
+  /**
+   * Numbers at or below each shard's cursor are settled (a round covered them): forget them. From the oldest on,
+   * up to the first one above the cursor (called after every sync pass, so never a walk over all of them); one
+   * left behind out of order is never asked about again and goes with the oldest at the bound.
+   */
   settled(cursors: readonly number[]): void {
     for (const [shard, s] of this.shards) {
       const c = cursors[shard];
       if (c === undefined) continue;
-      for (const n of s) if (n <= c) s.delete(n);
+      for (const n of s) {
+        if (n > c) break;
+        s.delete(n);
+      }
     }
   }
 

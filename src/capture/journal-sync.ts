@@ -259,7 +259,8 @@ export class JournalSync {
     // A pass ends at the journal's end as it stands now: while the application writes, chasing the end would
     // never finish, and the rounds this pass rides along with would wait for it.
     if (!upTo) upTo = await this.o.reader.end();
-    const router = await this.o.router();
+    // Asked for on the first entry with a `_seq_no` (null: the routing cannot be computed, nothing is accounted).
+    let router: ShardRouter | null | undefined;
     let size = this.o.batchDocs;
     for (;;) {
       sig?.throwIfAborted();
@@ -298,7 +299,10 @@ export class JournalSync {
         // Remembered from when this runner read it, not when it was journaled: a sync far behind must not forget
         // an id before the round that applied it is checked (every such id would count as a bypass).
         this.remember(e.id, Date.now());
-        if (e.sn !== undefined && router) this.accounting.note(router.shardOf(e.id, e.routing), e.sn);
+        if (e.sn !== undefined) {
+          if (router === undefined) router = await this.o.router();
+          if (router) this.accounting.note(router.shardOf(e.id, e.routing), e.sn);
+        }
         refs.set(JSON.stringify([e.id, e.routing ?? null]), { _id: e.id, routing: e.routing });
       }
       if (refs.size > 0) {
