@@ -155,7 +155,7 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
     c.audit.record({ event: 'hold', ...last });
     if (last.switched) {
       c.reporter.info(
-        `aliases moved to ${targetIndex} under a ${last.durationMs} ms hold of the application's writes (attempt ${last.attempt}; ${last.heldRequests} request(s) waited, the longest ${last.longestWaitMs} ms; none refused by the proxy${last.fence?.fenced ? `; writers bypassing the proxy were refused for the ${last.fence.freezeMs ?? '?'} ms write fence of the source` : ''}${last.releasedBy.includes('deadline') ? '; a proxy released its queue at its own deadline, see the late-writes report' : ''})`,
+        `aliases moved to ${targetIndex} under a ${last.durationMs} ms hold of the application's writes (attempt ${last.attempt}; ${last.heldRequests} request(s) waited, the longest ${last.longestWaitMs} ms; none refused by the proxy${last.accounted ? '; the journal accounted for every source operation since the last round, so none ran under the hold' : ''}${last.fence?.fenced ? `; writers bypassing the proxy were refused for the ${last.fence.freezeMs ?? '?'} ms write fence of the source` : ''}${last.releasedBy.includes('deadline') ? '; a proxy released its queue at its own deadline, see the late-writes report' : ''})`,
       );
       return 'moved';
     }

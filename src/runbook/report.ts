@@ -60,6 +60,8 @@ export interface ProxyReport {
     releasedBy: string[];
     fenced?: boolean;
     fenceMs?: number;
+    /** no safety-net round under the hold: the journal accounted for every source operation */
+    accounted?: boolean;
   }>;
 }
 
@@ -83,6 +85,7 @@ export function proxyReport(j: JournalSyncState): ProxyReport {
       releasedBy: h.releasedBy,
       fenced: h.fence?.fenced,
       fenceMs: h.fence?.freezeMs,
+      accounted: h.accounted,
     })),
   };
 }
@@ -224,7 +227,7 @@ export function formatReport(r: RunReport): string {
     for (const h of p.holds)
       rows.push([
         `write hold ${h.attempt}`,
-        `${h.durationMs} ms, ${h.heldRequests} request(s) waited (longest ${h.longestWaitMs} ms)${h.fenced ? `; the source was write-fenced ${h.fenceMs ?? '?'} ms for writers bypassing the proxy (their writes refused meanwhile)` : ', none refused'}; ${h.switched ? 'switched' : `released without switching: ${h.reason}`}`,
+        `${h.durationMs} ms, ${h.heldRequests} request(s) waited (longest ${h.longestWaitMs} ms)${h.fenced ? `; the source was write-fenced ${h.fenceMs ?? '?'} ms for writers bypassing the proxy (their writes refused meanwhile)` : ', none refused'}${h.accounted ? '; every source operation journaled, no safety-net round under it' : ''}; ${h.switched ? 'switched' : `released without switching: ${h.reason}`}`,
       ]);
     if (p.lateOnOldIndex)
       rows.push([

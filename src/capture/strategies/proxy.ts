@@ -118,7 +118,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
     },
     copySettings: () => COPY_SETTINGS,
     switchNotes: (s) => [
-      `under a hold: every live proxy queues the application's writes to ${s.source.index} (reads go on) for at most cutover.holdBudgetMs = ${s.cutover.holdBudgetMs} ms, enforced by the proxy itself; the journal is drained, the last safety-net round applied and the counts compared, then the aliases move and the queued writes land on ${s.target.index}; none is refused`,
+      `under a hold: every live proxy queues the application's writes to ${s.source.index} (reads go on) for at most cutover.holdBudgetMs = ${s.cutover.holdBudgetMs} ms, enforced by the proxy itself; the journal is drained, the last safety-net round applied (skipped when the journal accounts for every source \`_seq_no\` since the previous round) and the counts compared, then the aliases move and the queued writes land on ${s.target.index}; none is refused`,
       'a hold that cannot finish in time is released without switching and tried again; if writers bypass the proxy, the source is also write-fenced for them inside the hold',
     ],
     copyNotes: () => [
