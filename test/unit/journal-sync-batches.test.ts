@@ -12,37 +12,14 @@ import { describe, it } from 'node:test';
 import { JournalSync, type JournalSyncOptions, nextBatchSize } from '../../src/capture/journal-sync.js';
 import { identity } from '../../src/copy/transform.js';
 import type { WriteOp } from '../../src/copy/writer.js';
-import type { JournalEntry, JournalPos, JournalReader } from '../../src/proxy/journal.js';
-
-class MemoryJournal implements JournalReader {
-  readonly entries: JournalEntry[] = [];
-  constructor(ids: number) {
-    for (let i = 1; i <= ids; i++)
-      this.entries.push({
-        kind: 'doc',
-        op: 'delete',
-        index: 'src',
-        id: `d${i}`,
-        seq: i,
-        at: Date.now(),
-        proxy: 'p',
-      } as JournalEntry);
-  }
-  async read(after: JournalPos, max: number) {
-    const entries = this.entries.slice(after.seq, after.seq + max);
-    return { entries, next: { seq: after.seq + entries.length } };
-  }
-  async end(): Promise<JournalPos> {
-    return { seq: this.entries.length };
-  }
-  async close(): Promise<void> {}
-}
+import { MemoryJournal } from '../support/memory-journal.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
 /** Every id is gone on the source, so each batch becomes versioned deletes; the writer logs what it is sent. */
 function harness(ids: number, opts: { failWrite?: number } = {}) {
-  const journal = new MemoryJournal(ids);
+  const journal = new MemoryJournal();
+  for (let i = 1; i <= ids; i++) journal.add('p', { kind: 'doc', op: 'delete', index: 'src', id: `d${i}` });
   const events: string[] = [];
   const written: string[][] = [];
   let mgets = 0;

@@ -9,23 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { JournalSync, type JournalSyncOptions } from '../../src/capture/journal-sync.js';
-import type { EntryBody, JournalEntry, JournalPos, JournalReader } from '../../src/proxy/journal.js';
-
-/** An in-memory journal the test appends to. */
-class MemoryJournal implements JournalReader {
-  readonly entries: JournalEntry[] = [];
-  add(proxy: string, body: EntryBody): void {
-    this.entries.push({ ...body, seq: this.entries.length + 1, at: Date.now(), proxy } as JournalEntry);
-  }
-  async read(after: JournalPos, max: number) {
-    const entries = this.entries.slice(after.seq, after.seq + max);
-    return { entries, next: { seq: after.seq + entries.length } };
-  }
-  async end(): Promise<JournalPos> {
-    return { seq: this.entries.length };
-  }
-  async close(): Promise<void> {}
-}
+import { MemoryJournal } from '../support/memory-journal.js';
 
 function syncOver(j: MemoryJournal): JournalSync {
   const statePath = join(mkdtempSync(join(tmpdir(), 'cutover-lives-')), 'journal-sync.json');
