@@ -41,17 +41,6 @@ function blank(body: Buffer, start: number, end: number): boolean {
   return true;
 }
 
-/** Each line of the body with its bounds; blank lines (only whitespace) are left out. */
-function* lines(body: Buffer): Generator<{ start: number; end: number }> {
-  let start = 0;
-  while (start < body.length) {
-    let end = body.indexOf(NL, start);
-    if (end < 0) end = body.length;
-    if (!blank(body, start, end)) yield { start, end };
-    start = end + 1;
-  }
-}
-
 interface ActionLine {
   op: DocOp;
   meta: Record<string, unknown>;
@@ -84,15 +73,21 @@ function actionLines(body: Buffer): ActionLine[] {
   const out: ActionLine[] = [];
   let expectSource = false;
   let n = 0;
-  for (const l of lines(body)) {
+  // Line by line, blank lines (only whitespace) left out; no object per line (a bulk has a thousand of them).
+  for (let start = 0; start < body.length; ) {
+    let end = body.indexOf(NL, start);
+    if (end < 0) end = body.length;
+    const lineStart = start;
+    start = end + 1;
+    if (blank(body, lineStart, end)) continue;
     n++;
     if (expectSource) {
       expectSource = false;
-      out[out.length - 1]!.itemEnd = l.end;
+      out[out.length - 1]!.itemEnd = end;
       continue;
     }
-    const { op, meta } = parseAction(body.toString('utf8', l.start, l.end), n);
-    out.push({ op, meta, start: l.start, end: l.end, itemEnd: l.end });
+    const { op, meta } = parseAction(body.toString('utf8', lineStart, end), n);
+    out.push({ op, meta, start: lineStart, end, itemEnd: end });
     expectSource = op !== 'delete';
   }
   if (expectSource) throw new BulkBodyUnreadable('bulk body ends with an action line that needs a source');

@@ -26,7 +26,7 @@ import { promisify } from 'node:util';
 import {
   decodeLine,
   type EntryBody,
-  encodeLine,
+  encodeEntries,
   JournalBroken,
   type JournalEntry,
   JournalFailed,
@@ -134,10 +134,8 @@ export class FileJournalWriter implements JournalWriter {
       let offset = this.offset;
       // One buffer per request (a bulk journals hundreds of lines): its length gives the request's end offset.
       for (const p of batch) {
-        const lines: string[] = [];
-        for (const body of p.entries)
-          lines.push(encodeLine({ ...body, seq: ++seq, at, proxy: this.proxy } as JournalEntry));
-        const chunk = Buffer.from(lines.join(''));
+        const chunk = encodeEntries(p.entries, seq + 1, at, this.proxy);
+        seq += p.entries.length;
         chunks.push(chunk);
         offset += chunk.length;
         ends.push({ seq, offset });

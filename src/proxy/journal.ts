@@ -104,6 +104,40 @@ export function encodeLine(e: JournalEntry): string {
   return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
 }
 
+/**
+ * The lines of entries numbered from `firstSeq`, as one buffer: the same bytes as `encodeLine` of each entry with
+ * `seq`, `at` and `proxy` added, built without an object per entry. A bulk journals hundreds of lines per request,
+ * and on a machine the proxy shares with the cluster its CPU is the cluster's throughput.
+ */
+export function encodeEntries(
+  bodies: readonly EntryBody[],
+  firstSeq: number,
+  at: number,
+  proxy: string,
+): Buffer {
+  const tail = `,"at":${at},"proxy":${JSON.stringify(proxy)}}`;
+  let lastIndex: string | undefined;
+  let lastIndexJson = '';
+  const lines: string[] = [];
+  let seq = firstSeq;
+  for (const b of bodies) {
+    let json: string;
+    if (b.kind === 'doc') {
+      // The key order of JSON.stringify of the spread entry: kind, op, index, id, routing, sn, seq, at, proxy.
+      if (b.index !== lastIndex) {
+        lastIndex = b.index;
+        lastIndexJson = JSON.stringify(b.index);
+      }
+      json = `{"kind":"doc","op":${JSON.stringify(b.op)},"index":${lastIndexJson},"id":${JSON.stringify(b.id)}${
+        b.routing !== undefined ? `,"routing":${JSON.stringify(b.routing)}` : ''
+      }${b.sn !== undefined ? `,"sn":${b.sn}` : ''},"seq":${seq}${tail}`;
+    } else json = JSON.stringify({ ...b, seq, at, proxy });
+    seq++;
+    lines.push(`${crc32(json).toString(16).padStart(8, '0')} ${json}\n`);
+  }
+  return Buffer.from(lines.join(''));
+}
+
 /** The entry of a line (without its newline), or why it is not one. */
 export function decodeLine(line: string): JournalEntry | string {
   const sp = line.indexOf(' ');

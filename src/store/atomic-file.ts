@@ -32,6 +32,8 @@ export function writeFileAtomic(path: string, content: string): void {
   fsyncDir(dir);
 }
 
+const madeDirs = new Set<string>();
+
 /**
  * The same, without blocking the process: for a file written once per copied page (a slice's checkpoint), whose
  * disk flushes would otherwise stall every other slice's network I/O (measured: 2.5 s of 8 s of a copy's main
@@ -39,9 +41,21 @@ export function writeFileAtomic(path: string, content: string): void {
  */
 export async function writeFileAtomicAsync(path: string, content: string): Promise<void> {
   const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
+  let fh: Awaited<ReturnType<typeof open>>;
+  // The directory is made once per process, not once per page (a million-document copy saves 2,000 times); one
+  // removed meanwhile is made again.
+  if (!madeDirs.has(dir)) {
+    await mkdir(dir, { recursive: true });
+    madeDirs.add(dir);
+  }
+  try {
+    fh = await open(tmp, 'w', 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    await mkdir(dir, { recursive: true });
+    fh = await open(tmp, 'w', 0o600);
+  }
   try {
     await fh.writeFile(content);
     await fh.sync();

@@ -8,7 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FileJournalReader, FileJournalWriter } from '../../src/proxy/file-journal.js';
-import { type EntryBody, JOURNAL_START, JournalBroken, type JournalEntry } from '../../src/proxy/journal.js';
+import {
+  decodeLine,
+  type EntryBody,
+  encodeEntries,
+  encodeLine,
+  JOURNAL_START,
+  JournalBroken,
+  type JournalEntry,
+} from '../../src/proxy/journal.js';
 
 function path(): string {
   return join(mkdtempSync(join(tmpdir(), 'cutover-journal-')), 'proxy', 'journal.log');
@@ -111,5 +119,30 @@ describe('file journal', () => {
     await w2.close();
     writeFileSync(p, readFileSync(`${p}.other`));
     await assert.rejects(r.read(next, 100), JournalBroken);
+  });
+});
+
+describe('journal lines', () => {
+  it('encodes a batch byte for byte as one line per entry, and each line decodes to its entry', () => {
+    const bodies: EntryBody[] = [
+      { kind: 'start' },
+      { kind: 'doc', op: 'index', index: 'products', id: 'a' },
+      { kind: 'doc', op: 'delete', index: 'products', id: 'q"uo\\te\n', routing: 'r1', sn: 0 },
+      { kind: 'doc', op: 'update', index: 'other', id: 'ünï\u2028', sn: 9_007_199_254_740_991 },
+      { kind: 'doc', op: 'create', index: 'products', id: '7', routing: '' },
+      { kind: 'reconcile', index: 'products', why: 'a "by-query"' },
+      { kind: 'doc', op: 'index', index: 'products', id: 'b', routing: undefined, sn: undefined },
+    ];
+    const at = 1_764_000_000_123;
+    const one = bodies
+      .map((b, i) => encodeLine({ ...b, seq: 41 + i, at, proxy: 'p-"1' } as JournalEntry))
+      .join('');
+    const batch = encodeEntries(bodies, 41, at, 'p-"1');
+    assert.equal(batch.toString('utf8'), one);
+    const lines = batch.toString('utf8').split('\n').slice(0, -1);
+    assert.deepEqual(
+      lines.map((l) => decodeLine(l)),
+      bodies.map((b, i) => JSON.parse(JSON.stringify({ ...b, seq: 41 + i, at, proxy: 'p-"1' }))),
+    );
   });
 });
