@@ -102,6 +102,17 @@ export function interleaved(open: readonly SliceCheckpoint[]): SliceCheckpoint[]
 
 export type Take = { lease: Lease<SliceCheckpoint> } | 'wait' | 'done';
 
+/**
+ * The runner's pauses (the operator's, a flag file's, the watchdog's, a panic), for every process of the copy (key
+ * `pauses`): a worker holds a pause of its own while this lists any, so one pause stops the whole copy.
+ */
+export interface SharedPauses {
+  pausedBy: Array<{ by: string; why: string }>;
+  /** the runner that published it */
+  by: HolderId;
+  at: string;
+}
+
 export class SliceBoard {
   private readonly table: LeaseTable<SliceCheckpoint>;
 
@@ -127,6 +138,7 @@ export class SliceBoard {
     plan: SharedPlan,
     local: readonly SliceCheckpoint[],
     me = holderId(),
+    pausedBy: SharedPauses['pausedBy'] = [],
   ): Promise<SliceBoard> {
     const name = bucketOf(plan.migration, cfg);
     const bucket = await KvBucket.open(cfg.servers, name, true);
@@ -141,6 +153,8 @@ export class SliceBoard {
       }
       const board = new SliceBoard(bucket, me, cfg.leaseSeconds * 1000, plan);
       for (const cp of local) await board.table.ensure(sliceKey(cp.slice), cp);
+      // Before the plan, so a worker that joins sees this runner's pauses (and no stale ones of a runner before it).
+      await board.publishPauses(pausedBy);
       if (!had) await bucket.create('plan', plan);
       return board;
     } catch (e) {
@@ -218,6 +232,17 @@ export class SliceBoard {
       if (lease) return { lease };
     }
     return 'wait';
+  }
+
+  /** The runner: its pauses as they are now, for the workers (see SharedPauses). */
+  async publishPauses(pausedBy: SharedPauses['pausedBy']): Promise<void> {
+    const p: SharedPauses = { pausedBy, by: this.me, at: new Date().toISOString() };
+    await patiently(this.bucketName, () => this.bucket.put('pauses', p));
+  }
+
+  /** A worker: the runner's pauses (undefined: none published yet). */
+  async pauses(): Promise<SharedPauses | undefined> {
+    return (await this.bucket.get<SharedPauses>('pauses'))?.value;
   }
 
   /** Ids the transform dropped from a slice: kept in the bucket before the checkpoint moves past them. */

@@ -7,8 +7,11 @@
  */
 import { sleep } from '../cluster/retry.js';
 
-/** Who may pause: each holds its own pause, and the copy runs only when none holds one. */
-export type PauseSource = 'operator' | 'flag-file' | 'watchdog' | 'panic';
+/**
+ * Who may pause: each holds its own pause, and the copy runs only when none holds one. `runner`: a worker of a
+ * shared copy (copy.workers) while the runner is paused by any of the others.
+ */
+export type PauseSource = 'operator' | 'flag-file' | 'watchdog' | 'panic' | 'runner';
 
 export interface ThrottleView {
   paused: boolean;

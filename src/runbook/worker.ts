@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Cluster } from '../cluster/client.js';
 import { backfill } from '../copy/backfill.js';
 import { FileDeadLetters } from '../copy/dead-letters.js';
+import { followPauses } from '../copy/shared-pauses.js';
 import { type SharedPlan, SliceBoard, sharedClaims } from '../copy/slice-board.js';
 import { loadTransform, transformDigest } from '../copy/transform.js';
 import { startClosedLoop } from '../ops/closed-loop.js';
@@ -72,6 +73,12 @@ export async function runWorker(spec: LoadedSpec, opts: WorkerOptions = {}): Pro
     const loop = spec.copy.throttle.enabled
       ? startClosedLoop({ throttle, source, target, intervalMs: spec.copy.throttle.intervalMs, reporter })
       : undefined;
+    // The runner's pauses hold here too (looked at before the first slice is taken).
+    const pauses = await followPauses(throttle, board, {
+      onChange: (paused, why) =>
+        paused ? reporter.warn(`paused: ${why}`) : reporter.info(`resumed: ${why}`),
+      onError: (e) => reporter.warn(`the NATS bucket did not answer for the runner's pauses (${e.message})`),
+    });
     let docs = 0;
     let slices = 0;
     reporter.info(
@@ -123,6 +130,7 @@ export async function runWorker(spec: LoadedSpec, opts: WorkerOptions = {}): Pro
         );
       throw e;
     } finally {
+      pauses.stop();
       await loop?.stop();
     }
     return {
