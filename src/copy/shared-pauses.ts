@@ -58,14 +58,18 @@ export async function followPauses(
   board: SliceBoard,
   o: { onChange?: (paused: boolean, why: string) => void; onError?: (e: Error) => void; intervalMs?: number },
 ): Promise<{ stop(): void }> {
+  // Said once per outage, not once a second while NATS does not answer.
+  let failing = false;
   const look = async () => {
     let p: SharedPauses | undefined;
     try {
       p = await board.pauses();
     } catch (e) {
-      o.onError?.(e as Error);
+      if (!failing) o.onError?.(e as Error);
+      failing = true;
       return;
     }
+    failing = false;
     const list = p?.pausedBy ?? [];
     const held = throttle.view().pausedBy.some((x) => x.by === 'runner');
     if (list.length > 0 && !held) {

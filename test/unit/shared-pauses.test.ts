@@ -52,9 +52,11 @@ describe('shared pauses', () => {
     const w = new Throttle({ ceiling: 0 });
     await b.publishPauses([{ by: 'flag-file', why: 'x exists' }]);
     const changes: boolean[] = [];
+    let errors = 0;
     const f = await followPauses(w, b as unknown as SliceBoard, {
       intervalMs: 10,
       onChange: (p) => changes.push(p),
+      onError: () => errors++,
     });
     // Paused before followPauses resolved: no page is taken first.
     assert.deepEqual(
@@ -65,6 +67,7 @@ describe('shared pauses', () => {
     b.failing = true;
     await sleep(50);
     assert.equal(w.view().paused, true, 'an unanswered look changes nothing');
+    assert.equal(errors, 1, 'an outage is said once, not at every look');
     b.failing = false;
     await b.publishPauses([]);
     await sleep(50);
