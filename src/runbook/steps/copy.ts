@@ -7,7 +7,7 @@ import { backfill, loadCheckpoints, totalsOf } from '../../copy/backfill.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { type CopyRange, planRanges, planWindows, wholeShards, windowedPlan } from '../../copy/ranges.js';
 import { type ReindexRecord, reindexCopy } from '../../copy/reindex-engine.js';
-import { pausesOf, sharePauses } from '../../copy/shared-pauses.js';
+import { controlOf, shareControl } from '../../copy/shared-control.js';
 import { bucketOf, SliceBoard, sharedClaims } from '../../copy/slice-board.js';
 import type { DocRef } from '../../copy/slice-copier.js';
 import { transformDigest } from '../../copy/transform.js';
@@ -70,12 +70,12 @@ export const copyStep: Step = {
     const loop = closedLoopBesideCopy(c);
     const board = c.spec.copy.workers ? await publishBoard(c, plan, sourceIndex, slices) : undefined;
     const mirror = board && mirrorBoard(c, board);
-    // A pause of the runner (operator, flag file, watchdog) pauses every worker of the shared copy too.
-    const pauses =
+    // The runner's pauses and rate ceiling hold for every process of the shared copy.
+    const control =
       board &&
-      sharePauses(c.throttle, board, (e) =>
+      shareControl(c.throttle, board, (e) =>
         c.reporter.warn(
-          `the NATS bucket did not take the runner's pauses (${e.message}); the workers may not follow a pause or a resume yet: trying again`,
+          `the NATS bucket did not take the runner's pauses and rate (${e.message}); the workers may not follow a change yet: trying again`,
         ),
       );
     try {
@@ -129,7 +129,7 @@ export const copyStep: Step = {
       c.state.totals = totalsOf(cps, sourceDocs);
     } finally {
       await mirror?.stop();
-      await pauses?.stop();
+      await control?.stop();
       await board?.close();
       await loop?.stop();
       c.reporter.copyFinished();
@@ -169,7 +169,7 @@ async function publishBoard(
     },
     loadCheckpoints(c.store, plan),
     undefined,
-    pausesOf(c.throttle),
+    controlOf(c.throttle, 1),
   );
   c.audit.record({ event: 'copy-shared', bucket: board.bucketName, slices: plan.length });
   c.reporter.info(
