@@ -16,6 +16,11 @@ export interface DeadLetter {
 
 export interface DeadLetterSink {
   add(letters: DeadLetter[]): void;
+  /**
+   * Resolves once every letter added so far is where it must be before the slice's checkpoint moves past it (a
+   * shared copy: in the bucket too). Absent: `add` was enough.
+   */
+  flush?(): Promise<void>;
 }
 
 export class FileDeadLetters implements DeadLetterSink {

@@ -18,6 +18,7 @@ import { PreflightError } from '../store/errors.js';
 import { CoordinationError, type HolderId, KvBucket, type Lease, LeaseTable } from '../store/kv-leases.js';
 import type { CopyRange, SliceCheckpoint } from '../store/state.js';
 import type { SliceClaims } from './backfill.js';
+import type { DeadLetter } from './dead-letters.js';
 import type { DocRef, Versioning } from './slice-copier.js';
 
 export interface WorkersConfig {
@@ -259,6 +260,24 @@ export class SliceBoard {
   /** A worker: the runner's decisions (undefined: none published yet). */
   async control(): Promise<SharedControl | undefined> {
     return (await this.bucket.get<SharedControl>('control'))?.value;
+  }
+
+  /** Dead letters a process met, without their documents (see shared-dead-letters.ts), under a key of their own. */
+  async noteDeadLetters(letters: readonly DeadLetter[]): Promise<void> {
+    if (letters.length)
+      await patiently(this.bucketName, () => this.bucket.put(`dead.${randomUUID()}`, letters));
+  }
+
+  /** Every dead letter the processes of this copy published. */
+  async deadLetters(): Promise<DeadLetter[]> {
+    return patiently(this.bucketName, async () => {
+      const out: DeadLetter[] = [];
+      for (const k of await this.bucket.keys('dead.>')) {
+        const e = await this.bucket.get<DeadLetter[]>(k);
+        if (e) out.push(...e.value);
+      }
+      return out;
+    });
   }
 
   /** Ids the transform dropped from a slice: kept in the bucket before the checkpoint moves past them. */

@@ -182,6 +182,8 @@ export async function copySlice(cp: SliceCheckpoint, deps: SliceCopyDeps): Promi
       cp.deadLetters += res.deadLetters + failed;
       cp.bytes += res.bytes;
       cp.retries += res.retries;
+      // This page's dead letters are kept before the checkpoint moves past them (a shared copy: in the bucket).
+      await deps.deadLetters.flush?.();
       await deps.save(cp);
       deps.onCheckpoint?.(cp);
       failpoint('copy.after-checkpoint');

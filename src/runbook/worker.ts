@@ -10,6 +10,7 @@ import { Cluster } from '../cluster/client.js';
 import { backfill } from '../copy/backfill.js';
 import { FileDeadLetters } from '../copy/dead-letters.js';
 import { followControl } from '../copy/shared-control.js';
+import { SharedDeadLetters } from '../copy/shared-dead-letters.js';
 import { type SharedPlan, SliceBoard, sharedClaims } from '../copy/slice-board.js';
 import { loadTransform, transformDigest } from '../copy/transform.js';
 import { startClosedLoop } from '../ops/closed-loop.js';
@@ -105,7 +106,11 @@ export async function runWorker(spec: LoadedSpec, opts: WorkerOptions = {}): Pro
         softDeleteField: plan.softDeleteField,
         transform,
         store,
-        deadLetters: new FileDeadLetters(new StateStore(spec.migrationDir).deadLetterPath),
+        // Kept on this machine with the documents, and published for the runner (shared-dead-letters.ts).
+        deadLetters: new SharedDeadLetters(
+          new FileDeadLetters(new StateStore(spec.migrationDir).deadLetterPath),
+          board,
+        ),
         signal: opts.signal,
         onProgress: (p) => {
           docs += p.docs;

@@ -8,6 +8,7 @@ import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { type CopyRange, planRanges, planWindows, wholeShards, windowedPlan } from '../../copy/ranges.js';
 import { type ReindexRecord, reindexCopy } from '../../copy/reindex-engine.js';
 import { controlOf, shareControl } from '../../copy/shared-control.js';
+import { importDeadLetters, SharedDeadLetters } from '../../copy/shared-dead-letters.js';
 import { bucketOf, SliceBoard, sharedClaims } from '../../copy/slice-board.js';
 import type { DocRef } from '../../copy/slice-copier.js';
 import { transformDigest } from '../../copy/transform.js';
@@ -100,7 +101,9 @@ export const copyStep: Step = {
           yieldTo: hooks.yieldTo,
           transform: c.transform,
           store: c.store,
-          deadLetters: new FileDeadLetters(c.store.deadLetterPath),
+          deadLetters: board
+            ? new SharedDeadLetters(new FileDeadLetters(c.store.deadLetterPath), board)
+            : new FileDeadLetters(c.store.deadLetterPath),
           signal: c.signal,
           // Shared: every process's progress comes from the board (mirrorBoard), this one's included.
           onProgress: board ? undefined : (p) => c.reporter.copyProgress(p),
@@ -251,6 +254,14 @@ async function finishShared(
   for (const cp of cps) await c.store.saveCheckpoint({ ...cp });
   const dropped = await board.droppedIds();
   if (dropped.length) onDropped?.(dropped);
+  // Every process's dead letters into this runner's file: its gate, proof, redrive and report see them all.
+  const imported = await importDeadLetters(board, c.store.deadLetterPath);
+  if (imported > 0) {
+    c.audit.record({ event: 'dead-letters-imported', bucket: board.bucketName, letters: imported });
+    c.reporter.info(
+      `${imported} dead letter(s) met by other processes added to ${c.store.deadLetterPath} (without their documents: those stay in the dead-letter file of the machine that met them)`,
+    );
+  }
   await board.finish();
   c.audit.record({ event: 'copy-shared-done', bucket: board.bucketName, slices: cps.length });
 }
