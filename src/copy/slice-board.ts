@@ -104,31 +104,18 @@ export function interleaved(open: readonly SliceCheckpoint[]): SliceCheckpoint[]
 export type Take = { lease: Lease<SliceCheckpoint> } | 'wait' | 'done';
 
 /**
- * What the runner decides for every process of the copy (key `control`): its pauses (the operator's, a flag
- * file's, the watchdog's, a panic), so one pause stops the whole copy, and its rate ceiling (copy.maxDocsPerSecond
- * or the operator's `rate N`) with the number of processes copying, so the ceiling holds for the whole copy: each
- * process takes `ceiling / processes`.
+ * The runner's pauses (the operator's, a flag file's, the watchdog's, a panic), for every process of the copy (key
+ * `pauses`): a worker holds a pause of its own while this lists any, so one pause stops the whole copy.
  */
-export interface SharedControl {
+export interface SharedPauses {
   pausedBy: Array<{ by: string; why: string }>;
-  /** documents per second for the whole copy; 0 = none */
-  ceiling: number;
-  /** processes copying now: the distinct holders of slices not done, the runner always among them */
-  processes: number;
   /** the runner that published it */
   by: HolderId;
   at: string;
 }
 
-export type ControlDecision = Omit<SharedControl, 'by' | 'at'>;
-
 export class SliceBoard {
   private readonly table: LeaseTable<SliceCheckpoint>;
-  /**
-   * Processes copying at the last reading of the slices: distinct holders of slices not done, this one included.
-   * A holder that died still counts until its slice is taken over: the ceiling's shares err low, never high.
-   */
-  copyingNow = 1;
 
   private constructor(
     private readonly bucket: KvBucket,
@@ -152,7 +139,7 @@ export class SliceBoard {
     plan: SharedPlan,
     local: readonly SliceCheckpoint[],
     me = holderId(),
-    control: ControlDecision = { pausedBy: [], ceiling: 0, processes: 1 },
+    pausedBy: SharedPauses['pausedBy'] = [],
   ): Promise<SliceBoard> {
     const name = bucketOf(plan.migration, cfg);
     const bucket = await KvBucket.open(cfg.servers, name, true);
@@ -167,8 +154,8 @@ export class SliceBoard {
       }
       const board = new SliceBoard(bucket, me, cfg.leaseSeconds * 1000, plan);
       for (const cp of local) await board.table.ensure(sliceKey(cp.slice), cp);
-      // Before the plan, so a worker that joins sees this runner's pauses and rate (not those of a runner before it).
-      await board.publishControl(control);
+      // Before the plan, so a worker that joins sees this runner's pauses (and no stale ones of a runner before it).
+      await board.publishPauses(pausedBy);
       if (!had) await bucket.create('plan', plan);
       return board;
     } catch (e) {
@@ -217,7 +204,6 @@ export class SliceBoard {
     });
     if (!plan || plan.value.copyId !== this.plan.copyId) return undefined;
     const out: SliceCheckpoint[] = [];
-    const holders = new Set<string>([this.me.id]);
     for (let i = 0; i < this.plan.ranges.length; i++) {
       const e = await this.table.read(sliceKey(i)).catch((err: unknown) => {
         if (/stream not found|bucket not found/i.test(String((err as Error).message))) return null;
@@ -229,9 +215,7 @@ export class SliceBoard {
           `the NATS bucket ${this.bucketName} has no slice ${i}: it was changed by hand`,
         );
       out.push(e.value);
-      if (e.holder && !e.value.done) holders.add(e.holder.id);
     }
-    this.copyingNow = holders.size;
     return out;
   }
 
@@ -251,15 +235,15 @@ export class SliceBoard {
     return 'wait';
   }
 
-  /** The runner: its pauses and rate as they are now, for the workers (see SharedControl). */
-  async publishControl(c: ControlDecision): Promise<void> {
-    const p: SharedControl = { ...c, by: this.me, at: new Date().toISOString() };
-    await patiently(this.bucketName, () => this.bucket.put('control', p));
+  /** The runner: its pauses as they are now, for the workers (see SharedPauses). */
+  async publishPauses(pausedBy: SharedPauses['pausedBy']): Promise<void> {
+    const p: SharedPauses = { pausedBy, by: this.me, at: new Date().toISOString() };
+    await patiently(this.bucketName, () => this.bucket.put('pauses', p));
   }
 
-  /** A worker: the runner's decisions (undefined: none published yet). */
-  async control(): Promise<SharedControl | undefined> {
-    return (await this.bucket.get<SharedControl>('control'))?.value;
+  /** A worker: the runner's pauses (undefined: none published yet). */
+  async pauses(): Promise<SharedPauses | undefined> {
+    return (await this.bucket.get<SharedPauses>('pauses'))?.value;
   }
 
   /** Dead letters a process met, without their documents (see shared-dead-letters.ts), under a key of their own. */

@@ -46,11 +46,9 @@ export function startClosedLoop(o: ClosedLoopOptions): ClosedLoop {
   const off = signals.onSnapshot((s) => {
     const v = o.throttle.view();
     peak = Math.max(peak, throughputOf(s));
-    // A process of a shared copy decides within its own part of the ceiling (copy.workers).
-    const ceiling = v.ceiling > 0 ? Math.max(1, Math.floor(v.ceiling / v.processes)) : 0;
-    const reference = ceiling > 0 ? ceiling : peak;
+    const reference = v.ceiling > 0 ? v.ceiling : peak;
     o.throttle.setSignalsOver(signalsOver(s, o.thresholds));
-    const d = decide(s, { rate: v.rate, ceiling, floor: v.floor, reference }, o.thresholds);
+    const d = decide(s, { rate: v.rate, ceiling: v.ceiling, floor: v.floor, reference }, o.thresholds);
     const conc = nextConcurrency(d, v.concurrency, v.maxConcurrency, o.thresholds);
     const rateMoves = d.action !== 'hold' && d.rate !== v.rate;
     if (!rateMoves && conc === v.concurrency) return;

@@ -21,11 +21,6 @@ export interface ThrottleView {
   rate: number;
   /** the highest rate allowed (copy.maxDocsPerSecond, or the operator's `rate N`); 0 = none */
   ceiling: number;
-  /**
-   * The processes sharing the ceiling (copy.workers): this one may write at most `ceiling / processes`; 1 for a
-   * copy of one process.
-   */
-  processes: number;
   /** the closed-loop decision never goes below this (when it limits at all) */
   floor: number;
   /** documents per page and bulk, when the operator changed it (undefined: the spec's copy.batchDocs) */
@@ -46,8 +41,7 @@ export class Throttle {
   private tokens: number;
   private last = Date.now();
   private readonly pauses = new Map<PauseSource, { why: string; since: string }>();
-  private v: Omit<ThrottleView, 'paused' | 'pausedBy' | 'signalsOver' | 'processes'>;
-  private share = 1;
+  private v: Omit<ThrottleView, 'paused' | 'pausedBy' | 'signalsOver'>;
   private readonly listeners = new Set<ThrottleListener>();
   private wake?: () => void;
   private inFlight = 0;
@@ -72,7 +66,6 @@ export class Throttle {
     return {
       ...this.v,
       signalsOver: [...this.over],
-      processes: this.share,
       paused: this.pauses.size > 0,
       pausedBy: [...this.pauses].map(([by, p]) => ({ by, ...p })),
     };
@@ -103,20 +96,9 @@ export class Throttle {
     this.setRate(n, reason);
   }
 
-  /**
-   * A shared copy (copy.workers): `n` processes write under the one ceiling, so this one takes 1/n of it. The rate
-   * goes to the new share (the closed loop takes it down again at its next reading if a signal is still over).
-   */
-  setShare(n: number, reason: string): void {
-    const share = Math.max(1, Math.floor(n));
-    if (share === this.share) return;
-    this.share = share;
-    this.setRate(this.v.ceiling, reason);
-  }
-
-  /** The current rate, kept within [floor, this process's part of the ceiling] (a ceiling of 0 means none). */
+  /** The current rate, kept within [floor, ceiling] (a ceiling of 0 means none). */
   setRate(n: number, reason: string): void {
-    const c = this.v.ceiling > 0 ? Math.max(1, Math.floor(this.v.ceiling / this.share)) : 0;
+    const c = this.v.ceiling;
     let r = Math.max(0, n);
     if (c > 0) r = r === 0 ? c : Math.min(r, c);
     if (r > 0) r = Math.max(Math.min(this.v.floor, c || this.v.floor), r);

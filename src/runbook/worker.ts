@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { Cluster } from '../cluster/client.js';
 import { backfill } from '../copy/backfill.js';
 import { FileDeadLetters } from '../copy/dead-letters.js';
-import { followControl } from '../copy/shared-control.js';
 import { SharedDeadLetters } from '../copy/shared-dead-letters.js';
+import { followPauses } from '../copy/shared-pauses.js';
 import { type SharedPlan, SliceBoard, sharedClaims } from '../copy/slice-board.js';
 import { loadTransform, transformDigest } from '../copy/transform.js';
 import { startClosedLoop } from '../ops/closed-loop.js';
@@ -74,13 +74,11 @@ export async function runWorker(spec: LoadedSpec, opts: WorkerOptions = {}): Pro
     const loop = spec.copy.throttle.enabled
       ? startClosedLoop({ throttle, source, target, intervalMs: spec.copy.throttle.intervalMs, reporter })
       : undefined;
-    // The runner's pauses and its rate ceiling for the whole copy hold here too (looked at before the first slice).
-    const control = await followControl(throttle, board, {
-      onShare: (rate, why) => reporter.info(`rate at most ${rate} docs/s here: ${why}`),
+    // The runner's pauses hold here too (looked at before the first slice is taken).
+    const pauses = await followPauses(throttle, board, {
       onChange: (paused, why) =>
         paused ? reporter.warn(`paused: ${why}`) : reporter.info(`resumed: ${why}`),
-      onError: (e) =>
-        reporter.warn(`the NATS bucket did not answer for the runner's pauses and rate (${e.message})`),
+      onError: (e) => reporter.warn(`the NATS bucket did not answer for the runner's pauses (${e.message})`),
     });
     let docs = 0;
     let slices = 0;
@@ -137,7 +135,7 @@ export async function runWorker(spec: LoadedSpec, opts: WorkerOptions = {}): Pro
         );
       throw e;
     } finally {
-      control.stop();
+      pauses.stop();
       await loop?.stop();
     }
     return {

@@ -82,12 +82,11 @@ for (const kind of (['es8', 'os3'] as PlainKind[]).filter((k) => EXPECTED.includ
         capture: { strategy: 'seqno', tailIntervalMs: 200 },
         // Drops one document in 13: the ids every process's transform dropped reach the runner's count gate.
         transform: './drop13.mjs',
-        // One slice at a time per process, 1,500 docs/s for the whole copy (500 each of three processes): ~5 s per
-        // slice, long enough for the kills.
+        // One slice at a time per process, at most 500 docs/s each: ~5 s per slice, long enough for the kills.
         copy: {
           batchDocs: 100,
           concurrency: 1,
-          maxDocsPerSecond: 1500,
+          maxDocsPerSecond: 500,
           sampleSize: 100,
           workers: { kind: 'nats', servers: NATS, bucket, leaseSeconds: 3 },
         },

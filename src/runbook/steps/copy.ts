@@ -7,8 +7,8 @@ import { backfill, loadCheckpoints, totalsOf } from '../../copy/backfill.js';
 import { FileDeadLetters } from '../../copy/dead-letters.js';
 import { type CopyRange, planRanges, planWindows, wholeShards, windowedPlan } from '../../copy/ranges.js';
 import { type ReindexRecord, reindexCopy } from '../../copy/reindex-engine.js';
-import { controlOf, shareControl } from '../../copy/shared-control.js';
 import { importDeadLetters, SharedDeadLetters } from '../../copy/shared-dead-letters.js';
+import { pausesOf, sharePauses } from '../../copy/shared-pauses.js';
 import { bucketOf, SliceBoard, sharedClaims } from '../../copy/slice-board.js';
 import type { DocRef } from '../../copy/slice-copier.js';
 import { transformDigest } from '../../copy/transform.js';
@@ -71,12 +71,12 @@ export const copyStep: Step = {
     const loop = closedLoopBesideCopy(c);
     const board = c.spec.copy.workers ? await publishBoard(c, plan, sourceIndex, slices) : undefined;
     const mirror = board && mirrorBoard(c, board);
-    // The runner's pauses and rate ceiling hold for every process of the shared copy.
-    const control =
+    // A pause of the runner (operator, flag file, watchdog) pauses every worker of the shared copy too.
+    const pauses =
       board &&
-      shareControl(c.throttle, board, (e) =>
+      sharePauses(c.throttle, board, (e) =>
         c.reporter.warn(
-          `the NATS bucket did not take the runner's pauses and rate (${e.message}); the workers may not follow a change yet: trying again`,
+          `the NATS bucket did not take the runner's pauses (${e.message}); the workers may not follow a pause or a resume yet: trying again`,
         ),
       );
     try {
@@ -132,7 +132,7 @@ export const copyStep: Step = {
       c.state.totals = totalsOf(cps, sourceDocs);
     } finally {
       await mirror?.stop();
-      await control?.stop();
+      await pauses?.stop();
       await board?.close();
       await loop?.stop();
       c.reporter.copyFinished();
@@ -172,7 +172,7 @@ async function publishBoard(
     },
     loadCheckpoints(c.store, plan),
     undefined,
-    controlOf(c.throttle, 1),
+    pausesOf(c.throttle),
   );
   c.audit.record({ event: 'copy-shared', bucket: board.bucketName, slices: plan.length });
   c.reporter.info(
