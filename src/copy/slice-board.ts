@@ -254,14 +254,7 @@ export class SliceBoard {
 
   /** Every dead letter the processes of this copy published. */
   async deadLetters(): Promise<DeadLetter[]> {
-    return patiently(this.bucketName, async () => {
-      const out: DeadLetter[] = [];
-      for (const k of await this.bucket.keys('dead.>')) {
-        const e = await this.bucket.get<DeadLetter[]>(k);
-        if (e) out.push(...e.value);
-      }
-      return out;
-    });
+    return this.listsUnder<DeadLetter>('dead');
   }
 
   /** Ids the transform dropped from a slice: kept in the bucket before the checkpoint moves past them. */
@@ -271,10 +264,15 @@ export class SliceBoard {
   }
 
   async droppedIds(): Promise<DocRef[]> {
+    return this.listsUnder<DocRef>('dropped');
+  }
+
+  /** Every list stored under `<prefix>.*` (appended by many processes, a key each), joined. */
+  private listsUnder<T>(prefix: string): Promise<T[]> {
     return patiently(this.bucketName, async () => {
-      const out: DocRef[] = [];
-      for (const k of await this.bucket.keys('dropped.>')) {
-        const e = await this.bucket.get<DocRef[]>(k);
+      const out: T[] = [];
+      for (const k of await this.bucket.keys(`${prefix}.>`)) {
+        const e = await this.bucket.get<T[]>(k);
         if (e) out.push(...e.value);
       }
       return out;
