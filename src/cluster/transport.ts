@@ -61,6 +61,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** return a successful answer's body as bytes (a Buffer), unparsed (errors are parsed as always) */
   raw?: boolean;
+  /** this request's retries, when the caller cannot wait the cluster's whole budget (a quick look) */
+  retry?: RetryPolicy;
 }
 
 export interface Response<T = unknown> {
@@ -180,13 +182,14 @@ export class Transport {
   /** A failure comes out naming this cluster's spec field and what to check; each retry is announced. */
   async request<T = unknown>(opts: RequestOptions): Promise<Response<T>> {
     const started = Date.now();
+    const policy = opts.retry ?? this.retry;
     let retries = 0;
     try {
       if (!opts.idempotent) return await this.once<T>(opts);
       return await withRetry(
         () => this.once<T>(opts),
         (err) => (err instanceof TransportError || err instanceof ClusterError) && err.transient,
-        this.retry,
+        policy,
         {
           signal: opts.signal,
           onRetry: (err, attempt, delayMs) => {
@@ -197,7 +200,7 @@ export class Transport {
                 this.failure,
                 attempt + 2,
                 delayMs,
-                this.retry.budgetMs,
+                policy.budgetMs,
               ),
             );
           },

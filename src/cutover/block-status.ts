@@ -4,6 +4,7 @@
  * records (what cutover believes), and says how to lift a block no running cutover will lift. Read-only.
  */
 import type { Cluster } from '../cluster/client.js';
+import type { RetryPolicy } from '../cluster/retry.js';
 import { heldByLiveProcess } from '../store/lock.js';
 import type { MigrationState } from '../store/state.js';
 import { WRITE_BLOCK } from './freeze.js';
@@ -30,10 +31,23 @@ export interface BlockStatusInput {
   lockPath: string;
 }
 
+/**
+ * `status` is a quick look, often taken because something is wrong: a cluster that does not answer is reported
+ * after a few seconds rather than retried for the runner's whole budget.
+ */
+const STATUS_RETRY: RetryPolicy = { initialMs: 200, maxMs: 1_000, budgetMs: 3_000 };
+
 async function readBlock(c: Cluster, index: string): Promise<boolean | undefined> {
-  if (!(await c.indexExists(index))) return undefined;
-  const s = Object.values(await c.getSettings(index))[0]?.settings ?? {};
-  return String(s[WRITE_BLOCK]) === 'true';
+  const r = await c.request<Record<string, { settings?: { index?: { blocks?: { write?: unknown } } } }>>({
+    method: 'GET',
+    path: `/${encodeURIComponent(index)}/_settings`,
+    query: { filter_path: `*.settings.${WRITE_BLOCK}` },
+    idempotent: true,
+    okStatuses: [404],
+    retry: STATUS_RETRY,
+  });
+  if (r.status === 404) return undefined;
+  return String(Object.values(r.body ?? {})[0]?.settings?.index?.blocks?.write) === 'true';
 }
 
 export async function writeBlockStatus(i: BlockStatusInput): Promise<WriteBlockStatus[]> {
@@ -78,6 +92,8 @@ export async function writeBlockStatus(i: BlockStatusInput): Promise<WriteBlockS
       st.notes.push(
         `the state records a write freeze on ${where} since ${i.state.frozen?.startedAt ?? '?'}, but the index is writable (the freeze guard or an operator lifted it); the next run clears the record.`,
       );
+    } else if (st.readError) {
+      st.notes.push(`could not check ${where} for a write block: ${st.readError}`);
     }
     out.push(st);
   }

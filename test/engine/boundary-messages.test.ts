@@ -178,6 +178,22 @@ describe('a transform with a syntax error', () => {
   });
 });
 
+describe('status of a cluster that does not answer', () => {
+  it('says which index it could not check and why, and exits 0 (the state is still shown)', async () => {
+    const port = await closedPort();
+    const r = await runCli([
+      'status',
+      specFile('status-down', { source: { cluster: { url: `http://127.0.0.1:${port}` }, index: 'a' } }),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout + r.stderr,
+      /could not check target index status-down-v2 on http:\/\/127\.0\.0\.1:\d+\/ for a write block: .*connection refused/,
+    );
+    assert.match(r.stdout, /migration\s+status-down/);
+  });
+});
+
 describe('stdout closed by the reader', () => {
   const spec = () => specFile('epipe', { source: { cluster: { url: 'http://127.0.0.1:9' }, index: 'a' } });
 
