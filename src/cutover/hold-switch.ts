@@ -142,13 +142,16 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
     // A refresh writes every change since the index's last one, and the hold waits for one of each index: right
     // after the copy the target's covers the whole catch-up (the copy runs without refreshes and nobody searches
     // the target: 2.4 s measured at 2,000 writes/s, a spent hold), the source's every write since the last round.
-    // Refreshed here, outside the hold, the ones under it cover only what came since (the drain, for the target).
-    // The journal is read beside them: what it names now is not left for the drain under the hold.
-    await Promise.all([
-      p.exactCounts ? c.target.refresh(targetIndex) : undefined,
-      p.exactCounts ? c.source.refresh(sourceIndex) : undefined,
-      p.sync.sync(undefined, c.signal),
-    ]);
+    // Refreshed here, outside the hold, the ones under it cover only what came since. A node refreshes on one
+    // thread per two cores, so the two do not overlap and the order matters: the target's after the journal was
+    // read (it then covers what that read wrote), the source's last (under the hold it covers only the moments
+    // between it and the grant, and does not keep the refresh thread from the target's after the drain).
+    await p.sync.sync(undefined, c.signal);
+    if (p.exactCounts) {
+      await c.target.refresh(targetIndex);
+      // What the journal gained during the target's refresh is read beside the source's, not left to the drain.
+      await Promise.all([c.source.refresh(sourceIndex), p.sync.sync(undefined, c.signal)]);
+    }
     tries++;
     last = await holdOnce(c, p, proxies, tries, records, sourceIndex, targetIndex);
     p.sync.recordHold(last);
