@@ -75,6 +75,7 @@ interface Config {
   rates: number[];
   readRates: number[];
   latencyBulk: number;
+  latencySingle: boolean;
   latencySeconds: number;
   warmupSeconds: number;
   rounds: number;
@@ -114,6 +115,8 @@ const DEFAULTS: Record<string, string> = {
   // Documents per `_bulk` in the second set of write rows: BENCH_RATES writes/s as bulks of this many (0: none).
   // Single-document requests saturate a 2-core server near 1,080/s; as bulks the same writes/s leave it headroom.
   BENCH_LATENCY_BULK: '10',
+  // 0: no single-document write rows (only the bulk rows: a profile of the proxy's per-request work).
+  BENCH_LATENCY_SINGLE: '1',
   BENCH_LATENCY_SECONDS: '10',
   BENCH_WARMUP_SECONDS: '3',
   BENCH_ROUNDS: '2',
@@ -181,6 +184,7 @@ function config(): Config {
     rates: v('BENCH_RATES').split(',').filter(Boolean).map(Number),
     readRates: v('BENCH_READ_RATES').split(',').filter(Boolean).map(Number),
     latencyBulk: Math.floor(n('BENCH_LATENCY_BULK')),
+    latencySingle: v('BENCH_LATENCY_SINGLE') !== '0',
     latencySeconds: n('BENCH_LATENCY_SECONDS'),
     warmupSeconds: n('BENCH_WARMUP_SECONDS'),
     rounds: Math.max(1, n('BENCH_ROUNDS')),
@@ -434,7 +438,7 @@ async function latencyRow(
 async function latencyPart(s: Steady, c: Config): Promise<Json> {
   const rows: Json[] = [];
   const doc = (i: number) => s.templates[i % s.templates.length]!;
-  for (const rate of c.rates)
+  for (const rate of c.latencySingle ? c.rates : [])
     rows.push(
       await latencyRow(s, c, 'index one document (PUT _doc, write alias)', rate, (route, r) => (i) => ({
         method: 'PUT',
