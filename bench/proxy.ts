@@ -1283,28 +1283,14 @@ async function main(): Promise<void> {
       const set = await ensureDataSet(DATA, c.switchDocs, CHUNK);
       sets.push(set);
       res.hold = { runs: [], warmup: [] };
+      const switchOnce = (label: string, seed: number) =>
+        migration(es, server, c, { label, set, rate: c.switchRate, seed, watchLags: false });
       for (let i = 1; i <= c.holdWarmup; i++) {
-        res.hold.warmup.push(
-          await migration(es, server, c, {
-            label: `bp-hw${i}`,
-            set,
-            rate: c.switchRate,
-            seed: 1000 + i,
-            watchLags: false,
-          }),
-        );
+        res.hold.warmup.push(await switchOnce(`bp-hw${i}`, 1000 + i));
         await save();
       }
       for (let i = 1; i <= c.switches; i++) {
-        res.hold.runs.push(
-          await migration(es, server, c, {
-            label: `bp-h${i}`,
-            set,
-            rate: c.switchRate,
-            seed: i,
-            watchLags: false,
-          }),
-        );
+        res.hold.runs.push(await switchOnce(`bp-h${i}`, i));
         res.hold.summary = holdSummary(res.hold.runs);
         await save();
       }
