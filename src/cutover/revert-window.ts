@@ -8,10 +8,11 @@
  * reverse write adds REVERSE_VERSION_OFFSET. A rollback drains it: freeze the new index, apply the last changes,
  * move the aliases back in one request, lift the freeze.
  */
-import { existsSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import type { FreezeRecord } from '../capture/live.js';
 import { LiveCapture } from '../capture/live.js';
 import type { CaptureContext } from '../capture/strategy.js';
+import type { WritesSinceSwitch } from '../capture/writes-since-switch.js';
 import type { Hit } from '../cluster/client.js';
 import { sleep } from '../cluster/retry.js';
 import { deadLetterIds } from '../copy/dead-letters.js';
@@ -53,10 +54,27 @@ export function revertWindowOpen(c: Pick<Ctx, 'spec' | 'state'>, now = Date.now(
   );
 }
 
-/** The reverse sync: new index -> old index. */
-export async function reverseCapture(c: Ctx): Promise<LiveCapture> {
+/**
+ * Ids the migration left on the old index on purpose: every id the transform dropped (the registry) and every
+ * dead letter. Read once: the reverse sync starts after the copy and the switch wrote both.
+ */
+export function leftBehindIds(c: Pick<Ctx, 'store'>): Set<string> {
+  const ids = new Set<string>(deadLetterIds(c.store.deadLetterPath));
+  if (existsSync(c.store.droppedIdsPath))
+    for (const line of readFileSync(c.store.droppedIdsPath, 'utf8').split('\n'))
+      if (line) ids.add((JSON.parse(line) as [string, string | null])[0]);
+  return ids;
+}
+
+/**
+ * The reverse sync: new index -> old index. `since` (the proxies' journal after the switch) tells which ids the
+ * application wrote since: a document left on the old index that the application deleted through the alias is
+ * then deleted there too; without it, such a delete cannot be seen (docs/live-writes.md, "Known gap").
+ */
+export async function reverseCapture(c: Ctx, since?: WritesSinceSwitch): Promise<LiveCapture> {
   const back = await loadTransform(c.spec.revertTransformPath);
   const knownDead = deadLetterIds(c.store.deadLetterPath);
+  let warned = false;
   return new LiveCapture({
     source: c.target,
     target: c.source,
@@ -94,6 +112,18 @@ export async function reverseCapture(c: Ctx): Promise<LiveCapture> {
         }
         if (out === null) keep.add(h._id);
       }
+      if (!since || keep.size === 0) return keep;
+      // Left behind, but written by the application since the switch: the new index has its truth (absent there:
+      // deleted there), so it goes from the old index too.
+      const seen = await since.touched([...keep]);
+      for (const id of seen.touched) keep.delete(id);
+      if (seen.unknown.size > 0 && !warned) {
+        warned = true;
+        c.reporter.warn(
+          `the reverse sync keeps ${seen.unknown.size} document(s) the migration left on ${c.state.sourceIndex} (e.g. ${[...seen.unknown].slice(0, 3).join(', ')}) without knowing whether the application deleted them since the switch: ${seen.why}. A rollback may bring them back`,
+        );
+        c.audit.record({ event: 'reverse-keep-unknown', ids: seen.unknown.size, why: seen.why });
+      }
       return keep;
     },
   });
@@ -103,8 +133,8 @@ export async function reverseCapture(c: Ctx): Promise<LiveCapture> {
  * The `revert-window` step: keep the old index current until the window closes. Returns 'handover' when a
  * `rollback` asked for the lock.
  */
-export async function keepOldIndexInSync(c: Ctx): Promise<'closed' | 'handover'> {
-  const rev = await reverseCapture(c);
+export async function keepOldIndexInSync(c: Ctx, since?: WritesSinceSwitch): Promise<'closed' | 'handover'> {
+  const rev = await reverseCapture(c, since);
   await rev.start(c.state.revertCursors);
   const until = Date.parse(c.state.revertUntil!);
   c.reporter.info(
@@ -140,8 +170,12 @@ export async function requestHandover(
 }
 
 /** Rollback inside the revert window: drain the reverse sync under a freeze of the new index, then switch back. */
-export async function drainedRollback(c: Ctx, forward: LiveCapture): Promise<FreezeRecord> {
-  const rev = await reverseCapture(c);
+export async function drainedRollback(
+  c: Ctx,
+  forward: LiveCapture,
+  since?: WritesSinceSwitch,
+): Promise<FreezeRecord> {
+  const rev = await reverseCapture(c, since);
   await rev.start(c.state.revertCursors);
   // The reverse reconcile may have lagged (it runs every 20 rounds): settle deletes before freezing.
   await rev.reconcile();

@@ -37,17 +37,20 @@ function doc(
   id: string,
   routing: string | undefined,
   sn: number | undefined,
+  failed: boolean,
 ): DocEntry {
   const e: DocEntry = { kind: 'doc', op, index, id };
   if (routing !== undefined) e.routing = routing;
   if (sn !== undefined) e.sn = sn;
+  if (failed) e.failed = true;
   return e;
 }
 
 export function docEntries(w: DocWrite, out: Outcome, concerned: string): EntryBody[] {
   const id = w.id ?? field(out.body, '_id');
   const index = field(out.body, '_index') ?? w.index;
-  if (id !== undefined) return [doc(w.op, index, id, w.routing, seqNo(out.body))];
+  // Status 0: no answer (the write may have landed), so not failed.
+  if (id !== undefined) return [doc(w.op, index, id, w.routing, seqNo(out.body), out.status >= 300)];
   if (out.status >= 300) return [];
   return [
     {
@@ -79,7 +82,10 @@ export function bulkEntries(
     const id = a.id ?? field(item, '_id');
     const status = (item as { status?: unknown } | undefined)?.status;
     if (id !== undefined) {
-      entries.push(doc(a.op, field(item, '_index') ?? a.index ?? concerned, id, a.routing, seqNo(item)));
+      const failed = typeof status === 'number' ? status >= 300 : !items && refusedWhole(out.status);
+      entries.push(
+        doc(a.op, field(item, '_index') ?? a.index ?? concerned, id, a.routing, seqNo(item), failed),
+      );
       return;
     }
     // An auto-id action that failed created nothing; one whose outcome is hidden may have.

@@ -25,6 +25,12 @@ export interface DocEntry {
    * that proof fall back to a listing.
    */
   sn?: number;
+  /**
+   * The cluster answered this document's write with an error (a delete or update of a document it did not have,
+   * a version conflict, a rejection): nothing changed. Still journaled, since copying current state is harmless;
+   * the revert window's reverse sync tells from it which writes took effect since the switch.
+   */
+  failed?: true;
 }
 
 /**
@@ -123,14 +129,15 @@ export function encodeEntries(
   for (const b of bodies) {
     let json: string;
     if (b.kind === 'doc') {
-      // The key order of JSON.stringify of the spread entry: kind, op, index, id, routing, sn, seq, at, proxy.
+      // The key order of JSON.stringify of the spread entry: kind, op, index, id, routing, sn, failed, seq, at,
+      // proxy.
       if (b.index !== lastIndex) {
         lastIndex = b.index;
         lastIndexJson = JSON.stringify(b.index);
       }
       json = `{"kind":"doc","op":${JSON.stringify(b.op)},"index":${lastIndexJson},"id":${JSON.stringify(b.id)}${
         b.routing !== undefined ? `,"routing":${JSON.stringify(b.routing)}` : ''
-      }${b.sn !== undefined ? `,"sn":${b.sn}` : ''},"seq":${seq}${tail}`;
+      }${b.sn !== undefined ? `,"sn":${b.sn}` : ''}${b.failed ? ',"failed":true' : ''},"seq":${seq}${tail}`;
     } else json = JSON.stringify({ ...b, seq, at, proxy });
     seq++;
     lines.push(`${crc32(json).toString(16).padStart(8, '0')} ${json}\n`);

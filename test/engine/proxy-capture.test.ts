@@ -45,6 +45,22 @@ function differences(log: Log, s: Scenario, actual: Map<string, { source: Record
 
 const none = { lost: [], stale: [], resurrected: [], extra: [] };
 
+/** `cutover run` started; `windowOpen` resolves once it switched and holds the revert window open. */
+function runInRevertWindow(specPath: string) {
+  const run = startCli(['--json', 'run', specPath]);
+  let out = '';
+  run.child.stderr!.on('data', (d) => {
+    out += d;
+  });
+  const windowOpen = (async () => {
+    while (!/revert window open until/.test(out)) {
+      assert.equal(run.child.exitCode, null, `run ended early: ${out.slice(-1500)}`);
+      await sleep(100);
+    }
+  })();
+  return { ...run, windowOpen, output: () => out };
+}
+
 interface SyncState {
   copied: number;
   deleted: number;
@@ -272,16 +288,9 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
         const proxy = proxies[0]!;
         let stop = false;
         const app = application({ ...s, c: viaProxy(proxy.url) }, () => stop);
-        const run = startCli(['--json', 'run', s.specPath]);
-        let out = '';
-        run.child.stderr!.on('data', (d) => {
-          out += d;
-        });
+        const run = runInRevertWindow(s.specPath);
         try {
-          while (!/revert window open until/.test(out)) {
-            assert.equal(run.child.exitCode, null, `run ended early: ${out.slice(-1500)}`);
-            await sleep(100);
-          }
+          await run.windowOpen;
           assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.target]);
           // The application writes to the new index through the proxy for a while; the window copies it back.
           const before = app.log.acked;
@@ -344,6 +353,78 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
           }
         }
       });
+
+    it('a rollback inside the revert window deletes documents left on the old index that the application deleted since the switch', async () => {
+      const s = await t.scenario(kind, 800, {
+        ...PROXY_SPEC,
+        cutover: { holdBudgetMs: 5000, revertWindowMinutes: 30 },
+      });
+      const proxy = await startProxy(s.specPath);
+      const run = runInRevertWindow(s.specPath);
+      try {
+        await run.windowOpen;
+        // The transform drops d13, d110, d207 and d304 (drop: true): they are on the old index only.
+        const dropped = ['d13', 'd110', 'd207', 'd304'];
+        const onOld = async () => new Set((await readAll(s.c, s.source)).keys());
+        const onNew = new Set((await readAll(s.c, s.target)).keys());
+        assert.deepEqual(
+          dropped.filter((id) => !onNew.has(id)),
+          dropped,
+        );
+        const before = await onOld();
+        assert.deepEqual(
+          dropped.filter((id) => before.has(id)),
+          dropped,
+        );
+        const app = viaProxy(proxy.url);
+        const del = (id: string) =>
+          app.request({ method: 'DELETE', path: `/${s.writeAlias}/_doc/${id}`, okStatuses: [404] });
+        // Deleted where the alias points: the new index never had it and answers not_found, so nothing changed
+        // (the writers' log of engine tests counts no such write either): it stays on the old index.
+        assert.equal((await del('d13')).status, 404);
+        const upd = await app.request({
+          method: 'POST',
+          path: `/${s.writeAlias}/_update/d304`,
+          body: { doc: { title: 'changed' } },
+          okStatuses: [404],
+        });
+        assert.equal(upd.status, 404);
+        // Written on the new index and deleted again at once, before the reverse sync may have seen it.
+        await app.request({
+          method: 'PUT',
+          path: `/${s.writeAlias}/_doc/d110`,
+          body: { title: 'back', qty: '1' },
+        });
+        assert.equal((await del('d110')).status, 200);
+        // A document the transform would drop, written after the switch and deleted again.
+        await app.request({
+          method: 'PUT',
+          path: `/${s.writeAlias}/_doc/late-drop`,
+          body: { title: 'late', qty: '2', drop: true },
+        });
+        assert.equal((await del('late-drop')).status, 200);
+        await app.close();
+
+        const rb = await runCli(['rollback', s.specPath]);
+        assert.equal(rb.code, 0, rb.stderr.slice(-2000));
+        assert.equal((await run.done).code, 0, run.output().slice(-1500));
+        assert.deepEqual(await aliasTargets(s.c, s.writeAlias), [s.source]);
+        const after = await onOld();
+        assert.deepEqual(
+          ['d110', 'late-drop'].filter((id) => after.has(id)),
+          [],
+          'the application deleted them: a rollback does not bring them back',
+        );
+        assert.deepEqual(
+          ['d13', 'd207', 'd304'].filter((id) => !after.has(id)),
+          [],
+          'documents the migration left behind that no write the cluster took touched stay on the old index',
+        );
+      } finally {
+        run.child.kill('SIGKILL');
+        await proxy.stop();
+      }
+    });
 
     it('a rollback killed between moving the aliases back and telling the proxy: the rerun tells it', async () => {
       const s = await t.scenario(kind, 800, PROXY_SPEC);

@@ -130,6 +130,7 @@ describe('journal lines', () => {
       { kind: 'doc', op: 'delete', index: 'products', id: 'q"uo\\te\n', routing: 'r1', sn: 0 },
       { kind: 'doc', op: 'update', index: 'other', id: 'ünï\u2028', sn: 9_007_199_254_740_991 },
       { kind: 'doc', op: 'create', index: 'products', id: '7', routing: '' },
+      { kind: 'doc', op: 'delete', index: 'products', id: 'gone', sn: 3, failed: true },
       { kind: 'reconcile', index: 'products', why: 'a "by-query"' },
       { kind: 'doc', op: 'index', index: 'products', id: 'b', routing: undefined, sn: undefined },
     ];

@@ -252,6 +252,15 @@ describe('journal entries for an answer', () => {
       'reconcile',
     );
     assert.deepEqual(docEntries(doc(''), { status: 400, body: { error: {} } }, 'x'), []);
+    // A write the cluster refused is journaled (copying current state is harmless) and marked: nothing changed.
+    assert.deepEqual(
+      docEntries(doc('', '/orders/_doc/5'), { status: 409, body: { error: {} } }, 'orders-v1'),
+      [{ kind: 'doc', op: 'index', index: 'orders', id: '5', failed: true }],
+    );
+    // No answer at all (status 0): the write may have landed.
+    assert.deepEqual(docEntries(doc('', '/orders/_doc/6'), { status: 0 }, 'orders-v1'), [
+      { kind: 'doc', op: 'index', index: 'orders', id: '6' },
+    ]);
   });
 
   it('a bulk: items matched by position, other indices left out, hidden auto ids make one marker', () => {
@@ -281,9 +290,34 @@ describe('journal entries for an answer', () => {
     assert.deepEqual(hidden[0], { kind: 'doc', op: 'index', index: 'orders', id: '1' });
     assert.equal(hidden.length, 2);
     assert.equal(hidden[1]?.kind, 'reconcile');
+    // Refused whole: the known id is journaled as a write that changed nothing.
     assert.deepEqual(bulkEntries(actions, migrated, { status: 400 }, 'orders-v1'), [
-      { kind: 'doc', op: 'index', index: 'orders', id: '1' },
+      { kind: 'doc', op: 'index', index: 'orders', id: '1', failed: true },
     ]);
+    // An item the cluster refused (a delete of a document it does not have): journaled, marked failed.
+    const del = parseBulkActions(Buffer.from('{"delete":{"_id":"7"}}\n{"delete":{"_id":"8"}}\n'), {
+      index: 'orders',
+    });
+    assert.deepEqual(
+      bulkEntries(
+        del,
+        migrated,
+        {
+          status: 200,
+          body: {
+            items: [
+              { delete: { _index: 'orders-v1', _id: '7', status: 404, _seq_no: 4 } },
+              { delete: { _index: 'orders-v1', _id: '8', status: 200, _seq_no: 5 } },
+            ],
+          },
+        },
+        'orders-v1',
+      ),
+      [
+        { kind: 'doc', op: 'delete', index: 'orders-v1', id: '7', sn: 4, failed: true },
+        { kind: 'doc', op: 'delete', index: 'orders-v1', id: '8', sn: 5 },
+      ],
+    );
   });
 
   it('a by-query is a marker unless the cluster refused it whole', () => {

@@ -14,6 +14,7 @@ import { aliasReserveMs, holdAndSwitch } from '../../cutover/hold-switch.js';
 import {
   drainedRollback,
   keepOldIndexInSync,
+  leftBehindIds,
   reverseCapture,
   revertWindowOpen,
 } from '../../cutover/revert-window.js';
@@ -29,6 +30,7 @@ import type { Finding } from '../../verify/preflight.js';
 import { JournalSync } from '../journal-sync.js';
 import { type LiveCapture, percentile } from '../live.js';
 import type { CaptureContext, CaptureStrategy } from '../strategy.js';
+import { WritesSinceSwitch } from '../writes-since-switch.js';
 import { forwardCapture } from './forward-capture.js';
 
 export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
@@ -66,6 +68,19 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       signal: c.signal,
     });
     return sync;
+  };
+  // What the application wrote through the proxies since the switch: the reverse sync's view of deletes of
+  // documents the migration left on the old index only (writes-since-switch.ts).
+  const sinceSwitch = async (c: CaptureContext, f: ProxyFleet): Promise<WritesSinceSwitch | undefined> => {
+    const from = c.state.cutoverJournalEnd;
+    if (!from) return undefined;
+    const behind = leftBehindIds(c);
+    return new WritesSinceSwitch({
+      reader: f.reader,
+      from,
+      oldIndex: c.state.sourceIndex!,
+      leftBehind: () => behind,
+    });
   };
   const capture = (c: CaptureContext): LiveCapture => {
     live ??= forwardCapture(c, {
@@ -281,7 +296,8 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
               ],
         async run(c) {
           if (!revertWindowOpen(c)) return 'continue';
-          return (await keepOldIndexInSync(c)) === 'handover' ? 'pause' : 'continue';
+          const since = await sinceSwitch(c, await proxies(c));
+          return (await keepOldIndexInSync(c, since)) === 'handover' ? 'pause' : 'continue';
         },
       },
     ],
@@ -333,9 +349,18 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
         );
       const forward = capture(c);
       const t = c.state.totals;
+      let f: ProxyFleet | undefined;
+      try {
+        f = await proxies(c);
+      } catch (e) {
+        c.reporter.warn(
+          `cannot reach the write proxies (${(e as Error).message}): rolling back without a hold${windowOpen ? '; nor can their journal say which documents left on the old index the application deleted since the switch: those come back' : ''}`,
+        );
+      }
+      const since = windowOpen && f ? await sinceSwitch(c, f) : undefined;
       let revert: { capture: LiveCapture; exactCounts: boolean } | undefined;
       if (windowOpen) {
-        const rev = await reverseCapture(c);
+        const rev = await reverseCapture(c, since);
         await rev.start(c.state.revertCursors);
         // Documents the migration dropped stay on the old index only, so counts prove nothing then.
         revert = {
@@ -346,19 +371,11 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       }
       const withoutHold = async () => {
         if (!windowOpen) return moveAliases(records, ends.target, ends.source);
-        const f = await drainedRollback(c, forward);
-        c.audit.record({ event: 'rollback-drained', freezeMs: f.durationMs });
+        const fr = await drainedRollback(c, forward, since);
+        c.audit.record({ event: 'rollback-drained', freezeMs: fr.durationMs });
         return 'moved' as const;
       };
-      let f: ProxyFleet;
-      try {
-        f = await proxies(c);
-      } catch (e) {
-        c.reporter.warn(
-          `cannot reach the write proxies (${(e as Error).message}): rolling back without a hold`,
-        );
-        return withoutHold();
-      }
+      if (!f) return withoutHold();
       const holds = readJson<{ holds?: Array<{ aliasMs?: number }> }>(c.store.journalSyncPath)?.holds ?? [];
       return rollBackUnderHold(c, { fleet: f, reserveMs: aliasReserveMs(holds), revert, withoutHold });
     },
