@@ -296,7 +296,15 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
               ],
         async run(c) {
           if (!revertWindowOpen(c)) return 'continue';
-          const since = await sinceSwitch(c, await proxies(c));
+          const since = await proxies(c).then(
+            (f) => sinceSwitch(c, f),
+            (e: unknown) => {
+              c.reporter.warn(
+                `cannot read the write proxies' journal (${(e as Error).message}): the revert window goes on without it, and documents left on ${c.state.sourceIndex} that the application deletes meanwhile come back on a rollback`,
+              );
+              return undefined;
+            },
+          );
           return (await keepOldIndexInSync(c, since)) === 'handover' ? 'pause' : 'continue';
         },
       },
