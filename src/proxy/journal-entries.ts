@@ -20,6 +20,11 @@ function refusedWhole(status: number): boolean {
   return status === 400 || status === 404;
 }
 
+/** The cluster refused this document's write (not found, conflict, bad request, rejected): nothing changed. */
+function refused(status: number): boolean {
+  return status >= 400 && status < 500;
+}
+
 function field(v: unknown, name: string): string | undefined {
   const f = v && typeof v === 'object' ? (v as Record<string, unknown>)[name] : undefined;
   return typeof f === 'string' ? f : undefined;
@@ -49,8 +54,8 @@ function doc(
 export function docEntries(w: DocWrite, out: Outcome, concerned: string): EntryBody[] {
   const id = w.id ?? field(out.body, '_id');
   const index = field(out.body, '_index') ?? w.index;
-  // Status 0: no answer (the write may have landed), so not failed.
-  if (id !== undefined) return [doc(w.op, index, id, w.routing, seqNo(out.body), out.status >= 300)];
+  // Only a 4xx is a refusal; no answer (status 0) or a 5xx may hide a write that landed.
+  if (id !== undefined) return [doc(w.op, index, id, w.routing, seqNo(out.body), refused(out.status))];
   if (out.status >= 300) return [];
   return [
     {
@@ -82,7 +87,7 @@ export function bulkEntries(
     const id = a.id ?? field(item, '_id');
     const status = (item as { status?: unknown } | undefined)?.status;
     if (id !== undefined) {
-      const failed = typeof status === 'number' ? status >= 300 : !items && refusedWhole(out.status);
+      const failed = typeof status === 'number' ? refused(status) : !items && refusedWhole(out.status);
       entries.push(
         doc(a.op, field(item, '_index') ?? a.index ?? concerned, id, a.routing, seqNo(item), failed),
       );

@@ -26,8 +26,8 @@ export interface DocEntry {
    */
   sn?: number;
   /**
-   * The cluster answered this document's write with an error (a delete or update of a document it did not have,
-   * a version conflict, a rejection): nothing changed. Still journaled, since copying current state is harmless;
+   * The cluster refused this document's write with a 4xx (a delete or update of a document it did not have, a
+   * version conflict, a rejection): nothing changed. A 5xx is not marked: the write may still have landed. Still journaled, since copying current state is harmless;
    * the revert window's reverse sync tells from it which writes took effect since the switch.
    */
   failed?: true;

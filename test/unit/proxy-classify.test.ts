@@ -257,7 +257,11 @@ describe('journal entries for an answer', () => {
       docEntries(doc('', '/orders/_doc/5'), { status: 409, body: { error: {} } }, 'orders-v1'),
       [{ kind: 'doc', op: 'index', index: 'orders', id: '5', failed: true }],
     );
-    // No answer at all (status 0): the write may have landed.
+    // No answer at all (status 0), or a 5xx: the write may have landed.
+    assert.deepEqual(
+      docEntries(doc('', '/orders/_doc/7'), { status: 503, body: { error: {} } }, 'orders-v1'),
+      [{ kind: 'doc', op: 'index', index: 'orders', id: '7' }],
+    );
     assert.deepEqual(docEntries(doc('', '/orders/_doc/6'), { status: 0 }, 'orders-v1'), [
       { kind: 'doc', op: 'index', index: 'orders', id: '6' },
     ]);

@@ -300,7 +300,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
             (f) => sinceSwitch(c, f),
             (e: unknown) => {
               c.reporter.warn(
-                `cannot read the write proxies' journal (${(e as Error).message}): the revert window goes on without it, and documents left on ${c.state.sourceIndex} that the application deletes meanwhile come back on a rollback`,
+                `cannot read the write proxies' journal (${(e as Error).message}): the revert window goes on without it, and documents left on ${c.state.sourceIndex} that the application deletes meanwhile may come back on a rollback`,
               );
               return undefined;
             },
@@ -362,7 +362,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
         f = await proxies(c);
       } catch (e) {
         c.reporter.warn(
-          `cannot reach the write proxies (${(e as Error).message}): rolling back without a hold${windowOpen ? '; nor can their journal say which documents left on the old index the application deleted since the switch: those come back' : ''}`,
+          `cannot reach the write proxies (${(e as Error).message}): rolling back without a hold${windowOpen ? '; nor can their journal say which documents left on the old index the application deleted since the switch: such documents may come back' : ''}`,
         );
       }
       const since = windowOpen && f ? await sinceSwitch(c, f) : undefined;
