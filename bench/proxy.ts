@@ -844,6 +844,7 @@ async function migration(
       syncedInHold: h.syncedInHold,
       fence: h.fence,
       accounted: h.accounted,
+      targetCount: h.targetCount,
       gaps: h.gaps,
       firstGap: h.firstGap,
       phases: h.phases,
@@ -932,6 +933,8 @@ function holdSummary(runs: Json[]): Json {
     fenced: switched.filter((h: Json) => h.fence?.fenced).length,
     /** holds in which the journal accounted for every source operation, so no safety-net round ran */
     accounted: all.filter((h: Json) => h.accounted).length,
+    /** holds whose target count came from the writer's answers (no target refresh under the hold) */
+    targetCountTallied: all.filter((h: Json) => h.targetCount === 'tally').length,
     // The proxies' side of every hold (their log), switched or not: what the application's writes went through.
     proxyHoldMs: dist(runs.flatMap((r) => (r.proxyHolds ?? []).map((x: Json) => x.ms))),
     proxyLongestWaitMs: dist(runs.flatMap((r) => (r.proxyHolds ?? []).map((x: Json) => x.longestWaitMs))),

@@ -55,6 +55,11 @@ export interface HoldReport {
   accounted?: boolean;
   gaps?: number;
   firstGap?: { shard: number; seqNo: number };
+  /**
+   * How the target's count under the hold was had: from the writer's answers since a count taken before the hold
+   * (no refresh under it), or by refreshing and counting
+   */
+  targetCount?: 'tally' | 'refresh';
   /** ms the alias request took (the reserve the next holds keep for it) */
   aliasMs?: number;
   /** recorded as the alias request went out, not yet completed: the run may have ended before its answer */

@@ -38,6 +38,21 @@ export interface WriteResult {
   bytes: number;
 }
 
+/**
+ * What this writer's bulks did to the index's document count, from the cluster's answer for each item (`created`
+ * +1, `deleted` -1, anything else 0): a count taken when no bulk of this writer was in flight, plus the change of
+ * `net` since, is the index's count now, without a refresh (hold-switch.ts). Exact only while nothing else writes
+ * to the index and no answer was lost: `unsure` counts bulks whose effect is unknown (the request failed after it
+ * may have reached the cluster, or an item's answer had no result).
+ */
+export interface CountTally {
+  net: number;
+  /** bulk requests sent, and not yet answered */
+  sent: number;
+  inFlight: number;
+  unsure: number;
+}
+
 /** A bulk kept being refused (429 storms, rejected execution) past the writer's retry budget. */
 export class RetryBudgetExceeded extends CutoverError {
   override readonly name = 'RetryBudgetExceeded';
@@ -120,6 +135,12 @@ export function addResults(a: WriteResult, b: WriteResult): WriteResult {
 
 export class BulkWriter {
   private readonly retry: RetryPolicy;
+  private readonly count: CountTally = { net: 0, sent: 0, inFlight: 0, unsure: 0 };
+
+  /** A copy of the count tally as it stands (see CountTally). */
+  get tally(): CountTally {
+    return { ...this.count };
+  }
 
   constructor(
     private readonly cluster: Cluster,
@@ -206,11 +227,16 @@ export class BulkWriter {
     let res: Awaited<ReturnType<Cluster['bulk']>>;
     const release = await this.opts.pacing?.slot(signal);
     const sentAt = Date.now();
+    this.count.sent++;
+    this.count.inFlight++;
     try {
       failpoint('bulk.before-send');
       res = await this.cluster.bulk(body, { gzip: this.opts.gzip, signal });
       failpoint('bulk.after-send');
     } catch (e) {
+      // A request the cluster refused whole (413 too large, 429 rejected) changed nothing; any other failure may
+      // have been applied in part.
+      if (!(e instanceof ClusterError && (e.status === 413 || e.status === 429))) this.count.unsure++;
       // Before a 413 split sends its halves: each takes a slot of its own.
       release?.();
       if (e instanceof ClusterError)
@@ -245,6 +271,8 @@ export class BulkWriter {
         };
       }
       throw e;
+    } finally {
+      this.count.inFlight--;
     }
     release?.();
     result.bytes += body.length;
@@ -263,6 +291,9 @@ export class BulkWriter {
       if (item.status >= 200 && item.status < 300) {
         if (enc.op.kind === 'delete') result.deleted++;
         else result.written++;
+        if (item.result === 'created') this.count.net++;
+        else if (item.result === 'deleted') this.count.net--;
+        else if (item.result === undefined) this.count.unsure++;
       } else if (item.status === 409 && item.error?.type === 'version_conflict_engine_exception') {
         result.conflicts++;
       } else if (enc.op.kind === 'delete' && item.status === 404) {

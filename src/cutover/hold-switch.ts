@@ -27,6 +27,7 @@ import { aliasPlacement, migrationEnds, moveAliases, sendSwitch } from './aliase
 import { freezeAndSwitch } from './freeze.js';
 import { guardFor } from './freeze-guard.js';
 import { FleetHold } from './proxy-hold.js';
+import { type CountBase, countFromTally, takeCountBase } from './target-count.js';
 
 class Abort extends Error {}
 
@@ -145,18 +146,31 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
     // Refreshed here, outside the hold, the ones under it cover only what came since. A node refreshes on one
     // thread per two cores, so the two do not overlap and the order matters: the target's after the journal was
     // read (it then covers what that read wrote), the source's last (under the hold it covers only the moments
-    // between it and the grant, and does not keep the refresh thread from the target's after the drain).
+    // between it and the grant). The target is counted here too: under the hold its count comes from this one and
+    // the writer's answers, without a refresh (target-count.ts), unless cutover.searchableAtSwitch asks for one.
     await p.sync.sync(undefined, c.signal);
+    let base: CountBase | undefined;
     if (p.exactCounts) {
-      await c.target.refresh(targetIndex);
+      // The target's count now, with the writer idle: under the hold its count is this plus what the drain's
+      // items answered, and the target is not refreshed there (target-count.ts).
+      base = await takeCountBase(
+        async () => {
+          await c.target.refresh(targetIndex);
+          return c.target.count(targetIndex);
+        },
+        () => p.capture.writer.tally,
+      );
       // What the journal gained during the target's refresh is read beside the source's, not left to the drain.
       await Promise.all([c.source.refresh(sourceIndex), p.sync.sync(undefined, c.signal)]);
     }
     tries++;
-    last = await holdOnce(c, p, proxies, tries, records, sourceIndex, targetIndex);
+    last = await holdOnce(c, p, proxies, tries, records, sourceIndex, targetIndex, base);
     p.sync.recordHold(last);
     c.audit.record({ event: 'hold', ...last });
     if (last.switched) {
+      // The drained writes were counted, not refreshed: made searchable now, after the hold (the target's own
+      // refresh interval would within a second; a failure here changes nothing that interval does not mend).
+      if (last.targetCount === 'tally') await c.target.refresh(targetIndex).catch(() => undefined);
       c.reporter.info(
         `aliases moved to ${targetIndex} under a ${last.durationMs} ms hold of the application's writes (attempt ${last.attempt}; ${last.heldRequests} request(s) waited, the longest ${last.longestWaitMs} ms; none refused by the proxy${last.accounted ? '; the journal accounted for every source operation since the last round, so none ran under the hold' : ''}${last.fence?.fenced ? `; writers bypassing the proxy were refused for the ${last.fence.freezeMs ?? '?'} ms write fence of the source` : ''}${last.releasedBy.includes('deadline') ? '; a proxy released its queue at its own deadline, see the late-writes report' : ''})`,
       );
@@ -183,6 +197,7 @@ async function holdOnce(
   records: NonNullable<CaptureContext['state']['aliases']>['records'],
   sourceIndex: string,
   targetIndex: string,
+  base: CountBase | undefined,
 ): Promise<HoldReport> {
   const budget = c.spec.cutover.holdBudgetMs;
   const started = Date.now();
@@ -265,11 +280,15 @@ async function holdOnce(
     }
     mark('accounting');
     let roundWrote = 0;
+    // Only the drain wrote to the target since the base: its count comes from the writer's answers.
+    const tallied = p.exactCounts && !!base && !!acc?.accounted && !c.spec.cutover.searchableAtSwitch;
     if (acc?.accounted) {
       await timed(() =>
         Promise.all([
           sourceRefresh,
-          p.exactCounts ? c.target.refresh(targetIndex).finally(() => mark('target-refresh')) : undefined,
+          p.exactCounts && !tallied
+            ? c.target.refresh(targetIndex).finally(() => mark('target-refresh'))
+            : undefined,
         ]),
       );
     } else {
@@ -332,10 +351,13 @@ async function holdOnce(
     } else {
       if (p.exactCounts) {
         const [source, target] = await timed(async () => {
-          if (roundWrote > 0) await c.target.refresh(targetIndex);
+          const fromTally = tallied ? countFromTally(base, p.capture.writer.tally) : undefined;
+          rep.targetCount = fromTally === undefined ? 'refresh' : 'tally';
+          // A tally that cannot be used after all (an answer lost) falls back to the refresh it replaced.
+          if (roundWrote > 0 || (tallied && fromTally === undefined)) await c.target.refresh(targetIndex);
           const [all, tgt, dropped] = await Promise.all([
             c.source.count(sourceIndex),
-            c.target.count(targetIndex),
+            fromTally ?? c.target.count(targetIndex),
             p.capture.droppedNow(cut.signal),
           ]);
           return [all - dropped, tgt];

@@ -519,6 +519,12 @@ export const specSchema = z.strictObject({
         .describe(
           'proxy: longest time the proxy holds the application writes at the switch (they wait, none is refused); well under client timeouts (30 s in the official clients). The proxy itself releases the queue at this deadline if the runner is gone',
         ),
+      searchableAtSwitch: z
+        .boolean()
+        .default(false)
+        .describe(
+          "proxy: refresh the new index under the hold, so every document the old index showed to searches is searchable on the new one the moment the aliases move (a longer hold: one more refresh under it). Off: the new index's count under the hold comes from the writer's answers and it is refreshed right after the hold; until then a search may miss a document written in the last moments before the switch, as a replica not yet refreshed would",
+        ),
       postponeFlagFile: z
         .string()
         .min(1)

@@ -4,7 +4,8 @@ import { describe, it } from 'node:test';
 import { ClusterError } from '../../src/cluster/errors.js';
 import type { DeadLetter } from '../../src/copy/dead-letters.js';
 import { isContextMissing, PitSession, PitSliceReader, ScrollSliceReader } from '../../src/copy/reader.js';
-import { BulkWriter } from '../../src/copy/writer.js';
+import { BulkWriter, type WriteOp } from '../../src/copy/writer.js';
+import { countFromTally, takeCountBase } from '../../src/cutover/target-count.js';
 import { FLAVORS, MATRIX, testCluster, uniqueName } from '../support/clusters.js';
 import { clusterOf, seed } from '../support/data.js';
 
@@ -127,6 +128,55 @@ for (const kind of MATRIX) {
       ]);
       assert.equal(recreated.written, 1, 'a newer re-creation wins');
       assert.deepEqual((await c.mget(index, ['never-copied'])).docs[0]?._source, { recreated: true });
+      await c.close();
+    });
+
+    it("the writer's count tally follows the index's refreshed count through creates, updates, deletes, tombstones and conflicts", async () => {
+      const c = clusterOf(testCluster(kind));
+      const index = uniqueName('tally');
+      await c.createIndex(index, { settings: { number_of_shards: 2, number_of_replicas: 0 } });
+      const w = new BulkWriter(c, index, {
+        deadLetters: { add: () => assert.fail('no dead letters expected') },
+        maxBytes: 1 << 20,
+      });
+      const counted = async () => {
+        await c.refresh(index);
+        return c.count(index);
+      };
+      const base = await takeCountBase(counted, () => w.tally);
+      assert.ok(base, 'nothing in flight: a base');
+      const steps: WriteOp[][] = [
+        Array.from({ length: 30 }, (_, i) => ({ kind: 'index', id: `d${i}`, version: 5, doc: { i } })),
+        // updates (same ids, newer), stale copies (conflicts), deletes of present and absent ids
+        [
+          ...Array.from({ length: 10 }, (_, i) => ({
+            kind: 'index' as const,
+            id: `d${i}`,
+            version: 6,
+            doc: { i, v: 6 },
+          })),
+          { kind: 'index', id: 'd20', version: 4, doc: { stale: true } },
+          ...Array.from({ length: 8 }, (_, i) => ({ kind: 'delete' as const, id: `d${i + 10}`, version: 7 })),
+          { kind: 'delete', id: 'never-there', version: 3 },
+        ],
+        // re-created over tombstones, and a delete refused by a newer version
+        [
+          { kind: 'index', id: 'd10', version: 8, doc: { back: true } },
+          { kind: 'index', id: 'never-there', version: 4, doc: { late: true } },
+          { kind: 'delete', id: 'd0', version: 2 },
+        ],
+      ];
+      for (const ops of steps) {
+        await w.write(ops);
+        const fromTally = countFromTally(base, w.tally);
+        assert.equal(fromTally, await counted(), 'the tally gives what a refresh shows');
+      }
+      assert.equal(countFromTally(base, w.tally), 30 - 8 + 2);
+      // A bulk whose answer was lost leaves no figure: the caller refreshes instead.
+      const lost = new AbortController();
+      lost.abort(new Error('cut'));
+      await assert.rejects(w.write([{ kind: 'index', id: 'x', version: 1, doc: {} }], lost.signal));
+      assert.equal(countFromTally(base, w.tally), undefined);
       await c.close();
     });
 

@@ -72,6 +72,8 @@ interface SyncState {
     releasedBy: string[];
     reason?: string;
     fence?: { fenced: boolean };
+    accounted?: boolean;
+    targetCount?: 'tally' | 'refresh';
   }>;
 }
 
@@ -113,6 +115,10 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
         const switched = sync.holds.filter((h) => h.switched);
         assert.equal(switched.length, 1, JSON.stringify(sync.holds));
         assert.deepEqual(switched[0]!.releasedBy, ['runner']);
+        // Without a round under the hold, the target was counted from the writer's answers, not refreshed: a
+        // wrong tally would have failed the count gate and released the hold without switching.
+        assert.equal(switched[0]!.targetCount, switched[0]!.accounted ? 'tally' : 'refresh');
+        for (const h of sync.holds) assert.doesNotMatch(h.reason ?? '', /counts differ/);
         assert.ok(sync.copied > 0 && sync.deleted > 0, JSON.stringify(sync));
         assert.equal(sync.bypass, 0, 'every writer used the proxy');
         const capture = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'capture.json'), 'utf8'));
@@ -278,7 +284,8 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
         const stream = `cutover-rollback-${randomBytes(4).toString('hex')}`;
         const s = await t.scenario(kind, 1500, {
           ...PROXY_SPEC,
-          cutover: { holdBudgetMs: 5000, revertWindowMinutes: 30 },
+          // The NATS variant also asks for the target's refresh under the hold (searchable at the switch).
+          cutover: { holdBudgetMs: 5000, revertWindowMinutes: 30, searchableAtSwitch: journal === 'nats' },
           ...(journal === 'nats'
             ? { proxy: { journal: { kind: 'nats', servers: NATS_URL, stream }, heartbeatMs: 500 } }
             : {}),
@@ -314,6 +321,12 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
             assert.equal(status.switchedTo, undefined);
             assert.equal(status.upstream, 'source');
           }
+
+          const sync = JSON.parse(
+            readFileSync(join(s.dir, 'state', 'm1', 'journal-sync.json'), 'utf8'),
+          ) as SyncState;
+          const forward = sync.holds.find((h) => h.switched)!;
+          if (journal === 'nats') assert.notEqual(forward.targetCount, 'tally', JSON.stringify(forward));
 
           const after = app.log.acked;
           while (app.log.acked < after + 50) await sleep(100);
