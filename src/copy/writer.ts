@@ -47,7 +47,7 @@ export interface WriteResult {
  */
 export interface CountTally {
   net: number;
-  /** bulk requests sent, and not yet answered */
+  /** bulk requests sent so far, and those of them not yet answered */
   sent: number;
   inFlight: number;
   unsure: number;
