@@ -230,6 +230,27 @@ export class Cluster {
     });
   }
 
+  /**
+   * Write-block an index with the add-index-block API (`index.blocks.write`, lifted like any setting). Unlike the
+   * setting alone, the API answers only once every shard accounts for the block and every write admitted before it
+   * has completed: a write past the block check but not yet given its `_seq_no` cannot land after a drain that saw
+   * every shard settled. `confirmed` is false when a shard did not verify the block.
+   */
+  async addWriteBlock(index: string): Promise<{ confirmed: boolean }> {
+    const r = await this.request<{
+      acknowledged?: boolean;
+      shards_acknowledged?: boolean;
+      indices?: Array<{ name?: string; blocked?: boolean }>;
+    }>({ method: 'PUT', path: `/${enc(index)}/_block/write`, idempotent: true });
+    const b = r.body;
+    return {
+      confirmed:
+        b.acknowledged === true &&
+        b.shards_acknowledged !== false &&
+        (b.indices ?? []).every((i) => i.blocked !== false),
+    };
+  }
+
   async putSettings(index: string, settings: Record<string, unknown>): Promise<void> {
     await this.request({ method: 'PUT', path: `/${enc(index)}/_settings`, body: settings, idempotent: true });
   }

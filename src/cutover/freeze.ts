@@ -69,9 +69,14 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
   const cut = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   try {
-    await o.source.putSettings(o.sourceIndex, { [WRITE_BLOCK]: true });
+    // The add-index-block API, not the setting alone: it returns once the writes admitted before the block have
+    // completed on every shard (the setting does not wait for them, and one still without its `_seq_no` could land
+    // after the drain below saw every shard settled: a lost write, seen once as a stale document in the suite).
+    const block = await o.source.addWriteBlock(o.sourceIndex);
     blockMs = Date.now() - started;
     mark('block');
+    if (!block.confirmed)
+      throw new Abort(`the write block on ${o.sourceIndex} was not confirmed by every shard`);
     failpoint('freeze.after-block');
     await delaypoint('freeze.stall');
     // Keep room for the alias request (about as slow as setting the block was) and for the lift (as slow as
