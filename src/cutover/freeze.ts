@@ -71,7 +71,8 @@ export async function freezeAndSwitch(o: FreezeOptions): Promise<FreezeRecord> {
   try {
     // The add-index-block API, not the setting alone: it returns once the writes admitted before the block have
     // completed on every shard (the setting does not wait for them, and one still without its `_seq_no` could land
-    // after the drain below saw every shard settled: a lost write, seen once as a stale document in the suite).
+    // after the drain below saw every shard settled: a lost write, the likely cause of a stale document seen once
+    // in the suite).
     const block = await o.source.addWriteBlock(o.sourceIndex);
     blockMs = Date.now() - started;
     mark('block');
