@@ -17,6 +17,8 @@ export interface Capabilities {
   reindex: boolean;
   /** painless scripts (module lang-painless present) */
   painless: boolean;
+  /** `PUT <index>/_block/write`, which waits for the writes admitted before the block (ES 7.9+, every OpenSearch) */
+  writeBlockApi: boolean;
 }
 
 export function parseVersion(v: string): { major: number; minor: number } {
@@ -44,5 +46,6 @@ export function capabilitiesFor(
     seqNoPrimaryTerm: es ? atLeast(v, 6, 7) : true,
     reindex: modules.includes('reindex'),
     painless: modules.includes('lang-painless'),
+    writeBlockApi: es ? atLeast(v, 7, 9) : true,
   };
 }

@@ -234,9 +234,14 @@ export class Cluster {
    * Write-block an index with the add-index-block API (`index.blocks.write`, lifted like any setting). Unlike the
    * setting alone, the API answers only once every shard accounts for the block and every write admitted before it
    * has completed: a write past the block check but not yet given its `_seq_no` cannot land after a drain that saw
-   * every shard settled. `confirmed` is false when a shard did not verify the block.
+   * every shard settled. `confirmed` is false when a shard did not verify the block. A cluster without the API
+   * (Elasticsearch before 7.9) gets the setting, and `verified` says the writes in flight were not waited for.
    */
-  async addWriteBlock(index: string): Promise<{ confirmed: boolean }> {
+  async addWriteBlock(index: string): Promise<{ confirmed: boolean; verified: boolean }> {
+    if (!(await this.capabilities()).writeBlockApi) {
+      await this.putSettings(index, { 'index.blocks.write': true });
+      return { confirmed: true, verified: false };
+    }
     const r = await this.request<{
       acknowledged?: boolean;
       shards_acknowledged?: boolean;
@@ -244,6 +249,7 @@ export class Cluster {
     }>({ method: 'PUT', path: `/${enc(index)}/_block/write`, idempotent: true });
     const b = r.body;
     return {
+      verified: true,
       confirmed:
         b.acknowledged === true &&
         b.shards_acknowledged !== false &&

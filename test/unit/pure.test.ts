@@ -92,6 +92,9 @@ describe('capabilities', () => {
     assert.equal(capabilitiesFor('opensearch', '2.3.0', []).pit, null);
     assert.equal(capabilitiesFor('opensearch', '3.8.0', ['reindex']).pit, 'opensearch');
     assert.equal(capabilitiesFor('opensearch', '3.8.0', ['reindex']).reindex, true);
+    assert.equal(capabilitiesFor('elasticsearch', '7.8.1', []).writeBlockApi, false);
+    assert.equal(capabilitiesFor('elasticsearch', '7.9.0', []).writeBlockApi, true);
+    assert.equal(capabilitiesFor('opensearch', '1.3.0', []).writeBlockApi, true);
   });
 });
 
