@@ -845,6 +845,8 @@ async function migration(
       fence: h.fence,
       accounted: h.accounted,
       targetCount: h.targetCount,
+      sourceCount: h.sourceCount,
+      sourceCountFromJournal: h.sourceCountFromJournal,
       gaps: h.gaps,
       firstGap: h.firstGap,
       phases: h.phases,
@@ -935,6 +937,10 @@ function holdSummary(runs: Json[]): Json {
     accounted: all.filter((h: Json) => h.accounted).length,
     /** holds whose target count came from the writer's answers (no target refresh under the hold) */
     targetCountTallied: all.filter((h: Json) => h.targetCount === 'tally').length,
+    /** holds whose source count came from a point in time and the journal (no source refresh under the hold) */
+    sourceCountFromJournal: all.filter((h: Json) => h.sourceCount === 'journal').length,
+    /** holds where that figure disagreed with the target and a refresh was counted instead */
+    sourceCountFellBack: all.filter((h: Json) => h.sourceCountFromJournal !== undefined).length,
     // The proxies' side of every hold (their log), switched or not: what the application's writes went through.
     proxyHoldMs: dist(runs.flatMap((r) => (r.proxyHolds ?? []).map((x: Json) => x.ms))),
     proxyLongestWaitMs: dist(runs.flatMap((r) => (r.proxyHolds ?? []).map((x: Json) => x.longestWaitMs))),
@@ -1177,7 +1183,7 @@ function markdown(res: Json): string {
       ].filter((r) => r[1] !== 0),
     );
     p(
-      `${s.ok} of ${s.runs} runs cut over${s.timedOut ? ` (${s.timedOut} stopped at the ${c.runTimeoutMinutes}-minute limit)` : ''}; runs whose journal sync counted "bypassing" changes (every writer here goes through the proxy): ${s.withBypass}; ${s.failedHolds} hold(s) released without switching${s.failedReasons.length ? ` (${[...new Set(s.failedReasons)].join('; ')})` : ''}; holds the proxy ended itself at its deadline: ${s.releasedByDeadline}; switched holds with the bypass fence: ${s.fenced}; holds whose journal accounted for every source \`_seq_no\` (no safety-net round under the hold): ${s.accounted ?? 0}. Writes refused: **${num(s.refused)}**${s.refused ? ` (${JSON.stringify(s.refusedByType)})` : ''}; other failed writes: ${num(s.otherFailures)}${s.otherFailures ? ` (${JSON.stringify(s.otherFailuresByType)})` : ''}; writes not sent because 256 requests were still waiting (the writers' back-pressure, not a refusal): ${num(s.notSent)}. The server's write queue reached ${num(s.serverWriteQueueMax)} task(s) (${num(s.serverWriteRejected)} rejected): near the server's write ceiling every bulk of the runner waits behind the writers' queue. Peak RSS: proxy ≤ ${num(s.proxyPeakRssMbMax)} MB, runner ≤ ${num(s.runnerPeakRssMbMax)} MB; other cores p50 ${num(s.otherCores.p50, 2)}, max ${num(s.otherCores.max, 2)}.`,
+      `${s.ok} of ${s.runs} runs cut over${s.timedOut ? ` (${s.timedOut} stopped at the ${c.runTimeoutMinutes}-minute limit)` : ''}; runs whose journal sync counted "bypassing" changes (every writer here goes through the proxy): ${s.withBypass}; ${s.failedHolds} hold(s) released without switching${s.failedReasons.length ? ` (${[...new Set(s.failedReasons)].join('; ')})` : ''}; holds the proxy ended itself at its deadline: ${s.releasedByDeadline}; switched holds with the bypass fence: ${s.fenced}; holds whose journal accounted for every source \`_seq_no\` (no safety-net round under the hold): ${s.accounted ?? 0}; holds counting the target from the writer's answers: ${s.targetCountTallied ?? 0}, the source from a point in time and the journal: ${s.sourceCountFromJournal ?? 0} (figure disagreed, refreshed instead: ${s.sourceCountFellBack ?? 0}). Writes refused: **${num(s.refused)}**${s.refused ? ` (${JSON.stringify(s.refusedByType)})` : ''}; other failed writes: ${num(s.otherFailures)}${s.otherFailures ? ` (${JSON.stringify(s.otherFailuresByType)})` : ''}; writes not sent because 256 requests were still waiting (the writers' back-pressure, not a refusal): ${num(s.notSent)}. The server's write queue reached ${num(s.serverWriteQueueMax)} task(s) (${num(s.serverWriteRejected)} rejected): near the server's write ceiling every bulk of the runner waits behind the writers' queue. Peak RSS: proxy ≤ ${num(s.proxyPeakRssMbMax)} MB, runner ≤ ${num(s.runnerPeakRssMbMax)} MB; other cores p50 ${num(s.otherCores.p50, 2)}, max ${num(s.otherCores.max, 2)}.`,
     );
     p();
     table(

@@ -22,6 +22,16 @@ import { JournalBroken, type JournalPos, type JournalReader } from '../proxy/jou
 import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { type AccountingCheck, JournalAccounting } from './journal-accounting.js';
 
+/**
+ * Told of every document entry the sync reads past `from` (a journal seq) and of what the source's realtime `_mget`
+ * then found for it: the last `found` of a ref is its state once the journal was read that far.
+ */
+export interface PresenceWatcher {
+  readonly from: number;
+  entry(ref: DocRef): void;
+  found(ref: DocRef, found: boolean): void;
+}
+
 /** Why the whole index must be reconciled before a switch, and the journal position that said so. */
 export interface ReconcileDemand {
   seq: number;
@@ -60,6 +70,13 @@ export interface HoldReport {
    * (no refresh under it), or by refreshing and counting
    */
   targetCount?: 'tally' | 'refresh';
+  /**
+   * How the source's count under the hold was had: a point in time opened before the hold plus what the sync's
+   * `_mget`s found for every id journaled since (source-count.ts, no refresh under it), or by refreshing and counting
+   */
+  sourceCount?: 'journal' | 'refresh';
+  /** the journal's figure for the source when it disagreed with the target (then refreshed and counted) */
+  sourceCountFromJournal?: number;
   /** ms the alias request took (the reserve the next holds keep for it) */
   aliasMs?: number;
   /** recorded as the alias request went out, not yet completed: the run may have ended before its answer */
@@ -149,6 +166,8 @@ export class JournalSync {
   /** the source `_seq_no`s of the journaled writes read by this process (not kept across restarts: gaps then) */
   readonly accounting = new JournalAccounting();
 
+  private watcher?: PresenceWatcher;
+
   constructor(private readonly o: JournalSyncOptions) {
     this.state = readJson<JournalSyncState>(o.statePath) ?? {
       format: 1,
@@ -191,6 +210,16 @@ export class JournalSync {
     return Object.entries(this.state.lives ?? {})
       .filter(([id, s]) => s === 'open' && !live.includes(id))
       .map(([id]) => id);
+  }
+
+  /** The journal's end now (what the proxies have journaled, read or not). */
+  journalEnd(): Promise<JournalPos> {
+    return this.o.reader.end();
+  }
+
+  /** Report entries past `w.from` and what the source holds for them to `w`; undefined stops reporting. */
+  watch(w: PresenceWatcher | undefined): void {
+    this.watcher = w;
   }
 
   /** Demand a reconcile for proxies found vanished (once per life: a later entry from one reopens it). */
@@ -308,7 +337,9 @@ export class JournalSync {
           if (router === undefined) router = await this.o.router();
           if (router) this.accounting.note(router.shardOf(e.id, e.routing), e.sn);
         }
-        refs.set(JSON.stringify([e.id, e.routing ?? null]), { _id: e.id, routing: e.routing });
+        const ref: DocRef = { _id: e.id, routing: e.routing };
+        refs.set(JSON.stringify([e.id, e.routing ?? null]), ref);
+        if (this.watcher && e.seq > this.watcher.from) this.watcher.entry(ref);
       }
       if (refs.size > 0) {
         const r = await this.apply([...refs.values()], sig);
@@ -362,6 +393,7 @@ export class JournalSync {
     const covers: Array<[string, number]> = [];
     for (const [i, d] of got.docs.entries()) {
       const ref = refs[i]!;
+      this.watcher?.found(ref, d.found);
       if (d.found) {
         present.push({ ...d, _index: this.o.sourceIndex, _routing: d._routing ?? ref.routing });
         if (typeof d._seq_no === 'number') covers.push([ref._id, d._seq_no]);

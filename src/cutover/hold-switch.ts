@@ -27,6 +27,7 @@ import { aliasPlacement, migrationEnds, moveAliases, sendSwitch } from './aliase
 import { freezeAndSwitch } from './freeze.js';
 import { guardFor } from './freeze-guard.js';
 import { FleetHold } from './proxy-hold.js';
+import { SourceCountWatch } from './source-count.js';
 import { type CountBase, countFromTally, takeCountBase } from './target-count.js';
 
 class Abort extends Error {}
@@ -43,6 +44,10 @@ export function aliasReserveMs(holds: ReadonlyArray<{ aliasMs?: number }>): numb
     .filter((x): x is number => typeof x === 'number');
   return seen.length === 0 ? 300 : Math.max(150, 2 * Math.max(...seen));
 }
+
+/** Reads of the journal just before a hold, at most, while each still found SMALL_DRAIN ids or more. */
+const PRE_HOLD_READS = 3;
+const SMALL_DRAIN = 100;
 
 /** How long the switch waits for a write proxy to come back before it gives up (exit 3, nothing lost). */
 const NO_PROXY_WAIT_MS = 120_000;
@@ -150,6 +155,7 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
     // the writer's answers, without a refresh (target-count.ts), unless cutover.searchableAtSwitch asks for one.
     await p.sync.sync(undefined, c.signal);
     let base: CountBase | undefined;
+    let watch: SourceCountWatch | undefined;
     if (p.exactCounts) {
       // The target's count now, with the writer idle: under the hold its count is this plus what the drain's
       // items answered, and the target is not refreshed there (target-count.ts).
@@ -160,11 +166,28 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
         },
         () => p.capture.writer.tally,
       );
-      // What the journal gained during the target's refresh is read beside the source's, not left to the drain.
-      await Promise.all([c.source.refresh(sourceIndex), p.sync.sync(undefined, c.signal)]);
+      // The source is counted the same way: a point in time now, and under the hold what the journal's ids
+      // changed since (source-count.ts). What the journal gained during the target's refresh is read beside the
+      // source's, not left to the drain.
+      const router = await p.capture.shardRouter();
+      watch = router ? await SourceCountWatch.start(p.sync, router) : undefined;
+      await Promise.all([
+        watch ? watch.snapshot(c.source, sourceIndex, c.signal) : c.source.refresh(sourceIndex),
+        p.sync.sync(undefined, c.signal),
+      ]);
+    }
+    // What the drain under the hold copies is what was journaled since the last read: read again while a read
+    // still found many (each read is shorter than the last, so less comes in during the next).
+    for (let i = 0; i < PRE_HOLD_READS; i++) {
+      const r = await p.sync.sync(undefined, c.signal);
+      if (r.written + r.deleted + r.conflicts + r.deadLetters < SMALL_DRAIN) break;
     }
     tries++;
-    last = await holdOnce(c, p, proxies, tries, records, sourceIndex, targetIndex, base);
+    try {
+      last = await holdOnce(c, p, proxies, tries, records, sourceIndex, targetIndex, base, watch);
+    } finally {
+      await watch?.close(c.source);
+    }
     p.sync.recordHold(last);
     c.audit.record({ event: 'hold', ...last });
     if (last.switched) {
@@ -198,6 +221,7 @@ async function holdOnce(
   sourceIndex: string,
   targetIndex: string,
   base: CountBase | undefined,
+  watch: SourceCountWatch | undefined,
 ): Promise<HoldReport> {
   const budget = c.spec.cutover.holdBudgetMs;
   const started = Date.now();
@@ -257,11 +281,15 @@ async function holdOnce(
     const refused = await hold.take(proxies);
     if (refused) throw new Abort(refused);
     mark('held');
-    // No proxied write reaches the source any more: its refresh for the counts starts now, beside the drain.
-    const sourceRefresh = p.exactCounts
-      ? timed(() => c.source.refresh(sourceIndex)).finally(() => mark('source-refresh'))
-      : undefined;
-    sourceRefresh?.catch(() => undefined);
+    // No proxied write reaches the source any more: its refresh for the counts starts now, beside the drain,
+    // unless the source can be counted from a point in time and the journal (then only if that fails).
+    let sourceRefresh: Promise<void> | undefined;
+    const refreshSource = () => {
+      sourceRefresh ??= timed(() => c.source.refresh(sourceIndex)).finally(() => mark('source-refresh'));
+      sourceRefresh.catch(() => undefined);
+      return sourceRefresh;
+    };
+    if (p.exactCounts && !watch) refreshSource();
     // Every write the proxies forwarded before holding is journaled up to here.
     const drained = await timed(() => p.sync.sync(hold.journalEnd, cut.signal));
     rep.syncedInHold = drained.written + drained.deleted;
@@ -285,7 +313,7 @@ async function holdOnce(
     if (acc?.accounted) {
       await timed(() =>
         Promise.all([
-          sourceRefresh,
+          p.exactCounts && !watch ? refreshSource() : undefined,
           p.exactCounts && !tallied
             ? c.target.refresh(targetIndex).finally(() => mark('target-refresh'))
             : undefined,
@@ -300,7 +328,7 @@ async function holdOnce(
         Promise.all([
           p.capture.round(undefined, cut.signal, { alone: true }).finally(() => mark('round')),
           p.exactCounts ? c.target.refresh(targetIndex).finally(() => mark('target-refresh')) : undefined,
-          sourceRefresh,
+          p.exactCounts ? refreshSource() : undefined,
         ]),
       );
       roundWrote = round.result.written + round.result.deleted;
@@ -354,12 +382,32 @@ async function holdOnce(
           const fromTally = tallied ? countFromTally(base, p.capture.writer.tally) : undefined;
           rep.targetCount = fromTally === undefined ? 'refresh' : 'tally';
           // A tally that cannot be used after all (an answer lost) falls back to the refresh it replaced.
-          if (roundWrote > 0 || (tallied && fromTally === undefined)) await c.target.refresh(targetIndex);
+          const targetReady =
+            roundWrote > 0 || (tallied && fromTally === undefined)
+              ? c.target.refresh(targetIndex)
+              : undefined;
+          // The source's figure from the journal holds only when the journal accounts for every operation.
+          const sourceNow = async () => {
+            const fromJournal = acc?.accounted && watch ? await watch.count(c.source, cut.signal) : undefined;
+            rep.sourceCount = fromJournal === undefined ? 'refresh' : 'journal';
+            if (fromJournal !== undefined) return fromJournal;
+            await refreshSource();
+            return c.source.count(sourceIndex);
+          };
           const [all, tgt, dropped] = await Promise.all([
-            c.source.count(sourceIndex),
-            fromTally ?? c.target.count(targetIndex),
+            sourceNow(),
+            targetReady
+              ? targetReady.then(() => c.target.count(targetIndex))
+              : (fromTally ?? c.target.count(targetIndex)),
             p.capture.droppedNow(cut.signal),
           ]);
+          if (all - dropped !== tgt && rep.sourceCount === 'journal') {
+            // Never trusted against the target: a figure that disagrees is checked by the refresh it replaced.
+            rep.sourceCountFromJournal = all;
+            rep.sourceCount = 'refresh';
+            await refreshSource();
+            return [(await c.source.count(sourceIndex)) - dropped, tgt];
+          }
           return [all - dropped, tgt];
         });
         mark('counts');

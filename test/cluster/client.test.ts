@@ -1,10 +1,14 @@
 /** The one cluster client against every server of the matrix: detection, aliases, bulk errors, PIT, scroll. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { PresenceWatcher } from '../../src/capture/journal-sync.js';
 import { ClusterError } from '../../src/cluster/errors.js';
+import { routingTable } from '../../src/cluster/routing.js';
 import type { DeadLetter } from '../../src/copy/dead-letters.js';
 import { isContextMissing, PitSession, PitSliceReader, ScrollSliceReader } from '../../src/copy/reader.js';
+import type { DocRef } from '../../src/copy/slice-copier.js';
 import { BulkWriter, type WriteOp } from '../../src/copy/writer.js';
+import { SourceCountWatch } from '../../src/cutover/source-count.js';
 import { countFromTally, takeCountBase } from '../../src/cutover/target-count.js';
 import { FLAVORS, MATRIX, testCluster, uniqueName } from '../support/clusters.js';
 import { clusterOf, seed } from '../support/data.js';
@@ -177,6 +181,84 @@ for (const kind of MATRIX) {
       lost.abort(new Error('cut'));
       await assert.rejects(w.write([{ kind: 'index', id: 'x', version: 1, doc: {} }], lost.signal));
       assert.equal(countFromTally(base, w.tally), undefined);
+      await c.close();
+    });
+
+    it("the source's count from a point in time and the journal's ids follows its refreshed count (source-count.ts)", async () => {
+      const c = clusterOf(testCluster(kind));
+      const index = uniqueName('srccount');
+      // No periodic refresh: only the test's own refreshes decide what a count sees.
+      await seed(
+        c,
+        index,
+        40,
+        (i) => ({ id: `d${i}`, doc: { i }, routing: i % 5 === 0 ? `r${i % 3}` : undefined }),
+        {
+          settings: { number_of_shards: 3, number_of_replicas: 0, refresh_interval: -1 },
+        },
+      );
+      const journal = { seq: 7, watched: undefined as PresenceWatcher | undefined };
+      const j = {
+        journalEnd: async () => ({ seq: journal.seq }),
+        watch: (w: PresenceWatcher | undefined) => {
+          journal.watched = w;
+        },
+      };
+      const w = await SourceCountWatch.start(j, await routingTable(c, index));
+      assert.equal(w.from, 7);
+      assert.equal(journal.watched, w);
+      await w.snapshot(c, index);
+      const counted = async () => {
+        await c.refresh(index);
+        return c.count(index);
+      };
+      // What a sync does for each journaled batch: the entries, then what a realtime _mget finds for them.
+      const apply = async (ndjson: string, refs: DocRef[]) => {
+        const r = await c.bulk(ndjson);
+        assert.ok(r.items.length > 0);
+        for (const ref of refs) w.entry(ref);
+        const got = await c.mget(index, refs, { source: false });
+        for (const [i, ref] of refs.entries()) w.found(ref, got.docs[i]!.found);
+      };
+      const line = (op: string, id: string, routing?: string, doc?: unknown) =>
+        `${JSON.stringify({ [op]: { _index: index, _id: id, ...(routing ? { routing } : {}) } })}\n${doc ? `${JSON.stringify(doc)}\n` : ''}`;
+      // creates, updates, deletes of present and absent ids, a routed document and its id under default routing
+      await apply(
+        [
+          ...Array.from({ length: 6 }, (_, i) => line('index', `n${i}`, undefined, { n: i })),
+          line('index', 'd1', undefined, { v: 2 }),
+          line('delete', 'd2'),
+          line('delete', 'd3'),
+          line('delete', 'ghost'),
+          line('delete', 'd5', 'r2'),
+          line('index', 'd10', undefined, { unrouted: true }),
+        ].join(''),
+        [
+          ...Array.from({ length: 6 }, (_, i) => ({ _id: `n${i}` })),
+          { _id: 'd1' },
+          { _id: 'd2' },
+          { _id: 'd3' },
+          { _id: 'ghost' },
+          { _id: 'd5', routing: 'r2' },
+          { _id: 'd10' },
+        ],
+      );
+      // Counted before any refresh since the point in time: the figure must be what a refresh then shows.
+      const first = await w.count(c);
+      assert.equal(first, await counted(), 'the figure is what a refresh shows');
+      // A later batch: a re-creation, a delete of a document created above, an update of a routed one.
+      await apply(
+        line('index', 'd2', undefined, { back: true }) +
+          line('delete', 'n0') +
+          line('index', 'd0', 'r0', { v: 3 }),
+        [{ _id: 'd2' }, { _id: 'n0' }, { _id: 'd0', routing: 'r0' }],
+      );
+      assert.equal(await w.count(c), await counted());
+      // An entry read without its _mget answer yet: no figure, the caller refreshes instead.
+      w.entry({ _id: 'n1' });
+      assert.equal(await w.count(c), undefined);
+      await w.close(c);
+      assert.equal(journal.watched, undefined, 'closing stops the watch');
       await c.close();
     });
 

@@ -74,6 +74,8 @@ interface SyncState {
     fence?: { fenced: boolean };
     accounted?: boolean;
     targetCount?: 'tally' | 'refresh';
+    sourceCount?: 'journal' | 'refresh';
+    sourceCountFromJournal?: number;
   }>;
 }
 
@@ -118,6 +120,10 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
         // Without a round under the hold, the target was counted from the writer's answers, not refreshed: a
         // wrong tally would have failed the count gate and released the hold without switching.
         assert.equal(switched[0]!.targetCount, switched[0]!.accounted ? 'tally' : 'refresh');
+        // The source too, from a point in time and the journal's ids (source-count.ts); a figure that disagreed
+        // with the target would have been replaced by a refresh and recorded.
+        assert.equal(switched[0]!.sourceCount, switched[0]!.accounted ? 'journal' : 'refresh');
+        for (const h of sync.holds) assert.equal(h.sourceCountFromJournal, undefined, JSON.stringify(h));
         for (const h of sync.holds) assert.doesNotMatch(h.reason ?? '', /counts differ/);
         assert.ok(sync.copied > 0 && sync.deleted > 0, JSON.stringify(sync));
         assert.equal(sync.bypass, 0, 'every writer used the proxy');
