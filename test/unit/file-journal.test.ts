@@ -123,6 +123,34 @@ describe('file journal', () => {
 });
 
 describe('journal lines', () => {
+  it('encodes random ids, routings and indices byte for byte as encodeLine does (growing its buffer)', () => {
+    // Seeded: the same strings every run. Units from the whole UTF-16 range, lone surrogates and controls included.
+    let x = 12345;
+    const rnd = (n: number) => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return x % n;
+    };
+    const str = () =>
+      Array.from({ length: rnd(40) }, () =>
+        String.fromCharCode(rnd(4) === 0 ? rnd(0x10000) : rnd(3) === 0 ? rnd(0x20) : 0x20 + rnd(0x5f)),
+      ).join('');
+    const ops = ['index', 'create', 'update', 'delete'] as const;
+    const bodies: EntryBody[] = Array.from({ length: 3000 }, () => ({
+      kind: 'doc',
+      op: ops[rnd(4)]!,
+      index: str(),
+      id: str(),
+      ...(rnd(2) ? { routing: str() } : {}),
+      ...(rnd(2) ? { sn: rnd(1_000_000) } : {}),
+      ...(rnd(5) === 0 ? { failed: true as const } : {}),
+    }));
+    const at = 1_764_000_000_999;
+    const one = bodies
+      .map((b, i) => encodeLine({ ...b, seq: 7 + i, at, proxy: 'p\u00e9' } as JournalEntry))
+      .join('');
+    assert.equal(encodeEntries(bodies, 7, at, 'p\u00e9').toString('utf8'), one);
+  });
+
   it('encodes a batch byte for byte as one line per entry, and each line decodes to its entry', () => {
     const bodies: EntryBody[] = [
       { kind: 'start' },
@@ -133,6 +161,17 @@ describe('journal lines', () => {
       { kind: 'doc', op: 'delete', index: 'products', id: 'gone', sn: 3, failed: true },
       { kind: 'reconcile', index: 'products', why: 'a "by-query"' },
       { kind: 'doc', op: 'index', index: 'products', id: 'b', routing: undefined, sn: undefined },
+      // a lone surrogate (JSON.stringify escapes it), control characters, a long id
+      {
+        kind: 'doc',
+        op: 'index',
+        index: 'pröducts',
+        id: 'x\ud800y\u0001\t',
+        routing: '\udfff',
+        sn: 2 ** 32 + 5,
+      },
+      { kind: 'doc', op: 'index', index: 'products', id: 'long-'.repeat(400), sn: 1 },
+      { kind: 'stop' },
     ];
     const at = 1_764_000_000_123;
     const one = bodies
