@@ -22,6 +22,7 @@ export type { Decision, SignalSnapshot } from './ops/throttle-decision.js';
 export { Watchdog, type WatchdogPause, type WatchdogView } from './ops/watchdog.js';
 export * from './proxy/control.js';
 export { FileJournalReader, FileJournalWriter } from './proxy/file-journal.js';
+export { tuneProxyHeap } from './proxy/heap.js';
 export * from './proxy/journal.js';
 export { type NatsJournal, type OpenProxyOptions, openProxy } from './proxy/open.js';
 export { type ProxyOptions, type RunningProxy, startProxy } from './proxy/server.js';

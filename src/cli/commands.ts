@@ -20,6 +20,7 @@ import {
   PreflightRefused,
   type RunResult,
   runWorker,
+  tuneProxyHeap,
   watchMigration,
   watchProxy,
 } from '../index.js';
@@ -461,6 +462,8 @@ export function registerCommands(program: Command): void {
               .map(([k, v]) => ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
               .join('')}\n`,
       );
+    // This process is the proxy alone: its collector is tuned for streaming Buffers (proxy/heap.ts).
+    tuneProxyHeap();
     const proxy = await openProxy(loaded, {
       listen: opts.listen as string | undefined,
       control: opts.control as string | undefined,
