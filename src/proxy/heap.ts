@@ -1,12 +1,14 @@
 /**
  * The proxy process's heap grows to four times what survives a full collection before the next one starts,
- * instead of V8's own choice, which for this workload stays near 1.1 times (docs/benchmarks.md).
+ * instead of V8's own choice, which for this workload stayed near 1.1 times (docs/benchmarks.md).
  *
- * Why: V8 counts the memory of Buffers allocated since the last full collection as old-generation use. The proxy
- * holds little (~20 MB live) but streams every request and answer through Buffers (a `_bulk` of 500 documents is
- * ~1 MB of them), so with a limit a few MB above the live heap a full collection started every ~200 ms under
- * `_bulk`, and its concurrent marking took CPU from the cluster on the same machine. The factor applies to the
- * live heap, so memory stays bounded (a few tens of MB more); an operator's own `--heap-growing-percent` wins.
+ * Measured (`--trace-gc`, `bench/proxy.ts` bulk part): the proxy holds little (~20 MB live) but streams every
+ * request and answer through Buffers (a `_bulk` of 500 documents is ~1 MB of them); a full collection started about
+ * every 200 ms, each freeing ~4 MB, and its concurrent marking took CPU from the cluster on the same machine. Most
+ * likely V8 counts the Buffers allocated since the last full collection against a limit it kept a few MB above the
+ * live heap; a larger young generation did not change it, a larger growth factor did. The factor applies to the
+ * live heap, so memory stays bounded (peak RSS 117 -> 177 MB there); an operator's own `--heap-growing-percent`
+ * wins.
  */
 import { setFlagsFromString } from 'node:v8';
 
