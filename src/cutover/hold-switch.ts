@@ -171,21 +171,23 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
       // source's, not left to the drain.
       const router = await p.capture.shardRouter();
       watch = router ? await SourceCountWatch.start(p.sync, router) : undefined;
-      await Promise.all([
-        watch ? watch.snapshot(c.source, sourceIndex, c.signal) : c.source.refresh(sourceIndex),
-        p.sync.sync(undefined, c.signal),
-      ]);
     }
-    // What the drain under the hold copies is what was journaled since the last read: read again while a read
-    // still found many (each read is shorter than the last, so less comes in during the next).
-    for (let i = 0; i < PRE_HOLD_READS; i++) {
-      const r = await p.sync.sync(undefined, c.signal);
-      if (r.written + r.deleted + r.conflicts + r.deadLetters < SMALL_DRAIN) break;
-    }
-    tries++;
     try {
+      if (p.exactCounts)
+        await Promise.all([
+          watch ? watch.snapshot(c.source, sourceIndex, c.signal) : c.source.refresh(sourceIndex),
+          p.sync.sync(undefined, c.signal),
+        ]);
+      // What the drain under the hold copies is what was journaled since the last read: read again while a read
+      // still found many (each read is shorter than the last, so less comes in during the next).
+      for (let i = 0; i < PRE_HOLD_READS; i++) {
+        const r = await p.sync.sync(undefined, c.signal);
+        if (r.written + r.deleted + r.conflicts + r.deadLetters < SMALL_DRAIN) break;
+      }
+      tries++;
       last = await holdOnce(c, p, proxies, tries, records, sourceIndex, targetIndex, base, watch);
     } finally {
+      // The sync stops reporting to it and its point in time goes, whatever ended the attempt.
       await watch?.close(c.source);
     }
     p.sync.recordHold(last);
