@@ -390,7 +390,14 @@ async function holdOnce(
               : undefined;
           // The source's figure from the journal holds only when the journal accounts for every operation.
           const sourceNow = async () => {
-            const fromJournal = acc?.accounted && watch ? await watch.count(c.source, cut.signal) : undefined;
+            // A point in time the cluster lost (or any failure of its searches) only costs the refresh.
+            const fromJournal =
+              acc?.accounted && watch
+                ? await watch.count(c.source, cut.signal).catch((e: unknown) => {
+                    if (cut.signal.aborted) throw e;
+                    return undefined;
+                  })
+                : undefined;
             rep.sourceCount = fromJournal === undefined ? 'refresh' : 'journal';
             if (fromJournal !== undefined) return fromJournal;
             await refreshSource();
