@@ -24,7 +24,6 @@ const KEEP_ALIVE = '2m';
 
 interface Watched {
   id: string;
-  shard: number;
   /** what the last `_mget` after the id's last entry found; undefined: none yet */
   found?: boolean;
 }
@@ -71,7 +70,7 @@ export class SourceCountWatch implements PresenceWatcher {
       this.ids.clear();
       return;
     }
-    this.ids.set(k, { id: ref._id, shard: this.router.shardOf(ref._id, ref.routing) });
+    this.ids.set(k, { id: ref._id });
   }
 
   found(ref: DocRef, found: boolean): void {
@@ -106,13 +105,13 @@ export class SourceCountWatch implements PresenceWatcher {
   async count(source: Cluster, signal?: AbortSignal): Promise<number | undefined> {
     if (this.overflow || this.base === undefined || !this.pit) return undefined;
     let present = 0;
-    const byId = new Map<string, number>();
+    const distinct = new Set<string>();
     for (const w of this.ids.values()) {
       if (w.found === undefined) return undefined;
       if (w.found) present++;
-      byId.set(w.id, (byId.get(w.id) ?? 0) + 1);
+      distinct.add(w.id);
     }
-    const ids = [...byId.keys()];
+    const ids = [...distinct];
     const lookups: Promise<number | undefined>[] = [];
     for (let i = 0; i < ids.length; i += LOOKUP_IDS)
       lookups.push(this.heldThen(source, ids.slice(i, i + LOOKUP_IDS), signal));
