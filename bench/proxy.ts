@@ -702,6 +702,64 @@ function readJsonFile(file: string): Json {
   }
 }
 
+/**
+ * The lag part's writers straight at the server for `seconds`, nothing else running: what the server alone makes
+ * of the rate (acknowledged writes, their latency, its write queue) is the floor under any catch-up lag.
+ */
+async function directWrites(
+  es: Cluster,
+  server: LocalCluster,
+  c: Config,
+  set: DataSet,
+  rate: number,
+  seconds = 40,
+): Promise<Json> {
+  const index = 'bp-direct-src';
+  await sourceIndex(es, index, { read: 'bp-direct-read', write: 'bp-direct-write' }, set);
+  const writers = new AppWriters({
+    origin: server.url,
+    alias: 'bp-direct-write',
+    rate,
+    batch: c.writerBatch,
+    docs: set.docs,
+    templates: await templatesOf(set),
+    mix: c.mix,
+    seed: 98,
+    filterPath: c.writerFilterPath,
+  });
+  const meter = usageMeter(server.pid);
+  let queueMax = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      try {
+        const st = await es.request<{ nodes: Record<string, { thread_pool: { write: { queue: number } } }> }>(
+          {
+            method: 'GET',
+            path: '/_nodes/stats/thread_pool',
+          },
+        );
+        for (const n of Object.values(st.body.nodes))
+          queueMax = Math.max(queueMax, n.thread_pool.write.queue);
+      } catch {
+        // a sample missed under load is not a figure
+      }
+      await sleep(1000);
+    }
+  })();
+  writers.start();
+  await sleep(seconds * 1000);
+  const w = await writers.stop();
+  sampling = false;
+  await sampler;
+  const usage = meter();
+  await es.deleteIndex(index);
+  log(
+    `direct writers at ${rate}/s: ${w.achievedAckedPerSecond}/s acked (not sent ${w.notSent}), requests p50 ${w.requestMs.p50} p99 ${w.requestMs.p99} ms, server write queue max ${queueMax}, server ${usage.serverCpuSeconds} CPU s in ${usage.wallSeconds} s`,
+  );
+  return { writers: w, queueMax, usage };
+}
+
 async function migration(
   es: Cluster,
   server: LocalCluster,
@@ -724,8 +782,19 @@ async function migration(
     source: { cluster: { url: server.url }, index: readAlias },
     target: { index: target },
     aliases: { read: [readAlias], write: writeAlias },
-    copy: { sampleSize: 20 },
-    capture: { strategy: 'proxy', ...(c.maxLagSeconds ? { maxLagSeconds: c.maxLagSeconds } : {}) },
+    copy: {
+      sampleSize: 20,
+      ...(process.env.BENCH_COPY_CONCURRENCY
+        ? { concurrency: Number(process.env.BENCH_COPY_CONCURRENCY) }
+        : {}),
+    },
+    capture: {
+      strategy: 'proxy',
+      ...(c.maxLagSeconds ? { maxLagSeconds: c.maxLagSeconds } : {}),
+      ...(process.env.BENCH_CAPTURE_INTERVAL_MS
+        ? { tailIntervalMs: Number(process.env.BENCH_CAPTURE_INTERVAL_MS) }
+        : {}),
+    },
     cutover: { holdBudgetMs: c.holdBudgetMs },
     verify: { mode: 'off' },
     stateDir: './state',
@@ -871,6 +940,10 @@ async function migration(
     capture: capture
       ? {
           rounds: capture.rounds,
+          /** changes the rounds found already applied by the journal sync (listed, or passed over unread) */
+          coveredByJournal: capture.coveredByJournal ?? 0,
+          /** rounds that neither refreshed nor read the source: the journal accounted for every change */
+          roundsUnread: capture.roundsUnread ?? 0,
           reconciles: capture.reconciles,
           freezes: capture.freezes?.length,
           roundLagsMs: dist(capture.lags ?? []),
@@ -1329,6 +1402,9 @@ async function main(): Promise<void> {
     if (c.parts.includes('lag')) {
       const set = await ensureDataSet(DATA, c.lagDocs, CHUNK);
       sets.push(set);
+      // The ceiling: the same writers straight at the server, no proxy and no migration.
+      res.lagDirect = await directWrites(es, server, c, set, c.lagRate);
+      await save();
       res.lag = await migration(es, server, c, {
         label: 'bp-lag',
         set,

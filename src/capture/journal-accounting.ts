@@ -63,6 +63,16 @@ export class JournalAccounting {
     }
   }
 
+  /** The highest n in [from, upTo] such that every number of (from, n] on `shard` is accounted for. */
+  accountedUpTo(shard: number, from: number, upTo: number): number {
+    const forgot = this.forgottenUpTo.get(shard) ?? -1;
+    const s = this.shards.get(shard);
+    if (!s) return from;
+    let n = from;
+    while (n < upTo && n + 1 > forgot && s.has(n + 1)) n++;
+    return n;
+  }
+
   /**
    * Does the journal account for every operation numbered in (cursors[s], maxima[s]] of each shard? Counts the
    * missing numbers up to `limit` (a range the journal cannot account for is usually missing most of it).

@@ -130,6 +130,8 @@ export interface JournalSyncOptions {
   onDropped: (ids: DocRef[]) => void;
   batchDocs: number;
   statePath: string;
+  /** each batch applied, with its lag (ms from journaling its oldest entry to the target's acknowledgement) */
+  onBatch?: (lagMs: number) => void;
   reporter: Reporter;
   signal?: AbortSignal;
 }
@@ -317,6 +319,8 @@ export class JournalSync {
       if (batch.entries.length === 0) break;
       size = nextBatchSize(size, batch.entries.length, this.o.batchDocs);
       const refs = new Map<string, DocRef>();
+      // (shard, _seq_no) of the batch's journaled writes: accounted for once the target holds the batch.
+      const numbered: Array<[number, number]> = [];
       // The lag of a batch is that of its oldest entry: how long a journaled write waited for the target.
       let oldest = Number.POSITIVE_INFINITY;
       for (const e of batch.entries) {
@@ -335,7 +339,7 @@ export class JournalSync {
         this.remember(e.id, Date.now());
         if (e.sn !== undefined) {
           if (router === undefined) router = await this.o.router();
-          if (router) this.accounting.note(router.shardOf(e.id, e.routing), e.sn);
+          if (router) numbered.push([router.shardOf(e.id, e.routing), e.sn]);
         }
         const ref: DocRef = { _id: e.id, routing: e.routing };
         refs.set(JSON.stringify([e.id, e.routing ?? null]), ref);
@@ -348,7 +352,12 @@ export class JournalSync {
         this.state.deleted += r.deleted;
         this.state.conflicts += r.conflicts;
         this.state.deadLetters += r.deadLetters;
-        this.state.lags.push(Date.now() - oldest);
+        // Only now: a safety-net round passes over accounted numbers (accounted-skips.ts), so a number must
+        // never be accounted before its id is on the target. A dead letter leaves the batch to the rounds.
+        if (r.deadLetters === 0) for (const [shard, sn] of numbered) this.accounting.note(shard, sn);
+        const lag = Date.now() - oldest;
+        this.state.lags.push(lag);
+        this.o.onBatch?.(lag);
         if (this.state.lags.length > MAX_LAGS) this.state.lags.splice(0, this.state.lags.length - MAX_LAGS);
       }
       // A batch read past the hold's end stops there: the rest is read again by the next sync.

@@ -19,6 +19,7 @@ import type { Throttle } from '../ops/throttle.js';
 import { appendLineDurable, readJson, writeJsonAtomic } from '../store/atomic-file.js';
 import { PitRegistry } from '../store/pit-registry.js';
 import type { StateStore } from '../store/state.js';
+import type { AccountedSkips } from './accounted-skips.js';
 import { type ReconcileResult, reconcileDeletes } from './reconcile.js';
 import { type RoundResult, startCursors, tailRound } from './tail.js';
 import { YieldGate } from './yield-gate.js';
@@ -75,8 +76,13 @@ export interface CaptureState {
   heldBackMs?: number;
   heldBack?: number;
   lastScan?: ScanRecord;
-  /** proxy capture: changes the rounds listed that the journal sync had already applied (not copied again) */
+  /**
+   * proxy capture: changes the rounds found the journal sync had already applied, listed without being copied again
+   * or passed over without a read (accounted for by the journal)
+   */
   coveredByJournal?: number;
+  /** proxy capture: rounds that read nothing and refreshed nothing (the journal accounted for every change) */
+  roundsUnread?: number;
 }
 
 /** Ids kept in the dropped-by-transform registry before it gives up (memory and freeze time stay bounded). */
@@ -122,6 +128,8 @@ export interface LiveCaptureOptions extends IndexPair {
   covered?: (id: string, seqNo: number) => boolean;
   /** runs inside each round outside a freeze, once its checkpoints are read (proxy capture: a journal sync pass) */
   afterMarks?: (signal?: AbortSignal) => Promise<void>;
+  /** proxy capture: rounds pass over what the journal accounts for */
+  skips?: AccountedSkips;
 }
 
 export class LiveCapture {
@@ -271,6 +279,7 @@ export class LiveCapture {
         onDropped: (ids) => this.noteDropped(ids),
         onApplied: this.o.onApplied,
         covered: this.o.covered,
+        skips: this.o.skips,
         afterMarks: this.o.afterMarks ? () => this.o.afterMarks!(both(this.o.signal, signal)) : undefined,
         timestamp:
           this.o.timestamp && this.state.since
@@ -284,7 +293,9 @@ export class LiveCapture {
     if (this.o.timestamp) this.state.since = this.sinceFrom(startedAt);
     this.state.rounds++;
     this.state.applied += r.result.written;
-    if (r.covered) this.state.coveredByJournal = (this.state.coveredByJournal ?? 0) + r.covered;
+    if (r.passedOver && !r.refreshed) this.state.roundsUnread = (this.state.roundsUnread ?? 0) + 1;
+    if (r.covered || r.passedOver)
+      this.state.coveredByJournal = (this.state.coveredByJournal ?? 0) + r.covered + r.passedOver;
     this.state.deleted += r.result.deleted;
     this.state.droppedByTransform += r.dropped;
     this.state.conflicts += r.result.conflicts;

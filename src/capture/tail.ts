@@ -16,6 +16,7 @@ import { type DocRef, toWriteOps, type Versioning } from '../copy/slice-copier.j
 import { identity, type TransformFn } from '../copy/transform.js';
 import { addResults, type BulkWriter, emptyResult, type WriteResult } from '../copy/writer.js';
 import { failpoint } from '../ops/failpoints.js';
+import type { AccountedSkips } from './accounted-skips.js';
 
 export interface TailDeps {
   source: Cluster;
@@ -48,6 +49,11 @@ export interface TailDeps {
   covered?: (id: string, seqNo: number) => boolean;
   /** runs after the checkpoints are read, before the pages (proxy capture: a journal sync pass, to cover them) */
   afterMarks?: () => Promise<void>;
+  /**
+   * proxy capture: what the journal accounts for is passed over, not read (accounted-skips.ts); only in rounds that
+   * read their own marks, never under a freeze or a hold
+   */
+  skips?: AccountedSkips;
 }
 
 export interface RoundResult {
@@ -59,8 +65,13 @@ export interface RoundResult {
   /** documents the transform now drops (applied as versioned deletes) */
   dropped: number;
   transformFailures: number;
-  /** when the checkpoints were read: every change older than this is on the target once the round ends */
+  /**
+   * when the checkpoints were read: every change older than this is on the target once the round ends (earlier
+   * when a shard's gap was left for a later round: accounted-skips.ts)
+   */
   readAt: number;
+  /** changes the journal accounted for, passed over without a read (proxy capture) */
+  passedOver: number;
   /** the round refreshed the source after reading its checkpoints (it skips that when no shard moved) */
   refreshed: boolean;
   durationMs: number;
@@ -83,13 +94,28 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
   const marks = upTo ?? (await visibleUpTo(d.source, d.sourceIndex));
   if (!upTo) await d.afterMarks?.();
   const from = (shard: number) => (d.timestamp ? -1 : (cursors[shard] ?? -1));
-  const queue = marks.map((g, shard) => ({ shard, g })).filter((s) => s.g > from(s.shard));
-  // Nothing new on any shard (an idle source): spare it the refresh too.
+  const skips = !upTo && !d.timestamp ? d.skips : undefined;
+  let passedOver = 0;
+  const queue = marks
+    .map((g, shard) => ({ shard, g }))
+    .filter((s) => {
+      if (!skips) return s.g > from(s.shard);
+      const at = from(s.shard);
+      const k = skips.decide(s.shard, at, s.g, readAt);
+      if (k.to > at) {
+        passedOver += k.to - at;
+        cursors[s.shard] = k.to;
+        d.saveCursor(s.shard, k.to);
+      }
+      return k.read;
+    });
+  // Nothing to read on any shard (an idle source, or all accounted for): spare it the refresh too.
   if (queue.length > 0) await d.source.refresh(d.sourceIndex);
   const out: RoundResult = {
     refreshed: queue.length > 0,
     read: 0,
     covered: 0,
+    passedOver,
     result: emptyResult(),
     dropped: 0,
     transformFailures: 0,
@@ -120,10 +146,13 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
       if (!d.timestamp) {
         cursors[s.shard] = s.g;
         d.saveCursor(s.shard, s.g);
+        skips?.caughtUp(s.shard, readAt);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(d.concurrency, queue.length)) }, worker));
+  // A shard whose gap was left for later is only as current as the last round whose marks its cursor reached.
+  if (skips) out.readAt = skips.coveredUntil(readAt);
   out.durationMs = Date.now() - readAt;
   return out;
 }

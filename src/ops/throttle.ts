@@ -28,6 +28,11 @@ export interface ThrottleView {
   /** the copy's bulks allowed in flight at once now, and the most (copy.concurrency) */
   concurrency: number;
   maxConcurrency: number;
+  /**
+   * a lower limit the live capture sets while it runs beside the copy (proxy capture: the journal sync's lag), and
+   * why; the copy keeps to the smaller of the two
+   */
+  captureCap?: { concurrency: number; reason: string };
   /** the closed loop's signals over their thresholds at its last reading (empty: all clear, or no loop) */
   signalsOver: Array<{ signal: string; side: string }>;
   /** why the rate is what it is, in words */
@@ -65,6 +70,7 @@ export class Throttle {
   view(): ThrottleView {
     return {
       ...this.v,
+      ...(this.cap ? { captureCap: { ...this.cap } } : {}),
       signalsOver: [...this.over],
       paused: this.pauses.size > 0,
       pausedBy: [...this.pauses].map(([by, p]) => ({ by, ...p })),
@@ -118,9 +124,26 @@ export class Throttle {
     this.wakeSlots();
   }
 
+  /**
+   * The live capture's own limit on the copy's bulks in flight (undefined: none). Said in the view, not as a change
+   * event: it moves with every batch the capture applies.
+   */
+  capConcurrency(n: number | undefined, reason = ''): void {
+    const before = this.limit();
+    this.cap = n === undefined ? undefined : { concurrency: Math.max(1, Math.round(n)), reason };
+    if (this.limit() > before) this.wakeSlots();
+  }
+
+  private cap?: { concurrency: number; reason: string };
+
+  /** bulks the copy may have in flight now */
+  private limit(): number {
+    return Math.min(this.v.concurrency, this.cap?.concurrency ?? Number.POSITIVE_INFINITY);
+  }
+
   /** Wait for a bulk slot under the concurrency limit; call the returned function when the bulk is answered. */
   async slot(signal?: AbortSignal): Promise<() => void> {
-    while (this.inFlight >= this.v.concurrency) {
+    while (this.inFlight >= this.limit()) {
       signal?.throwIfAborted();
       await new Promise<void>((resolve, reject) => {
         const onAbort = () => {
@@ -148,7 +171,7 @@ export class Throttle {
 
   private wakeSlots(): void {
     // Each woken waiter checks the limit again before it takes a slot.
-    const free = this.v.concurrency - this.inFlight;
+    const free = this.limit() - this.inFlight;
     if (free > 0) for (const w of this.slotWaiters.splice(0, free)) w();
   }
 

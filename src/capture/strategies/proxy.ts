@@ -20,6 +20,7 @@ import {
 } from '../../cutover/revert-window.js';
 import { COPY_SETTINGS } from '../../cutover/target.js';
 import { every } from '../../ops/every.js';
+import { LagPacer } from '../../ops/lag-pacer.js';
 import { attachProxies, type ProxyFleet } from '../../proxy/attach.js';
 import type { ProxyStatus } from '../../proxy/control.js';
 import type { LoadedSpec } from '../../spec/load.js';
@@ -27,16 +28,26 @@ import { readJson } from '../../store/atomic-file.js';
 import { GateError, PreflightError } from '../../store/errors.js';
 import { StateStore } from '../../store/state.js';
 import type { Finding } from '../../verify/preflight.js';
+import { AccountedSkips } from '../accounted-skips.js';
 import { JournalSync } from '../journal-sync.js';
 import { type LiveCapture, percentile } from '../live.js';
 import type { CaptureContext, CaptureStrategy } from '../strategy.js';
 import { WritesSinceSwitch } from '../writes-since-switch.js';
 import { forwardCapture } from './forward-capture.js';
 
+/**
+ * How long a safety-net round leaves a `_seq_no` the journal does not account for to later rounds: the proxy
+ * journals a write once the cluster answered it, which under load comes a while after the number was given (the
+ * translog is synced first). Longer only delays finding a write that bypassed the proxies.
+ */
+const GAP_GRACE_MS = 1_000;
+
 export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
   let live: LiveCapture | undefined;
   let sync: JournalSync | undefined;
   let fleet: Promise<ProxyFleet> | undefined;
+  /** while the copy runs: its bulks in flight follow the journal sync's lag */
+  let pacer: LagPacer | undefined;
   const proxies = (c: Pick<CaptureContext, 'spec' | 'store'>) => {
     fleet ??= attachProxies(c.spec, c.store);
     return fleet;
@@ -64,6 +75,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       onDropped: (ids) => capture(c).noteDropped(ids),
       batchDocs: c.spec.copy.batchDocs,
       statePath: c.store.journalSyncPath,
+      onBatch: (lagMs) => pacer?.batch(lagMs),
       reporter: c.reporter,
       signal: c.signal,
     });
@@ -84,6 +96,10 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
   };
   const capture = (c: CaptureContext): LiveCapture => {
     live ??= forwardCapture(c, {
+      skips: new AccountedSkips(
+        (shard, from, upTo) => sync?.accounting.accountedUpTo(shard, from, upTo) ?? from,
+        GAP_GRACE_MS,
+      ),
       onApplied: (shard, hits) => sync?.noteRoundApplied(shard, hits),
       // A round lists the changes after its checkpoints, syncs the journal, and copies only what the journal did
       // not: the safety net costs a read of ids, not a second copy of every proxied write.
@@ -214,17 +230,27 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       const lc = capture(c);
       const sj = await journal(c);
       const maxBehindMs = (maxLag * 1000) / 2;
-      return lc.alongside(() =>
-        copy({
-          onDropped: (ids) => lc.noteDropped(ids),
-          // Live changes first: the backfill waits while the rounds or the journal sync are behind.
-          yieldTo: async (signal) => {
-            await lc.yieldWhileBehind(signal);
-            if (!c.spec.capture.copyYields) return;
-            while (sj.behindMs() > maxBehindMs) await sleep(20, signal);
-          },
-        }),
-      );
+      if (c.spec.capture.copyYields) pacer = new LagPacer(c.throttle, maxBehindMs, c.spec.copy.concurrency);
+      try {
+        return await lc.alongside(() =>
+          copy({
+            onDropped: (ids) => lc.noteDropped(ids),
+            // Live changes first: the backfill waits while the rounds or the journal sync are behind.
+            yieldTo: async (signal) => {
+              await lc.yieldWhileBehind(signal);
+              if (!c.spec.capture.copyYields) return;
+              while (sj.behindMs() > maxBehindMs) await sleep(20, signal);
+            },
+          }),
+        );
+      } finally {
+        if (pacer)
+          c.reporter.info(
+            `the copy kept 1-${pacer.high} bulk(s) in flight to keep the journal sync under ${maxBehindMs / 2} ms (halved ${pacer.halvings} time(s))`,
+          );
+        pacer?.stop();
+        pacer = undefined;
+      }
     },
 
     afterCopy: [
