@@ -21,8 +21,14 @@
  *            writers at BENCH_SWITCH_RATE writes/s through the proxy (index 50 / update 35 / delete 15, `_bulk` of
  *            BENCH_WRITER_BATCH ops; BENCH_WRITER_FILTER_PATH=1: their answers filtered as Logstash asks, so
  *            without `_seq_no`); the holds of journal-sync.json and the writes the application saw refused.
- *   lag      one migration of BENCH_LAG_DOCS documents with writers at BENCH_LAG_RATE writes/s through the proxy:
- *            journal-sync.json `lags` (journaled → acknowledged by the target), during the copy and overall.
+ *   lag      first the same writers straight at the server for 40 s, nothing else running (the ceiling: what the
+ *            server alone makes of the rate); then one migration of BENCH_LAG_DOCS documents with writers at
+ *            BENCH_LAG_RATE writes/s through the proxy: journal-sync.json `lags` (journaled → acknowledged by the
+ *            target), during the copy and overall.
+ *
+ * Spec knobs of every migration: BENCH_MAX_LAG_SECONDS, BENCH_CAPTURE_INTERVAL_MS (capture.tailIntervalMs),
+ * BENCH_COPY_CONCURRENCY (copy.concurrency); unset: the spec's defaults. CUTOVER_SERVERS_DIR=/dev/shm/... puts the
+ * server's data on tmpfs (the proxy's journal and the runner's state stay on disk).
  *
  * Parts 1-3 share one proxy (one migration spec, the migrated index `bp-src`); every migration of 4-5 has its own.
  * Results: BENCH_OUT (JSON, rewritten after each part and migration) and BENCH_MD (the markdown, also on stdout).
@@ -933,6 +939,11 @@ async function migration(
           /** all lags seen (the collector) or the file's last 2000 */
           lagsComplete: o.watchLags,
           copyLagsMs: copyLags ? dist(copyLags) : null,
+          /** the first batches: [ms after the copy step began (read every 250 ms), lag ms] */
+          firstLags:
+            o.watchLags && copyStart !== undefined
+              ? collector.all.slice(0, 20).map((x) => [x.at - copyStart, x.ms])
+              : null,
           lags,
         }
       : null,
