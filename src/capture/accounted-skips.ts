@@ -74,11 +74,6 @@ export class AccountedSkips {
     this.shards.set(shard, { covered: readAt, pending: [] });
   }
 
-  /** A round failed or was cut short: what it did not finish is not known to be covered; start over by reading. */
-  forget(): void {
-    this.shards.clear();
-  }
-
   /** Every change made before this time is on the target once the round that read its marks at `readAt` ends. */
   coveredUntil(readAt: number): number {
     let t = readAt;

@@ -222,7 +222,10 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
   }
 }
 
-/** Refresh the target while the journal sync keeps passing over the journal, until the refresh is done. */
+/**
+ * Refresh the target while the journal sync keeps passing over the journal, until the refresh is done. A refresh
+ * that fails changes nothing here: the one before the count comes next and says so.
+ */
 async function refreshBesideSync(c: CaptureContext, sync: JournalSync, index: string): Promise<void> {
   let done = false;
   const refresh = c.target.refresh(index).finally(() => {
@@ -233,7 +236,6 @@ async function refreshBesideSync(c: CaptureContext, sync: JournalSync, index: st
     await sync.sync(undefined, c.signal);
     await Promise.race([refresh.catch(() => undefined), sleep(50, c.signal)]);
   }
-  await refresh;
 }
 
 async function holdOnce(

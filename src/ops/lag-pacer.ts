@@ -29,8 +29,7 @@ export function nextPace(s: PaceState, lagMs: number, targetMs: number, max: num
 
 export class LagPacer {
   private s: PaceState = { cap: 1, calm: 0 };
-  /** the lowest and highest cap it set, and how often it halved */
-  low = 1;
+  /** the highest cap it set, and how often it halved */
   high = 1;
   halvings = 0;
 
@@ -52,7 +51,6 @@ export class LagPacer {
         `capture lag ${Math.round(lagMs)} ms (target: under ${Math.round(this.targetMs / 2)} ms): ${next.cap} bulk(s) in flight`,
       );
     this.s = next;
-    this.low = Math.min(this.low, next.cap);
     this.high = Math.max(this.high, next.cap);
   }
 

@@ -210,7 +210,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     if (t) {
       set('tstate', t.paused ? 'PAUSED' : 'running');
       $('tstate').className = 'pill ' + (t.paused ? 'bad' : 'ok');
-      set('trate', (t.rate ? t.rate + ' docs/s' : 'unlimited') + (t.ceiling ? ' (ceiling ' + t.ceiling + ')' : '') + (t.batchDocs ? ' · batch ' + t.batchDocs : '') + (t.maxConcurrency ? ' · ' + t.concurrency + ' of ' + t.maxConcurrency + ' bulks at once' : ''));
+      set('trate', (t.rate ? t.rate + ' docs/s' : 'unlimited') + (t.ceiling ? ' (ceiling ' + t.ceiling + ')' : '') + (t.batchDocs ? ' · batch ' + t.batchDocs : '') + (t.maxConcurrency ? ' · ' + t.concurrency + ' of ' + t.maxConcurrency + ' bulks at once' : '') + (t.captureCap ? ' (the capture allows ' + t.captureCap.concurrency + ')' : ''));
       set('treason', t.paused ? t.pausedBy.map((p) => p.by + ': ' + p.why).join('; ') : t.reason);
     } else {
       set('tstate', 'no copy in this process');

@@ -246,7 +246,7 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       } finally {
         if (pacer)
           c.reporter.info(
-            `the copy kept 1-${pacer.high} bulk(s) in flight to keep the journal sync under ${maxBehindMs / 2} ms (halved ${pacer.halvings} time(s))`,
+            `the copy kept at most ${pacer.high} of its ${c.spec.copy.concurrency} bulk(s) in flight to keep the journal sync under ${maxBehindMs / 2} ms (halved ${pacer.halvings} time(s))`,
           );
         pacer?.stop();
         pacer = undefined;
