@@ -91,7 +91,6 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
   let tries = 0;
   let last: HoldReport | undefined;
   let noProxySince: number | undefined;
-  let targetWarm = false;
   for (;;) {
     c.signal?.throwIfAborted();
     // Each round also syncs the journal (the capture's afterRound).
@@ -154,13 +153,6 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
     // read (it then covers what that read wrote), the source's last (under the hold it covers only the moments
     // between it and the grant). The target is counted here too: under the hold its count comes from this one and
     // the writer's answers, without a refresh (target-count.ts), unless cutover.searchableAtSwitch asks for one.
-    // The target's first refresh after the copy covers the whole copy and takes seconds; taken here, beside the
-    // journal sync, the sync does not stand still for it (the refresh before the count below then covers only what
-    // came since). Once per run: later attempts find the target refreshed by the one before.
-    if (!targetWarm) {
-      await refreshBesideSync(c, p.sync, targetIndex);
-      targetWarm = true;
-    }
     await p.sync.sync(undefined, c.signal);
     let base: CountBase | undefined;
     let watch: SourceCountWatch | undefined;
@@ -219,22 +211,6 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
     // Deletes by a bypassing writer that the fence could not settle in time: settled outside the hold first.
     if (/delete/.test(last.reason ?? '')) await p.reconcile();
     await sleep(Math.min(5_000, 250 * 2 ** Math.min(tries, 4)), c.signal);
-  }
-}
-
-/**
- * Refresh the target while the journal sync keeps passing over the journal, until the refresh is done. A refresh
- * that fails changes nothing here: the one before the count comes next and says so.
- */
-async function refreshBesideSync(c: CaptureContext, sync: JournalSync, index: string): Promise<void> {
-  let done = false;
-  const refresh = c.target.refresh(index).finally(() => {
-    done = true;
-  });
-  refresh.catch(() => undefined);
-  while (!done) {
-    await sync.sync(undefined, c.signal);
-    await Promise.race([refresh.catch(() => undefined), sleep(50, c.signal)]);
   }
 }
 
