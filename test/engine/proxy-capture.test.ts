@@ -132,6 +132,11 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
         assert.equal(capture.reconciles, 0, 'deletes came from the journal, not from an id scan');
         // The safety-net rounds listed the proxied writes and left them to the journal instead of copying them twice.
         assert.ok(capture.coveredByJournal > 0, `covered by the journal: ${capture.coveredByJournal}`);
+        // And while the journal accounted for every _seq_no, rounds read nothing at all (accounted-skips.ts).
+        assert.ok(
+          capture.roundsUnread > 0,
+          `rounds that read nothing: ${capture.roundsUnread} of ${capture.rounds}`,
+        );
         // The source was never write-blocked.
         const st = Object.values(await s.c.getSettings(s.source))[0]!.settings;
         assert.notEqual(st['index.blocks.write'], 'true');
