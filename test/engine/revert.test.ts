@@ -57,12 +57,21 @@ for (const kind of ['es8', 'os3'] as const) {
         { writes: true, deletes: true },
         'the new index got both',
       );
-      assert.deepEqual(differencesAsWritten(app.log, await readAll(s.c, s.source)), {
-        lost: [],
-        stale: [],
-        resurrected: [],
-        extra: [],
-      });
+      const old = await readAll(s.c, s.source);
+      const diff = differencesAsWritten(app.log, old, { all: true });
+      // The known gap of seqno capture (docs/live-writes.md, "Known gap"): a document the transform left on the old
+      // index, written and then deleted on the new index between two reverse rounds, leaves no trace there (a
+      // tombstone is not searchable) and comes back on the rollback. Only that document may come back: still
+      // the left-behind copy (drop: true), its last acknowledged write a delete on the new index.
+      const gap = diff.resurrected.filter(
+        (id) => old.get(id)?.source.drop === true && app.log.state.get(id)?.index === s.target,
+      );
+      if (gap.length > 0)
+        console.log(`known gap (seqno capture): ${gap.join(', ')} came back on the rollback`);
+      assert.deepEqual(
+        { ...diff, resurrected: diff.resurrected.filter((id) => !gap.includes(id)) },
+        { lost: [], stale: [], resurrected: [], extra: [] },
+      );
       const rev = JSON.parse(readFileSync(join(s.dir, 'state', 'm1', 'revert.json'), 'utf8'));
       assert.ok(rev.applied > 0, 'the reverse sync copied writes back');
       assert.equal(rev.freezes.filter((f: { switched: boolean }) => f.switched).length, 1);

@@ -85,9 +85,14 @@ export function application(
 
 /**
  * An index compared id by id with the writers' log, documents as the writers wrote them (the old index after a
- * rollback: what the application wrote on either side must be there, untransformed). First five of each kind.
+ * rollback: what the application wrote on either side must be there, untransformed). First five of each kind, or
+ * every one with `all`.
  */
-export function differencesAsWritten(log: Log, actual: Map<string, { source: Record<string, unknown> }>) {
+export function differencesAsWritten(
+  log: Log,
+  actual: Map<string, { source: Record<string, unknown> }>,
+  opts: { all?: boolean } = {},
+) {
   const lost: string[] = [];
   const stale: string[] = [];
   const resurrected: string[] = [];
@@ -99,6 +104,7 @@ export function differencesAsWritten(log: Log, actual: Map<string, { source: Rec
     else if (canon(have.source) !== canon(doc)) stale.push(id);
   }
   const extra = [...actual.keys()].filter((id) => !log.state.has(id));
+  if (opts.all) return { lost, stale, resurrected, extra };
   return {
     lost: lost.slice(0, 5),
     stale: stale.slice(0, 5),
