@@ -42,12 +42,39 @@ import { forwardCapture } from './forward-capture.js';
  */
 const GAP_GRACE_MS = 1_000;
 
+export interface SyncBridge {
+  /** stop after the pass under way; rethrows the error that ended the loop, if one did */
+  stop(): Promise<void>;
+}
+
+/** Journal sync passes one after another until stopped. */
+export function syncUntilCopy(sj: Pick<JournalSync, 'sync'>, signal?: AbortSignal): SyncBridge {
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      signal?.throwIfAborted();
+      await sj.sync(undefined, signal);
+      if (!stopped) await sleep(50, signal);
+    }
+  })();
+  // Kept for stop(): an error must not go unhandled while the copy step prepares.
+  loop.catch(() => undefined);
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
 export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
   let live: LiveCapture | undefined;
   let sync: JournalSync | undefined;
   let fleet: Promise<ProxyFleet> | undefined;
   /** while the copy runs: its bulks in flight follow the journal sync's lag */
   let pacer: LagPacer | undefined;
+  /** the journal sync between its start position and the copy's own loop (syncUntilCopy) */
+  let bridge: SyncBridge | undefined;
   const proxies = (c: Pick<CaptureContext, 'spec' | 'store'>) => {
     fleet ??= attachProxies(c.spec, c.store);
     return fleet;
@@ -211,6 +238,11 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
           const status = await Promise.all(up.map((p) => f.control(p).status()));
           const sj = await journal(c);
           await sj.startAtEnd(up.map((x) => x.id));
+          // From here on every journaled write waits for the sync: what comes before the copy's own loop (the
+          // rounds' checkpoints, and the copy step's refresh and count of the source under the application's
+          // load, its plan, its point in time) takes seconds, and writes journaled meanwhile would start the copy
+          // that far behind. Independent of the rounds: versions decide, whichever writes first.
+          bridge = syncUntilCopy(sj, c.signal);
           await capture(c).start();
           c.reporter.info(
             `${up.length} write proxy(ies) journaling (${status.map((s) => `${s.id} at ${s.listen}`).join(', ')}); journal sync starts at position ${sj.snapshot.pos.seq}`,
@@ -229,6 +261,9 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
     async alongsideCopy(c, copy) {
       const lc = capture(c);
       const sj = await journal(c);
+      // The copy's rounds take the sync over (its error, if it had one, ends the run here).
+      await bridge?.stop();
+      bridge = undefined;
       const maxBehindMs = (maxLag * 1000) / 2;
       if (c.spec.capture.copyYields) pacer = new LagPacer(c.throttle, maxBehindMs, c.spec.copy.concurrency);
       try {
@@ -359,6 +394,8 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
     revertWindowOpen: (c, now) => revertWindowOpen(c, now),
     // The NATS journal's reader and registry hold connections open: a finished run would never exit.
     async close() {
+      await bridge?.stop().catch(() => undefined);
+      bridge = undefined;
       const f = fleet;
       fleet = undefined;
       sync = undefined;
