@@ -132,6 +132,14 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
         assert.equal(capture.reconciles, 0, 'deletes came from the journal, not from an id scan');
         // The safety-net rounds listed the proxied writes and left them to the journal instead of copying them twice.
         assert.ok(capture.coveredByJournal > 0, `covered by the journal: ${capture.coveredByJournal}`);
+        // The journal sync ran from its start position on, before the copy's own loop (syncUntilCopy).
+        const early = readFileSync(join(s.dir, 'state', 'm1', 'audit.jsonl'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { event: string; passes?: number })
+          .filter((e) => e.event === 'journal-sync-before-copy');
+        assert.equal(early.length, 1, JSON.stringify(early));
+        assert.ok(early[0]!.passes! >= 1, JSON.stringify(early[0]));
         // And while the journal accounted for every _seq_no, rounds read nothing at all (accounted-skips.ts).
         assert.ok(
           capture.roundsUnread > 0,

@@ -23,6 +23,7 @@ describe('journal sync before the copy (syncUntilCopy)', () => {
     await bridge.stop();
     const at = passes;
     assert.ok(at >= 2, `passes: ${at}`);
+    assert.equal(bridge.done.passes, at);
     assert.equal(most, 1);
     await sleep(120);
     assert.equal(passes, at, 'no pass after stop');

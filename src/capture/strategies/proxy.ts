@@ -45,21 +45,27 @@ const GAP_GRACE_MS = 1_000;
 export interface SyncBridge {
   /** stop after the pass under way; rethrows the error that ended the loop, if one did */
   stop(): Promise<void>;
+  /** passes run, and documents they wrote or deleted on the target */
+  readonly done: { passes: number; applied: number };
 }
 
 /** Journal sync passes one after another until stopped. */
 export function syncUntilCopy(sj: Pick<JournalSync, 'sync'>, signal?: AbortSignal): SyncBridge {
   let stopped = false;
+  const done = { passes: 0, applied: 0 };
   const loop = (async () => {
     while (!stopped) {
       signal?.throwIfAborted();
-      await sj.sync(undefined, signal);
+      const r = await sj.sync(undefined, signal);
+      done.passes++;
+      done.applied += r.written + r.deleted;
       if (!stopped) await sleep(50, signal);
     }
   })();
   // Kept for stop(): an error must not go unhandled while the copy step prepares.
   loop.catch(() => undefined);
   return {
+    done,
     async stop() {
       stopped = true;
       await loop;
@@ -262,8 +268,15 @@ export function proxyCapture(spec: LoadedSpec): CaptureStrategy {
       const lc = capture(c);
       const sj = await journal(c);
       // The copy's rounds take the sync over (its error, if it had one, ends the run here).
-      await bridge?.stop();
-      bridge = undefined;
+      if (bridge) {
+        const b = bridge;
+        bridge = undefined;
+        await b.stop();
+        c.reporter.info(
+          `journal sync before the copy: ${b.done.passes} pass(es), ${b.done.applied} document(s) written or deleted on ${c.spec.target.index}`,
+        );
+        c.audit.record({ event: 'journal-sync-before-copy', ...b.done });
+      }
       const maxBehindMs = (maxLag * 1000) / 2;
       if (c.spec.capture.copyYields) pacer = new LagPacer(c.throttle, maxBehindMs, c.spec.copy.concurrency);
       try {
