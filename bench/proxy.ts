@@ -893,8 +893,13 @@ async function migration(
       ? collector.all.filter((x) => x.at > copyStart && x.at <= copyEnd).map((x) => x.ms)
       : null;
   const holds: Json[] = sync?.holds ?? [];
+  // Switches that put their hold off while the journal's reads were still large (hold-switch.ts).
+  const deferredHolds = (await readFile(path.join(stateDir, 'audit.jsonl'), 'utf8').catch(() => ''))
+    .split('\n')
+    .filter((l) => l.includes('"event":"hold-deferred"')).length;
   const r: Json = {
     label: o.label,
+    deferredHolds,
     ok,
     exitCode: m.code,
     timedOut: m.wallSeconds >= c.runTimeoutMinutes * 60,
@@ -925,6 +930,7 @@ async function migration(
       gaps: h.gaps,
       firstGap: h.firstGap,
       phases: h.phases,
+      grantWaitMs: h.grantWaitMs,
     })),
     // The proxy's own account of each hold (its log): it knows what it held even when it released by deadline.
     proxyHolds: proxyHolds(proxy.output()),

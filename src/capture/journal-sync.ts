@@ -58,6 +58,8 @@ export interface HoldReport {
   /** writers bypass the proxies: the source was also write-fenced for them during the hold */
   fence?: { fenced: boolean; freezeMs?: number; pendingDeletes?: number };
   phases: Record<string, number>;
+  /** the longest a proxy waited, before granting, for the writes it had already forwarded to return */
+  grantWaitMs?: number;
   /**
    * The journal accounted for every source operation since the last safety-net round (journal-accounting.ts), so
    * no round ran under the hold; false: one ran (and `gaps` operations were not accounted for)

@@ -48,6 +48,8 @@ export function aliasReserveMs(holds: ReadonlyArray<{ aliasMs?: number }>): numb
 /** Reads of the journal just before a hold, at most, while each still found SMALL_DRAIN ids or more. */
 const PRE_HOLD_READS = 3;
 const SMALL_DRAIN = 100;
+/** Times a switch puts its hold off because the last of those reads was still large; then it holds anyway. */
+const MAX_DEFERRED_HOLDS = 5;
 
 /** How long the switch waits for a write proxy to come back before it gives up (exit 3, nothing lost). */
 const NO_PROXY_WAIT_MS = 120_000;
@@ -89,6 +91,7 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
   const maxLagMs = c.spec.capture.maxLagSeconds * 1000;
   const note = every();
   let tries = 0;
+  let deferred = 0;
   let last: HoldReport | undefined;
   let noProxySince: number | undefined;
   for (;;) {
@@ -180,9 +183,22 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
         ]);
       // What the drain under the hold copies is what was journaled since the last read: read again while a read
       // still found many (each read is shorter than the last, so less comes in during the next).
+      let lastRead = 0;
       for (let i = 0; i < PRE_HOLD_READS; i++) {
         const r = await p.sync.sync(undefined, c.signal);
-        if (r.written + r.deleted + r.conflicts + r.deadLetters < SMALL_DRAIN) break;
+        lastRead = r.written + r.deleted + r.conflicts + r.deadLetters;
+        if (lastRead < SMALL_DRAIN) break;
+      }
+      // Reads that do not get small mean the sync is behind the writes right now (a merge, a burst): a hold now
+      // would drain all of that with the application waiting. Catch up and come back, a few times at most, so a
+      // steady rate this high still gets its hold.
+      if (lastRead >= SMALL_DRAIN && deferred < MAX_DEFERRED_HOLDS) {
+        deferred++;
+        c.reporter.info(
+          `the journal's last read before the hold still found ${lastRead} document(s): catching up before holding (${deferred}/${MAX_DEFERRED_HOLDS})`,
+        );
+        c.audit.record({ event: 'hold-deferred', lastRead, deferred });
+        continue;
       }
       tries++;
       last = await holdOnce(c, p, proxies, tries, records, sourceIndex, targetIndex, base, watch);
@@ -278,10 +294,12 @@ async function holdOnce(
     rep.heldRequests += r.heldRequests;
     rep.longestWaitMs = Math.max(rep.longestWaitMs, r.longestWaitMs);
     rep.releasedBy.push(...r.releasedBy);
+    rep.durationMs = Date.now() - started;
   };
   try {
     const refused = await hold.take(proxies);
     if (refused) throw new Abort(refused);
+    rep.grantWaitMs = hold.inflightWaitMs;
     mark('held');
     // No proxied write reaches the source any more: its refresh for the counts starts now, beside the drain,
     // unless the source can be counted from a point in time and the journal (then only if that fails).
@@ -294,11 +312,16 @@ async function holdOnce(
     if (p.exactCounts && !watch) refreshSource();
     // Every write the proxies forwarded before holding is journaled up to here.
     const drained = await timed(() => p.sync.sync(hold.journalEnd, cut.signal));
-    rep.syncedInHold = drained.written + drained.deleted;
+    rep.syncedInHold += drained.written + drained.deleted;
     mark('drain');
     // Safety net: writers that bypass the proxies are not held; what they changed so far must be applied now.
     // When the journal accounts for every source operation since the last round (each `_seq_no` of each shard,
     // journal-accounting.ts), there is nothing of theirs to apply and no round is needed.
+    // The source's figure is a read of the point in time with the drain's answers (source-count.ts): it starts
+    // beside the accounting and is used only if the journal accounts for every operation.
+    const sourceFromJournal =
+      p.exactCounts && watch && p.sync.snapshot.bypass === 0 ? watch.count(c.source, cut.signal) : undefined;
+    sourceFromJournal?.catch(() => undefined);
     const acc =
       p.sync.snapshot.bypass === 0
         ? await timed(() => p.sync.accountsFor(p.capture.snapshot.cursors))
@@ -392,8 +415,8 @@ async function holdOnce(
           const sourceNow = async () => {
             // A point in time the cluster lost (or any failure of its searches) only costs the refresh.
             const fromJournal =
-              acc?.accounted && watch
-                ? await watch.count(c.source, cut.signal).catch((e: unknown) => {
+              acc?.accounted && sourceFromJournal
+                ? await sourceFromJournal.catch((e: unknown) => {
                     if (cut.signal.aborted) throw e;
                     return undefined;
                   })
@@ -433,6 +456,7 @@ async function holdOnce(
       if (left() < reserve)
         throw new Abort(`hold budget of ${budget} ms nearly spent before the alias request`);
       await aliasRequestSent();
+      mark('alias-record');
       const aliasFrom = Date.now();
       const ends = migrationEnds(c);
       await sendSwitch(records, ends.source, ends.target);
@@ -440,10 +464,12 @@ async function holdOnce(
     }
     rep.switched = true;
     mark('aliases');
-    c.state.cutoverJournalEnd = p.sync.snapshot.pos;
-    await c.store.save(c.state);
+    // The state already holds this position (saved with the alias request, and no pass ran since): the held
+    // writes go first, the record after.
     await releaseAll(targetIndex);
     mark('release');
+    c.state.cutoverJournalEnd = p.sync.snapshot.pos;
+    await c.store.save(c.state);
   } catch (e) {
     const why =
       cut.signal.aborted && !rep.switched ? (cut.signal.reason as Error).message : (e as Error).message;
@@ -456,7 +482,8 @@ async function holdOnce(
     mark('release');
   } finally {
     clearTimeout(timer);
-    rep.durationMs = Date.now() - started;
+    // The hold ended with the release (the records saved after it are not the application's wait).
+    if (rep.releasedBy.length === 0) rep.durationMs = Date.now() - started;
   }
   return rep;
 }

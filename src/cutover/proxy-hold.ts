@@ -66,6 +66,11 @@ export class FleetHold {
     return this.granted.map((x) => x.g.journalEnd).reduce((a, b) => (b.seq > a.seq ? b : a));
   }
 
+  /** The longest any proxy waited for the writes it had forwarded to return before it granted (its own clock). */
+  get inflightWaitMs(): number {
+    return Math.max(0, ...this.granted.map((x) => x.g.inflightWaitMs));
+  }
+
   holds(id: string): boolean {
     return this.granted.some((g) => g.info.id === id);
   }
