@@ -314,14 +314,14 @@ async function holdOnce(
     const drained = await timed(() => p.sync.sync(hold.journalEnd, cut.signal));
     rep.syncedInHold += drained.written + drained.deleted;
     mark('drain');
-    // Safety net: writers that bypass the proxies are not held; what they changed so far must be applied now.
-    // When the journal accounts for every source operation since the last round (each `_seq_no` of each shard,
-    // journal-accounting.ts), there is nothing of theirs to apply and no round is needed.
     // The source's figure is a read of the point in time with the drain's answers (source-count.ts): it starts
     // beside the accounting and is used only if the journal accounts for every operation.
     const sourceFromJournal =
       p.exactCounts && watch && p.sync.snapshot.bypass === 0 ? watch.count(c.source, cut.signal) : undefined;
     sourceFromJournal?.catch(() => undefined);
+    // Safety net: writers that bypass the proxies are not held; what they changed so far must be applied now.
+    // When the journal accounts for every source operation since the last round (each `_seq_no` of each shard,
+    // journal-accounting.ts), there is nothing of theirs to apply and no round is needed.
     const acc =
       p.sync.snapshot.bypass === 0
         ? await timed(() => p.sync.accountsFor(p.capture.snapshot.cursors))
