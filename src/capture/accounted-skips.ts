@@ -46,8 +46,11 @@ export class AccountedSkips {
     private readonly graceMs: number,
   ) {}
 
-  /** A round that read its marks at `readAt` found shard `shard` at cursor `from` with marks `upTo`. */
-  decide(shard: number, from: number, upTo: number, readAt: number): SkipDecision {
+  /**
+   * A round that read its marks at `readAt` found shard `shard` at cursor `from` with marks `upTo`. `defer` false:
+   * a gap is read now, not left for later (a round whose end must cover everything made before it started).
+   */
+  decide(shard: number, from: number, upTo: number, readAt: number, defer = true): SkipDecision {
     if (upTo <= from) {
       this.caughtUp(shard, readAt);
       return { to: from, read: false };
@@ -62,7 +65,7 @@ export class AccountedSkips {
     if (!v || v.pending.length >= MAX_PENDING) return { to, read: true };
     const missing = to + 1;
     if (v.gap?.seqNo !== missing) v.gap = { seqNo: missing, since: readAt };
-    if (readAt - v.gap.since >= this.graceMs) return { to, read: true };
+    if (!defer || readAt - v.gap.since >= this.graceMs) return { to, read: true };
     v.pending.push({ upTo, readAt });
     while (v.pending[0] && v.pending[0].upTo <= to) v.covered = v.pending.shift()!.readAt;
     this.deferred++;

@@ -258,7 +258,11 @@ export class LiveCapture {
   async round(
     upTo?: number[],
     signal?: AbortSignal,
-    opts: { alone?: boolean } = {},
+    /**
+     * `readGaps`: every change made before the round began is on the target when it ends (no gap is left for a
+     * later round, accounted-skips.ts); what the proof's re-checks rely on
+     */
+    opts: { alone?: boolean; readGaps?: boolean } = {},
   ): Promise<RoundResult & { lagMs: number }> {
     if (!upTo) await delaypoint('capture.round', both(this.o.signal, signal)); // tests: slow catch-up, never in a freeze
     const startedAt = Date.now();
@@ -280,6 +284,7 @@ export class LiveCapture {
         onApplied: this.o.onApplied,
         covered: this.o.covered,
         skips: this.o.skips,
+        deferGaps: !opts.readGaps,
         afterMarks: this.o.afterMarks ? () => this.o.afterMarks!(both(this.o.signal, signal)) : undefined,
         timestamp:
           this.o.timestamp && this.state.since

@@ -54,6 +54,8 @@ export interface TailDeps {
    * read their own marks, never under a freeze or a hold
    */
   skips?: AccountedSkips;
+  /** false: a gap the journal does not account for is read this round, never left for a later one */
+  deferGaps?: boolean;
 }
 
 export interface RoundResult {
@@ -101,7 +103,7 @@ export async function tailRound(d: TailDeps, cursors: number[], upTo?: number[])
     .filter((s) => {
       if (!skips) return s.g > from(s.shard);
       const at = from(s.shard);
-      const k = skips.decide(s.shard, at, s.g, readAt);
+      const k = skips.decide(s.shard, at, s.g, readAt, d.deferGaps !== false);
       if (k.to > at) {
         passedOver += k.to - at;
         cursors[s.shard] = k.to;

@@ -53,6 +53,18 @@ describe('accounted skips', () => {
     assert.equal(s.deferred, 3);
   });
 
+  it("a round asked to cover everything before it (the proof's re-checks) reads a young gap at once", () => {
+    const { a, s } = setup(1000);
+    s.caughtUp(0, 0);
+    for (const n of [1, 2]) a.note(0, n);
+    // 3 is missing and young: an ordinary round leaves it, a round that must not leave it reads from it now.
+    assert.deepEqual(s.decide(0, 0, 5, 100, false), { to: 2, read: true });
+    assert.equal(s.deferred, 0);
+    // The accounted prefix is still passed over, and the next ordinary round defers as before.
+    assert.deepEqual(s.decide(0, 2, 5, 200), { to: 2, read: false });
+    assert.equal(s.deferred, 1);
+  });
+
   it('covered until the latest round whose marks the cursor reached', () => {
     const { a, s } = setup(10_000);
     s.caughtUp(0, 50);
