@@ -19,7 +19,7 @@ import { identity, type TransformFn } from '../copy/transform.js';
 import { addResults, type BulkWriter, emptyResult, type WriteOp, type WriteResult } from '../copy/writer.js';
 import type { Reporter } from '../ops/reporter.js';
 import { JournalBroken, type JournalPos, type JournalReader } from '../proxy/journal.js';
-import { readJson, writeJsonAtomic } from '../store/atomic-file.js';
+import { readJson, writeFileAtomicAsync, writeJsonAtomic } from '../store/atomic-file.js';
 import { type AccountingCheck, JournalAccounting } from './journal-accounting.js';
 
 /**
@@ -81,7 +81,7 @@ export interface HoldReport {
   sourceCountFromJournal?: number;
   /** ms the alias request took (the reserve the next holds keep for it) */
   aliasMs?: number;
-  /** recorded as the alias request went out, not yet completed: the run may have ended before its answer */
+  /** recorded before the alias request may go out, not yet completed: the run may have ended before its answer */
   aliasRequestSent?: true;
   /** completed by a later run, from where it found the aliases (the run that sent the request ended first) */
   settledByNextRun?: true;
@@ -525,11 +525,24 @@ export class JournalSync {
 
   /** Record a hold; it replaces the record its own alias request left (same start). */
   recordHold(h: HoldReport): void {
+    this.addHold(h);
+    this.save();
+  }
+
+  /**
+   * The same, written off the main thread (under a hold, beside the counts). Nothing else may save this sync's
+   * state until it resolves: the temporary file is one per process.
+   */
+  async recordHoldOffThread(h: HoldReport): Promise<void> {
+    this.addHold(h);
+    await writeFileAtomicAsync(this.o.statePath, `${JSON.stringify(this.state, null, 2)}\n`);
+  }
+
+  private addHold(h: HoldReport): void {
     const last = this.state.holds.at(-1);
     if (last?.aliasRequestSent && last.startedAt === h.startedAt)
       this.state.holds[this.state.holds.length - 1] = h;
     else this.state.holds.push(h);
-    this.save();
   }
 
   /**
@@ -543,7 +556,8 @@ export class JournalSync {
     last.settledByNextRun = true;
     last.switched = switched;
     if (!switched)
-      last.reason = 'the run ended before the answer to its alias request; the aliases had not moved';
+      last.reason =
+        'the run ended under the hold, before the answer to an alias request (if it sent one); the aliases had not moved';
     this.save();
     return last;
   }

@@ -45,9 +45,8 @@ export function aliasReserveMs(holds: ReadonlyArray<{ aliasMs?: number }>): numb
   return seen.length === 0 ? 300 : Math.max(150, 2 * Math.max(...seen));
 }
 
-/** Reads of the journal just before a hold, at most, while each still found SMALL_DRAIN ids or more. */
+/** Reads of the journal just before a hold, at most, while each still found cutover.holdMaxDrain ids or more. */
 const PRE_HOLD_READS = 3;
-const SMALL_DRAIN = 100;
 /** Times a switch puts its hold off because the last of those reads was still large; then it holds anyway. */
 const MAX_DEFERRED_HOLDS = 5;
 
@@ -183,16 +182,17 @@ export async function holdAndSwitch(c: CaptureContext, p: HoldSwitchPlan): Promi
         ]);
       // What the drain under the hold copies is what was journaled since the last read: read again while a read
       // still found many (each read is shorter than the last, so less comes in during the next).
+      const small = c.spec.cutover.holdMaxDrain;
       let lastRead = 0;
       for (let i = 0; i < PRE_HOLD_READS; i++) {
         const r = await p.sync.sync(undefined, c.signal);
         lastRead = r.written + r.deleted + r.conflicts + r.deadLetters;
-        if (lastRead < SMALL_DRAIN) break;
+        if (lastRead < small) break;
       }
       // Reads that do not get small mean the sync is behind the writes right now (a merge, a burst): a hold now
       // would drain all of that with the application waiting. Catch up and come back, a few times at most, so a
       // steady rate this high still gets its hold.
-      if (lastRead >= SMALL_DRAIN && deferred < MAX_DEFERRED_HOLDS) {
+      if (lastRead >= small && deferred < MAX_DEFERRED_HOLDS) {
         deferred++;
         c.reporter.info(
           `the journal's last read before the hold still found ${lastRead} document(s): catching up before holding (${deferred}/${MAX_DEFERRED_HOLDS})`,
@@ -277,13 +277,19 @@ async function holdOnce(
     warn: (m) => c.reporter.warn(m),
     info: (m) => c.reporter.info(m),
   });
-  // The alias request goes out now. Should this run end before its answer is recorded, the next one finds where
-  // the aliases are and completes this record; the late-write report starts from this journal position.
+  // Recorded before the alias request may go out (durable when this resolves). Should this run end before its
+  // answer is recorded, the next one finds where the aliases are and completes this record; the late-write report
+  // starts from this journal position. The two files are written off the main thread, side by side.
   const aliasRequestSent = async () => {
     c.state.cutoverJournalEnd = p.sync.snapshot.pos;
-    await c.store.save(c.state);
-    p.sync.recordHold({ ...rep, durationMs: Date.now() - started, aliasRequestSent: true });
+    await Promise.all([
+      c.store.save(c.state, { offThread: true }),
+      p.sync.recordHoldOffThread({ ...rep, durationMs: Date.now() - started, aliasRequestSent: true }),
+    ]);
   };
+  // Written beside the counts once nothing more is read from the journal under this hold; awaited before the
+  // alias request, and before this attempt returns (nothing else may save those files meanwhile).
+  let recorded: Promise<void> | undefined;
   // The application moves with the proxies when the new index is on another cluster (proxy.moveApplication).
   const moves = !!c.spec.target.cluster && c.spec.proxy.moveApplication;
   const releaseAll = async (switchedTo?: string) => {
@@ -367,6 +373,10 @@ async function holdOnce(
     const unheld = now.filter((x) => !hold.holds(x.id));
     if (unheld.length) throw new Abort(`proxy ${unheld[0]!.id} started during the hold`);
     mark('registry');
+    if (p.sync.snapshot.bypass === 0) {
+      recorded = aliasRequestSent();
+      recorded.catch(() => undefined);
+    }
     if (p.sync.snapshot.bypass > 0) {
       // Writers bypass the proxies: fence the source for them (see the module comment) and switch under it.
       // The fence must be lifted before any proxy's own deadline: a proxy that released its queue into a source
@@ -450,13 +460,14 @@ async function holdOnce(
       } else {
         mark('counts');
       }
+      // (first: beforeSwitch may save the state too)
+      await recorded;
+      mark('alias-record');
       await timed(() => p.beforeSwitch?.() ?? Promise.resolve());
       // Room for the alias request itself: never send it when it could land after the proxies gave up the hold.
       const reserve = aliasReserveMs(p.sync.snapshot.holds);
       if (left() < reserve)
         throw new Abort(`hold budget of ${budget} ms nearly spent before the alias request`);
-      await aliasRequestSent();
-      mark('alias-record');
       const aliasFrom = Date.now();
       const ends = migrationEnds(c);
       await sendSwitch(records, ends.source, ends.target);
@@ -484,6 +495,7 @@ async function holdOnce(
     clearTimeout(timer);
     // The hold ended with the release (the records saved after it are not the application's wait).
     if (rep.releasedBy.length === 0) rep.durationMs = Date.now() - started;
+    await recorded?.catch(() => undefined);
   }
   return rep;
 }

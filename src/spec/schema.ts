@@ -519,6 +519,15 @@ export const specSchema = z.strictObject({
         .describe(
           'proxy: longest time the proxy holds the application writes at the switch (they wait, none is refused); well under client timeouts (30 s in the official clients). The proxy itself releases the queue at this deadline if the runner is gone',
         ),
+      holdMaxDrain: z
+        .number()
+        .int()
+        .min(1)
+        .max(1_000_000)
+        .default(100)
+        .describe(
+          "proxy: a hold starts only once the journal's last read before it found fewer documents than this (the drain under the hold copies what came in after that read, with the application waiting); while the reads stay larger the hold is put off and catch-up goes on, at most 5 times per switch, then it holds anyway",
+        ),
       searchableAtSwitch: z
         .boolean()
         .default(false)

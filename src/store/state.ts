@@ -239,12 +239,15 @@ export class StateStore {
    * a crash between the two leaves the seat ahead, and the seat's copy wins at the next start). A seat lost to
    * another runner rejects (LeaseLost) and this directory is left as it was.
    */
-  async save(state: MigrationState): Promise<void> {
+  async save(state: MigrationState, o: { offThread?: boolean } = {}): Promise<void> {
     state.updatedAt = new Date().toISOString();
-    if (!this.seat) {
-      writeJsonAtomic(this.statePath, state);
-      return;
-    }
+    // Off the main thread (a save under a write proxy's hold, beside other work): nothing else may save the state
+    // until it resolves, since the temporary file is one per process.
+    const write = async () =>
+      o.offThread
+        ? writeFileAtomicAsync(this.statePath, `${JSON.stringify(state, null, 2)}\n`)
+        : writeJsonAtomic(this.statePath, state);
+    if (!this.seat) return write();
     const seq = this.seat.nextSeq();
     const was = state.seatSeq;
     state.seatSeq = seq;
@@ -254,7 +257,7 @@ export class StateStore {
       state.seatSeq = was;
       throw e;
     }
-    writeJsonAtomic(this.statePath, state);
+    await write();
   }
 
   loadCheckpoint(slice: number): SliceCheckpoint | undefined {

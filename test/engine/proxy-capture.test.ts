@@ -94,7 +94,12 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
     afterEach(t.drop);
 
     it('switches under a hold: every write through the proxy is on the target, none refused, no id scan', async () => {
-      const s = await t.scenario(kind, 3000, PROXY_SPEC);
+      // holdMaxDrain 1: any write journaled during the last read before a hold puts the hold off (at most five
+      // times), so the writers below drive the deferral as well as the hold that follows it.
+      const s = await t.scenario(kind, 3000, {
+        ...PROXY_SPEC,
+        cutover: { ...PROXY_SPEC.cutover, holdMaxDrain: 1 },
+      });
       const proxy = await startProxy(s.specPath);
       let stop = false;
       const app = application({ ...s, c: viaProxy(proxy.url) }, () => stop);
@@ -133,13 +138,24 @@ for (const kind of (['es8', 'os3'] as const).filter((k) => EXPECTED.includes(k))
         // The safety-net rounds listed the proxied writes and left them to the journal instead of copying them twice.
         assert.ok(capture.coveredByJournal > 0, `covered by the journal: ${capture.coveredByJournal}`);
         // The journal sync ran from its start position on, before the copy's own loop (syncUntilCopy).
-        const early = readFileSync(join(s.dir, 'state', 'm1', 'audit.jsonl'), 'utf8')
+        const audit = readFileSync(join(s.dir, 'state', 'm1', 'audit.jsonl'), 'utf8')
           .split('\n')
           .filter(Boolean)
-          .map((l) => JSON.parse(l) as { event: string; passes?: number })
-          .filter((e) => e.event === 'journal-sync-before-copy');
+          .map(
+            (l) => JSON.parse(l) as { event: string; passes?: number; lastRead?: number; deferred?: number },
+          );
+        const early = audit.filter((e) => e.event === 'journal-sync-before-copy');
         assert.equal(early.length, 1, JSON.stringify(early));
         assert.ok(early[0]!.passes! >= 1, JSON.stringify(early[0]));
+        // The writers never pause, so the reads before the hold found something and put it off, at most five
+        // times; the hold that followed switched (above) and the run said why it waited.
+        const deferred = audit.filter((e) => e.event === 'hold-deferred');
+        assert.ok(deferred.length >= 1 && deferred.length <= 5, JSON.stringify(deferred));
+        for (const [i, e] of deferred.entries()) {
+          assert.ok(e.lastRead! >= 1, JSON.stringify(e));
+          assert.equal(e.deferred, i + 1);
+        }
+        assert.match(r.stderr, /catching up before holding \(1\/5\)/);
         // And while the journal accounted for every _seq_no, rounds read nothing at all (accounted-skips.ts).
         assert.ok(
           capture.roundsUnread > 0,

@@ -50,6 +50,29 @@ describe('journal sync: hold records', () => {
     assert.equal(s.settleUnansweredHold(true), undefined, 'nothing left unanswered');
   });
 
+  it('the record written off the main thread is durable when it resolves and is replaced the same way', async () => {
+    const p = join(mkdtempSync(join(tmpdir(), 'cutover-holds-')), 'journal-sync.json');
+    const s = syncAt(p);
+    s.recordHold(hold('t1', { reason: 'counts differ' }));
+    await s.recordHoldOffThread(hold('t2', { aliasRequestSent: true }));
+    assert.deepEqual(
+      saved(p).map((h) => [h.startedAt, h.aliasRequestSent]),
+      [
+        ['t1', undefined],
+        ['t2', true],
+      ],
+    );
+    // The hold's own record replaces it.
+    s.recordHold(hold('t2', { switched: true }));
+    assert.deepEqual(
+      saved(p).map((h) => [h.startedAt, h.switched, h.aliasRequestSent]),
+      [
+        ['t1', false, undefined],
+        ['t2', true, undefined],
+      ],
+    );
+  });
+
   it('a run killed after its alias request: the next run completes the record from where the aliases are', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cutover-holds-'));
     for (const moved of [true, false]) {
